@@ -1,0 +1,125 @@
+"""Benchmark: single planning rounds of the allocation MILP at growing sizes.
+
+Prints, per size and method: options (variables), model build time, HiGHS time, total time,
+the objective and its gap to the LP bound of the full formulation (all options, relaxed).
+
+    python bench/allocation.py                 # 200x5x24 and 1000x12x24
+    python bench/allocation.py --sizes 200x5x24 --methods full
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import pandas as pd
+
+from broker.federation import Federation
+from broker.offers import RoundOffers
+from broker.planner import PlannerConfig, build_round_problem
+from broker.workload import SyntheticWorkload
+from optimization import ALLOCATION_METHODS, SolverOptions, solve_allocation
+from optimization.allocation_matrix import allocation_matrix
+from optimization.solver import MatrixLP
+from sites import DEFAULT_GPUS, SiteSpec, SyntheticDiurnal, default_affinity
+
+GPU_TYPES = ("K80", "P100", "V100")
+
+
+def make_round(n_jobs: int, n_sites: int, horizon: int, seed: int = 0):
+    """A backlog round: ``n_jobs`` queued, ``n_sites`` sites with K80/P100/V100 pools.
+
+    Capacity is sized so the backlog needs about 40% of the horizon's GPU-hours, with more
+    GPUs asked for now than are free now, so capacity binds early in the horizon.
+    """
+    rng = np.random.default_rng(seed)
+    affinity = default_affinity()
+    sites = []
+    for i in range(n_sites):
+        counts = rng.integers(4, 17, size=3) * 2
+        sites.append(SiteSpec(f"s{i:02d}", f"z{i:02d}", dict(zip(GPU_TYPES, map(int, counts),
+                                                               strict=True)),
+                              pue=float(rng.uniform(1.1, 1.5)), egress_usd_per_gb=0.02))
+    workload = SyntheticWorkload(jobs_per_hour=1.0, job_types=affinity.job_types,
+                                 gpu_counts=(1, 2, 4, 8), gpu_count_weights=(0.7, 0.15, 0.1, 0.05),
+                                 median_runtime_h=3.0, runtime_sigma=0.8, max_runtime_h=20.0)
+    jobs = []
+    while len(jobs) < n_jobs:
+        jobs += workload.generate(sites, affinity, 48.0, rng)
+    jobs = [j.__class__(**{**j.__dict__, "submit_h": 0.0}) for j in jobs[:n_jobs]]
+    federation = Federation(tuple(sites), DEFAULT_GPUS, affinity)
+    carbon = np.vstack([
+        SyntheticDiurnal(mean=float(rng.uniform(50, 700)), amplitude=float(rng.uniform(10, 80)),
+                         solar_dip=float(rng.uniform(0, 150)), noise_sd=0.05,
+                         utc_offset_h=float(rng.integers(-8, 9))).hourly(
+            pd.Timestamp("2023-06-05", tz="UTC"), horizon, rng)
+        for _ in sites
+    ])
+    price = np.vstack([
+        SyntheticDiurnal(mean=float(rng.uniform(30, 120)), amplitude=float(rng.uniform(5, 30)),
+                         noise_sd=0.1, floor=-50).hourly(
+            pd.Timestamp("2023-06-05", tz="UTC"), horizon, rng)
+        for _ in sites
+    ])
+    demand_gpu_h = sum(j.gpus * j.runtime_h(affinity.steps_per_s(j.job_type, "V100"))
+                       for j in jobs)
+    total = federation.resource_total_gpus
+    scale = demand_gpu_h / (0.4 * total.sum() * horizon)
+    free = np.maximum(np.round(total * scale), 1).astype(int)
+    free = np.minimum(free, total)
+    # part of each pool is still busy with running jobs early in the horizon
+    busy_until = rng.integers(0, horizon // 3, size=len(total))
+    free_gpus = np.repeat(free[:, None], horizon, axis=1)
+    for r, t in enumerate(busy_until):
+        free_gpus[r, :t] = free[r] // 2
+    offers = RoundOffers(0.0, 1.0, free_gpus, price, carbon)
+    config = PlannerConfig(carbon_price_usd_per_t=100.0, delay_cost_usd_per_gpu_h=0.005,
+                           solver=SolverOptions(time_limit_s=120.0, mip_gap=0.01, threads=2))
+    return federation, offers, jobs, config
+
+
+def lp_bound(problem) -> tuple[float, float]:
+    """Optimum of the full LP relaxation (all options) and the time it took."""
+    started = time.perf_counter()
+    a = allocation_matrix(problem)
+    lp = MatrixLP(SolverOptions(time_limit_s=300.0, mip_gap=0.0, threads=2))
+    lp.add_rows(a.row_lower, a.row_upper)
+    lp.add_columns(a.cost, np.zeros(a.n_cols), a.col_upper, a.col_starts[:-1], a.row_index,
+                   a.values)
+    result = lp.solve().result
+    return result.objective, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="200x5x24,1000x12x24")
+    parser.add_argument("--methods", default=",".join(ALLOCATION_METHODS))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    header = (f"{'size':>12} {'method':>16} {'options':>9} {'nonzeros':>9} {'build s':>8} "
+              f"{'HiGHS s':>8} {'total s':>8} {'objective':>12} {'gap to LP':>9}")
+    print(header)
+    for size in args.sizes.split(","):
+        n_jobs, n_sites, horizon = map(int, size.split("x"))
+        federation, offers, jobs, config = make_round(n_jobs, n_sites, horizon, args.seed)
+        started = time.perf_counter()
+        round_problem = build_round_problem(federation, offers, jobs, config)
+        options_s = time.perf_counter() - started
+        p = round_problem.problem
+        bound, bound_s = lp_bound(p)
+        nnz = int(p.n_options + p.option_slots.sum())
+        print(f"{size:>12} {'(options)':>16} {p.n_options:>9} {nnz:>9} {options_s:>8.2f} "
+              f"{'':>8} {'':>8} {bound:>12.2f} {'LP':>9}  (full LP bound in {bound_s:.1f} s)")
+        for method in args.methods.split(","):
+            started = time.perf_counter()
+            solution = solve_allocation(p, config.solver, method=method)
+            total = time.perf_counter() - started
+            gap = (solution.objective_usd - bound) / abs(solution.objective_usd)
+            print(f"{size:>12} {method:>16} {p.n_options:>9} {nnz:>9} "
+                  f"{solution.build_time_s:>8.2f} {solution.solve_time_s:>8.2f} {total:>8.2f} "
+                  f"{solution.objective_usd:>12.2f} {gap:>9.3%}  [{solution.status}]")
+
+
+if __name__ == "__main__":
+    main()

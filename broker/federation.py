@@ -1,0 +1,73 @@
+"""The federation as the broker knows it: sites, their GPU pools, the catalog and affinity."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from broker.jobs import Job
+from sites.affinity import AffinityMatrix
+from sites.gpus import GpuType
+from sites.spec import SiteSpec
+
+BITS_PER_BYTE = 8.0
+
+
+@dataclass(frozen=True)
+class Federation:
+    """Static facts of a federation; time-varying signals travel in each round's offers.
+
+    A *resource* is the pool of one GPU type at one site (only pools with at least one GPU).
+    """
+
+    sites: tuple[SiteSpec, ...]
+    gpu_catalog: Mapping[str, GpuType]
+    affinity: AffinityMatrix
+    transfer_gbps: float = 10.0
+
+    @cached_property
+    def site_index(self) -> dict[str, int]:
+        return {s.id: i for i, s in enumerate(self.sites)}
+
+    @cached_property
+    def resources(self) -> tuple[tuple[int, str], ...]:
+        """(site index, GPU type) of every GPU pool, in site then catalog order."""
+        return tuple(
+            (i, gpu) for i, s in enumerate(self.sites) for gpu, n in s.gpus.items() if n > 0
+        )
+
+    @cached_property
+    def resource_site(self) -> np.ndarray:
+        return np.array([i for i, _ in self.resources], dtype=int)
+
+    @cached_property
+    def resource_total_gpus(self) -> np.ndarray:
+        return np.array([self.sites[i].gpus[g] for i, g in self.resources], dtype=int)
+
+    @cached_property
+    def resource_power_kw(self) -> np.ndarray:
+        """Wall-plug kW of one busy GPU of the pool: board power x the site's PUE."""
+        return np.array(
+            [self.gpu_catalog[g].board_power_w * self.sites[i].pue / 1000.0
+             for i, g in self.resources]
+        )
+
+    def resource_of(self, site_id: str, gpu_type: str) -> int:
+        return self.resources.index((self.site_index[site_id], gpu_type))
+
+    def steps_per_s(self, jobs: list[Job]) -> np.ndarray:
+        """Per-GPU throughput of each job on each resource, shape (jobs, resources)."""
+        gpu_cols = [
+            self.affinity.gpu_index(g) if g in self.affinity.gpu_types else -1
+            for _, g in self.resources
+        ]
+        rows = np.array([self.affinity.job_index(j.job_type) for j in jobs], dtype=int)
+        table = np.hstack([self.affinity.throughput, np.zeros((len(self.affinity.job_types), 1))])
+        return table[np.ix_(rows, gpu_cols)] if len(jobs) else np.zeros((0, len(gpu_cols)))
+
+    def transfer_h(self, dataset_gb: float) -> float:
+        """Hours to ship a data set to another site at the federation's link speed."""
+        return dataset_gb * BITS_PER_BYTE / (self.transfer_gbps * 3600.0)

@@ -1,0 +1,44 @@
+"""Deep-learning training jobs as the broker sees them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SECONDS_PER_HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class Job:
+    """A training job submitted at its home site.
+
+    ``work_steps`` is the number of training steps; on a GPU type with throughput ``r`` steps/s
+    per GPU, the job runs ``work_steps / (gpus * r * 3600)`` hours (linear multi-GPU scaling).
+    Moving it off its home site ships ``dataset_gb`` (egress money, transfer time).
+    """
+
+    id: str
+    home_site: str
+    job_type: str
+    gpus: int
+    work_steps: float
+    submit_h: float
+    deadline_h: float | None = None
+    dataset_gb: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.gpus < 1:
+            raise ValueError(f"job {self.id}: gpus must be >= 1")
+        if not self.work_steps > 0:
+            raise ValueError(f"job {self.id}: work_steps must be > 0")
+        if self.submit_h < 0:
+            raise ValueError(f"job {self.id}: submit_h must be >= 0")
+        if self.deadline_h is not None and self.deadline_h <= self.submit_h:
+            raise ValueError(f"job {self.id}: deadline_h must be after submit_h")
+        if self.dataset_gb < 0:
+            raise ValueError(f"job {self.id}: dataset_gb must be >= 0")
+
+    def runtime_h(self, steps_per_s: float) -> float:
+        """Hours to finish on GPUs that each do ``steps_per_s``; infinite if it cannot run."""
+        if steps_per_s <= 0:
+            return float("inf")
+        return self.work_steps / (self.gpus * steps_per_s * SECONDS_PER_HOUR)

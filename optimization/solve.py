@@ -1,0 +1,32 @@
+"""Choosing how to solve an allocation problem: a registry of methods."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from optimization.allocation import solve_allocation_pyomo
+from optimization.lp_guided import solve_allocation_lp_guided
+from optimization.problem import AllocationProblem, AllocationSolution
+from optimization.solver import SolverOptions
+
+AUTO_FULL_MAX_OPTIONS = 20_000
+
+ALLOCATION_METHODS: dict[str, Callable[[AllocationProblem, SolverOptions], AllocationSolution]] = {
+    "full": solve_allocation_pyomo,
+    "lp-guided": solve_allocation_lp_guided,
+}
+
+
+def solve_allocation(
+    problem: AllocationProblem, options: SolverOptions, method: str = "auto"
+) -> AllocationSolution:
+    """Solve with the named method; ``auto`` picks the full model (small) or the scalable one.
+
+    The full Pyomo model is the reference formulation; LP-guided (highspy matrices) scales to
+    hundreds of thousands of options. A carbon cap couples every job, which the LP-guided
+    diving does not handle, so capped rounds always use the full model.
+    """
+    if method == "auto":
+        small = problem.n_options <= AUTO_FULL_MAX_OPTIONS
+        method = "full" if small or problem.carbon_cap_kg is not None else "lp-guided"
+    return ALLOCATION_METHODS[method](problem, options)

@@ -1,0 +1,59 @@
+"""``carbonfed run [SCENARIO] [--out DIR]``: run a federation scenario end to end."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from scenarios.commands.base import Command
+from scenarios.loader import build_run, load_scenario
+from scenarios.report import print_report, write_outputs
+from scenarios.runner import run_scenario
+from sites import InputError
+
+
+class RunCommand(Command):
+    help = "run a federation scenario (a built-in name or a YAML file) and report the savings"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("scenario", nargs="?", default="default",
+                            help="built-in scenario name or path to a YAML file (default: default)")
+        parser.add_argument("--out", type=Path, help="write CSV, JSON and plots to this folder")
+        parser.add_argument("--policies", help="comma-separated subset of the scenario's policies")
+
+    def run(self, args: argparse.Namespace) -> int:
+        console = Console()
+        loaded = load_scenario(args.scenario)
+        if args.policies:
+            wanted = [p.strip() for p in args.policies.split(",") if p.strip()]
+            unknown = [p for p in wanted if p not in loaded.scenario.policies]
+            if unknown:
+                known = ", ".join(loaded.scenario.policies)
+                raise InputError("--policies", ",".join(unknown),
+                                 f"not a policy of this scenario ({known})")
+            loaded = type(loaded)(loaded.scenario.model_copy(update={"policies": wanted}),
+                                  loaded.source, loaded.base_dir)
+        run = build_run(loaded)
+        if sys.stderr.isatty():
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=Console(stderr=True),
+                          transient=True) as bar:
+                tasks = {}
+
+                def progress(policy: str, k: int, n: int) -> None:
+                    if policy not in tasks:
+                        tasks[policy] = bar.add_task(f"{policy}: round", total=n)
+                    bar.update(tasks[policy], completed=k)
+
+                result = run_scenario(run, progress)
+        else:
+            result = run_scenario(run)
+        print_report(result, console)
+        if args.out:
+            for path in write_outputs(result, args.out):
+                console.print(f"wrote {path}")
+        return 0

@@ -1,0 +1,90 @@
+"""Resource affinity: training throughput (steps/s per GPU) of each job type on each GPU type."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AffinityMatrix:
+    """Throughput in steps/s of one GPU, ``throughput[job_type_index, gpu_type_index]``.
+
+    Zero means the job type does not run on that GPU type (it does not fit in memory, say).
+    Multi-GPU jobs are assumed to scale linearly: a job on ``k`` GPUs runs ``k`` times as fast.
+    """
+
+    job_types: tuple[str, ...]
+    gpu_types: tuple[str, ...]
+    throughput: np.ndarray
+
+    def __post_init__(self) -> None:
+        shape = (len(self.job_types), len(self.gpu_types))
+        table = np.asarray(self.throughput, dtype=float)
+        if table.shape != shape:
+            raise ValueError(f"throughput has shape {table.shape}, expected {shape}")
+        if (table < 0).any() or not np.isfinite(table).all():
+            raise ValueError("throughput must be finite and >= 0")
+        table.setflags(write=False)
+        object.__setattr__(self, "throughput", table)
+
+    @classmethod
+    def from_nested(cls, table: Mapping[str, Mapping[str, float]]) -> AffinityMatrix:
+        """Build from ``{job_type: {gpu_type: steps_per_s}}``; missing entries are 0."""
+        job_types = tuple(table)
+        gpu_types = tuple(dict.fromkeys(g for row in table.values() for g in row))
+        values = [[float(table[j].get(g, 0.0)) for g in gpu_types] for j in job_types]
+        return cls(job_types, gpu_types, np.array(values).reshape(len(job_types), len(gpu_types)))
+
+    def job_index(self, job_type: str) -> int:
+        return self.job_types.index(job_type)
+
+    def gpu_index(self, gpu_type: str) -> int:
+        return self.gpu_types.index(gpu_type)
+
+    def steps_per_s(self, job_type: str, gpu_type: str) -> float:
+        if gpu_type not in self.gpu_types:
+            return 0.0
+        return float(self.throughput[self.job_index(job_type), self.gpu_index(gpu_type)])
+
+
+# Isolated single-GPU throughput (steps/s) measured by Gavel (Narayanan et al., OSDI 2020),
+# file scheduler/simulation_throughputs.json, key "(<model> (batch size B), 1)" -> "null".
+# One batch size per model keeps the catalog small; the Gavel key is given for each.
+_GAVEL_MEASURED: dict[str, dict[str, float]] = {
+    # "ResNet-18 (batch size 64)"
+    "resnet18": {"K80": 7.052080666695425, "P100": 22.30494387033663, "V100": 24.093231895382736},
+    # "ResNet-50 (batch size 64)"
+    "resnet50": {"K80": 0.6190282202246573, "P100": 2.6194694075770055, "V100": 4.394774823323071},
+    # "Transformer (batch size 64)"
+    "transformer": {"K80": 1.7522265657120206, "P100": 5.091830907900463, "V100": 8.61775899193302},
+    # "LM (batch size 20)"
+    "lm": {"K80": 17.142289692304086, "P100": 58.17267240669826, "V100": 64.74245099960703},
+    # "Recommendation (batch size 2048)"
+    "recommendation": {"K80": 10.441219687328084, "P100": 16.59663998583255,
+                       "V100": 7.469632060833725},
+    # "A3C"
+    "a3c": {"K80": 3.4387678290723933, "P100": 5.681346110543853, "V100": 7.175767179667988},
+    # "CycleGAN"
+    "cyclegan": {"K80": 0.5047705689725351, "P100": 2.4026681703106223, "V100": 4.426088263367452},
+}
+
+# Newer GPUs have no Gavel measurement. Rule: throughput = V100 throughput x a per-GPU factor,
+# the rough per-accelerator training speed-up over V100 seen in MLPerf Training results
+# (A100 about 2x V100; H100 about 2.2x A100) and, for the inference-oriented T4 (70 W, 320 GB/s),
+# about a quarter of a V100 when training. Scenario files can override any entry.
+NEWER_GPU_SPEEDUP_OVER_V100: dict[str, float] = {"T4": 0.25, "A100": 2.0, "H100": 4.4}
+
+
+def default_affinity() -> AffinityMatrix:
+    """Gavel's measured K80/P100/V100 throughputs plus the documented rule for newer GPUs."""
+    table = {
+        job: {
+            **measured,
+            **{gpu: measured["V100"] * f for gpu, f in NEWER_GPU_SPEEDUP_OVER_V100.items()},
+        }
+        for job, measured in _GAVEL_MEASURED.items()
+    }
+    return AffinityMatrix.from_nested(table)

@@ -1,0 +1,194 @@
+"""``carbonfed run`` and ``carbonfed scenarios`` end to end, in process and as a real process."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from broker.savings import PARTS
+from scenarios.cli import main
+from tests.scenarios.helpers import BASE_SCENARIO
+
+POLICIES = ("milp", "isolated", "greedy-carbon", "greedy-price", "temporal")
+FILES = ("jobs.csv", "site_slots.csv", "summary.csv", "savings.csv", "summary.json",
+         "policies.png", "milp_load_vs_carbon.png")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """`carbonfed run tiny --out DIR` in process, once for the module (stdout captured)."""
+    out_dir = tmp_path_factory.mktemp("tiny")
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with (pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(stdout),
+          contextlib.redirect_stderr(stderr)):
+        patch.setenv("COLUMNS", "200")  # wide enough that rich never elides a policy name
+        code = main(["run", "tiny", "--out", str(out_dir)])
+    return code, stdout.getvalue(), stderr.getvalue(), out_dir
+
+
+def test_run_tiny_exits_0_and_reports_every_policy(tiny_run):
+    code, out, err, _ = tiny_run
+    assert code == 0
+    assert err == ""
+    assert "tiny" in out
+    for name in POLICIES:
+        assert name in out
+    assert "Savings of milp against isolated" in out
+    for part in PARTS:
+        assert part.replace("_", " ") in out
+
+
+def test_run_writes_every_file(tiny_run):
+    _, out, _, out_dir = tiny_run
+    for name in FILES:
+        path = out_dir / name
+        assert path.is_file() and path.stat().st_size > 0, name
+        assert name in out  # each "wrote PATH" line
+    for name in ("policies.png", "milp_load_vs_carbon.png"):
+        assert (out_dir / name).read_bytes()[:8] == PNG_MAGIC
+
+
+def test_outputs_are_consistent(tiny_run):
+    """summary.json per-policy totals equal the sums of jobs.csv rows of that policy; the CSV
+    summary equals the JSON one; all 6 jobs of tiny are accounted for per policy."""
+    _, _, _, out_dir = tiny_run
+    jobs = pd.read_csv(out_dir / "jobs.csv")
+    summary = json.loads((out_dir / "summary.json").read_text())
+    summary_csv = pd.read_csv(out_dir / "summary.csv").set_index("policy")
+    assert summary["scenario"] == "tiny"
+    assert set(summary["policies"]) == set(POLICIES)
+    assert set(jobs["policy"]) == set(POLICIES)
+    for name in POLICIES:
+        rows = jobs[jobs["policy"] == name]
+        got = summary["policies"][name]
+        assert got["carbon_kg"] == pytest.approx(rows["carbon_kg"].sum())
+        assert got["energy_kwh"] == pytest.approx(rows["energy_kwh"].sum())
+        assert got["energy_cost_usd"] == pytest.approx(rows["energy_cost_usd"].sum())
+        assert got["jobs_finished"] == len(rows)
+        assert got["jobs_finished"] + len(summary["unfinished"][name]) == 6
+        assert got["jobs_moved"] == int((rows["site"] != rows["home_site"]).sum())
+        # total cost = energy + transfer + 100 USD/t x carbon
+        assert got["total_cost_usd"] == pytest.approx(
+            rows["energy_cost_usd"].sum() + rows["transfer_cost_usd"].sum()
+            + 100 * rows["carbon_kg"].sum() / 1000)
+        for key in ("carbon_kg", "energy_kwh", "total_cost_usd", "jobs_finished"):
+            assert summary_csv.loc[name, key] == pytest.approx(got[key])
+
+
+def test_site_slots_csv_agrees_with_jobs_over_the_period(tiny_run):
+    """Per policy, site_slots carbon over the 12 h period <= the jobs' carbon (jobs may run
+    into the drain), and equals it when every job finished within the period."""
+    _, _, _, out_dir = tiny_run
+    jobs = pd.read_csv(out_dir / "jobs.csv")
+    slots = pd.read_csv(out_dir / "site_slots.csv")
+    for name in POLICIES:
+        rows = jobs[jobs["policy"] == name]
+        period = slots[slots["policy"] == name]
+        assert len(period) == 2 * 12  # 2 sites x 12 hourly slots
+        total = rows["carbon_kg"].sum()
+        assert period["carbon_kg"].sum() <= total + 1e-9
+        if (rows["finish_h"] <= 12).all():
+            assert period["carbon_kg"].sum() == pytest.approx(total)
+
+
+def test_savings_parts_sum_to_saved(tiny_run):
+    _, _, _, out_dir = tiny_run
+    savings = pd.read_csv(out_dir / "savings.csv").set_index("metric")
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert set(savings.index) == {"energy_kwh", "carbon_kg", "total_cost_usd"}
+    for metric, row in savings.iterrows():
+        assert row[list(PARTS)].sum() == pytest.approx(row["saved"], abs=1e-9)
+        assert row["saved"] == pytest.approx(row["isolated"] - row["milp"])
+        assert row["isolated"] == pytest.approx(summary["policies"]["isolated"][metric])
+        assert row["milp"] == pytest.approx(summary["policies"]["milp"][metric])
+        parts = summary["savings"][metric]["parts"]
+        assert sum(parts.values()) == pytest.approx(summary["savings"][metric]["saved"])
+
+
+def test_run_a_scenario_file_with_a_policy_subset(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    path = tmp_path / "base.yaml"
+    path.write_text(BASE_SCENARIO)
+    out_dir = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out_dir),
+                 "--policies", "isolated,greedy-carbon"]) == 0
+    out = capsys.readouterr().out
+    assert "isolated" in out and "greedy-carbon" in out
+    assert "milp" not in out.split("wrote")[0].replace("milp_load", "")
+    jobs = pd.read_csv(out_dir / "jobs.csv")
+    assert set(jobs["policy"]) == {"isolated", "greedy-carbon"}
+    assert len(jobs) == 2 * 3
+    assert not (out_dir / "milp_load_vs_carbon.png").exists()
+    savings = pd.read_csv(out_dir / "savings.csv")  # no milp: no rows, but the header
+    assert savings.empty
+    assert {"metric", "saved", *PARTS} <= set(savings.columns)
+
+
+def test_unknown_policy_in_subset_is_a_one_line_error(tmp_path, capsys):
+    assert main(["run", "tiny", "--policies", "milp,bogus"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1
+    assert "bogus" in lines[0] and "Traceback" not in captured.err
+
+
+def test_scenarios_lists_builtins_with_descriptions(capsys):
+    assert main(["scenarios"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    named = {line.split()[0]: line.split(None, 1)[1] for line in lines if line.strip()}
+    assert {"tiny", "default"} <= set(named)
+    assert "2 sites" in named["tiny"]
+    assert "5 sites" in named["default"]
+
+
+def test_no_command_prints_help_and_exits_2(capsys):
+    assert main([]) == 2
+    assert "run" in capsys.readouterr().out
+
+
+def real_process(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "scenarios.cli", *args], capture_output=True,
+                          text=True, timeout=120, env=env, cwd=cwd, check=False)
+
+
+def test_real_process_run_tiny_is_quiet_on_a_pipe(tmp_path):
+    """A real process with stdout and stderr piped: exit 0, the report on stdout, and no
+    progress ("round") or anything else on stderr."""
+    done = real_process("run", "tiny", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "round" not in done.stderr
+    assert done.stderr == ""
+    for name in POLICIES:
+        assert name in done.stdout
+    assert "Savings of milp against isolated" in done.stdout
+    assert "\x1b[" not in done.stdout  # no terminal escape codes into a pipe
+    for name in FILES:
+        assert (tmp_path / name).is_file()
+
+
+def test_real_process_scenarios_command():
+    done = real_process("scenarios")
+    assert done.returncode == 0
+    assert "tiny" in done.stdout and "default" in done.stdout
+
+
+def test_console_script_lists_scenarios():
+    """The installed ``carbonfed`` entry point (next to this interpreter in the virtualenv)."""
+    script = Path(sys.executable).with_name("carbonfed")
+    if not script.exists():
+        pytest.skip("carbonfed console script not installed next to this interpreter")
+    done = subprocess.run([str(script), "scenarios"], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    names = [line.split()[0] for line in done.stdout.splitlines() if line.strip()]
+    assert "tiny" in names and "default" in names
