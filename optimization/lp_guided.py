@@ -35,6 +35,7 @@ INITIAL_OPTIONS_PER_DEMAND = 4
 ADDED_PER_DEMAND_PER_ROUND = 4
 MAX_PRICING_ROUNDS = 200
 RC_TOLERANCE = 1e-7
+GAP_TOLERANCE = 1e-9
 RESTRICTED_OPTIONS_PER_DEMAND = 20
 
 
@@ -295,4 +296,6 @@ def solve_allocation_lp_guided(p: AllocationProblem, options: SolverOptions) -> 
 
 
 def _gap(upper: float, lower: float) -> float:
-    return (upper - lower) / max(abs(upper), 1e-12)
+    """Relative gap, with float noise (below GAP_TOLERANCE) counted as none."""
+    gap = (upper - lower) / max(abs(upper), 1e-12)
+    return 0.0 if gap <= GAP_TOLERANCE else gap

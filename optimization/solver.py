@@ -113,14 +113,20 @@ def solve_model(
     solver.config.time_limit = options.time_limit_s
     solver.config.mip_gap = options.mip_gap
     solver.config.load_solution = False
-    solver.config.relax_integrality = relax_integrality
     solver.config.warmstart = warmstart
     solver.highs_options = {"threads": options.threads, "output_flag": False}
     started = time.perf_counter()
+    # APPSI's HiGHS ignores its relax_integrality option (it returns the MIP optimum), so
+    # relax the integer variables in the model itself and put them back afterwards.
+    relaxation = pyo.TransformationFactory("core.relax_integer_vars")
+    undo = relaxation.apply_to(model, reverse=None) if relax_integrality else None
     try:
         results = solver.solve(model)
     except Exception as error:  # HiGHS or the interface failed: report, never crash the caller
         return SolveResult(SolveStatus.ERROR, message=f"{type(error).__name__}: {error}")
+    finally:
+        if undo is not None:
+            relaxation.apply_to(model, reverse=undo)
     elapsed = time.perf_counter() - started
 
     status = _APPSI_STATUS.get(results.termination_condition, SolveStatus.ERROR)

@@ -1,0 +1,153 @@
+"""The allocation MILP at the array level: hand-solved instances and the two solution methods."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyomo.environ as pyo
+import pytest
+
+from optimization import AllocationProblem, SolverOptions, build_allocation_model, solve_allocation
+from optimization.allocation_matrix import allocation_matrix
+from optimization.lp_guided import solve_lp_by_columns
+from optimization.solver import MatrixLP, solve_model
+
+EXACT = SolverOptions(time_limit_s=30.0, mip_gap=0.0, threads=1)
+
+
+def problem(**overrides) -> AllocationProblem:
+    """Two 1-GPU jobs, one pool with 1 GPU, two slots; each job can start in slot 0 or 1.
+
+    Costs (USD): job 0 at slot 0 = 1, at slot 1 = 2; job 1 at slot 0 = 1, at slot 1 = 5.
+    Both want slot 0; capacity binds. Best: job 1 at 0 (1) + job 0 at 1 (2) = 3
+    (the other way round costs 1 + 5 = 6; deferring costs 100 each).
+    """
+    fields = dict(
+        capacity_gpus=np.array([[1.0, 1.0]]),
+        demand_count=np.array([1, 1]),
+        deferral_penalty_usd=np.array([100.0, 100.0]),
+        option_demand=np.array([0, 0, 1, 1]),
+        option_resource=np.zeros(4, int),
+        option_start=np.array([0, 1, 0, 1]),
+        option_slots=np.ones(4, int),
+        option_gpus=np.ones(4, int),
+        option_energy_kwh=np.ones(4),
+        option_energy_cost_usd=np.array([1.0, 2.0, 1.0, 5.0]),
+        option_carbon_kg=np.array([4.0, 1.0, 4.0, 1.0]),
+        option_transfer_cost_usd=np.zeros(4),
+        option_delay_cost_usd=np.zeros(4),
+    )
+    fields.update(overrides)
+    return AllocationProblem(**fields)
+
+
+@pytest.mark.parametrize("method", ["full", "lp-guided"])
+def test_capacity_binds_hand_solved(method):
+    solution = solve_allocation(problem(), EXACT, method=method)
+    assert solution.option_count.tolist() == [0, 1, 1, 0]
+    assert solution.deferred_count.tolist() == [0, 0]
+    assert solution.objective_usd == pytest.approx(3.0)
+    assert solution.cost_breakdown_usd["energy_cost_usd"] == pytest.approx(3.0)
+    assert solution.cost_breakdown_usd["carbon_kg"] == pytest.approx(5.0)
+
+
+def test_carbon_cap_forces_cleaner_and_dearer_plan():
+    """Cap the round at 2.5 kg. Slot-0 options emit 4 kg, slot-1 options 1 kg, and slot 1 has
+    one GPU: only one job fits under the cap (two slot-1 runs would need 2 GPUs in slot 1).
+    Feasible plans: one job at slot 1 and the other deferred: job 0 at 1 + defer job 1
+    = 2 + 100 = 102, or job 1 at 1 + defer job 0 = 5 + 100 = 105. Optimum 102."""
+    solution = solve_allocation(problem(carbon_cap_kg=2.5), EXACT)
+    assert solution.option_count.tolist() == [0, 1, 0, 0]
+    assert solution.deferred_count.tolist() == [0, 1]
+    assert solution.objective_usd == pytest.approx(102.0)
+
+
+def test_model_is_sparse_and_named():
+    """Capacity rows exist only for (pool, slot) cells some option occupies."""
+    p = problem(capacity_gpus=np.ones((3, 10)))  # 30 cells, 2 used
+    m = build_allocation_model(p)
+    assert len(m.gpu_capacity_limit) == 2
+    assert len(m.job_assignment_balance) == 2
+    for name in ("energy_kwh", "carbon_kg", "energy_cost_usd", "carbon_cost_usd",
+                 "transfer_cost_usd", "delay_cost_usd", "deferral_cost_usd"):
+        assert isinstance(getattr(m, name), pyo.Expression)
+
+
+def random_problem(seed: int, n_demands=12, n_resources=4, n_slots=6) -> AllocationProblem:
+    """A random round with binding capacity, multi-slot and multi-GPU options, some counts > 1."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for d in range(n_demands):
+        gpus = int(rng.choice([1, 2, 4]))
+        for r in range(n_resources):
+            if rng.random() < 0.3:
+                continue
+            length = int(rng.integers(1, 4))
+            for t in range(n_slots):
+                rows.append((d, r, t, min(length, n_slots - t), gpus, rng.uniform(1, 10)))
+    d, r, t, slots, gpus, cost = (np.array(c) for c in zip(*rows, strict=True))
+    n = len(d)
+    return AllocationProblem(
+        capacity_gpus=rng.integers(2, 6, size=(n_resources, n_slots)).astype(float),
+        demand_count=rng.integers(1, 3, size=n_demands),
+        deferral_penalty_usd=np.full(n_demands, 40.0),
+        option_demand=d, option_resource=r, option_start=t, option_slots=slots,
+        option_gpus=gpus, option_energy_kwh=cost / 2, option_energy_cost_usd=cost,
+        option_carbon_kg=rng.uniform(0, 5, n), option_transfer_cost_usd=np.zeros(n),
+        option_delay_cost_usd=0.1 * t * gpus, carbon_price_usd_per_kg=0.1,
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lp_guided_reaches_the_pyomo_optimum(seed):
+    p = random_problem(seed)
+    full = solve_allocation(p, EXACT, method="full")
+    guided = solve_allocation(p, EXACT, method="lp-guided")
+    assert full.status == guided.status == "optimal"
+    assert guided.objective_usd == pytest.approx(full.objective_usd, rel=1e-7)
+    # the guided plan is feasible in its own right
+    assert_feasible(p, guided.option_count, guided.deferred_count)
+
+
+def assert_feasible(p: AllocationProblem, x: np.ndarray, deferred: np.ndarray) -> None:
+    assigned = np.bincount(p.option_demand, weights=x, minlength=p.n_demands)
+    assert (assigned + deferred == p.demand_count).all()
+    options, resources, slots = p.occupancy()
+    used = np.zeros_like(p.capacity_gpus)
+    np.add.at(used, (resources, slots), p.option_gpus[options] * x[options])
+    assert (used <= p.capacity_gpus + 1e-9).all()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_matrix_lp_equals_pyomo_lp_relaxation_and_column_generation(seed):
+    p = random_problem(seed)
+    pyomo_lp = solve_model(build_allocation_model(p), EXACT, relax_integrality=True)
+    a = allocation_matrix(p)
+    lp = MatrixLP(EXACT)
+    lp.add_rows(a.row_lower, a.row_upper)
+    lp.add_columns(a.cost, np.zeros(a.n_cols), a.col_upper, a.col_starts[:-1], a.row_index,
+                   a.values)
+    matrix_lp = lp.solve().result
+    _, generated_lb, *_ = solve_lp_by_columns(p, EXACT, deadline=np.inf)
+    assert matrix_lp.objective == pytest.approx(pyomo_lp.objective, rel=1e-9)
+    assert generated_lb == pytest.approx(pyomo_lp.objective, rel=1e-9)
+
+
+def test_time_limit_keeps_a_feasible_plan_or_defers():
+    p = random_problem(0, n_demands=60, n_resources=6, n_slots=12)
+    for method in ("full", "lp-guided"):
+        solution = solve_allocation(p, SolverOptions(time_limit_s=0.01, mip_gap=0.0), method)
+        assert solution.status in ("optimal", "feasible", "no_solution")
+        assert_feasible(p, solution.option_count, solution.deferred_count)
+
+
+def test_empty_round():
+    p = problem(**{k: np.zeros(0, int if k in ("option_demand", "option_resource",
+                                                 "option_start", "option_slots",
+                                                 "option_gpus") else float)
+                   for k in ("option_demand", "option_resource", "option_start",
+                             "option_slots", "option_gpus", "option_energy_kwh",
+                             "option_energy_cost_usd", "option_carbon_kg",
+                             "option_transfer_cost_usd", "option_delay_cost_usd")})
+    solution = solve_allocation(p, EXACT)
+    assert solution.deferred_count.tolist() == [1, 1]
+    assert solution.objective_usd == pytest.approx(200.0)
