@@ -1,15 +1,19 @@
 """Benchmark: single planning rounds of the allocation MILP at growing sizes.
 
-Prints, per size and method: options (variables), model build time, HiGHS time, total time,
-the objective and its gap to the LP bound of the full formulation (all options, relaxed).
+Prints, per size and method: options (variables), build time (options generation plus model
+or matrix building and pricing), HiGHS time, total, the objective and its gap to the LP bound of
+the full formulation (all options, relaxed). The Pyomo model (`full`) is the baseline measured
+in the same run; it is skipped above --full-max-options (it takes minutes there).
 
-    python bench/allocation.py                 # 200x5x24 and 1000x12x24
-    python bench/allocation.py --sizes 200x5x24 --methods full
+    python bench/allocation.py                         # 200x5x24 and 1000x12x24
+    python bench/allocation.py --full-max-options 0    # lp-guided only
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -19,7 +23,7 @@ from broker.federation import Federation
 from broker.offers import RoundOffers
 from broker.planner import PlannerConfig, build_round_problem
 from broker.workload import SyntheticWorkload
-from optimization import ALLOCATION_METHODS, SolverOptions, solve_allocation
+from optimization import SolverOptions, solve_allocation
 from optimization.allocation_matrix import allocation_matrix
 from optimization.solver import MatrixLP
 from sites import DEFAULT_GPUS, SiteSpec, SyntheticDiurnal, default_affinity
@@ -91,34 +95,56 @@ def lp_bound(problem) -> tuple[float, float]:
     return result.objective, time.perf_counter() - started
 
 
+def run_default_scenario() -> float:
+    """Wall time of ``carbonfed run default`` as a user runs it (a separate process)."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "scenarios.cli", "run", "default"], check=True,
+                   stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="200x5x24,1000x12x24")
-    parser.add_argument("--methods", default=",".join(ALLOCATION_METHODS))
+    parser.add_argument("--methods", default="lp-guided,full",
+                        help="methods to run (full = the Pyomo model, the baseline)")
+    parser.add_argument("--full-max-options", type=int, default=100_000,
+                        help="skip the Pyomo baseline above this many options (minutes)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-scenario", action="store_true")
     args = parser.parse_args()
-    header = (f"{'size':>12} {'method':>16} {'options':>9} {'nonzeros':>9} {'build s':>8} "
-              f"{'HiGHS s':>8} {'total s':>8} {'objective':>12} {'gap to LP':>9}")
-    print(header)
+    print(f"{'size':>12} {'method':>10} {'options':>8} {'nonzeros':>9} {'build s':>8} "
+          f"{'HiGHS s':>8} {'total s':>8} {'objective':>10} {'gap to LP':>9}  status")
     for size in args.sizes.split(","):
         n_jobs, n_sites, horizon = map(int, size.split("x"))
         federation, offers, jobs, config = make_round(n_jobs, n_sites, horizon, args.seed)
         started = time.perf_counter()
-        round_problem = build_round_problem(federation, offers, jobs, config)
+        p = build_round_problem(federation, offers, jobs, config).problem
         options_s = time.perf_counter() - started
-        p = round_problem.problem
         bound, bound_s = lp_bound(p)
         nnz = int(p.n_options + p.option_slots.sum())
-        print(f"{size:>12} {'(options)':>16} {p.n_options:>9} {nnz:>9} {options_s:>8.2f} "
-              f"{'':>8} {'':>8} {bound:>12.2f} {'LP':>9}  (full LP bound in {bound_s:.1f} s)")
+        print(f"{size:>12} {'LP bound':>10} {p.n_options:>8} {nnz:>9} {'':>8} {bound_s:>8.2f} "
+              f"{'':>8} {bound:>10.2f} {'':>9}  full LP relaxation, one highspy solve")
+        totals = {}
         for method in args.methods.split(","):
+            if method == "full" and p.n_options > args.full_max_options:
+                print(f"{size:>12} {method:>10}  skipped: {p.n_options} options > "
+                      f"--full-max-options {args.full_max_options}")
+                continue
             started = time.perf_counter()
             solution = solve_allocation(p, config.solver, method=method)
-            total = time.perf_counter() - started
+            total = time.perf_counter() - started + options_s
+            totals[method] = total
+            build = options_s + solution.build_time_s
             gap = (solution.objective_usd - bound) / abs(solution.objective_usd)
-            print(f"{size:>12} {method:>16} {p.n_options:>9} {nnz:>9} "
-                  f"{solution.build_time_s:>8.2f} {solution.solve_time_s:>8.2f} {total:>8.2f} "
-                  f"{solution.objective_usd:>12.2f} {gap:>9.3%}  [{solution.status}]")
+            print(f"{size:>12} {method:>10} {p.n_options:>8} {nnz:>9} {build:>8.2f} "
+                  f"{solution.solve_time_s:>8.2f} {total:>8.2f} {solution.objective_usd:>10.2f} "
+                  f"{gap:>9.3%}  {solution.status}")
+        if "full" in totals and "lp-guided" in totals:
+            print(f"{size:>12} {'speed-up':>10} lp-guided is "
+                  f"{totals['full'] / totals['lp-guided']:.1f}x faster than the Pyomo model")
+    if not args.skip_scenario:
+        print(f"carbonfed run default: {run_default_scenario():.1f} s wall")
 
 
 if __name__ == "__main__":

@@ -239,14 +239,13 @@ def _objective(p: AllocationProblem, x: np.ndarray, deferred: np.ndarray) -> flo
 
 def solve_allocation_lp_guided(p: AllocationProblem, options: SolverOptions) -> AllocationSolution:
     started = time.perf_counter()
-    highs_before = MatrixLP.total_solve_s
     deadline = started + options.time_limit_s
     if p.n_options == 0:
         return all_deferred(p, SolveStatus.OPTIMAL.value)
     master, lower, x_lp, _, rc = solve_lp_by_columns(p, options, deadline)
     if lower is None:
         return all_deferred(p, SolveStatus.NO_SOLUTION.value,
-                            solve_s=time.perf_counter() - started)
+                            time.perf_counter() - started - master.lp.solve_s, master.lp.solve_s)
     option_x, _ = _column_counts(p, master.columns, x_lp)
     dived = incumbent_by_diving(p, master, option_x, deadline)
     x = np.zeros(p.n_options, int) if dived is None else np.rint(dived).astype(int)
@@ -254,6 +253,7 @@ def solve_allocation_lp_guided(p: AllocationProblem, options: SolverOptions) -> 
     deferred = deferred.astype(int)
     upper = _objective(p, x, deferred)
     bound = lower
+    restricted_s = 0.0
     per_demand = RESTRICTED_OPTIONS_PER_DEMAND
     everything = np.ones(p.n_demands, bool)
     full_capacity = p.capacity_gpus.reshape(-1)
@@ -266,6 +266,7 @@ def solve_allocation_lp_guided(p: AllocationProblem, options: SolverOptions) -> 
         if solved is None:
             break
         sub_x, sub_defer, result = solved
+        restricted_s += result.solve_time_s
         candidate = np.zeros(p.n_options, int)
         candidate[keep] = sub_x
         value = _objective(p, candidate, sub_defer)
@@ -282,7 +283,7 @@ def solve_allocation_lp_guided(p: AllocationProblem, options: SolverOptions) -> 
         per_demand *= 2
     status = SolveStatus.OPTIMAL if _gap(upper, bound) <= options.mip_gap else SolveStatus.FEASIBLE
     elapsed = time.perf_counter() - started
-    highs_s = MatrixLP.total_solve_s - highs_before
+    highs_s = master.lp.solve_s + restricted_s
     return AllocationSolution(
         status=status.value,
         option_count=x,

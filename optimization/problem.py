@@ -96,14 +96,6 @@ class AllocationProblem:
         slots = self.option_start[options] + offsets
         return options, self.option_resource[options], slots
 
-    def subset(self, keep: np.ndarray) -> AllocationProblem:
-        """The same round restricted to the options in ``keep`` (indices or a boolean mask)."""
-        fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        for name in fields:
-            if name.startswith("option_"):
-                fields[name] = fields[name][keep]
-        return AllocationProblem(**fields)
-
 
 @dataclass(frozen=True)
 class AllocationSolution:

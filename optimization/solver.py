@@ -174,14 +174,13 @@ class MatrixLP:
     Columns can be appended (column generation) and their bounds changed between solves.
     """
 
-    total_solve_s = 0.0  # HiGHS time over all instances, so callers can split build from solve
-
     def __init__(self, options: SolverOptions) -> None:
         self.options = options
         self._highs = highspy.Highs()
         self._highs.setOptionValue("output_flag", False)
         self._highs.setOptionValue("threads", options.threads)
         self._highs.setOptionValue("mip_rel_gap", options.mip_gap)
+        self.solve_s = 0.0  # time inside HiGHS over all solves, to split build from solve
 
     @property
     def num_cols(self) -> int:
@@ -251,7 +250,7 @@ class MatrixLP:
         started = time.perf_counter()
         self._highs.run()
         elapsed = time.perf_counter() - started
-        MatrixLP.total_solve_s += elapsed
+        self.solve_s += elapsed
         model_status = self._highs.getModelStatus()
         status = _HIGHS_STATUS.get(model_status, SolveStatus.ERROR)
         info = self._highs.getInfo()

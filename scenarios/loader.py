@@ -49,7 +49,7 @@ def builtin_scenarios() -> dict[str, str]:
 def load_scenario(name_or_path: str) -> LoadedScenario:
     """A built-in scenario by name, or a YAML file by path."""
     path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    if path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
             raise InputError(str(path), "", "no such scenario file")
         return parse_scenario(path.read_text(), str(path), path.parent)
@@ -250,6 +250,7 @@ def build_run(loaded: LoadedScenario) -> ScenarioRun:
         delay_cost_usd_per_gpu_h=s.delay_cost_usd_per_gpu_h,
         max_wait_h=s.temporal_max_wait_h,
         solver=SolverOptions(s.solver.time_limit_s, s.solver.mip_gap, s.solver.threads),
+        method=s.solver.method,
     )
     return ScenarioRun(s, setup, config, start)
 

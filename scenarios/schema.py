@@ -160,6 +160,7 @@ WorkloadSpec = Annotated[JobListWorkload | SyntheticWorkloadSpec, Field(discrimi
 
 
 class SolverSpec(Strict):
+    method: Literal["auto", "full", "lp-guided"] = "auto"
     time_limit_s: float = Field(10.0, gt=0)
     mip_gap: float = Field(0.01, ge=0, lt=1)
     threads: int = Field(1, ge=1)

@@ -121,3 +121,10 @@ def test_parse_errors_are_input_errors():
         parse_scenario("- just\n- a list\n", "x.yaml", None)
     assert info.value.source == "x.yaml"
     assert "mapping" in info.value.problem
+
+
+def test_a_folder_named_like_a_builtin_does_not_shadow_it(tmp_path, monkeypatch):
+    """`carbonfed run tiny` from a folder holding a `tiny/` output directory still runs tiny."""
+    (tmp_path / "tiny").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert load_scenario("tiny").scenario.name == "tiny"
