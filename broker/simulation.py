@@ -13,12 +13,13 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from broker.federation import Federation
+from broker.forecast import ForecastError
 from broker.jobs import Job
 from broker.metering import Meter
 from broker.offers import RoundOffers
@@ -33,6 +34,8 @@ class SimulationSetup:
 
     ``carbon_g_per_kwh`` and ``price_usd_per_mwh`` are the actual per-slot signals, shape
     (sites, slots), long enough for the period, the drain, a horizon and the longest job.
+    The meter always uses them; the offers the policies plan on carry ``forecast``'s error
+    (none by default).
     """
 
     federation: Federation
@@ -43,6 +46,7 @@ class SimulationSetup:
     period_slots: int
     drain_slots: int
     horizon_slots: int
+    forecast: ForecastError = field(default_factory=ForecastError)
 
     @property
     def n_rounds(self) -> int:
@@ -103,12 +107,15 @@ def run_simulation(
         decide_s = 0.0
         if queue:
             window = slice(k, k + setup.horizon_slots)
+            carbon_forecast, price_forecast = setup.forecast.apply(
+                k, setup.slot_h, setup.carbon_g_per_kwh[:, window],
+                setup.price_usd_per_mwh[:, window])
             offers = RoundOffers(
                 now_h=now_h,
                 slot_h=setup.slot_h,
                 free_gpus=np.maximum(total - reserved[:, window], 0),
-                price_usd_per_mwh=setup.price_usd_per_mwh[:, window],
-                carbon_g_per_kwh=setup.carbon_g_per_kwh[:, window],
+                price_usd_per_mwh=price_forecast,
+                carbon_g_per_kwh=carbon_forecast,
             )
             clock = time.perf_counter()
             started = policy.decide(offers, list(queue))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from broker.calibration import TraceStatistics, draw_calibrated
 from broker.jobs import SECONDS_PER_HOUR, Job
 from sites.affinity import AffinityMatrix
 from sites.spec import SiteSpec
@@ -26,6 +27,11 @@ class SyntheticWorkload:
     * Home sites: weighted by their GPU count.
     * A fraction ``deadline_fraction`` of jobs carry a deadline of submit + slack x run time.
     * Dataset size: lognormal with median ``median_dataset_gb``.
+
+    With ``calibration`` (published statistics of a real trace, see ``broker.calibration``),
+    run times and GPUs per job are drawn to match them instead (``gpu_counts``,
+    ``median_runtime_h`` and ``runtime_sigma`` are then unused), and home sites are drawn among
+    the sites with a pool wide enough for the job.
     """
 
     jobs_per_hour: float
@@ -42,6 +48,8 @@ class SyntheticWorkload:
     median_dataset_gb: float = 20.0
     dataset_sigma: float = 1.0
     home_weights: dict[str, float] = field(default_factory=dict)
+    calibration: TraceStatistics | None = None
+    max_gpus: int = 8  # widest calibrated job
 
     def generate(
         self,
@@ -57,6 +65,8 @@ class SyntheticWorkload:
         weights = weights / weights.sum()
         probs = np.asarray(self.gpu_count_weights, float)
         probs = probs / probs.sum()
+        if self.calibration is not None:
+            return self._generate_calibrated(sites, affinity, arrivals, weights, rng)
         jobs = []
         for i, submit_h in enumerate(arrivals):
             site = sites[rng.choice(len(sites), p=weights)]
@@ -85,6 +95,40 @@ class SyntheticWorkload:
                 id=f"j{i:05d}", home_site=site.id, job_type=job_type, gpus=gpus,
                 work_steps=work_steps, submit_h=float(submit_h), deadline_h=deadline,
                 dataset_gb=round(dataset_gb, 3),
+            ))
+        return jobs
+
+    def _generate_calibrated(self, sites: list[SiteSpec], affinity: AffinityMatrix,
+                             arrivals: np.ndarray, weights: np.ndarray,
+                             rng: np.random.Generator) -> list[Job]:
+        draws = draw_calibrated(self.calibration, len(arrivals), rng, self.max_gpus,
+                                self.max_runtime_h)
+        jobs = []
+        for i, submit_h in enumerate(arrivals):
+            demand = float(draws.gpu_demand[i])
+            gpus = max(1, round(demand))
+            # a shared GPU (demand < 1) is held for that fraction of the run: same GPU-hours
+            runtime_h = float(draws.runtime_h[i]) * min(demand, 1.0)
+            fits = [[jt for jt in self.job_types if any(
+                n >= gpus and affinity.steps_per_s(jt, g) > 0 for g, n in s.gpus.items())]
+                for s in sites]
+            home_w = np.array([w if fits[k] else 0.0 for k, w in enumerate(weights)])
+            if home_w.sum() <= 0:
+                raise ValueError(f"no site has {gpus} GPUs of one type for a calibrated job; "
+                                 "lower max_gpus or add GPUs")
+            k = int(rng.choice(len(sites), p=home_w / home_w.sum()))
+            runnable = fits[k]
+            job_type = runnable[rng.integers(len(runnable))]
+            ref_rate = affinity.steps_per_s(job_type, self.reference_gpu)
+            deadline = None
+            if rng.random() < self.deadline_fraction:
+                slack = rng.uniform(*self.deadline_slack)
+                deadline = float(submit_h + slack * runtime_h + 1.0)
+            dataset_gb = float(rng.lognormal(math.log(self.median_dataset_gb), self.dataset_sigma))
+            jobs.append(Job(
+                id=f"j{i:05d}", home_site=sites[k].id, job_type=job_type, gpus=gpus,
+                work_steps=runtime_h * gpus * ref_rate * SECONDS_PER_HOUR,
+                submit_h=float(submit_h), deadline_h=deadline, dataset_gb=round(dataset_gb, 3),
             ))
         return jobs
 

@@ -11,11 +11,26 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from scenarios.data_paths import DataPaths
 from sites import ConstantSignal, CsvSignal, ListSignal, Signal, SyntheticDiurnal
+from sites.readers.electricitymaps import read_electricitymaps
+from sites.readers.lwa import CARBON, read_lwa
+from sites.readers.prices import PRICE, read_prices
+from sites.signals import TableSignal
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Default file of each data kind inside the data folder (``{zone}`` / ``{region}`` filled in).
+CARBON_FILE = "grid/carbon/{zone}_2023_hourly.csv"
+PRICE_FILE = "grid/prices/{zone}_2023_hourly.csv"
+LWA_FILE = "grid/lwa/{region}_ci.csv"
+GAVEL_FILE = "gpu/gavel_throughputs.json"
+TDP_FILE = "gpu/gpus_tdp.csv"
+FLEET_FILES = {"alibaba-nodes": "jobs/alibaba_v2023/openb_node_list_gpu_node.csv",
+               "pai-machines": "jobs/pai_v2020_machine_spec.csv"}
 
 
 # --- signals -----------------------------------------------------------------------------
@@ -25,7 +40,7 @@ class ConstantSignalSpec(Strict):
     kind: Literal["constant"]
     value: float
 
-    def build(self, base_dir: Path) -> Signal:
+    def build(self, paths: DataPaths, field: str) -> Signal:
         return ConstantSignal(self.value)
 
 
@@ -33,7 +48,7 @@ class HourlySignalSpec(Strict):
     kind: Literal["hourly"]
     values: list[float] = Field(min_length=1)
 
-    def build(self, base_dir: Path) -> Signal:
+    def build(self, paths: DataPaths, field: str) -> Signal:
         return ListSignal(tuple(self.values))
 
 
@@ -47,7 +62,7 @@ class SyntheticSignalSpec(Strict):
     utc_offset_h: float = Field(0.0, ge=-12, le=14)
     floor: float = 0.0
 
-    def build(self, base_dir: Path) -> Signal:
+    def build(self, paths: DataPaths, field: str) -> Signal:
         return SyntheticDiurnal(**self.model_dump(exclude={"kind"}))
 
 
@@ -57,13 +72,49 @@ class CsvSignalSpec(Strict):
     column: str
     time_column: str = "Datetime (UTC)"
 
-    def build(self, base_dir: Path) -> Signal:
-        path = self.path if self.path.is_absolute() else base_dir / self.path
+    def build(self, paths: DataPaths, field: str) -> Signal:
+        path = self.path if self.path.is_absolute() else paths.base_dir / self.path
         return CsvSignal(path, self.column, self.time_column)
 
 
+class ElectricityMapsSignalSpec(Strict):
+    """An Electricity Maps hourly CSV: ``direct`` (operational) or ``lca`` (life-cycle)."""
+
+    kind: Literal["electricitymaps"]
+    zone: str = Field(min_length=1)
+    column: Literal["direct", "lca"] = "direct"
+    path: Path | None = None  # default: grid/carbon/<zone>_2023_hourly.csv in the data folder
+
+    def build(self, paths: DataPaths, field: str) -> Signal:
+        file = paths.data_file(self.path or CARBON_FILE.format(zone=self.zone), f"{field}.path")
+        return TableSignal(read_electricitymaps(file), self.column)
+
+
+class PriceFileSignalSpec(Strict):
+    kind: Literal["price-file"]
+    zone: str = Field(min_length=1)
+    path: Path | None = None  # default: grid/prices/<zone>_2023_hourly.csv in the data folder
+
+    def build(self, paths: DataPaths, field: str) -> Signal:
+        file = paths.data_file(self.path or PRICE_FILE.format(zone=self.zone), f"{field}.path")
+        return TableSignal(read_prices(file), PRICE)
+
+
+class LwaSignalSpec(Strict):
+    """Let's Wait Awhile carbon intensity (Germany 15 min, GB and France 30 min, 2020)."""
+
+    kind: Literal["lwa"]
+    region: Literal["ger", "gb", "fr"]
+    path: Path | None = None
+
+    def build(self, paths: DataPaths, field: str) -> Signal:
+        file = paths.data_file(self.path or LWA_FILE.format(region=self.region), f"{field}.path")
+        return TableSignal(read_lwa(file), CARBON)
+
+
 SignalSpec = Annotated[
-    ConstantSignalSpec | HourlySignalSpec | SyntheticSignalSpec | CsvSignalSpec,
+    ConstantSignalSpec | HourlySignalSpec | SyntheticSignalSpec | CsvSignalSpec
+    | ElectricityMapsSignalSpec | PriceFileSignalSpec | LwaSignalSpec,
     Field(discriminator="kind"),
 ]
 
@@ -83,12 +134,53 @@ class GpuSpec(Strict):
     idle_power_w: float | None = Field(None, ge=0)
 
 
+class FleetSpec(Strict):
+    """A slice of a real fleet: its GPU ``models`` mapped to catalog GPU types, optionally
+    scaled to ``sample_gpus`` GPUs keeping the mix (see ``sites.readers.fleets``)."""
+
+    kind: Literal["alibaba-nodes", "pai-machines"]
+    path: Path | None = None  # default: the data folder's file of that kind
+    models: dict[str, str] = Field(min_length=1)
+    sample_gpus: int | None = Field(None, ge=1)
+
+
 class SiteSpecModel(Strict):
     id: str = Field(min_length=1)
     zone: str
-    gpus: dict[str, Annotated[int, Field(ge=0)]]
+    gpus: dict[str, Annotated[int, Field(ge=0)]] = {}
+    fleet: FleetSpec | None = None
     pue: float = Field(1.2, ge=1.0, le=3.0)
     egress_usd_per_gb: float = Field(0.02, ge=0)
+
+    @model_validator(mode="after")
+    def _one_source_of_gpus(self) -> SiteSpecModel:
+        if self.fleet is not None and self.gpus:
+            raise ValueError("give either gpus or fleet, not both")
+        if self.fleet is None and not self.gpus:
+            raise ValueError("give gpus or a fleet")
+        return self
+
+
+class AffinityFileSpec(Strict):
+    """Gavel's throughput JSON; its job types join (and override) the built-in catalog's."""
+
+    path: Path = Path(GAVEL_FILE)
+    scale_factor: int = Field(1, ge=1)
+    unconsolidated: bool = False
+
+
+class GpuPowerFileSpec(Strict):
+    """Board power from the TDP table: catalog GPU type -> the table's ``name``."""
+
+    path: Path = Path(TDP_FILE)
+    gpus: dict[str, str] = Field(min_length=1)
+
+
+class ForecastSpec(Strict):
+    """Relative day-ahead forecast error the planner sees (the meter uses the actual)."""
+
+    carbon_error_sd: float = Field(0.0, ge=0, le=1)
+    price_error_sd: float = Field(0.0, ge=0, le=1)
 
 
 # --- workload -------------------------------------------------------------------------------
@@ -141,6 +233,8 @@ class SyntheticWorkloadSpec(Strict):
     deadline_slack: tuple[float, float] = (1.5, 4.0)
     median_dataset_gb: float = Field(20.0, ge=0)
     dataset_sigma: float = Field(1.0, ge=0)
+    calibrate: Literal["philly", "helios", "pai"] | None = None  # published trace statistics
+    max_gpus: int = Field(8, ge=1)  # widest calibrated job
 
     @model_validator(mode="after")
     def _check(self) -> SyntheticWorkloadSpec:
@@ -153,7 +247,34 @@ class SyntheticWorkloadSpec(Strict):
         return self
 
 
-WorkloadSpec = Annotated[JobListWorkload | SyntheticWorkloadSpec, Field(discriminator="kind")]
+class TraceWorkloadSpec(Strict):
+    """Jobs from real traces: one file per home site (a path in the data folder or absolute).
+
+    ``window_h`` is [from, to) in trace hours; ``rate_scale`` 2 makes jobs arrive twice as fast.
+    Alibaba pods name no model: their job types are drawn from ``job_types``.
+    """
+
+    kind: Literal["trace"]
+    format: Literal["gavel", "alibaba-pods"]
+    files: dict[str, Path] = Field(min_length=1)  # home site id -> trace file
+    window_h: tuple[float, float] = (0.0, 1e9)
+    rate_scale: float = Field(1.0, gt=0)
+    max_gpus: int | None = Field(None, ge=1)
+    max_runtime_h: float | None = Field(None, gt=0)  # on reference_gpu; longer jobs left out
+    reference_gpu: str = "V100"
+    job_types: list[str] | None = None
+    median_dataset_gb: float = Field(0.0, ge=0)  # 0: no data set to move
+    dataset_sigma: float = Field(1.0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> TraceWorkloadSpec:
+        if not 0 <= self.window_h[0] < self.window_h[1]:
+            raise ValueError("window_h must be [from, to) with 0 <= from < to")
+        return self
+
+
+WorkloadSpec = Annotated[JobListWorkload | SyntheticWorkloadSpec | TraceWorkloadSpec,
+                         Field(discriminator="kind")]
 
 
 # --- the scenario ---------------------------------------------------------------------------
@@ -188,6 +309,9 @@ class Scenario(Strict):
     solver: SolverSpec = SolverSpec()
     gpus: dict[str, GpuSpec] = {}
     affinity: dict[str, dict[str, Annotated[float, Field(ge=0)]]] = {}
+    affinity_file: AffinityFileSpec | None = None
+    gpu_power_file: GpuPowerFileSpec | None = None
+    forecast: ForecastSpec = ForecastSpec()
     zones: dict[str, ZoneSpec] = Field(min_length=1)
     sites: list[SiteSpecModel] = Field(min_length=1)
     workload: WorkloadSpec

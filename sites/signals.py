@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sites.readers.timeseries import TimeTable
+
 
 class Signal(ABC):
     """An hourly series; ``start`` is a UTC timestamp on the hour."""
@@ -21,6 +23,12 @@ class Signal(ABC):
     @abstractmethod
     def hourly(self, start: pd.Timestamp, hours: int, rng: np.random.Generator) -> np.ndarray:
         """Values for the hours ``start, start + 1 h, ..., start + (hours - 1) h``."""
+
+    def slots(self, start: pd.Timestamp, n_slots: int, slot_h: float,
+              rng: np.random.Generator) -> np.ndarray:
+        """Values for ``n_slots`` slots of ``slot_h`` hours (hourly values, then resampled)."""
+        hours = math.ceil(n_slots * slot_h - 1e-9)
+        return hourly_to_slots(self.hourly(start, hours, rng), slot_h)[:n_slots]
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,25 @@ class CsvSignal(Signal):
             missing = values[values.isna()].index[0]
             raise ValueError(f"{self.path}: no '{self.value_column}' value for {missing}")
         return values.to_numpy(float)
+
+
+@dataclass(frozen=True)
+class TableSignal(Signal):
+    """One column of a data file read by ``sites.readers`` (any resolution, UTC).
+
+    Slots are time-weighted means of the file's step function; a window that reaches outside
+    the data or into a gap raises ``InputError`` naming the file and the first missing time.
+    """
+
+    table: TimeTable
+    column: str
+
+    def hourly(self, start: pd.Timestamp, hours: int, rng: np.random.Generator) -> np.ndarray:
+        return self.table.slots(self.column, start, 1.0, hours)
+
+    def slots(self, start: pd.Timestamp, n_slots: int, slot_h: float,
+              rng: np.random.Generator) -> np.ndarray:
+        return self.table.slots(self.column, start, slot_h, n_slots)
 
 
 def hourly_to_slots(hourly: np.ndarray, slot_h: float) -> np.ndarray:

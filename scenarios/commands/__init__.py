@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from scenarios.commands.agent import AgentCommand
 from scenarios.commands.base import Command
+from scenarios.commands.data import DataCommand
 from scenarios.commands.game import GameCommand
 from scenarios.commands.run import RunCommand
 from scenarios.commands.scenarios import ScenariosCommand
+from scenarios.commands.serve import ServeCommand
 
 COMMANDS: dict[str, Command] = {
     "run": RunCommand(),
     "scenarios": ScenariosCommand(),
 }
 COMMANDS["game"] = GameCommand()
+COMMANDS["serve"] = ServeCommand()
+COMMANDS["agent"] = AgentCommand()
+COMMANDS["data"] = DataCommand()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from scenarios.commands.base import Command
+from scenarios.data_paths import DATA_ENV
 from scenarios.loader import build_run, load_scenario
 from scenarios.report import print_report, write_outputs
 from scenarios.runner import run_scenario
@@ -24,10 +27,12 @@ class RunCommand(Command):
                             help="built-in scenario name or path to a YAML file (default: default)")
         parser.add_argument("--out", type=Path, help="write CSV, JSON and plots to this folder")
         parser.add_argument("--policies", help="comma-separated subset of the scenario's policies")
+        parser.add_argument("--data", type=Path, metavar="DIR",
+                            help=f"real-data folder for data-file scenarios (default: ${DATA_ENV})")
 
     def run(self, args: argparse.Namespace) -> int:
         console = Console()
-        loaded = load_scenario(args.scenario)
+        loaded = load_scenario(args.scenario, data_dir(args.data))
         if args.policies:
             wanted = [p.strip() for p in args.policies.split(",") if p.strip()]
             unknown = [p for p in wanted if p not in loaded.scenario.policies]
@@ -35,8 +40,8 @@ class RunCommand(Command):
                 known = ", ".join(loaded.scenario.policies)
                 raise InputError("--policies", ",".join(unknown),
                                  f"not a policy of this scenario ({known})")
-            loaded = type(loaded)(loaded.scenario.model_copy(update={"policies": wanted}),
-                                  loaded.source, loaded.base_dir)
+            loaded = dataclasses.replace(
+                loaded, scenario=loaded.scenario.model_copy(update={"policies": wanted}))
         run = build_run(loaded)
         if sys.stderr.isatty():
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -57,3 +62,11 @@ class RunCommand(Command):
             for path in write_outputs(result, args.out):
                 console.print(f"wrote {path}")
         return 0
+
+
+def data_dir(option: Path | None) -> Path | None:
+    """``--data DIR``, else ``$CARBONFED_DATA``, else none (read here, at the CLI's edge)."""
+    if option is not None:
+        return option
+    from_env = os.environ.get(DATA_ENV)
+    return Path(from_env) if from_env else None

@@ -1,0 +1,112 @@
+"""The live broker's tables (SQLAlchemy 2.0 typed ORM).
+
+Times are stored two ways: ``*_at_s`` is wall-clock UNIX seconds (staleness, audit), ``*_h``
+is the broker's clock in hours (what the planner sees). Arrays (offers, plans) are JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+ID_LENGTH = 64
+TOKEN_HASH_LENGTH = 64  # sha256 hex
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict] = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Meta(Base):
+    """Key-value facts of the broker itself: schema version, clock origin, admin token hash."""
+
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
+
+
+class SiteRow(Base):
+    __tablename__ = "sites"
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, unique=True)  # registration order
+    zone: Mapped[str] = mapped_column(String(ID_LENGTH))
+    gpus: Mapped[dict[str, Any]]
+    pue: Mapped[float] = mapped_column(Float)
+    egress_usd_per_gb: Mapped[float] = mapped_column(Float)
+    token_sha256: Mapped[str | None] = mapped_column(String(TOKEN_HASH_LENGTH), unique=True)
+    active: Mapped[bool] = mapped_column(default=True)
+    registered_at_s: Mapped[float] = mapped_column(Float)
+    deregistered_at_s: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+class OfferRow(Base):
+    """A site's current offer; a newer ``sequence`` replaces it, an older one is refused."""
+
+    __tablename__ = "offers"
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), primary_key=True)
+    sequence: Mapped[int] = mapped_column(Integer)
+    start_h: Mapped[float] = mapped_column(Float)
+    slot_h: Mapped[float] = mapped_column(Float)
+    free_gpus: Mapped[dict[str, Any]]
+    price_usd_per_mwh: Mapped[list[Any]]
+    carbon_g_per_kwh: Mapped[list[Any]]
+    received_at_s: Mapped[float] = mapped_column(Float)
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    home_site: Mapped[str] = mapped_column(ForeignKey("sites.id"))
+    job_type: Mapped[str] = mapped_column(String(ID_LENGTH))
+    gpus: Mapped[int] = mapped_column(Integer)
+    work_steps: Mapped[float] = mapped_column(Float)
+    submit_h: Mapped[float] = mapped_column(Float)
+    deadline_h: Mapped[float | None] = mapped_column(Float)
+    dataset_gb: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # assignments made so far
+    submitted_at_s: Mapped[float] = mapped_column(Float)
+
+
+class AssignmentRow(Base):
+    """One hand-over of a job to a site; a job has at most one that is not requeued."""
+
+    __tablename__ = "assignments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"))
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"))
+    gpu_type: Mapped[str] = mapped_column(String(ID_LENGTH))
+    round_id: Mapped[int] = mapped_column(ForeignKey("plan_rounds.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    start_h: Mapped[float] = mapped_column(Float)
+    transfer_h: Mapped[float] = mapped_column(Float)
+    runtime_h: Mapped[float] = mapped_column(Float)
+    energy_kwh: Mapped[float] = mapped_column(Float)
+    carbon_kg: Mapped[float] = mapped_column(Float)
+    energy_cost_usd: Mapped[float] = mapped_column(Float)
+    transfer_cost_usd: Mapped[float] = mapped_column(Float)
+    created_at_s: Mapped[float] = mapped_column(Float)
+    acknowledged_at_s: Mapped[float | None] = mapped_column(Float, default=None)
+    started_at_s: Mapped[float | None] = mapped_column(Float, default=None)
+    completed_at_s: Mapped[float | None] = mapped_column(Float, default=None)
+
+    __table_args__ = (
+        Index("ix_assignments_site_status", "site_id", "status"),
+        Index("ix_assignments_job", "job_id"),
+    )
+
+
+class PlanRoundRow(Base):
+    __tablename__ = "plan_rounds"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    now_h: Mapped[float] = mapped_column(Float)
+    created_at_s: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(32))
+    objective_usd: Mapped[float | None] = mapped_column(Float)
+    bound_usd: Mapped[float | None] = mapped_column(Float)
+    n_options: Mapped[int] = mapped_column(Integer)
+    queued: Mapped[int] = mapped_column(Integer)
+    solve_time_s: Mapped[float] = mapped_column(Float)
+    plan: Mapped[dict[str, Any]]  # every planned assignment (also later starts), deferred jobs

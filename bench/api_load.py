@@ -1,0 +1,151 @@
+"""Load on the live broker: N simulated agents putting offers concurrently (SQLite, loopback).
+
+Starts ``carbonfed serve`` on a fresh SQLite file on 127.0.0.1, registers N sites, then every
+agent puts ``--rounds`` offers with growing sequence numbers, one every ``--interval-s`` seconds
+(each agent starts at a random phase, as real agents would), through one httpx.AsyncClient.
+Every fifth offer is followed by a replay of an older sequence, which must be refused (409).
+
+Prints requests per second, p50/p99 latency of the offer PUTs, and:
+  lost updates:            accepted offers whose sequence is not the site's stored one at the
+                           end (the last accepted offer of every site must be the stored one);
+  stale overwrites:        replays of an older sequence that were accepted.
+
+    python bench/api_load.py                 # N = 20 and 200, 10 rounds, an offer every 5 s
+    python bench/api_load.py --agents 200 --rounds 20 --interval-s 0.5
+    python bench/api_load.py --interval-s 0  # closed loop: as fast as the server answers
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ADMIN = "bench-admin"
+HOST = "127.0.0.1"
+SLOTS = 24
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def offer(sequence: int, rng: np.random.Generator) -> dict:
+    return {"sequence": sequence, "slot_h": 1.0,
+            "free_gpus": {"V100": rng.integers(0, 9, SLOTS).tolist()},
+            "price_usd_per_mwh": rng.uniform(20, 120, SLOTS).round(2).tolist(),
+            "carbon_g_per_kwh": rng.uniform(20, 700, SLOTS).round(1).tolist()}
+
+
+async def one_agent(client: httpx.AsyncClient, site: str, token: str, rounds: int,
+                    interval_s: float, seed: int, latencies: list[float],
+                    outcome: dict) -> None:
+    rng = np.random.default_rng(seed)
+    headers = {"Authorization": f"Bearer {token}"}
+    await asyncio.sleep(rng.uniform(0, interval_s))
+    for sequence in range(1, rounds + 1):
+        begun = time.perf_counter()
+        r = await client.put(f"/v1/sites/{site}/offer", json=offer(sequence, rng),
+                             headers=headers)
+        latencies.append(time.perf_counter() - begun)
+        if r.status_code == 200:
+            outcome["accepted"][site] = sequence
+        else:
+            outcome["errors"] += 1
+        if sequence % 5 == 0 and sequence > 1:  # a late duplicate of an older offer
+            begun = time.perf_counter()
+            r = await client.put(f"/v1/sites/{site}/offer", json=offer(sequence - 1, rng),
+                                 headers=headers)
+            latencies.append(time.perf_counter() - begun)
+            outcome["stale_overwrites"] += r.status_code == 200
+            outcome["errors"] += r.status_code not in (200, 409)
+        await asyncio.sleep(max(0.0, interval_s - (time.perf_counter() - begun)))
+
+
+async def run_load(url: str, n_agents: int, rounds: int, interval_s: float) -> dict:
+    limits = httpx.Limits(max_connections=n_agents, max_keepalive_connections=n_agents)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+        tokens = {}
+        for i in range(n_agents):
+            site = f"bench-{n_agents}-{i:03d}"
+            r = await client.post("/v1/sites", json={"id": site, "zone": "z",
+                                                     "gpus": {"V100": 8}})
+            r.raise_for_status()
+            tokens[site] = r.json()["token"]
+        latencies: list[float] = []
+        outcome = {"accepted": {}, "errors": 0, "stale_overwrites": 0}
+        begun = time.perf_counter()
+        await asyncio.gather(*(one_agent(client, site, token, rounds, interval_s, i, latencies,
+                                         outcome)
+                               for i, (site, token) in enumerate(tokens.items())))
+        wall_s = time.perf_counter() - begun
+        stored = {s["id"]: s["offer_sequence"] for s in (await client.get(
+            "/v1/sites", headers={"Authorization": f"Bearer {ADMIN}"})).json()}
+    lost = sum(stored.get(site) != seq for site, seq in outcome["accepted"].items())
+    lost += n_agents - len(outcome["accepted"])
+    ms = np.array(latencies) * 1000
+    return {"agents": n_agents, "requests": len(latencies), "wall_s": wall_s,
+            "rps": len(latencies) / wall_s, "p50_ms": float(np.percentile(ms, 50)),
+            "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max()),
+            "errors": outcome["errors"], "lost_updates": lost,
+            "stale_overwrites": outcome["stale_overwrites"]}
+
+
+def wait_healthy(url: str, server: subprocess.Popen) -> None:
+    ends = time.monotonic() + 30
+    while time.monotonic() < ends:
+        if server.poll() is not None:
+            raise SystemExit("the broker exited; see its output above")
+        try:
+            if httpx.get(f"{url}/v1/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise SystemExit("the broker did not come up within 30 s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--agents", type=int, nargs="+", default=[20, 200])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--interval-s", type=float, default=5.0,
+                        help="seconds between one agent's offers (agents default to 5)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        url = f"http://{HOST}:{port}"
+        db = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        server = subprocess.Popen(
+            [sys.executable, "-m", "scenarios.cli", "serve", "--db", db, "--host", HOST,
+             "--port", str(port)], env={**os.environ, "CARBONFED_ADMIN_TOKEN": ADMIN},
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            wait_healthy(url, server)
+            print(f"offers of {SLOTS} slots, {args.rounds} rounds per agent, one every "
+                  f"{args.interval_s} s; SQLite (WAL) at {db}")
+            print(f"{'agents':>6} {'requests':>8} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
+                  f"{'max ms':>7} {'errors':>6} {'lost':>5} {'stale overwrites':>16}")
+            for n in args.agents:
+                r = asyncio.run(run_load(url, n, args.rounds, args.interval_s))
+                print(f"{r['agents']:>6} {r['requests']:>8} {r['rps']:>7.1f} "
+                      f"{r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['max_ms']:>7.1f} "
+                      f"{r['errors']:>6} {r['lost_updates']:>5} {r['stale_overwrites']:>16}")
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""The live broker's bridge to the planner: registered sites and their offers -> a planning round.
+
+The REST API keeps sites, offers and jobs in a database; each round it hands them to this module,
+which builds the same ``Federation`` and ``RoundOffers`` the simulator builds, so the live broker
+plans with ``broker.planner.MilpPlanner`` itself, not a copy.
+
+Offers are advertised per site with their own slot 0 (``start_h`` on the broker's clock); a round
+starting at ``now_h`` reads each offer from the slot that contains ``now_h``. Slots an offer does
+not cover offer no GPUs (capacity nobody promised) and repeat the nearest advertised signal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from broker.federation import Federation
+from broker.jobs import Job
+from broker.offers import RoundOffers
+from broker.planner import KG_PER_G, MWH_PER_KWH
+from broker.pricing import window_mean
+from sites.affinity import AffinityMatrix
+from sites.gpus import GpuType
+from sites.power import job_energy_kwh
+from sites.spec import SiteSpec
+
+SLOT_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class SiteOffer:
+    """One site's advertised horizon: slot ``i`` covers ``[start_h + i slot_h, +slot_h)``."""
+
+    site_id: str
+    start_h: float
+    slot_h: float
+    free_gpus: Mapping[str, Sequence[int]]  # GPU type -> free GPUs per slot
+    price_usd_per_mwh: Sequence[float]
+    carbon_g_per_kwh: Sequence[float]
+
+    def __post_init__(self) -> None:
+        n = len(self.price_usd_per_mwh)
+        if n == 0 or len(self.carbon_g_per_kwh) != n:
+            raise ValueError("price and carbon forecasts must cover the same, non-empty horizon")
+        if any(len(v) != n for v in self.free_gpus.values()):
+            raise ValueError("free_gpus must cover the same horizon as the forecasts")
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """GPUs the broker handed to a site that the site's current offer does not show yet."""
+
+    site_id: str
+    gpu_type: str
+    gpus: int
+    start_h: float
+    end_h: float
+
+
+def live_federation(
+    sites: Sequence[SiteSpec],
+    usable: set[str],
+    gpu_catalog: Mapping[str, GpuType],
+    affinity: AffinityMatrix,
+    transfer_gbps: float,
+) -> Federation:
+    """The federation of a round: every site listed, but only ``usable`` ones keep their GPUs.
+
+    Sites that cannot take work now (stale, deregistered, no offer) stay in the federation with no
+    GPU pools, because queued jobs may call them home (egress price, transfer time).
+    """
+    specs = tuple(
+        s if s.id in usable else SiteSpec(s.id, s.zone, {}, s.pue, s.egress_usd_per_gb)
+        for s in sites
+    )
+    return Federation(specs, gpu_catalog, affinity, transfer_gbps)
+
+
+def _offer_slots(offer: SiteOffer, now_h: float, slot_h: float, horizon_slots: int) -> np.ndarray:
+    """Index into the offer of each round slot (may fall outside the offer)."""
+    first = math.floor((now_h - offer.start_h) / slot_h + SLOT_EPS)
+    return first + np.arange(horizon_slots)
+
+
+def round_offers(
+    federation: Federation,
+    offers: Mapping[str, SiteOffer],
+    now_h: float,
+    slot_h: float,
+    horizon_slots: int,
+    reservations: Sequence[Reservation] = (),
+) -> RoundOffers:
+    """The ``RoundOffers`` of a round at ``now_h``: offers aligned to the round's slots.
+
+    Free GPUs are the advertised ones minus ``reservations`` (never below 0). A site without an
+    offer gets flat zero signals; it has no GPU pools in a federation built by
+    ``live_federation``, so they are never read.
+    """
+    n_sites, n_res = len(federation.sites), len(federation.resources)
+    free = np.zeros((n_res, horizon_slots), dtype=int)
+    price = np.zeros((n_sites, horizon_slots))
+    carbon = np.zeros((n_sites, horizon_slots))
+    for s, site in enumerate(federation.sites):
+        offer = offers.get(site.id)
+        if offer is None:
+            continue
+        if not math.isclose(offer.slot_h, slot_h):
+            raise ValueError(f"site {site.id}: offer slot_h {offer.slot_h} != broker's {slot_h}")
+        idx = _offer_slots(offer, now_h, slot_h, horizon_slots)
+        n = len(offer.price_usd_per_mwh)
+        inside = (idx >= 0) & (idx < n)
+        clipped = np.clip(idx, 0, n - 1)
+        price[s] = np.asarray(offer.price_usd_per_mwh, float)[clipped]
+        carbon[s] = np.asarray(offer.carbon_g_per_kwh, float)[clipped]
+        for r, (site_i, gpu) in enumerate(federation.resources):
+            if site_i == s and gpu in offer.free_gpus:
+                advertised = np.asarray(offer.free_gpus[gpu], dtype=int)[clipped]
+                free[r] = np.where(inside, advertised, 0)
+    for res in reservations:
+        r = _resource(federation, res.site_id, res.gpu_type)
+        if r is None:
+            continue
+        slot_from = now_h + np.arange(horizon_slots) * slot_h
+        overlaps = (slot_from < res.end_h - SLOT_EPS) & (
+            slot_from + slot_h > res.start_h + SLOT_EPS
+        )
+        free[r] -= np.where(overlaps, res.gpus, 0)
+    return RoundOffers(
+        now_h=now_h,
+        slot_h=slot_h,
+        free_gpus=np.maximum(free, 0),
+        price_usd_per_mwh=price,
+        carbon_g_per_kwh=carbon,
+    )
+
+
+def _resource(federation: Federation, site_id: str, gpu_type: str) -> int | None:
+    site_i = federation.site_index.get(site_id)
+    if site_i is None or (site_i, gpu_type) not in federation.resources:
+        return None
+    return federation.resources.index((site_i, gpu_type))
+
+
+@dataclass(frozen=True)
+class RunEstimate:
+    """What running a job on a pool is expected to take and cost, from the site's forecasts."""
+
+    transfer_h: float  # shipping the data set first (0 at home)
+    runtime_h: float
+    energy_kwh: float
+    carbon_kg: float
+    energy_cost_usd: float
+    transfer_cost_usd: float
+
+    @property
+    def occupy_h(self) -> float:
+        return self.transfer_h + self.runtime_h
+
+
+def estimate_run(
+    federation: Federation, round_: RoundOffers, job: Job, site_id: str, gpu_type: str,
+    start_offset: int,
+) -> RunEstimate:
+    """Run time, energy, emissions and cost of ``job`` on a pool, with the planner's formulas.
+
+    Energy = GPUs x board power x PUE x run time (``sites.power``); its cost and emissions are
+    the window means of the round's forecasts over the run (``broker.pricing``), exactly what
+    the planner charged for the option.
+    """
+    r = _resource(federation, site_id, gpu_type)
+    if r is None:
+        raise ValueError(f"no pool {gpu_type} at {site_id}")
+    site_i = federation.site_index[site_id]
+    site = federation.sites[site_i]
+    rate = float(federation.steps_per_s([job])[0, r])
+    runtime_h = job.runtime_h(rate)
+    remote = site_id != job.home_site
+    transfer_h = federation.transfer_h(job.dataset_gb) if remote else 0.0
+    home = federation.sites[federation.site_index[job.home_site]]
+    kwh = job_energy_kwh(job.gpus, federation.gpu_catalog[gpu_type], site.pue, runtime_h)
+    run_from = np.array([start_offset * round_.slot_h + transfer_h])
+    run_to = run_from + runtime_h
+    row = np.array([site_i])
+    price = float(window_mean(round_.price_usd_per_mwh, row, run_from, run_to, round_.slot_h)[0])
+    carbon = float(window_mean(round_.carbon_g_per_kwh, row, run_from, run_to, round_.slot_h)[0])
+    return RunEstimate(
+        transfer_h=transfer_h,
+        runtime_h=runtime_h,
+        energy_kwh=kwh,
+        carbon_kg=kwh * carbon * KG_PER_G,
+        energy_cost_usd=kwh * price * MWH_PER_KWH,
+        transfer_cost_usd=job.dataset_gb * home.egress_usd_per_gb if remote else 0.0,
+    )

@@ -1,0 +1,123 @@
+"""``carbonfed agent CONFIG.yaml --broker URL``: run a site agent against a live broker.
+
+The config names the site (as in a scenario's ``sites``), its grid zone's signals (as in a
+scenario's ``zones``) and the agent's schedule; it is validated here with the scenario schemas
+and handed to ``sites.agent`` as plain objects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from scenarios.commands.base import Command
+from scenarios.data_paths import DATA_ENV, DataPaths
+from scenarios.loader import field_path
+from scenarios.schema import SiteSpecModel, ZoneSpec
+from sites import DEFAULT_GPUS, InputError, SiteSpec
+from sites.agent import AgentConfig, AgentError, Backoff, SiteAgent
+
+
+class BackoffSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    initial_s: float = Field(0.2, gt=0)
+    max_s: float = Field(10.0, gt=0)
+    give_up_after_s: float = Field(300.0, gt=0)
+
+
+class AgentFile(BaseModel):
+    """The agent's YAML file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    site: SiteSpecModel
+    signals: ZoneSpec
+    broker_url: str | None = None
+    state_file: Path | None = None  # default: <config>.state.json beside the config
+    slot_h: float = Field(1.0, gt=0)
+    horizon_slots: int = Field(24, ge=1, le=24 * 14)
+    offer_interval_s: float = Field(5.0, gt=0)
+    poll_interval_s: float = Field(1.0, gt=0)
+    time_scale: float = Field(1.0, gt=0)
+    signal_start: datetime | None = None
+    signal_hours: int = Field(24 * 30, ge=1)
+    seed: int = 0
+    registration_token: str | None = None
+    backoff: BackoffSpec = BackoffSpec()
+
+
+def load_agent_config(path: Path, broker_url: str | None) -> AgentConfig:
+    source = str(path)
+    if not path.is_file():
+        raise InputError(source, "", "no such agent config file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        raise InputError(source, "", "YAML does not parse") from None
+    if not isinstance(data, dict):
+        raise InputError(source, "", "an agent config must be a YAML mapping of fields")
+    try:
+        spec = AgentFile.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise InputError(source, field_path(first["loc"], data), first["msg"]) from None
+    if spec.site.fleet is not None or not spec.site.gpus:
+        raise InputError(source, "site.gpus", "an agent's site lists its GPUs (no fleet files)")
+    for gpu in spec.site.gpus:
+        if gpu not in DEFAULT_GPUS:
+            raise InputError(source, f"site.gpus.{gpu}",
+                             f"unknown GPU type '{gpu}' (known: {', '.join(DEFAULT_GPUS)})")
+    url = broker_url or spec.broker_url
+    if not url:
+        raise InputError(source, "broker_url", "no broker URL (give --broker or broker_url)")
+    base = path.parent
+    data_dir = os.environ.get(DATA_ENV)
+    paths = DataPaths(source, base, Path(data_dir) if data_dir else None)
+    state = spec.state_file or path.with_suffix(".state.json")
+    start = None
+    if spec.signal_start is not None:
+        start = pd.Timestamp(spec.signal_start)
+        start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
+    s = spec.site
+    return AgentConfig(
+        site=SiteSpec(s.id, s.zone, dict(s.gpus), s.pue, s.egress_usd_per_gb),
+        carbon_g_per_kwh=spec.signals.carbon_g_per_kwh.build(paths, "signals.carbon_g_per_kwh"),
+        price_usd_per_mwh=spec.signals.price_usd_per_mwh.build(paths, "signals.price_usd_per_mwh"),
+        broker_url=url.rstrip("/"),
+        state_file=state if state.is_absolute() else base / state,
+        slot_h=spec.slot_h, horizon_slots=spec.horizon_slots,
+        offer_interval_s=spec.offer_interval_s, poll_interval_s=spec.poll_interval_s,
+        time_scale=spec.time_scale, signal_start=start, signal_hours=spec.signal_hours,
+        seed=spec.seed, registration_token=spec.registration_token,
+        backoff=Backoff(**spec.backoff.model_dump()),
+    )
+
+
+class AgentCommand(Command):
+    help = "run a site agent: register with a live broker, send offers, run the jobs it assigns"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("config", type=Path, help="agent YAML (site, signals, schedule)")
+        parser.add_argument("--broker", help="broker URL, e.g. http://127.0.0.1:8000")
+        parser.add_argument("--duration-s", type=float, help="stop after this many seconds")
+        parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
+
+    def run(self, args: argparse.Namespace) -> int:
+        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                            format="%(asctime)s %(name)s %(message)s")
+        config = load_agent_config(args.config, args.broker)
+        agent = SiteAgent(config)
+        try:
+            agent.run(duration_s=args.duration_s)
+        except AgentError as error:
+            print(f"error: {error}", flush=True)
+            return 1
+        except KeyboardInterrupt:
+            pass
+        return 0

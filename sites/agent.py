@@ -1,0 +1,310 @@
+"""The site agent: a datacenter's side of the live broker, talking plain JSON over HTTP.
+
+It registers the site (or resumes with the token kept in its state file), keeps the site's
+offer current (free GPUs per type and slot, price and carbon forecasts read from the same
+signals a scenario uses), fetches the jobs the broker assigns, acknowledges them, reports
+starts and completions, and retries with exponential backoff and jitter while the broker is
+unreachable. Jobs are simulated: a job sleeps its run time divided by ``time_scale``.
+
+It does not import ``api``: the broker's routes and bodies are the only contract.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from sites.signals import Signal, hourly_to_slots
+from sites.spec import SiteSpec
+
+log = logging.getLogger("carbonfed.agent")
+
+SECONDS_PER_HOUR = 3600.0
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class AgentError(RuntimeError):
+    """The agent cannot go on (broker unreachable for too long, site id taken, ...)."""
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Retry delays: ``initial_s x 2^attempt``, capped at ``max_s``, times a jitter in [0.5, 1]."""
+
+    initial_s: float = 0.2
+    max_s: float = 10.0
+    give_up_after_s: float = 300.0  # total time one request may keep retrying
+
+    def delay_s(self, attempt: int, rng: np.random.Generator) -> float:
+        return min(self.max_s, self.initial_s * 2.0**attempt) * rng.uniform(0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    site: SiteSpec
+    carbon_g_per_kwh: Signal
+    price_usd_per_mwh: Signal
+    broker_url: str
+    state_file: Path
+    slot_h: float = 1.0
+    horizon_slots: int = 24
+    offer_interval_s: float = 5.0
+    poll_interval_s: float = 1.0
+    time_scale: float = 1.0  # simulated hours per real hour (3600: one hour per second)
+    signal_start: pd.Timestamp | None = None  # simulated UTC at agent start; None: this hour
+    signal_hours: int = 24 * 30  # signals are read once for this long, then repeat
+    seed: int = 0
+    registration_token: str | None = None
+    request_timeout_s: float = 10.0
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+@dataclass
+class LocalJob:
+    """An assignment the site has taken; it waits for GPUs, then runs for ``occupy_h``."""
+
+    assignment_id: int
+    job_id: str
+    gpu_type: str
+    gpus: int
+    occupy_h: float  # data transfer + run time, simulated hours
+    started_s: float | None = None  # real (monotonic) seconds
+    ends_s: float | None = None
+    start_reported: bool = False
+
+
+@dataclass
+class AgentState:
+    """What survives an agent restart (the state file): the token and the offer sequence."""
+
+    site_id: str
+    broker_url: str
+    token: str | None = None
+    sequence: int = 0
+
+    @classmethod
+    def load(cls, path: Path, site_id: str, broker_url: str) -> AgentState:
+        if path.is_file():
+            data = json.loads(path.read_text())
+            if data.get("site_id") == site_id and data.get("broker_url") == broker_url:
+                return cls(**data)
+        return cls(site_id, broker_url)
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.__dict__))
+        os.replace(tmp, path)  # atomic: a crash leaves the old file or the new one
+
+
+class SiteAgent:
+    def __init__(
+        self,
+        config: AgentConfig,
+        client: httpx.Client | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config = config
+        self.client = client or httpx.Client(
+            base_url=config.broker_url, timeout=config.request_timeout_s
+        )
+        self.monotonic = monotonic
+        self.sleep = sleep
+        self.rng = np.random.default_rng(config.seed)
+        self.state = AgentState.load(config.state_file, config.site.id, config.broker_url)
+        self.jobs: dict[int, LocalJob] = {}
+        self.completed: list[str] = []  # job ids, in completion order
+        self.started_s = monotonic()
+        start = config.signal_start or pd.Timestamp.now(tz="UTC").floor("h")
+        signal_rng = np.random.default_rng(config.seed)
+        self.carbon_slots = hourly_to_slots(
+            config.carbon_g_per_kwh.hourly(start, config.signal_hours, signal_rng), config.slot_h)
+        self.price_slots = hourly_to_slots(
+            config.price_usd_per_mwh.hourly(start, config.signal_hours, signal_rng), config.slot_h)
+
+    # --- HTTP with retries --------------------------------------------------------------------
+
+    def _headers(self, token: str | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def request(
+        self, method: str, path: str, body: object = None, token: str | None = None
+    ) -> httpx.Response:
+        """One call, retried with backoff on network errors and 429/5xx answers."""
+        give_up = self.monotonic() + self.config.backoff.give_up_after_s
+        attempt = 0
+        while True:
+            try:
+                response = self.client.request(method, path, json=body,
+                                               headers=self._headers(token))
+                if response.status_code not in RETRY_STATUS:
+                    return response
+                problem = f"HTTP {response.status_code}"
+            except httpx.TransportError as error:
+                problem = f"{type(error).__name__}: {error}"
+            if self.monotonic() >= give_up:
+                raise AgentError(f"{method} {path}: broker unreachable ({problem})")
+            delay = self.config.backoff.delay_s(attempt, self.rng)
+            log.info("%s %s failed (%s); retry in %.2f s", method, path, problem, delay)
+            self.sleep(delay)
+            attempt += 1
+
+    # --- registration and offers --------------------------------------------------------------
+
+    def ensure_registered(self) -> None:
+        site = self.config.site
+        if self.state.token is not None:
+            r = self.request("GET", f"/v1/sites/{site.id}", token=self.state.token)
+            if r.status_code == 200:
+                log.info("resumed as site %s", site.id)
+                return
+            if r.status_code != 401:
+                raise AgentError(f"resuming site {site.id}: HTTP {r.status_code}: {r.text}")
+            self.state.token = None  # the broker no longer knows the token (new database)
+        body = {"id": site.id, "zone": site.zone, "gpus": dict(site.gpus), "pue": site.pue,
+                "egress_usd_per_gb": site.egress_usd_per_gb}
+        r = self.request("POST", "/v1/sites", body, token=self.config.registration_token)
+        if r.status_code != 201:
+            raise AgentError(f"registering site {site.id}: HTTP {r.status_code}: {r.text}")
+        self.state.token = r.json()["token"]
+        self.state.sequence = 0
+        self.state.save(self.config.state_file)
+        log.info("registered site %s", site.id)
+
+    def sim_hours(self, now_s: float | None = None) -> float:
+        """Simulated hours since the agent started."""
+        now_s = self.monotonic() if now_s is None else now_s
+        return (now_s - self.started_s) * self.config.time_scale / SECONDS_PER_HOUR
+
+    def free_gpus(self, now_s: float) -> dict[str, list[int]]:
+        """Free GPUs per type for each slot of the horizon from now.
+
+        A running job holds its GPUs until its end; a waiting one is counted from now for its
+        whole run (it may start any moment), so the offer never promises GPUs twice.
+        """
+        c = self.config
+        slot_from_h = np.arange(c.horizon_slots) * c.slot_h
+        free = {g: np.full(c.horizon_slots, n, dtype=int) for g, n in c.site.gpus.items() if n}
+        for job in self.jobs.values():
+            if job.gpu_type not in free:
+                continue
+            if job.ends_s is None:
+                left_h = job.occupy_h
+            else:
+                left_h = (job.ends_s - now_s) * c.time_scale / SECONDS_PER_HOUR
+            free[job.gpu_type] -= np.where(slot_from_h < left_h, job.gpus, 0)
+        return {g: np.maximum(v, 0).tolist() for g, v in free.items()}
+
+    def forecast(self, now_s: float) -> tuple[list[float], list[float]]:
+        """Price (USD/MWh) and carbon (g/kWh) for the horizon's slots, from the signals."""
+        first = math.floor(self.sim_hours(now_s) / self.config.slot_h + 1e-9)
+        idx = (first + np.arange(self.config.horizon_slots)) % len(self.price_slots)
+        return self.price_slots[idx].tolist(), self.carbon_slots[idx].tolist()
+
+    def send_offer(self) -> bool:
+        now_s = self.monotonic()
+        price, carbon = self.forecast(now_s)
+        self.state.sequence += 1
+        body = {"sequence": self.state.sequence, "slot_h": self.config.slot_h,
+                "free_gpus": self.free_gpus(now_s), "price_usd_per_mwh": price,
+                "carbon_g_per_kwh": carbon}
+        r = self.request("PUT", f"/v1/sites/{self.config.site.id}/offer", body, self.state.token)
+        if r.status_code == 409 and "current_sequence" in r.json():
+            # the broker holds a newer sequence (say, a lost state file): continue above it
+            self.state.sequence = int(r.json()["current_sequence"])
+            self.state.save(self.config.state_file)
+            return False
+        if r.status_code != 200:
+            raise AgentError(f"offer refused: HTTP {r.status_code}: {r.text}")
+        self.state.save(self.config.state_file)
+        return True
+
+    # --- jobs ---------------------------------------------------------------------------------
+
+    def _assignment_path(self, assignment_id: int, action: str) -> str:
+        return f"/v1/sites/{self.config.site.id}/assignments/{assignment_id}/{action}"
+
+    def fetch_assignments(self) -> int:
+        """Take every live assignment not yet held locally; returns how many were taken."""
+        r = self.request("GET", f"/v1/sites/{self.config.site.id}/assignments",
+                         token=self.state.token)
+        if r.status_code != 200:
+            raise AgentError(f"reading assignments: HTTP {r.status_code}: {r.text}")
+        taken = 0
+        for a in r.json()["assignments"]:
+            if a["id"] in self.jobs:
+                continue
+            # held locally before the ack, so every offer sent after the ack counts its GPUs
+            job = LocalJob(a["id"], a["job"]["id"], a["gpu_type"], a["job"]["gpus"],
+                           a["transfer_h"] + a["runtime_h"])
+            self.jobs[job.assignment_id] = job
+            ack = self.request("POST", self._assignment_path(job.assignment_id, "ack"),
+                               token=self.state.token)
+            if ack.status_code != 200:  # withdrawn (409) or gone: not ours to run
+                log.warning("assignment %s not acknowledged: HTTP %s", a["id"], ack.status_code)
+                del self.jobs[job.assignment_id]
+                continue
+            taken += 1
+        return taken
+
+    def _gpus_in_use(self, gpu_type: str) -> int:
+        return sum(j.gpus for j in self.jobs.values()
+                   if j.gpu_type == gpu_type and j.started_s is not None)
+
+    def run_jobs(self) -> None:
+        """Start waiting jobs that fit (in order), report starts, complete finished jobs."""
+        now_s = self.monotonic()
+        for job in sorted(self.jobs.values(), key=lambda j: j.assignment_id):
+            total = self.config.site.gpus.get(job.gpu_type, 0)
+            if job.started_s is None and self._gpus_in_use(job.gpu_type) + job.gpus <= total:
+                job.started_s = now_s
+                job.ends_s = now_s + job.occupy_h * SECONDS_PER_HOUR / self.config.time_scale
+            if job.started_s is not None and not job.start_reported:
+                self._report(job, "start")
+                job.start_reported = True
+        for job in sorted(self.jobs.values(), key=lambda j: j.assignment_id):
+            if job.ends_s is not None and job.ends_s <= now_s:
+                self._report(job, "complete")
+                del self.jobs[job.assignment_id]
+                self.completed.append(job.job_id)
+
+    def _report(self, job: LocalJob, action: str) -> None:
+        r = self.request("POST", self._assignment_path(job.assignment_id, action),
+                         token=self.state.token)
+        if r.status_code != 200:
+            log.warning("%s of assignment %s: HTTP %s %s", action, job.assignment_id,
+                        r.status_code, r.text)
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def run(self, duration_s: float | None = None, stop: threading.Event | None = None) -> None:
+        """Register, then offer, fetch and run jobs until ``stop`` is set or time is up."""
+        self.ensure_registered()
+        c = self.config
+        ends = None if duration_s is None else self.monotonic() + duration_s
+        next_offer = next_poll = self.monotonic()
+        while not (stop is not None and stop.is_set()):
+            now = self.monotonic()
+            if ends is not None and now >= ends:
+                break
+            if now >= next_offer:
+                self.send_offer()
+                next_offer = now + c.offer_interval_s
+            if now >= next_poll:
+                self.fetch_assignments()
+                next_poll = now + c.poll_interval_s
+            self.run_jobs()
+            wake = min([next_offer, next_poll] + [j.ends_s for j in self.jobs.values()
+                                                  if j.ends_s is not None])
+            self.sleep(min(max(wake - self.monotonic(), 0.005), 0.25))

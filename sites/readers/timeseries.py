@@ -1,0 +1,193 @@
+"""Time handling shared by the grid-signal readers: UTC parsing, checks, gaps, resampling.
+
+Conventions: every timestamp is UTC (naive timestamps in a file are read as UTC); a sample
+stamped ``t`` holds for the interval ``[t, t + resolution)`` (Electricity Maps and the price
+files stamp the start of the hour they average). Resampling is the time-weighted mean of that
+step function over each slot. Gaps are found and reported, never filled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sites.errors import InputError
+
+NS_PER_S = 1_000_000_000
+HEADER_LINES = 1  # CSV row numbers in messages count the header as line 1, like an editor
+
+
+def read_csv_checked(path: Path | str, required: Sequence[str], **kwargs) -> pd.DataFrame:
+    """Read a CSV and check it exists, is not empty and has the ``required`` columns."""
+    source = str(path)
+    try:
+        frame = pd.read_csv(path, **kwargs)
+    except FileNotFoundError:
+        raise InputError(source, "", "no such file") from None
+    except pd.errors.EmptyDataError:
+        raise InputError(source, "", "the file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise InputError(source, "", f"not a readable CSV file ({error})") from None
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise InputError(source, f"column '{missing[0]}'",
+                         f"missing column (columns found: {', '.join(map(str, frame.columns))})")
+    if frame.empty:
+        raise InputError(source, "", "the file has a header but no rows")
+    return frame
+
+
+def line_of(row: int) -> str:
+    """The field name of data row ``row`` (0-based) as an editor shows it (header = line 1)."""
+    return f"line {row + 1 + HEADER_LINES}"
+
+
+def parse_utc(values: pd.Series, source: str, column: str) -> pd.DatetimeIndex:
+    """Parse timestamps to UTC; a naive timestamp is UTC. Unparsable ones name their line."""
+    times = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+    bad = np.flatnonzero(times.isna().to_numpy())
+    if len(bad):
+        row = int(bad[0])
+        raise InputError(source, f"{line_of(row)}, column '{column}'",
+                         f"unparsable timestamp {values.iloc[row]!r}")
+    return pd.DatetimeIndex(times).as_unit("ns")  # asi8 below is then nanoseconds
+
+
+def check_increasing(times: pd.DatetimeIndex, source: str, column: str) -> None:
+    """Time must strictly increase: name the first line where it repeats or goes back."""
+    steps = np.diff(times.asi8)
+    if (steps > 0).all():
+        return
+    row = int(np.flatnonzero(steps <= 0)[0]) + 1
+    what = "duplicate timestamp" if steps[row - 1] == 0 else "time goes backwards"
+    raise InputError(source, f"{line_of(row)}, column '{column}'",
+                     f"{what}: {times[row]} after {times[row - 1]}")
+
+
+def check_values(values: pd.Series, source: str, column: str, *,
+                 allow_negative: bool) -> np.ndarray:
+    """Numeric, no NaN, and >= 0 unless the quantity may be negative (prices may)."""
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(float)
+    bad = np.flatnonzero(~np.isfinite(numbers))
+    if len(bad):
+        row = int(bad[0])
+        raise InputError(source, f"{line_of(row)}, column '{column}'",
+                         f"missing or non-numeric value {values.iloc[row]!r}")
+    if not allow_negative and (numbers < 0).any():
+        row = int(np.flatnonzero(numbers < 0)[0])
+        raise InputError(source, f"{line_of(row)}, column '{column}'",
+                         f"negative value {numbers[row]} (must be >= 0)")
+    return numbers
+
+
+def infer_resolution(times: pd.DatetimeIndex) -> pd.Timedelta:
+    """The most common step between samples (one sample: one hour, the usual grid step)."""
+    if len(times) < 2:
+        return pd.Timedelta(hours=1)
+    stamps = pd.DatetimeIndex(times).as_unit("ns").asi8
+    steps, counts = np.unique(np.diff(stamps), return_counts=True)
+    return pd.Timedelta(int(steps[np.argmax(counts)]), unit="ns")
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Samples missing from ``first_missing`` up to (not including) ``resumes``."""
+
+    first_missing: pd.Timestamp
+    resumes: pd.Timestamp
+
+    @property
+    def length(self) -> pd.Timedelta:
+        return self.resumes - self.first_missing
+
+
+def find_gaps(times: pd.DatetimeIndex, resolution: pd.Timedelta) -> tuple[Gap, ...]:
+    """Every place where the next sample comes later than one resolution step."""
+    times = pd.DatetimeIndex(times).as_unit("ns")
+    stamps = times.asi8
+    late = np.flatnonzero(np.diff(stamps) > resolution.value)
+    return tuple(Gap(times[i] + resolution, times[i + 1]) for i in late)
+
+
+@dataclass(frozen=True)
+class TimeTable:
+    """Numeric columns over a strictly increasing UTC index, as read from ``source``."""
+
+    source: str
+    frame: pd.DataFrame  # UTC DatetimeIndex, one float column per quantity
+    resolution: pd.Timedelta
+
+    @property
+    def gaps(self) -> tuple[Gap, ...]:
+        return find_gaps(pd.DatetimeIndex(self.frame.index), self.resolution)
+
+    def column(self, name: str) -> pd.Series:
+        if name not in self.frame.columns:
+            raise InputError(self.source, f"column '{name}'",
+                             f"no such column (has: {', '.join(self.frame.columns)})")
+        return self.frame[name]
+
+    def slots(self, column: str, start: pd.Timestamp, slot_h: float, n_slots: int) -> np.ndarray:
+        """Time-weighted means of ``column`` over ``n_slots`` slots of ``slot_h`` from ``start``."""
+        return resample_time_weighted(self.column(column), self.resolution, start, slot_h,
+                                      n_slots, self.source)
+
+
+def build_table(source: str, times: pd.DatetimeIndex, columns: dict[str, np.ndarray],
+                time_column: str) -> TimeTable:
+    """Check the index and wrap it; the readers call this after checking their values."""
+    times = pd.DatetimeIndex(times).as_unit("ns")
+    check_increasing(times, source, time_column)
+    frame = pd.DataFrame(columns, index=times)
+    return TimeTable(source, frame, infer_resolution(times))
+
+
+def resample_time_weighted(series: pd.Series, resolution: pd.Timedelta, start: pd.Timestamp,
+                           slot_h: float, n_slots: int, source: str) -> np.ndarray:
+    """Mean of the step function ``series`` over each slot ``[start + k slot, start + (k+1) slot)``.
+
+    Each sample holds for one ``resolution`` from its timestamp. The cumulative integral of a
+    step function is piecewise linear in time, so ``np.interp`` of it at the slot edges gives
+    exact integrals, whatever the two resolutions are (hourly data to 15-minute slots repeats
+    each hour; 15-minute data to hourly slots averages four samples).
+
+    Raises ``InputError`` naming ``source`` and the first missing timestamp when any slot
+    reaches outside the data or into a gap.
+    """
+    start = _as_utc(start)
+    index = pd.DatetimeIndex(series.index).as_unit("ns")
+    times = index.asi8
+    values = series.to_numpy(float)
+    slot_ns = round(slot_h * 3600 * NS_PER_S)
+    edges = start.value + slot_ns * np.arange(n_slots + 1, dtype=np.int64)
+    covered_from, covered_to = times[0], times[-1] + resolution.value
+    if edges[0] < covered_from:
+        raise InputError(source, "", f"no data for {start} (the data start at "
+                         f"{pd.Timestamp(covered_from, tz='UTC')})")
+    if edges[-1] > covered_to:
+        first = pd.Timestamp(max(covered_to, edges[0]), tz="UTC")
+        raise InputError(source, "", f"no data for {first} (the data end at "
+                         f"{pd.Timestamp(covered_to, tz='UTC')})")
+    for gap in find_gaps(index, resolution):
+        if gap.first_missing.value < edges[-1] and gap.resumes.value > edges[0]:
+            first = max(gap.first_missing, start)
+            raise InputError(source, "", f"gap in the data: no value for {first} "
+                             f"(missing until {gap.resumes})")
+    # knots: every sample start plus the end of the last sample; the integral grows by
+    # value x duration between knots (durations in hours keep the numbers small)
+    knots = np.append(times, covered_to)
+    durations_h = np.diff(knots) / (3600 * NS_PER_S)
+    cumulative = np.concatenate([[0.0], np.cumsum(values * durations_h)])
+    origin = knots[0]  # float64 cannot hold epoch nanoseconds exactly; offsets it can
+    at_edges = np.interp((edges - origin).astype(float), (knots - origin).astype(float),
+                         cumulative)
+    return np.diff(at_edges) / slot_h
+
+
+def _as_utc(stamp: pd.Timestamp) -> pd.Timestamp:
+    stamp = pd.Timestamp(stamp)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")

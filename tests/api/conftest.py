@@ -1,0 +1,90 @@
+"""An app on a fresh SQLite file per test, driven through httpx's ASGI transport.
+
+The broker's clock is a fake one (``FakeWall``) so staleness and timestamps are deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from api.app import create_app
+from api.clock import Clock
+from api.settings import Settings
+
+ADMIN = "admin-token-for-tests"
+WALL0 = 1_700_000_000.0
+
+
+@dataclass
+class FakeWall:
+    now_s: float = WALL0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def wall() -> FakeWall:
+    return FakeWall()
+
+
+@pytest.fixture
+def make_settings(tmp_path) -> Callable[..., Settings]:
+    def make(**overrides: object) -> Settings:
+        values = dict(db_url=f"sqlite:///{tmp_path / 'broker.db'}", admin_token=ADMIN,
+                      stale_after_s=60.0, horizon_slots=6,
+                      solver_time_limit_s=10.0, solver_method="full")
+        values.update(overrides)
+        return Settings.model_validate(values)
+
+    return make
+
+
+@dataclass
+class Broker:
+    client: httpx.AsyncClient
+    wall: FakeWall
+    service: object
+
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {ADMIN}"}
+
+
+@pytest.fixture
+async def broker(make_settings, wall) -> AsyncIterator[Broker]:
+    app = create_app(make_settings(), Clock(1.0, wall))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://broker") as client:
+            yield Broker(client, wall, app.state.service)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def site_body(site_id: str, gpus: dict[str, int] | None = None, **extra: object) -> dict:
+    return {"id": site_id, "zone": f"zone-{site_id}", "gpus": gpus or {"V100": 4},
+            "pue": 1.2, "egress_usd_per_gb": 0.02, **extra}
+
+
+def offer_body(sequence: int, gpus: dict[str, int] | None = None, slots: int = 6,
+               price: float = 50.0, carbon: float = 300.0) -> dict:
+    gpus = gpus or {"V100": 4}
+    return {"sequence": sequence, "slot_h": 1.0,
+            "free_gpus": {g: [n] * slots for g, n in gpus.items()},
+            "price_usd_per_mwh": [price] * slots, "carbon_g_per_kwh": [carbon] * slots}
+
+
+def job_body(job_id: str, home: str, **extra: object) -> dict:
+    return {"id": job_id, "home_site": home, "job_type": "resnet50", "gpus": 1,
+            "work_steps": 4.394774823323071 * 3600.0, **extra}  # 1 h on a V100

@@ -1,0 +1,151 @@
+"""The site agent against a scripted broker (httpx.MockTransport) and a fake clock."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from sites import ConstantSignal, ListSignal, SiteSpec
+from sites.agent import AgentConfig, AgentError, Backoff, LocalJob, SiteAgent
+
+SITE = SiteSpec("north", "hydro", {"V100": 4, "K80": 2}, pue=1.1)
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now_s = 100.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now_s
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now_s += seconds
+
+
+def config(tmp_path, **extra) -> AgentConfig:
+    values = dict(site=SITE, carbon_g_per_kwh=ListSignal((100.0, 200.0, 300.0)),
+                  price_usd_per_mwh=ConstantSignal(50.0), broker_url="http://broker",
+                  state_file=tmp_path / "state.json", horizon_slots=4, time_scale=3600.0,
+                  signal_hours=3, backoff=Backoff(0.1, 1.0, 5.0))
+    values.update(extra)
+    return AgentConfig(**values)
+
+
+def agent(tmp_path, handler, clock: FakeTime, **extra) -> SiteAgent:
+    client = httpx.Client(base_url="http://broker", transport=httpx.MockTransport(handler))
+    return SiteAgent(config(tmp_path, **extra), client, clock.monotonic, clock.sleep)
+
+
+def test_registers_after_the_broker_comes_back_with_growing_jittered_delays(tmp_path):
+    clock, calls = FakeTime(), []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        if len(calls) <= 3:
+            raise httpx.ConnectError("refused", request=request)
+        if len(calls) == 4:
+            return httpx.Response(503)
+        return httpx.Response(201, json={"token": "tok", "site": {}})
+
+    a = agent(tmp_path, handler, clock)
+    a.ensure_registered()
+    assert a.state.token == "tok"
+    assert len(clock.slept) == 4
+    for attempt, delay in enumerate(clock.slept):  # 0.1 x 2^k, capped at 1, jitter in [.5, 1]
+        assert 0.5 * min(1.0, 0.1 * 2**attempt) <= delay <= min(1.0, 0.1 * 2**attempt)
+    assert json.loads((tmp_path / "state.json").read_text())["token"] == "tok"
+
+
+def test_gives_up_after_the_retry_budget(tmp_path):
+    clock = FakeTime()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    with pytest.raises(AgentError, match="unreachable"):
+        agent(tmp_path, handler, clock).ensure_registered()
+    assert 5.0 <= sum(clock.slept) <= 6.0
+
+
+def test_resumes_with_its_stored_token(tmp_path):
+    (tmp_path / "state.json").write_text(json.dumps(
+        {"site_id": "north", "broker_url": "http://broker", "token": "kept", "sequence": 7}))
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.url.path, request.headers.get("authorization")))
+        return httpx.Response(200, json={})
+
+    a = agent(tmp_path, handler, FakeTime())
+    a.ensure_registered()
+    assert seen == [("GET", "/v1/sites/north", "Bearer kept")]
+    assert a.state.sequence == 7
+
+
+def test_offer_counts_local_jobs_and_reads_the_signals(tmp_path):
+    clock, bodies = FakeTime(), []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(200, json={})
+
+    a = agent(tmp_path, handler, clock)
+    a.state.token = "tok"
+    clock.now_s += 1.0  # one simulated hour later: the signals have moved on by a slot
+    # running, 2 simulated hours left; waiting (counted from now for its whole 1.5 h)
+    a.jobs[1] = LocalJob(1, "j1", "V100", 3, 5.0, started_s=clock.now_s - 3.0,
+                         ends_s=clock.now_s + 2.0)
+    a.jobs[2] = LocalJob(2, "j2", "V100", 1, 1.5)
+    assert a.send_offer()
+    body = bodies[-1]
+    assert body["sequence"] == 1
+    assert body["free_gpus"] == {"V100": [0, 0, 4, 4], "K80": [2, 2, 2, 2]}
+    assert body["carbon_g_per_kwh"] == [200.0, 300.0, 100.0, 200.0]  # repeats past the data
+    assert body["price_usd_per_mwh"] == [50.0] * 4
+
+
+def test_a_stale_sequence_jumps_to_the_brokers(tmp_path):
+    answers = iter([httpx.Response(409, json={"current_sequence": 41}),
+                    httpx.Response(200, json={})])
+    sent = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content)["sequence"])
+        return next(answers)
+
+    a = agent(tmp_path, handler, FakeTime())
+    a.state.token = "tok"
+    assert not a.send_offer()
+    assert a.send_offer()
+    assert sent == [1, 42]
+
+
+def test_takes_acknowledges_runs_and_completes_jobs(tmp_path):
+    clock, posted = FakeTime(), []
+    assignment = {"id": 5, "gpu_type": "K80", "transfer_h": 0.5, "runtime_h": 1.5,
+                  "job": {"id": "j5", "gpus": 2}}
+    withdrawn = {**assignment, "id": 6, "job": {"id": "j6", "gpus": 1}}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":  # the broker lists only live assignments
+            live = [assignment] if posted else [assignment, withdrawn]
+            return httpx.Response(200, json={"assignments": live})
+        posted.append(request.url.path.rsplit("/", 2)[-2:])
+        return httpx.Response(409 if "/6/" in request.url.path else 200, json={})
+
+    a = agent(tmp_path, handler, clock)
+    a.state.token = "tok"
+    assert a.fetch_assignments() == 1
+    assert a.fetch_assignments() == 0  # already held
+    a.run_jobs()
+    assert posted == [["5", "ack"], ["6", "ack"], ["5", "start"]]
+    clock.now_s += 1.9  # 2 simulated hours at 3600x take 2 s
+    a.run_jobs()
+    assert a.completed == []
+    clock.now_s += 0.2
+    a.run_jobs()
+    assert a.completed == ["j5"] and posted[-1] == ["5", "complete"]
