@@ -59,14 +59,24 @@ class Federation:
         return self.resources.index((self.site_index[site_id], gpu_type))
 
     def steps_per_s(self, jobs: list[Job]) -> np.ndarray:
-        """Per-GPU throughput of each job on each resource, shape (jobs, resources)."""
+        """Per-GPU throughput of each job on each resource, shape (jobs, resources).
+
+        Zero where the job type does not run on the pool's GPU type, or where the job is
+        restricted to other GPU types: every policy and the meter read runnability from here.
+        """
         gpu_cols = [
             self.affinity.gpu_index(g) if g in self.affinity.gpu_types else -1
             for _, g in self.resources
         ]
         rows = np.array([self.affinity.job_index(j.job_type) for j in jobs], dtype=int)
         table = np.hstack([self.affinity.throughput, np.zeros((len(self.affinity.job_types), 1))])
-        return table[np.ix_(rows, gpu_cols)] if len(jobs) else np.zeros((0, len(gpu_cols)))
+        if not len(jobs):
+            return np.zeros((0, len(gpu_cols)))
+        rates = table[np.ix_(rows, gpu_cols)]
+        for i, job in enumerate(jobs):
+            if job.gpu_types:
+                rates[i, [g not in job.gpu_types for _, g in self.resources]] = 0.0
+        return rates
 
     def transfer_h(self, dataset_gb: float) -> float:
         """Hours to ship a data set to another site at the federation's link speed."""

@@ -14,6 +14,7 @@ class Job:
     ``work_steps`` is the number of training steps; on a GPU type with throughput ``r`` steps/s
     per GPU, the job runs ``work_steps / (gpus * r * 3600)`` hours (linear multi-GPU scaling).
     Moving it off its home site ships ``dataset_gb`` (egress money, transfer time).
+    ``gpu_types`` restricts where it may run (a trace's GPU-model constraint); empty: anywhere.
     """
 
     id: str
@@ -24,6 +25,7 @@ class Job:
     submit_h: float
     deadline_h: float | None = None
     dataset_gb: float = 0.0
+    gpu_types: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.gpus < 1:

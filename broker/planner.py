@@ -68,7 +68,8 @@ class RoundProblem:
 
 
 def _demand_key(job: Job) -> tuple:
-    return (job.home_site, job.job_type, job.gpus, job.work_steps, job.deadline_h, job.dataset_gb)
+    return (job.home_site, job.job_type, job.gpus, job.work_steps, job.deadline_h, job.dataset_gb,
+            job.gpu_types)
 
 
 def group_identical_jobs(queue: Sequence[Job]) -> tuple[tuple[Job, ...], ...]:

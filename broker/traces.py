@@ -15,7 +15,7 @@ the broker's jobs for a scenario window:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,7 +175,8 @@ def read_alibaba_pods(path: Path | str) -> pd.DataFrame:
 
 def alibaba_pod_jobs(pods: pd.DataFrame, home_site: str, affinity: AffinityMatrix,
                      job_types: Sequence[str], reference_gpu: str, window: TraceWindow,
-                     period_h: float, rng: np.random.Generator, id_prefix: str) -> TraceJobs:
+                     period_h: float, rng: np.random.Generator, id_prefix: str,
+                     gpu_models: Mapping[str, str] | None = None) -> TraceJobs:
     """GPU pods that ran become training jobs.
 
     * run time = deletion - scheduled time, taken as the run time on ``reference_gpu``;
@@ -184,9 +185,17 @@ def alibaba_pod_jobs(pods: pd.DataFrame, home_site: str, affinity: AffinityMatri
       allocates whole GPUs;
     * pods carry no model name: job types are drawn uniformly from ``job_types`` (seeded);
     * left out and counted: pods without GPUs, pods never scheduled, pods wider than
-      ``max_gpus``. ``gpu_spec`` constraints are read but not enforced (a job here may run on
-      any GPU type its job type runs on).
+      ``max_gpus``, and pods whose ``gpu_spec`` names no model that ``gpu_models`` maps to
+      a GPU type here;
+    * with ``gpu_models`` (cluster model -> catalog GPU type), a ``gpu_spec`` becomes the job's
+      ``gpu_types``: it runs only on the mapped types. Without it, specs are not enforced.
     """
+    mapping = gpu_models or {}
+    allowed = [tuple(sorted({mapping[m] for m in spec if m in mapping})) if gpu_models else ()
+               for spec in pods["gpu_spec"]]
+    unmappable = np.array([bool(gpu_models) and bool(spec) and not types
+                           for spec, types in zip(pods["gpu_spec"], allowed, strict=True)],
+                          dtype=bool)
     arrival_h = pods["creation_time"].to_numpy() / SECONDS_PER_HOUR
     submit = window.submit_h(arrival_h)
     in_window = (arrival_h >= window.from_h) & (arrival_h < window.to_h) & (submit < period_h)
@@ -197,7 +206,10 @@ def alibaba_pod_jobs(pods: pd.DataFrame, home_site: str, affinity: AffinityMatri
         "never scheduled": in_window & (gpus > 0) & ~ran,
         "wider than max_gpus": in_window & ran & (gpus > (window.max_gpus or np.inf)),
     }
-    keep = in_window & ran & (gpus > 0) & ~reasons["wider than max_gpus"]
+    reasons["gpu_spec names no GPU type here"] = (in_window & ran & (gpus > 0) & unmappable
+                                                  & ~reasons["wider than max_gpus"])
+    keep = (in_window & ran & (gpus > 0) & ~reasons["wider than max_gpus"]
+            & ~reasons["gpu_spec names no GPU type here"])
     runtime_h = ((pods["deletion_time"] - pods["scheduled_time"]).to_numpy() / SECONDS_PER_HOUR)
     share = np.where((gpus == 1) & (pods["gpu_milli"].to_numpy() > 0),
                      pods["gpu_milli"].to_numpy() / MILLI, 1.0)
@@ -209,5 +221,5 @@ def alibaba_pod_jobs(pods: pd.DataFrame, home_site: str, affinity: AffinityMatri
         hours = max(runtime_h[i] * share[i], 1.0 / SECONDS_PER_HOUR)  # at least a second
         jobs.append(Job(id=f"{id_prefix}{i:05d}", home_site=home_site, job_type=job_type,
                         gpus=int(gpus[i]), work_steps=hours * gpus[i] * rate * SECONDS_PER_HOUR,
-                        submit_h=float(submit[i])))
+                        submit_h=float(submit[i]), gpu_types=allowed[i]))
     return TraceJobs(tuple(jobs), {k: int(v.sum()) for k, v in reasons.items() if v.any()})

@@ -266,6 +266,10 @@ def check_references(s: Scenario, source: str, resolved: ResolvedData | None = N
     if sum(sum(g.values()) for g in resolved.site_gpus) == 0:
         fail("sites", "the federation has no GPUs")
     w = s.workload
+    if isinstance(w, TraceWorkloadSpec):
+        for model, gpu in w.gpu_models.items():
+            if gpu not in catalog:
+                fail(f"workload.gpu_models.{model}", f"unknown GPU type '{gpu}'")
     if w.reference_gpu not in affinity.gpu_types:
         fail("workload.reference_gpu", f"unknown GPU type '{w.reference_gpu}'")
     if isinstance(w, JobListWorkload):
@@ -388,7 +392,8 @@ def _trace_jobs(w: TraceWorkloadSpec, s: Scenario, affinity: AffinityMatrix,
                                      np.round(sizes, 3), prefix, str(file), w.reference_gpu)
         else:
             taken = alibaba_pod_jobs(read_alibaba_pods(file), site_id, affinity, job_types,
-                                     w.reference_gpu, window, s.period_h, rng, prefix)
+                                     w.reference_gpu, window, s.period_h, rng, prefix,
+                                     w.gpu_models)
         jobs.extend(taken.jobs)
     return sorted(jobs, key=lambda j: (j.submit_h, j.id))
 

@@ -247,6 +247,10 @@ class SyntheticWorkloadSpec(Strict):
         return self
 
 
+# Alibaba v2023 GPU models -> catalog types (G2, G3 are anonymised, A10 is not in the catalog).
+ALIBABA_GPU_MODELS = {"V100M16": "V100", "V100M32": "V100", "P100": "P100", "T4": "T4"}
+
+
 class TraceWorkloadSpec(Strict):
     """Jobs from real traces: one file per home site (a path in the data folder or absolute).
 
@@ -263,6 +267,9 @@ class TraceWorkloadSpec(Strict):
     max_runtime_h: float | None = Field(None, gt=0)  # on reference_gpu; longer jobs left out
     reference_gpu: str = "V100"
     job_types: list[str] | None = None
+    # Alibaba pods' gpu_spec names cluster GPU models; this maps them to catalog GPU types.
+    # A pod restricted to models none of which maps here is left out (and counted).
+    gpu_models: dict[str, str] = Field(default_factory=lambda: dict(ALIBABA_GPU_MODELS))
     median_dataset_gb: float = Field(0.0, ge=0)  # 0: no data set to move
     dataset_sigma: float = Field(1.0, ge=0)
 

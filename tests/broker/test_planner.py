@@ -180,3 +180,22 @@ def test_deadline_prunes_late_options_and_an_impossible_deadline_keeps_all():
     impossible = Job("i", "A", "train", 1, 7200.0, submit_h=0.0, deadline_h=1.0)
     rp = build_round_problem(fed, o, [impossible], PlannerConfig())
     assert rp.problem.option_start.tolist() == [0, 1, 2, 3]
+
+
+def test_a_job_restricted_to_a_gpu_type_only_gets_options_there():
+    """Site A has a V100 and a K80 (the job type runs on both). A job restricted to K80 gets
+    options only on the K80 pool, although the V100 is faster; an unrestricted one gets both."""
+    affinity = AffinityMatrix.from_nested({"train": {"V100": 1.0, "K80": 0.5}})
+    fed = Federation((SiteSpec("A", "z", {"V100": 1, "K80": 1}, pue=1.0),), DEFAULT_GPUS,
+                     affinity)
+    o = offers(fed, [[100.0] * 2], [[50.0] * 2])
+    k80 = fed.resource_of("A", "K80")
+    restricted = Job("r", "A", "train", 1, 3600.0, 0.0, gpu_types=("K80",))
+    free = Job("f", "A", "train", 1, 3600.0, 0.0)
+    rp = build_round_problem(fed, o, [restricted, free], PlannerConfig())
+    p, demands = rp.problem, rp.demands
+    by_job = {d[0].id: set(p.option_resource[p.option_demand == i].tolist())
+              for i, d in enumerate(demands)}
+    assert by_job == {"r": {k80}, "f": {0, 1}}
+    result = plan(fed, o, [restricted], delay_cost_usd_per_gpu_h=0.001)
+    assert [a.gpu_type for a in result.assignments] == ["K80"]

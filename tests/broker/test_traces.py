@@ -131,3 +131,19 @@ def test_real_traces_read_and_map_to_gavel_affinity():
     assert total == 15_264  # `wc -l` over the 15 files: one job per line
     pods = read_alibaba_pods(DATA_DIR / "jobs/alibaba_v2023/openb_pod_list_default.csv")
     assert len(pods) == 8152
+
+
+def test_alibaba_gpu_spec_is_enforced_through_a_model_map(tmp_path):
+    """With {V100M16: V100, V100M32: V100, T4: T4}: p0 (V100M16|V100M32) may only use V100s;
+    p1 (no spec) anything; p2 (A10 only, not mapped) cannot run here and is left out."""
+    rows = [POD_HEADER,
+            "p0,1,1,1,1000,V100M16|V100M32,LS,Running,0,3600,0",
+            "p1,1,1,1,1000,,LS,Running,0,3600,0",
+            "p2,1,1,1,1000,A10,LS,Running,0,3600,0"]
+    path = tmp_path / "pods.csv"
+    path.write_text("\n".join(rows) + "\n")
+    models = {"V100M16": "V100", "V100M32": "V100", "T4": "T4"}
+    taken = alibaba_pod_jobs(read_alibaba_pods(path), "a", AFFINITY, ["lm"], "V100",
+                             TraceWindow(), 168, np.random.default_rng(0), "a-", models)
+    assert [j.gpu_types for j in taken.jobs] == [("V100",), ()]
+    assert taken.skipped == {"gpu_spec names no GPU type here": 1}
