@@ -84,6 +84,12 @@ class Database:
                 session.begin():
             yield session
 
+    @contextlib.contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """Like ``write()`` but a Core connection, for hot paths that need no ORM objects."""
+        with self._write_lock or contextlib.nullcontext(), self.engine.begin() as connection:
+            yield connection
+
     def dispose(self) -> None:
         self.engine.dispose()
 

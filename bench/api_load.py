@@ -3,6 +3,9 @@
 Starts ``carbonfed serve`` on a fresh SQLite file on 127.0.0.1, registers N sites, then every
 agent puts ``--rounds`` offers with growing sequence numbers, one every ``--interval-s`` seconds
 (each agent starts at a random phase, as real agents would), through one httpx.AsyncClient.
+``--client-per-agent`` gives every agent its own client and connection instead, as separate
+agent processes would have; the shared client's pool of N connections costs the load generator
+several ms of CPU per request at N = 200, which on a 2-core machine competes with the broker.
 Every fifth offer is followed by a replay of an older sequence, which must be refused (409).
 
 Prints requests per second, p50/p99 latency of the offer PUTs, and:
@@ -19,8 +22,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -73,24 +79,41 @@ async def one_agent(client: httpx.AsyncClient, site: str, token: str, rounds: in
         await asyncio.sleep(max(0.0, interval_s - (time.perf_counter() - begun)))
 
 
-async def run_load(url: str, n_agents: int, rounds: int, interval_s: float) -> dict:
+async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
+                   client_per_agent: bool = False) -> dict:
+    # One client shared by N agents scans its N-connection pool on every request (httpcore):
+    # at N = 200 that is milliseconds of the load generator's CPU per request.
     limits = httpx.Limits(max_connections=n_agents, max_keepalive_connections=n_agents)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        admin = await stack.enter_async_context(
+            httpx.AsyncClient(base_url=url, limits=limits, timeout=60))
         tokens = {}
         for i in range(n_agents):
             site = f"bench-{n_agents}-{i:03d}"
-            r = await client.post("/v1/sites", json={"id": site, "zone": "z",
-                                                     "gpus": {"V100": 8}})
+            r = await admin.post("/v1/sites", json={"id": site, "zone": "z",
+                                                    "gpus": {"V100": 8}})
             r.raise_for_status()
             tokens[site] = r.json()["token"]
+        tls = ssl.create_default_context()  # plain http; one context instead of N (~20 ms each)
+        clients = {site: await stack.enter_async_context(
+            httpx.AsyncClient(base_url=url, timeout=60, verify=tls)) if client_per_agent
+            else admin for site in tokens}
         latencies: list[float] = []
         outcome = {"accepted": {}, "errors": 0, "stale_overwrites": 0}
+        if client_per_agent:
+            # and the load generator's full garbage collections (~80 ms over the N clients)
+            # would stall every request in flight and count as broker latency
+            gc.collect()
+            gc.freeze()
         begun = time.perf_counter()
-        await asyncio.gather(*(one_agent(client, site, token, rounds, interval_s, i, latencies,
-                                         outcome)
-                               for i, (site, token) in enumerate(tokens.items())))
+        try:
+            await asyncio.gather(*(one_agent(clients[site], site, token, rounds, interval_s, i,
+                                             latencies, outcome)
+                                   for i, (site, token) in enumerate(tokens.items())))
+        finally:
+            gc.unfreeze()
         wall_s = time.perf_counter() - begun
-        stored = {s["id"]: s["offer_sequence"] for s in (await client.get(
+        stored = {s["id"]: s["offer_sequence"] for s in (await admin.get(
             "/v1/sites", headers={"Authorization": f"Bearer {ADMIN}"})).json()}
     lost = sum(stored.get(site) != seq for site, seq in outcome["accepted"].items())
     lost += n_agents - len(outcome["accepted"])
@@ -121,6 +144,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--interval-s", type=float, default=5.0,
                         help="seconds between one agent's offers (agents default to 5)")
+    parser.add_argument("--client-per-agent", action="store_true",
+                        help="every agent its own httpx client and connection, as separate "
+                        "agent processes (default: one client, one pool of N connections)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
@@ -134,11 +160,14 @@ def main() -> None:
         try:
             wait_healthy(url, server)
             print(f"offers of {SLOTS} slots, {args.rounds} rounds per agent, one every "
-                  f"{args.interval_s} s; SQLite (WAL) at {db}")
+                  f"{args.interval_s} s; "
+                  f"{'a client per agent' if args.client_per_agent else 'one shared client'}; "
+                  f"SQLite (WAL) at {db}")
             print(f"{'agents':>6} {'requests':>8} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
                   f"{'max ms':>7} {'errors':>6} {'lost':>5} {'stale overwrites':>16}")
             for n in args.agents:
-                r = asyncio.run(run_load(url, n, args.rounds, args.interval_s))
+                r = asyncio.run(run_load(url, n, args.rounds, args.interval_s,
+                                         args.client_per_agent))
                 print(f"{r['agents']:>6} {r['requests']:>8} {r['rps']:>7.1f} "
                       f"{r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['max_ms']:>7.1f} "
                       f"{r['errors']:>6} {r['lost_updates']:>5} {r['stale_overwrites']:>16}")

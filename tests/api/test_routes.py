@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
+
 import pytest
 
 from tests.api.conftest import bearer, job_body, offer_body, site_body
@@ -78,6 +81,33 @@ async def test_offer_sequence_protects_newer_offers(broker):
     assert r.json()["sequence"] == 5 and r.json()["carbon_g_per_kwh"][0] == 300.0
     assert (await c.put("/v1/sites/north/offer", json=offer_body(6),
                         headers=bearer(token))).status_code == 200
+
+
+async def test_concurrent_offers_keep_the_highest_sequence(broker):
+    """Offers race through the thread pool: the highest sequence wins, whatever the order, and
+    every refusal names a stored sequence above its own."""
+    c = broker.client
+    token = await register(broker, "north")
+    sequences = list(range(1, 41))
+    random.Random(7).shuffle(sequences)
+    answers = await asyncio.gather(*(
+        c.put("/v1/sites/north/offer", json=offer_body(n, carbon=n), headers=bearer(token))
+        for n in sequences))
+    for n, r in zip(sequences, answers, strict=True):
+        assert r.status_code in (200, 409), r.text
+        if r.status_code == 409:
+            assert r.json()["current_sequence"] >= n
+    assert max(n for n, r in zip(sequences, answers, strict=True) if r.status_code == 200) == 40
+    stored = (await c.get("/v1/sites/north/offer", headers=bearer(token))).json()
+    assert stored["sequence"] == 40 and stored["carbon_g_per_kwh"][0] == 40.0
+
+
+async def test_offer_for_a_deregistered_site_is_refused(broker):
+    c = broker.client
+    token = await register(broker, "north")
+    assert (await c.delete("/v1/sites/north", headers=broker.admin())).status_code == 200
+    r = await c.put("/v1/sites/north/offer", json=offer_body(1), headers=bearer(token))
+    assert r.status_code == 401  # the token died with the registration
 
 
 @pytest.mark.parametrize(
