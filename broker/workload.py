@@ -84,19 +84,24 @@ class SyntheticWorkload:
                 self.max_runtime_h,
                 float(rng.lognormal(math.log(self.median_runtime_h), self.runtime_sigma)),
             )
-            ref_rate = affinity.steps_per_s(job_type, self.reference_gpu)
-            work_steps = runtime_h * gpus * ref_rate * SECONDS_PER_HOUR
-            deadline = None
-            if rng.random() < self.deadline_fraction:
-                slack = rng.uniform(*self.deadline_slack)
-                deadline = float(submit_h + slack * runtime_h + 1.0)
-            dataset_gb = float(rng.lognormal(math.log(self.median_dataset_gb), self.dataset_sigma))
-            jobs.append(Job(
-                id=f"j{i:05d}", home_site=site.id, job_type=job_type, gpus=gpus,
-                work_steps=work_steps, submit_h=float(submit_h), deadline_h=deadline,
-                dataset_gb=round(dataset_gb, 3),
-            ))
+            jobs.append(self._job(i, site.id, job_type, gpus, runtime_h, float(submit_h),
+                                  affinity, rng))
         return jobs
+
+    def _job(self, i: int, home_site: str, job_type: str, gpus: int, runtime_h: float,
+             submit_h: float, affinity: AffinityMatrix, rng: np.random.Generator) -> Job:
+        """A job of ``runtime_h`` on the reference GPU, with its deadline and data set drawn."""
+        ref_rate = affinity.steps_per_s(job_type, self.reference_gpu)
+        deadline = None
+        if rng.random() < self.deadline_fraction:
+            slack = rng.uniform(*self.deadline_slack)
+            deadline = float(submit_h + slack * runtime_h + 1.0)
+        dataset_gb = float(rng.lognormal(math.log(self.median_dataset_gb), self.dataset_sigma))
+        return Job(
+            id=f"j{i:05d}", home_site=home_site, job_type=job_type, gpus=gpus,
+            work_steps=runtime_h * gpus * ref_rate * SECONDS_PER_HOUR, submit_h=submit_h,
+            deadline_h=deadline, dataset_gb=round(dataset_gb, 3),
+        )
 
     def _generate_calibrated(self, sites: list[SiteSpec], affinity: AffinityMatrix,
                              arrivals: np.ndarray, weights: np.ndarray,
@@ -119,17 +124,8 @@ class SyntheticWorkload:
             k = int(rng.choice(len(sites), p=home_w / home_w.sum()))
             runnable = fits[k]
             job_type = runnable[rng.integers(len(runnable))]
-            ref_rate = affinity.steps_per_s(job_type, self.reference_gpu)
-            deadline = None
-            if rng.random() < self.deadline_fraction:
-                slack = rng.uniform(*self.deadline_slack)
-                deadline = float(submit_h + slack * runtime_h + 1.0)
-            dataset_gb = float(rng.lognormal(math.log(self.median_dataset_gb), self.dataset_sigma))
-            jobs.append(Job(
-                id=f"j{i:05d}", home_site=sites[k].id, job_type=job_type, gpus=gpus,
-                work_steps=runtime_h * gpus * ref_rate * SECONDS_PER_HOUR,
-                submit_h=float(submit_h), deadline_h=deadline, dataset_gb=round(dataset_gb, 3),
-            ))
+            jobs.append(self._job(i, sites[k].id, job_type, gpus, runtime_h, float(submit_h),
+                                  affinity, rng))
         return jobs
 
     def _arrival_times(self, period_h: float, rng: np.random.Generator) -> np.ndarray:

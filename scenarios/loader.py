@@ -325,7 +325,10 @@ def build_run(loaded: LoadedScenario) -> ScenarioRun:
         for x, gpus in zip(s.sites, resolved.site_gpus, strict=True)
     )
     federation = Federation(sites, catalog, affinity, s.transfer_gbps)
-    jobs = tuple(_jobs(s, sites, affinity, rng, loaded.paths))
+    try:
+        jobs = tuple(_jobs(s, sites, affinity, rng, loaded.paths))
+    except ValueError as error:  # a workload the federation cannot host, found while drawing
+        raise InputError(loaded.source, "workload", str(error)) from None
     _check_jobs_fit(jobs, federation, loaded.source)
 
     slot_h = s.slot_h

@@ -294,6 +294,9 @@ class SolverSpec(Strict):
     threads: int = Field(1, ge=1)
 
 
+MAX_PERIOD_H = 87_600.0
+MAX_HORIZON_H = 24.0 * 14  # the MILP looks two weeks ahead at most
+
 POLICY_NAMES = ("milp", "isolated", "greedy-carbon", "greedy-price", "temporal")
 
 
@@ -301,10 +304,11 @@ class Scenario(Strict):
     name: str
     description: str = ""
     start: datetime = datetime.fromisoformat("2023-06-05T00:00:00+00:00")
-    period_h: float = Field(gt=0)
+    # Ten years at most: beyond that a run is surely a typo, and it would not end in a day.
+    period_h: float = Field(gt=0, le=MAX_PERIOD_H)
     slot_h: float = Field(1.0, gt=0)
-    horizon_h: float = Field(24.0, gt=0)
-    drain_h: float = Field(48.0, ge=0)
+    horizon_h: float = Field(24.0, gt=0, le=MAX_HORIZON_H)
+    drain_h: float = Field(48.0, ge=0, le=MAX_PERIOD_H)
     seed: int = 0
     carbon_price_usd_per_t: float = Field(0.0, ge=0)
     delay_cost_usd_per_gpu_h: float = Field(0.005, ge=0)

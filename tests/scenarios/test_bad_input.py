@@ -173,3 +173,38 @@ def test_real_process_prints_no_traceback(tmp_path):
     lines = done.stderr.splitlines()
     assert len(lines) == 1
     assert str(path) in lines[0] and "sites[0].gpus.V200" in lines[0]
+
+
+def test_calibrated_workload_too_wide_for_the_federation_is_one_line(tmp_path, capsys):
+    """Helios needs 8-GPU jobs to reach its mean; a federation of 2-GPU pools cannot host
+    them: one line naming the workload, exit 2, no traceback."""
+    path = tmp_path / "cal.yaml"
+    path.write_text(
+        "name: cal\nperiod_h: 24\n"
+        "zones:\n  z: {carbon_g_per_kwh: {kind: constant, value: 100},"
+        " price_usd_per_mwh: {kind: constant, value: 50}}\n"
+        "sites:\n  - {id: a, zone: z, gpus: {V100: 2}}\n"
+        "workload: {kind: synthetic, jobs_per_hour: 5, calibrate: helios, max_gpus: 8}\n")
+    from scenarios.cli import main
+
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"{path}: workload: no site has 8 GPUs" in err
+    assert "Traceback" not in err
+
+
+def test_a_period_of_a_thousand_years_is_refused_not_run(tmp_path, capsys):
+    """period_h: 1e7 would generate signals and jobs for over a thousand years."""
+    path = tmp_path / "long.yaml"
+    path.write_text(
+        "name: long\nperiod_h: 10000000\n"
+        "zones:\n  z: {carbon_g_per_kwh: {kind: constant, value: 100},"
+        " price_usd_per_mwh: {kind: constant, value: 50}}\n"
+        "sites:\n  - {id: a, zone: z, gpus: {V100: 2}}\n"
+        "workload: {kind: synthetic, jobs_per_hour: 1}\n")
+    from scenarios.cli import main
+
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: period_h: Input should be less than or equal to 87600" in err
