@@ -10,11 +10,12 @@ import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from broker.calibration import PUBLISHED
 from broker.federation import Federation
@@ -47,6 +48,7 @@ from sites.readers.gpu_power import read_gpu_tdp
 FLEET_READERS = {"alibaba-nodes": read_alibaba_nodes, "pai-machines": read_pai_machines}
 
 LIBRARY = "scenarios.library"
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -95,8 +97,11 @@ def load_scenario(name_or_path: str, data_dir: Path | None = None) -> LoadedScen
     return parse_scenario(builtin.read_text(), f"built-in:{name_or_path}", Path.cwd(), data_dir)
 
 
-def parse_scenario(text: str, source: str, base_dir: Path,
-                   data_dir: Path | None = None) -> LoadedScenario:
+def validate_yaml(text: str, source: str, model: type[M], what: str) -> M:
+    """Parse YAML and validate it as ``model``; any problem is one ``InputError`` line.
+
+    ``what`` names the document in the "must be a mapping" message ("a scenario").
+    """
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -105,12 +110,17 @@ def parse_scenario(text: str, source: str, base_dir: Path,
         problem = getattr(error, "problem", None) or "not valid YAML"
         raise InputError(source, where, f"YAML does not parse: {problem}") from None
     if not isinstance(data, dict):
-        raise InputError(source, "", "a scenario must be a YAML mapping of fields")
+        raise InputError(source, "", f"{what} must be a YAML mapping of fields")
     try:
-        scenario = Scenario.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as error:
         first = error.errors()[0]
         raise InputError(source, field_path(first["loc"], data), _problem(first)) from None
+
+
+def parse_scenario(text: str, source: str, base_dir: Path,
+                   data_dir: Path | None = None) -> LoadedScenario:
+    scenario = validate_yaml(text, source, Scenario, "a scenario")
     paths = DataPaths(source, base_dir, data_dir)
     check_names(scenario, source)
     resolved = resolve_data(scenario, paths)

@@ -14,12 +14,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from scenarios.commands.base import Command
 from scenarios.data_paths import DATA_ENV, DataPaths
-from scenarios.loader import field_path
+from scenarios.loader import validate_yaml
 from scenarios.schema import SiteSpecModel, ZoneSpec
 from sites import DEFAULT_GPUS, InputError, SiteSpec
 from sites.agent import AgentConfig, AgentError, Backoff, SiteAgent
@@ -56,17 +55,7 @@ def load_agent_config(path: Path, broker_url: str | None) -> AgentConfig:
     source = str(path)
     if not path.is_file():
         raise InputError(source, "", "no such agent config file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError:
-        raise InputError(source, "", "YAML does not parse") from None
-    if not isinstance(data, dict):
-        raise InputError(source, "", "an agent config must be a YAML mapping of fields")
-    try:
-        spec = AgentFile.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        raise InputError(source, field_path(first["loc"], data), first["msg"]) from None
+    spec = validate_yaml(path.read_text(), source, AgentFile, "an agent config")
     if spec.site.fleet is not None or not spec.site.gpus:
         raise InputError(source, "site.gpus", "an agent's site lists its GPUs (no fleet files)")
     for gpu in spec.site.gpus:
