@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from broker.jobs import SECONDS_PER_HOUR, Job
+from broker.jobs import Job
 from sites.affinity import AffinityMatrix
 from sites.errors import InputError
 from sites.readers.gavel_affinity import base_job_type, carbonfed_job_type
 from sites.readers.timeseries import check_values, line_of, read_csv_checked
+from sites.units import SECONDS_PER_HOUR
 
 GAVEL_COLUMNS = ("job_type", "command", "num_steps_arg", "needs_data_dir", "total_steps",
                  "arrival_time_s", "scale_factor")

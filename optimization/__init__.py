@@ -2,11 +2,12 @@
 
 from optimization.allocation import build_allocation_model, solve_allocation_pyomo
 from optimization.problem import AllocationProblem, AllocationSolution
-from optimization.solve import ALLOCATION_METHODS, solve_allocation
+from optimization.solve import ALLOCATION_METHODS, SOLVE_METHODS, solve_allocation
 from optimization.solver import SolveResult, SolverOptions, SolveStatus
 
 __all__ = [
     "ALLOCATION_METHODS",
+    "SOLVE_METHODS",
     "AllocationProblem",
     "AllocationSolution",
     "SolveResult",

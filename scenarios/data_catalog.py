@@ -28,8 +28,7 @@ from sites.readers.prices import read_prices
 from sites.readers.timeseries import TimeTable, find_gaps, infer_resolution
 from sites.readers.transfer_costs import read_transfer_costs
 from sites.readers.zeus import read_zeus_power
-
-SECONDS_PER_HOUR = 3600.0
+from sites.units import SECONDS_PER_HOUR
 
 
 @dataclass(frozen=True)

@@ -5,18 +5,49 @@ Units are in the field names. Signals and workloads are tagged unions on ``kind`
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from broker.calibration import PUBLISHED
+from broker.forecast import ForecastError
+from broker.outside import (
+    DEFAULT_CARBON_G_PER_KWH,
+    DEFAULT_PUE,
+    DEFAULT_REGION,
+    DEFAULT_USD_PER_GPU_H,
+    OutsideOption,
+)
+from broker.planner import PlannerConfig
+from broker.policy_registry import POLICIES
+from broker.traces import TraceWindow
+from broker.workload import SyntheticWorkload
+from optimization import SOLVE_METHODS
 from scenarios.data_paths import DataPaths
-from sites import ConstantSignal, CsvSignal, ListSignal, Signal, SyntheticDiurnal
+from sites import (
+    ConstantSignal,
+    GpuType,
+    ListSignal,
+    Signal,
+    SiteSpec,
+    SyntheticDiurnal,
+    TableSignal,
+)
 from sites.readers.electricitymaps import read_electricitymaps
 from sites.readers.lwa import CARBON, read_lwa
 from sites.readers.prices import PRICE, read_prices
-from sites.signals import TableSignal
+from sites.readers.timeseries import read_column_table
 
 
 class Strict(BaseModel):
@@ -40,7 +71,10 @@ class ConstantSignalSpec(Strict):
     kind: Literal["constant"]
     value: float
 
-    def build(self, paths: DataPaths, field: str) -> Signal:
+    def lowest(self) -> tuple[str, float]:
+        return "value", self.value
+
+    def build(self, paths: DataPaths, field: str, allow_negative: bool) -> Signal:
         return ConstantSignal(self.value)
 
 
@@ -48,7 +82,11 @@ class HourlySignalSpec(Strict):
     kind: Literal["hourly"]
     values: list[float] = Field(min_length=1)
 
-    def build(self, paths: DataPaths, field: str) -> Signal:
+    def lowest(self) -> tuple[str, float]:
+        i = min(range(len(self.values)), key=self.values.__getitem__)
+        return f"values[{i}]", self.values[i]
+
+    def build(self, paths: DataPaths, field: str, allow_negative: bool) -> Signal:
         return ListSignal(tuple(self.values))
 
 
@@ -62,7 +100,11 @@ class SyntheticSignalSpec(Strict):
     utc_offset_h: float = Field(0.0, ge=-12, le=14)
     floor: float = 0.0
 
-    def build(self, paths: DataPaths, field: str) -> Signal:
+    def lowest(self) -> tuple[str, float]:
+        # values are clipped at ``floor``; a negative mean is a typo even when clipped
+        return min((("mean", self.mean), ("floor", self.floor)), key=lambda x: x[1])
+
+    def build(self, paths: DataPaths, field: str, allow_negative: bool) -> Signal:
         return SyntheticDiurnal(**self.model_dump(exclude={"kind"}))
 
 
@@ -72,9 +114,11 @@ class CsvSignalSpec(Strict):
     column: str
     time_column: str = "Datetime (UTC)"
 
-    def build(self, paths: DataPaths, field: str) -> Signal:
+    def build(self, paths: DataPaths, field: str, allow_negative: bool) -> Signal:
         path = self.path if self.path.is_absolute() else paths.base_dir / self.path
-        return CsvSignal(path, self.column, self.time_column)
+        table = read_column_table(paths.existing_file(path, f"{field}.path"), self.time_column,
+                                  self.column, allow_negative=allow_negative)
+        return TableSignal(table, self.column)
 
 
 class ElectricityMapsSignalSpec(Strict):
@@ -85,7 +129,7 @@ class ElectricityMapsSignalSpec(Strict):
     column: Literal["direct", "lca"] = "direct"
     path: Path | None = None  # default: grid/carbon/<zone>_2023_hourly.csv in the data folder
 
-    def build(self, paths: DataPaths, field: str) -> Signal:
+    def build(self, paths: DataPaths, field: str, allow_negative: bool) -> Signal:
         file = paths.data_file(self.path or CARBON_FILE.format(zone=self.zone), f"{field}.path")
         return TableSignal(read_electricitymaps(file), self.column)
 
@@ -95,7 +139,7 @@ class PriceFileSignalSpec(Strict):
     zone: str = Field(min_length=1)
     path: Path | None = None  # default: grid/prices/<zone>_2023_hourly.csv in the data folder
 
-    def build(self, paths: DataPaths, field: str) -> Signal:
+    def build(self, paths: DataPaths, field: str, allow_negative: bool) -> Signal:
         file = paths.data_file(self.path or PRICE_FILE.format(zone=self.zone), f"{field}.path")
         return TableSignal(read_prices(file), PRICE)
 
@@ -107,7 +151,7 @@ class LwaSignalSpec(Strict):
     region: Literal["ger", "gb", "fr"]
     path: Path | None = None
 
-    def build(self, paths: DataPaths, field: str) -> Signal:
+    def build(self, paths: DataPaths, field: str, allow_negative: bool) -> Signal:
         file = paths.data_file(self.path or LWA_FILE.format(region=self.region), f"{field}.path")
         return TableSignal(read_lwa(file), CARBON)
 
@@ -120,10 +164,34 @@ SignalSpec = Annotated[
 
 
 class ZoneSpec(Strict):
-    """A grid zone's signals: carbon intensity (gCO2/kWh) and energy price (USD/MWh)."""
+    """A grid zone's signals: carbon intensity (gCO2/kWh) and energy price (USD/MWh).
+
+    Prices may be negative (real markets go there); carbon intensity may not, on any path:
+    written values are checked here, files by their reader.
+    """
 
     carbon_g_per_kwh: SignalSpec
     price_usd_per_mwh: SignalSpec
+
+    def build_one(self, kind: str, paths: DataPaths, field: str) -> Signal:
+        """The ``kind`` signal (a field name); ``field`` names it in error messages."""
+        spec = getattr(self, kind)
+        return spec.build(paths, field, allow_negative=kind == "price_usd_per_mwh")
+
+    def build(self, paths: DataPaths, field: str) -> tuple[Signal, Signal]:
+        """(carbon, price) signals; ``field`` names this zone in error messages."""
+        return (self.build_one("carbon_g_per_kwh", paths, f"{field}.carbon_g_per_kwh"),
+                self.build_one("price_usd_per_mwh", paths, f"{field}.price_usd_per_mwh"))
+
+    @model_validator(mode="after")
+    def _carbon_not_negative(self) -> ZoneSpec:
+        lowest = getattr(self.carbon_g_per_kwh, "lowest", None)
+        if lowest is not None:
+            name, value = lowest()
+            if value < 0:
+                raise ValueError(f"carbon_g_per_kwh.{name}: carbon intensity cannot be "
+                                 f"negative (got {value:g})")
+        return self
 
 
 # --- sites, GPUs, affinity ------------------------------------------------------------------
@@ -132,6 +200,9 @@ class ZoneSpec(Strict):
 class GpuSpec(Strict):
     board_power_w: float = Field(gt=0)
     idle_power_w: float | None = Field(None, ge=0)
+
+    def to_domain(self, name: str) -> GpuType:
+        return GpuType(name, self.board_power_w, self.idle_power_w)
 
 
 class FleetSpec(Strict):
@@ -160,6 +231,10 @@ class SiteSpecModel(Strict):
             raise ValueError("give gpus or a fleet")
         return self
 
+    def to_domain(self, gpus: dict[str, int]) -> SiteSpec:
+        """The site with its GPUs as resolved (written here, or sliced from a fleet file)."""
+        return SiteSpec(self.id, self.zone, dict(gpus), self.pue, self.egress_usd_per_gb)
+
 
 class AffinityFileSpec(Strict):
     """Gavel's throughput JSON; its job types join (and override) the built-in catalog's."""
@@ -181,6 +256,25 @@ class ForecastSpec(Strict):
 
     carbon_error_sd: float = Field(0.0, ge=0, le=1)
     price_error_sd: float = Field(0.0, ge=0, le=1)
+
+    def to_domain(self, seed: int) -> ForecastError:
+        return ForecastError(self.carbon_error_sd, self.price_error_sd, seed)
+
+
+class OutsideOptionSpec(Strict):
+    """The public cloud that serves jobs a policy leaves unserved (``broker.outside``).
+
+    ``usd_per_gpu_h`` adds to or overrides the built-in on-demand prices per GPU type.
+    """
+
+    usd_per_gpu_h: dict[str, Annotated[float, Field(ge=0)]] = {}
+    carbon_g_per_kwh: float = Field(DEFAULT_CARBON_G_PER_KWH, ge=0)
+    pue: float = Field(DEFAULT_PUE, ge=1.0, le=3.0)
+    region: str = DEFAULT_REGION
+
+    def to_domain(self, reference_gpu: str) -> OutsideOption:
+        return OutsideOption({**DEFAULT_USD_PER_GPU_H, **self.usd_per_gpu_h},
+                             self.carbon_g_per_kwh, self.pue, self.region, reference_gpu)
 
 
 # --- workload -------------------------------------------------------------------------------
@@ -246,6 +340,14 @@ class SyntheticWorkloadSpec(Strict):
             raise ValueError("deadline_slack must be (low, high) with 1 <= low <= high")
         return self
 
+    def to_domain(self, all_job_types: tuple[str, ...]) -> SyntheticWorkload:
+        fields = self.model_dump(exclude={"kind", "job_types", "calibrate"})
+        return SyntheticWorkload(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()},
+            job_types=tuple(self.job_types or all_job_types),
+            calibration=PUBLISHED[self.calibrate] if self.calibrate else None,
+        )
+
 
 # Alibaba v2023 GPU models -> catalog types (G2, G3 are anonymised, A10 is not in the catalog).
 ALIBABA_GPU_MODELS = {"V100M16": "V100", "V100M32": "V100", "P100": "P100", "T4": "T4"}
@@ -279,6 +381,10 @@ class TraceWorkloadSpec(Strict):
             raise ValueError("window_h must be [from, to) with 0 <= from < to")
         return self
 
+    def window(self) -> TraceWindow:
+        return TraceWindow(self.window_h[0], self.window_h[1], self.rate_scale, self.max_gpus,
+                           self.max_runtime_h)
+
 
 WorkloadSpec = Annotated[JobListWorkload | SyntheticWorkloadSpec | TraceWorkloadSpec,
                          Field(discriminator="kind")]
@@ -288,16 +394,29 @@ WorkloadSpec = Annotated[JobListWorkload | SyntheticWorkloadSpec | TraceWorkload
 
 
 class SolverSpec(Strict):
-    method: Literal["auto", "full", "lp-guided"] = "auto"
+    method: str = "auto"  # one of optimization.SOLVE_METHODS
     time_limit_s: float = Field(10.0, gt=0)
     mip_gap: float = Field(0.01, ge=0, lt=1)
     threads: int = Field(1, ge=1)
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, method: str) -> str:
+        return one_of(method, SOLVE_METHODS, "solver method")
 
 
 MAX_PERIOD_H = 87_600.0
 MAX_HORIZON_H = 24.0 * 14  # the MILP looks two weeks ahead at most
 
-POLICY_NAMES = ("milp", "isolated", "greedy-carbon", "greedy-price", "temporal")
+
+def one_of(name: str, known: Iterable[str], what: str) -> str:
+    """``name`` if it is in ``known`` (a registry), else a ValueError listing the known ones."""
+    if name not in known:  # the CLI adds "(got 'name')"
+        raise ValueError(f"unknown {what}; known: {', '.join(map(repr, known))}")
+    return name
+
+
+PolicyName = Annotated[str, AfterValidator(lambda name: one_of(name, POLICIES, "policy"))]
 
 
 class Scenario(Strict):
@@ -309,20 +428,30 @@ class Scenario(Strict):
     slot_h: float = Field(1.0, gt=0)
     horizon_h: float = Field(24.0, gt=0, le=MAX_HORIZON_H)
     drain_h: float = Field(48.0, ge=0, le=MAX_PERIOD_H)
-    seed: int = 0
+    seed: int = Field(0, ge=0)  # numpy seeds are non-negative
     carbon_price_usd_per_t: float = Field(0.0, ge=0)
     delay_cost_usd_per_gpu_h: float = Field(0.005, ge=0)
     transfer_gbps: float = Field(10.0, gt=0)
     temporal_max_wait_h: float = Field(24.0, ge=0)
-    policies: list[Literal["milp", "isolated", "greedy-carbon", "greedy-price", "temporal"]] = (
-        Field(default_factory=lambda: list(POLICY_NAMES), min_length=1)
-    )
+    policies: list[PolicyName] = Field(default_factory=lambda: list(POLICIES), min_length=1)
     solver: SolverSpec = SolverSpec()
     gpus: dict[str, GpuSpec] = {}
     affinity: dict[str, dict[str, Annotated[float, Field(ge=0)]]] = {}
     affinity_file: AffinityFileSpec | None = None
     gpu_power_file: GpuPowerFileSpec | None = None
     forecast: ForecastSpec = ForecastSpec()
+    outside_option: OutsideOptionSpec = OutsideOptionSpec()
     zones: dict[str, ZoneSpec] = Field(min_length=1)
     sites: list[SiteSpecModel] = Field(min_length=1)
     workload: WorkloadSpec
+
+    def planner_config(self) -> PlannerConfig:
+        return PlannerConfig.build(
+            carbon_price_usd_per_t=self.carbon_price_usd_per_t,
+            delay_cost_usd_per_gpu_h=self.delay_cost_usd_per_gpu_h,
+            max_wait_h=self.temporal_max_wait_h,
+            method=self.solver.method,
+            time_limit_s=self.solver.time_limit_s,
+            mip_gap=self.solver.mip_gap,
+            threads=self.solver.threads,
+        )

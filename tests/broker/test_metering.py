@@ -7,6 +7,7 @@ import pytest
 
 from broker.jobs import Job
 from broker.metering import Meter
+from sites.timegrid import slot_overlaps
 from tests.scenarios.helpers import by_job, make_setup, simulate, steps_for, toy_federation
 
 
@@ -39,7 +40,7 @@ def test_one_job_energy_carbon_cost_by_hand():
     np.testing.assert_allclose(slots["busy_gpu_h"][:3], [2.0, 1.0, 0.0])
     np.testing.assert_allclose(slots["utilization"][:3], [1.0, 0.5, 0.0])
     np.testing.assert_allclose(slots["carbon_kg"][:3], [0.066, 0.099, 0.0])
-    assert len(slots) == setup.period_slots  # one site, the period's slots only
+    assert len(slots) == setup.n_rounds  # one site, every slot of the run (period + drain)
 
 
 def test_slower_gpu_takes_longer_and_meters_its_own_power():
@@ -75,14 +76,12 @@ def test_moved_job_pays_egress_and_waits_for_its_data():
     assert row["carbon_kg"] == pytest.approx(0.03)
 
 
-def test_slot_hours_with_half_hour_slots():
+def test_slot_overlaps_with_half_hour_slots():
     """[0.25, 1.6) over 0.5 h slots: slot 0 has 0.25 h, slots 1 and 2 0.5 h, slot 3 0.1 h."""
-    fed = toy_federation({"a": {"V100": 1}})
-    meter = Meter(fed, 0.5, np.zeros((1, 8)), np.zeros((1, 8)))
-    slots, hours = meter.slot_hours(0.25, 1.6)
+    slots, hours = slot_overlaps(0.25, 1.6, 0.5)
     np.testing.assert_array_equal(slots, [0, 1, 2, 3])
     np.testing.assert_allclose(hours, [0.25, 0.5, 0.5, 0.1])
-    slots, hours = meter.slot_hours(1.0, 2.0)  # exactly two whole slots
+    slots, hours = slot_overlaps(1.0, 2.0, 0.5)  # exactly two whole slots
     np.testing.assert_array_equal(slots, [2, 3])
     np.testing.assert_allclose(hours, [0.5, 0.5])
 

@@ -159,7 +159,7 @@ def test_csv_that_does_not_cover_the_period(tmp_path, capsys):
     assert code == 2
     assert len(err.splitlines()) == 1
     assert "zones.clean.carbon_g_per_kwh" in err
-    assert "no 'ci' value for 2023-06-05 03:00:00" in err
+    assert "ci.csv: no data for 2023-06-05 03:00:00" in err
 
 
 def test_real_process_prints_no_traceback(tmp_path):
