@@ -37,7 +37,7 @@ class _Placer:
     def fastest_with_room(self, job: Job, site: int, rates: np.ndarray) -> int | None:
         """Resource at ``site`` where the job runs fastest and fits now; None if none."""
         best, best_rate = None, 0.0
-        for r in np.flatnonzero(self.federation.resource_site == site):
+        for r in map(int, np.flatnonzero(self.federation.resource_site == site)):
             rate = rates[r]
             if rate <= best_rate:
                 continue

@@ -88,7 +88,7 @@ class Federation:
         table = np.hstack([self.affinity.throughput, np.zeros((len(self.affinity.job_types), 1))])
         if not len(jobs):
             return np.zeros((0, len(gpu_cols)))
-        rates = table[np.ix_(rows, gpu_cols)]
+        rates = table[np.ix_(rows, np.array(gpu_cols, dtype=int))]
         for i, job in enumerate(jobs):
             if job.gpu_types:
                 rates[i, [g not in job.gpu_types for _, g in self.resources]] = 0.0

@@ -82,8 +82,7 @@ def validate_yaml(text: str, source: str, model: type[M], what: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        first = error.errors()[0]
-        raise InputError(source, field_path(first["loc"], data), _problem(first)) from None
+        raise InputError.from_validation(source, error, data) from None
 
 
 def parse_scenario(text: str, source: str, base_dir: Path,
@@ -94,41 +93,3 @@ def parse_scenario(text: str, source: str, base_dir: Path,
     resolved = resolve_data(scenario, paths)
     check_references(scenario, source, resolved)
     return LoadedScenario(scenario, source, base_dir, data_dir, resolved)
-
-
-def field_path(loc: tuple, data: object = None) -> str:
-    """('sites', 0, 'gpus', 'V100') -> 'sites[0].gpus.V100'.
-
-    Given the validated ``data``, the tags pydantic inserts for members of a tagged union
-    (``('workload', 'list', 'jobs', 0)``, where ``list`` is the value of ``workload.kind``) are
-    left out, so the path names fields as they are written in the file: ``workload.jobs[0]``.
-    """
-    out = ""
-    node = data
-    for part in loc:
-        if (isinstance(part, str) and isinstance(node, dict) and part not in node
-                and node.get("kind") == part):
-            continue  # a tagged-union member's tag, not a field of the file
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-        if isinstance(node, dict):
-            node = node.get(part)
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-        else:
-            node = None
-    return out
-
-
-def _problem(error: dict) -> str:
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] in ("missing", "extra_forbidden"):
-        return "missing field" if error["type"] == "missing" else "unknown field"
-    value = error.get("input")
-    if error["type"] != "missing" and not isinstance(value, dict | list):
-        return f"{message} (got {value!r})"
-    return message
-
-

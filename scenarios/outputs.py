@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -123,7 +124,7 @@ def write_plots(result: ScenarioResult, out_dir: Path) -> list[Path]:
     return paths
 
 
-def _load_plot(result: ScenarioResult, out_dir: Path, plt) -> Path:  # type: ignore[no-untyped-def]
+def _load_plot(result: ScenarioResult, out_dir: Path, plt: Any) -> Path:
     """Small multiples, one panel per site: busy share of capacity and carbon intensity."""
     slots = result.results["milp"].site_slots
     sites = list(dict.fromkeys(slots["site"]))

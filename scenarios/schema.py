@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -341,9 +341,11 @@ class SyntheticWorkloadSpec(Strict):
         return self
 
     def to_domain(self, all_job_types: tuple[str, ...]) -> SyntheticWorkload:
-        fields = self.model_dump(exclude={"kind", "job_types", "calibrate"})
+        fields: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v
+            for k, v in self.model_dump(exclude={"kind", "job_types", "calibrate"}).items()}
         return SyntheticWorkload(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()},
+            **fields,
             job_types=tuple(self.job_types or all_job_types),
             calibration=PUBLISHED[self.calibrate] if self.calibrate else None,
         )

@@ -5,17 +5,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import sys
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from scenarios.build import build_run
 from scenarios.commands.base import Command
 from scenarios.data_paths import DATA_ENV
 from scenarios.loader import load_scenario
 from scenarios.outputs import prepare_out_dir, write_outputs
+from scenarios.progress import progress_reporter
 from scenarios.report import print_report
 from scenarios.runner import run_scenario
 from sites import InputError
@@ -52,20 +51,8 @@ class RunCommand(Command):
             loaded = dataclasses.replace(
                 loaded, scenario=loaded.scenario.model_copy(update={"policies": wanted}))
         run = build_run(loaded)
-        if sys.stderr.isatty():
-            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn(), console=Console(stderr=True),
-                          transient=True) as bar:
-                tasks = {}
-
-                def progress(policy: str, k: int, n: int) -> None:
-                    if policy not in tasks:
-                        tasks[policy] = bar.add_task(f"{policy}: round", total=n)
-                    bar.update(tasks[policy], completed=k)
-
-                result = run_scenario(run, progress)
-        else:
-            result = run_scenario(run)
+        with progress_reporter("rounds") as progress:
+            result = run_scenario(run, progress)
         print_report(result, console, by_site=args.by_site)
         if args.out:
             for path in write_outputs(result, args.out):

@@ -100,7 +100,7 @@ def test_the_base_scenario_itself_is_valid(tmp_path, capsys):
     path.write_text(BASE_SCENARIO)
     code, out, err = run_cli(["run", str(path), "--policies", "isolated"], capsys)
     assert code == 0
-    assert err == ""
+    assert all(line.startswith("isolated: ") for line in err.splitlines())  # progress only
     assert "isolated" in out
 
 
