@@ -10,7 +10,7 @@ from scenarios.commands import COMMANDS
 from sites.errors import InputError
 
 EXIT_INPUT_ERROR = 2
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the signal
+EXIT_BROKEN_PIPE = 1  # what rich's console does on a closed pipe, so every command agrees
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import replace
 
@@ -10,8 +11,12 @@ import pandas as pd
 import pytest
 
 from broker.jobs import Job
-from broker.simulation import check_conservation
+from broker.planner import PlannerConfig
+from broker.policies import Policy
+from broker.policy_registry import POLICIES
+from broker.simulation import check_conservation, run_simulation
 from broker.summary import summarize
+from optimization import SolveStatus
 from scenarios.runner import run_scenario
 from tests.scenarios.helpers import (
     build_from_text,
@@ -23,7 +28,7 @@ from tests.scenarios.helpers import (
     toy_federation,
 )
 
-POLICY_NAMES = ("milp", "isolated", "greedy-carbon", "greedy-price", "temporal")
+POLICY_NAMES = tuple(POLICIES)
 
 
 @pytest.fixture(scope="module")
@@ -275,3 +280,42 @@ def test_jobs_start_on_a_round_after_submission(synthetic, name):
     assert (jobs["start_h"] >= jobs["submit_h"] - 1e-9).all()
     assert np.allclose(jobs["start_h"] % run.setup.slot_h, 0.0)
     assert (jobs["start_h"] < run.setup.n_rounds * run.setup.slot_h).all()
+
+
+class _FailingPlanner(Policy):
+    """A policy whose every solve ends without a plan: it starts nothing."""
+
+    def decide(self, offers, queue):
+        return []
+
+    def last_solve(self):
+        return SolveStatus.NO_SOLUTION, "time limit reached before a feasible point"
+
+
+def test_a_failed_solve_is_counted_and_logged(caplog):
+    """Two rounds solve (the job is queued in both); both fail: two warnings naming the
+    round and the solver's message, the round stats carry the status, the summary counts
+    two failed rounds, and the job goes to the outside option as still queued."""
+    fed = toy_federation({"a": {"V100": 1}})
+    setup = make_setup(fed, [Job("j", "a", "toy", 1, 7200.0, 0.0)], carbon=[[100]],
+                       period_slots=1, drain_slots=1)
+    with caplog.at_level(logging.WARNING, logger="broker.simulation"):
+        result = run_simulation(setup, _FailingPlanner(fed, PlannerConfig()), "failing")
+    assert [r.status for r in result.rounds] == [SolveStatus.NO_SOLUTION] * 2
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings == [f"failing round {k}: solver no_solution (time limit reached before a "
+                        "feasible point)" for k in (0, 1)]
+    summary = summarize(result, 0.0)
+    assert (summary.rounds_optimal, summary.rounds_feasible, summary.rounds_failed) == (0, 0, 2)
+    assert result.outside["reason"].tolist() == ["still queued at the end"]
+
+
+def test_milp_rounds_are_counted_by_status(synthetic):
+    """The milp policy reports a status for every round that had a queue; baselines none."""
+    _, result = synthetic
+    milp = result.results["milp"]
+    solved = [r for r in milp.rounds if r.queued > 0]
+    assert solved and all(r.status is not None for r in solved)
+    summary = result.summaries["milp"]
+    assert summary.rounds_optimal + summary.rounds_feasible + summary.rounds_failed == len(solved)
+    assert all(r.status is None for r in result.results["isolated"].rounds)

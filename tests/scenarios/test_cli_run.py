@@ -14,11 +14,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from broker.policy_registry import POLICIES as REGISTERED
 from broker.savings import PARTS
 from scenarios.cli import main
 from tests.scenarios.helpers import BASE_SCENARIO
 
-POLICIES = ("milp", "isolated", "greedy-carbon", "greedy-price", "temporal")
+POLICIES = tuple(REGISTERED)
 FILES = ("jobs.csv", "site_slots.csv", "summary.csv", "savings.csv", "summary.json",
          "policies.png", "milp_load_vs_carbon.png")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
