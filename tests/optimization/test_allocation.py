@@ -8,8 +8,8 @@ import pytest
 
 from optimization import AllocationProblem, SolverOptions, build_allocation_model, solve_allocation
 from optimization.allocation_matrix import allocation_matrix
-from optimization.lp_guided import solve_lp_by_columns
-from optimization.solver import MatrixLP, solve_model
+from optimization.column_generation import solve_lp_by_columns
+from optimization.solver import solve_model
 
 EXACT = SolverOptions(time_limit_s=30.0, mip_gap=0.0, threads=1)
 
@@ -121,15 +121,12 @@ def assert_feasible(p: AllocationProblem, x: np.ndarray, deferred: np.ndarray) -
 def test_matrix_lp_equals_pyomo_lp_relaxation_and_column_generation(seed):
     p = random_problem(seed)
     pyomo_lp = solve_model(build_allocation_model(p), EXACT, relax_integrality=True)
-    a = allocation_matrix(p)
-    lp = MatrixLP(EXACT)
-    lp.add_rows(a.row_lower, a.row_upper)
-    lp.add_columns(a.cost, np.zeros(a.n_cols), a.col_upper, a.col_starts[:-1], a.row_index,
-                   a.values)
-    matrix_lp = lp.solve().result
-    _, generated_lb, *_ = solve_lp_by_columns(p, EXACT, deadline=np.inf)
+    matrix_lp = allocation_matrix(p).new_lp(EXACT).solve().result
+    generated = solve_lp_by_columns(p, EXACT, deadline=np.inf)
+    assert generated.priced is not None and generated.priced.complete
     assert matrix_lp.objective == pytest.approx(pyomo_lp.objective, rel=1e-9)
-    assert generated_lb == pytest.approx(pyomo_lp.objective, rel=1e-9)
+    assert generated.priced.objective_usd == pytest.approx(pyomo_lp.objective, rel=1e-9)
+    assert generated.bound_usd == pytest.approx(pyomo_lp.objective, rel=1e-9)
 
 
 def test_time_limit_keeps_a_feasible_plan_or_defers():
