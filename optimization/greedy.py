@@ -1,16 +1,17 @@
 """A fast feasible plan: the incumbent every allocation method starts from.
 
 Demands are taken in order of their best *saving density*: the deferral penalty minus the
-cost of their cheapest option, per GPU-slot that option holds,
+cost of their first-choice option o* (the cheapest, unless a rank is given), per GPU-slot that
+option holds,
 
-    priority_d = (deferral_penalty_d - min_{o of d} c_o) / (gpus_o* x slots_o*),
+    priority_d = (deferral_penalty_d - c_o*) / (gpus_o* x slots_o*),
 
 highest first (a job that saves much per unit of scarce capacity goes first, as in the
-greedy for knapsacks). Each job of the demand then takes the cheapest of its options that is
-cheaper than deferring and whose every (resource, slot) cell still has room for its GPUs, and
-under a carbon cap whose emissions still fit in what is left of the cap; a job with no such
-option is deferred. The result always satisfies job_assignment_balance, gpu_capacity_limit and
-carbon_emission_cap.
+greedy for knapsacks). Each job of the demand then takes the first (cheapest, or best ranked)
+of its options that is cheaper than deferring and whose every (resource, slot) cell still has
+room for its GPUs, and under a carbon cap whose emissions still fit in what is left of the cap;
+a job with no such option is deferred. The result always satisfies job_assignment_balance,
+gpu_capacity_limit and carbon_emission_cap.
 
 Vectorised within a demand: options are sorted once by (demand, cost), their occupied cells
 laid out contiguously, and the room of all of a demand's options is one ``minimum.reduceat``
@@ -27,15 +28,36 @@ from optimization.problem import AllocationProblem
 FIT_TOLERANCE = 1e-9
 
 
-def greedy_allocation(p: AllocationProblem) -> np.ndarray:
-    """Jobs of each demand on each option (integer, per option) of the greedy plan."""
+def greedy_allocation(p: AllocationProblem, start: np.ndarray | None = None,
+                      option_rank: np.ndarray | None = None) -> np.ndarray:
+    """Jobs of each demand on each option (integer, per option) of the greedy plan.
+
+    ``start``: a feasible partial plan to complete (e.g. the rounded-down LP solution); its
+    jobs keep their options and their GPUs and emissions are taken first.
+    ``option_rank``: the order in which a job tries its options (default: cost; e.g. the LP's
+    reduced costs, which price the scarce capacity in). Only options cheaper than deferring
+    are tried either way.
+    """
     x = np.zeros(p.n_options, dtype=np.int64)
     if p.n_options == 0:
         return x
     cost = p.option_cost_usd
-    order = np.lexsort((cost, p.option_demand))  # by demand, then cheapest first
+    rank = cost if option_rank is None else np.asarray(option_rank, float)
+    free = p.capacity_gpus.reshape(-1).astype(float)
+    carbon_left = np.inf if p.carbon_cap_kg is None else float(p.carbon_cap_kg)
+    left = p.demand_count.astype(np.int64).copy()
+    if start is not None:
+        x = np.rint(start).astype(np.int64)
+        options, resources, slots_ = p.occupancy()
+        np.subtract.at(free, resources * p.n_slots + slots_, p.option_gpus[options] * x[options])
+        carbon_left -= float(p.option_carbon_kg @ x)
+        left -= np.bincount(p.option_demand, weights=x, minlength=p.n_demands).astype(np.int64)
+    worth = cost < p.deferral_penalty_usd[p.option_demand]
+    # by demand, options worth taking first, then by rank
+    order = np.lexsort((rank, ~worth, p.option_demand))
     demand_of = p.option_demand[order]
     bounds = np.searchsorted(demand_of, np.arange(p.n_demands + 1))
+    n_worth = np.bincount(p.option_demand, weights=worth, minlength=p.n_demands).astype(int)
     sorted_cost = cost[order]
     # Occupied cells of the sorted options, laid out one option after the other.
     slots = p.option_slots[order]
@@ -43,9 +65,6 @@ def greedy_allocation(p: AllocationProblem) -> np.ndarray:
     offset = np.arange(cell_start[-1]) - np.repeat(cell_start[:-1], slots)
     owner = np.repeat(order, slots)
     cells = p.option_resource[owner] * p.n_slots + p.option_start[owner] + offset
-    free = p.capacity_gpus.reshape(-1).astype(float)
-    carbon_left = np.inf if p.carbon_cap_kg is None else float(p.carbon_cap_kg)
-
     first = bounds[:-1]
     has_option = bounds[1:] > first
     best = np.full(p.n_demands, np.inf)
@@ -55,10 +74,9 @@ def greedy_allocation(p: AllocationProblem) -> np.ndarray:
     held[has_option] = p.option_gpus[lead] * p.option_slots[lead]
     priority = (p.deferral_penalty_usd - best) / held
     for d in np.argsort(-priority, kind="stable"):
-        a, b = bounds[d], bounds[d + 1]
-        # only options cheaper than deferring are worth a GPU (a sorted prefix)
-        b = a + int(np.searchsorted(sorted_cost[a:b], p.deferral_penalty_usd[d], side="left"))
-        remaining = int(p.demand_count[d])
+        a = bounds[d]
+        b = a + n_worth[d]  # only options cheaper than deferring are worth a GPU
+        remaining = int(left[d])
         if b == a or remaining == 0:
             continue
         opts = order[a:b]

@@ -78,11 +78,9 @@ def incumbent_by_diving(master: Master, priced: PricedLP, deadline: float) -> Di
     """
     p = master.p
     fixed = np.zeros(p.n_options)  # jobs fixed onto each option
-    fixed_per_demand = np.zeros(p.n_demands)
-    used = np.zeros(p.n_resources * p.n_slots)
     capacity = p.capacity_gpus.reshape(-1)
-    carbon_left = np.inf if p.carbon_cap_kg is None else float(p.carbon_cap_kg)
-    _, occ_r, occ_t = p.occupancy()
+    cap = np.inf if p.carbon_cap_kg is None else float(p.carbon_cap_kg)
+    occ_option, occ_r, occ_t = p.occupancy()
     occ_start = np.concatenate([[0], np.cumsum(p.option_slots)])
     occ_cell = occ_r * p.n_slots + occ_t
     option_x, bound = priced.option_x, priced.bound_usd
@@ -92,6 +90,12 @@ def incumbent_by_diving(master: Master, priced: PricedLP, deadline: float) -> Di
             return Dive(np.rint(option_x).astype(int), bound)
         if time.perf_counter() > deadline:
             return Dive(None, bound)
+        # Fix the LP's whole jobs (they fit: the LP solution does), then round up.
+        fixed = np.maximum(fixed, np.floor(option_x + INTEGRAL_TOLERANCE))
+        used = np.bincount(occ_cell, weights=p.option_gpus[occ_option] * fixed[occ_option],
+                           minlength=capacity.size)
+        carbon_left = cap - float(p.option_carbon_kg @ fixed)
+        fixed_per_demand = np.bincount(p.option_demand, weights=fixed, minlength=p.n_demands)
         candidates = np.flatnonzero(frac)
         candidates = candidates[np.argsort(-option_x[candidates], kind="stable")]
         progressed = False
@@ -157,6 +161,14 @@ def solve_allocation_lp_guided(p: AllocationProblem, options: SolverOptions) -> 
     relaxation = solve_lp_by_columns(p, options, deadline, layout)
     bound, priced, master = relaxation.bound_usd, relaxation.priced, relaxation.master
     lp_note = "LP complete" if priced is not None and priced.complete else "LP not finished"
+    if priced is not None:
+        # The LP's whole jobs, completed greedily in order of reduced cost: a plan in
+        # milliseconds that follows the LP (x >= floor(x_LP) fits where x_LP does).
+        rounded = greedy_allocation(p, start=np.floor(priced.option_x + INTEGRAL_TOLERANCE),
+                                    option_rank=priced.reduced_cost_usd)
+        value = plan_cost_usd(p, rounded, deferred_of(p, rounded))
+        if value < upper:
+            x, upper, source = rounded, value, "LP rounding"
     if priced is not None and not proven() and time.perf_counter() < deadline:
         dive = incumbent_by_diving(master, priced, deadline)
         bound = max(bound, dive.bound_usd)
