@@ -107,6 +107,13 @@ HIGHS_STATUS: dict[highspy.HighsModelStatus, SolveStatus] = {
 }
 
 
+def _checked(status: highspy.HighsStatus, what: str) -> None:
+    """HiGHS refused model data (a non-finite coefficient, a bad index): that is our bug or bad
+    input, not a solver outcome, so raise instead of solving a model that lacks it."""
+    if status == highspy.HighsStatus.kError:
+        raise ValueError(f"HiGHS rejected {what}")
+
+
 def _has_integers(highs: highspy.Highs) -> bool:
     kinds = highs.getLp().integrality_
     return bool(len(kinds)) and any(k == highspy.HighsVarType.kInteger for k in kinds)
@@ -209,10 +216,10 @@ class MatrixLP:
     def add_rows(self, lower: np.ndarray, upper: np.ndarray) -> None:
         """Append empty rows (their coefficients arrive with the columns)."""
         n = len(lower)
-        self._highs.addRows(
+        _checked(self._highs.addRows(
             n, np.asarray(lower, float), np.asarray(upper, float), 0,
             np.zeros(n, np.int32), np.array([], np.int32), np.array([], float),
-        )
+        ), f"{n} rows")
 
     def add_columns(
         self,
@@ -229,11 +236,11 @@ class MatrixLP:
         column, or one more: scipy's ``indptr``; the last is ignored)."""
         first = self.num_cols
         n = len(cost)
-        self._highs.addCols(
+        _checked(self._highs.addCols(
             n, np.asarray(cost, float), np.asarray(lower, float), np.asarray(upper, float),
             len(values), np.asarray(col_starts[:n], np.int32), np.asarray(row_index, np.int32),
             np.asarray(values, float),
-        )
+        ), f"{n} columns (values must be finite, row indices in range)")
         if integer and n:
             kinds = np.full(n, highspy.HighsVarType.kInteger)
             self._highs.changeColsIntegrality(n, np.arange(first, first + n, dtype=np.int32), kinds)
@@ -242,8 +249,8 @@ class MatrixLP:
                              upper: np.ndarray) -> None:
         """Fix or free columns between solves (the basis is kept for a warm start)."""
         columns = np.asarray(columns, np.int32)
-        self._highs.changeColsBounds(len(columns), columns, np.asarray(lower, float),
-                                     np.asarray(upper, float))
+        _checked(self._highs.changeColsBounds(len(columns), columns, np.asarray(lower, float),
+                                              np.asarray(upper, float)), "column bounds")
 
     def set_integrality(self, integer: bool) -> None:
         """Switch every column between continuous (LP) and integer (MIP)."""
