@@ -212,7 +212,7 @@ class MilpPlanner:
             assignments=tuple(assignments),
             deferred=tuple(deferred),
             status=SolveStatus(solution.status),
-            message=getattr(solution, "message", ""),
+            message=solution.message,
             objective_usd=solution.objective_usd,
             bound_usd=solution.bound_usd,
             cost_breakdown_usd=solution.cost_breakdown_usd,
