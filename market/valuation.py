@@ -43,8 +43,8 @@ class CoalitionValue:
     cost_usd: float
     carbon_kg: float  # everything its jobs emitted, the outside option's included
     energy_kwh: float
-    jobs_served: int
-    jobs_unserved: int  # sent to the outside option
+    jobs_served: float  # the fluid plan may split a job between a pool and the cloud
+    jobs_unserved: float  # sent to the outside option
     status: str  # the solver's status (plan) or the rounds' worst (simulate)
 
 

@@ -28,7 +28,7 @@ def scheme_rows(point: MarketPoint) -> dict[str, dict[str, Any]]:
     """Per scheme: shares, gains against standing alone, emissions and the diagnostics."""
     sites = point.outcome.sites
     alone = {s: point.values[(s,)].cost_usd for s in sites}
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for name, result in point.schemes.items():
         if result.diagnostics is None:
             out[name] = {"not_applicable": result.not_applicable}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Collection
 from pathlib import Path
 
 from rich.console import Console
@@ -87,13 +88,13 @@ class MarketCommand(Command):
         return 0
 
 
-def _one_of(name: str, known, option: str) -> str:  # type: ignore[no-untyped-def]
+def _one_of(name: str, known: Collection[str], option: str) -> str:
     if name not in known:
         raise InputError(option, name, f"not one of {', '.join(known)}")
     return name
 
 
-def _names(text: str, known, option: str) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
+def _names(text: str, known: Collection[str], option: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     if not names:
         raise InputError(option, text, "names nothing")

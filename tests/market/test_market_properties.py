@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from market.analysis import MarketSettings, analyse
+from market.analysis import analyse
 from market.carbon_policy import CarbonPolicy, CarbonPolicyKind
 from market.games import Game, GameKind, RuleSettings, tolerance
 from market.outcome import GrandOutcome

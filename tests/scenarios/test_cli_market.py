@@ -22,7 +22,7 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def market_run(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("market")
-    code, out, err = run_cli("market", "tiny", "--out", str(out_dir), "--json")
+    code, out, _err = run_cli("market", "tiny", "--out", str(out_dir), "--json")
     return code, json.loads(out), out_dir
 
 
