@@ -17,6 +17,7 @@ from market.valuation import VALUATIONS
 from scenarios.build import build_run
 from scenarios.commands.base import Command
 from scenarios.commands.run import data_dir
+from scenarios.html_report import write_market_report
 from scenarios.loader import load_scenario
 from scenarios.market_report import market_document, print_market, write_market_outputs
 from scenarios.outputs import json_safe, prepare_out_dir
@@ -82,7 +83,8 @@ class MarketCommand(Command):
         else:
             print_market(run, mode, points, curve, Console())
         if args.out:
-            for path in write_market_outputs(document, points, curve, args.out):
+            written = write_market_outputs(document, points, curve, args.out)
+            for path in [*written, write_market_report(document, points[0].ledger, args.out)]:
                 if not args.json:
                     print(f"wrote {path}")
         return 0

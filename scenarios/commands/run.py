@@ -12,6 +12,7 @@ from rich.console import Console
 from scenarios.build import build_run
 from scenarios.commands.base import Command
 from scenarios.data_paths import DATA_ENV
+from scenarios.html_report import write_run_report
 from scenarios.loader import load_scenario
 from scenarios.outputs import prepare_out_dir, write_outputs
 from scenarios.progress import progress_reporter
@@ -55,7 +56,7 @@ class RunCommand(Command):
             result = run_scenario(run, progress)
         print_report(result, console, by_site=args.by_site)
         if args.out:
-            for path in write_outputs(result, args.out):
+            for path in [*write_outputs(result, args.out), write_run_report(result, args.out)]:
                 console.print(f"wrote {path}")
         return 0
 
