@@ -151,11 +151,13 @@ def signals_section(page: Page, result: ScenarioResult) -> None:
     for site, zone in zone_of.items():
         first_site.setdefault(zone, site)
     colours = colour_map(list(first_site))
+    # Tall enough for the legend to list every zone beside the plot.
+    height = max(300, 70 + 24 * len(first_site))
     carbon = new_figure("Carbon intensity per zone", "time (UTC)", "gCO2/kWh",
-                        x_axis_type="datetime", height=300,
+                        x_axis_type="datetime", height=height,
                         tooltips=[("zone", "@zone"), *TIME_TIPS, ("gCO2/kWh", "@value{0.0}")])
     price = new_figure("Energy price per zone", "time (UTC)", "USD/MWh",
-                       x_axis_type="datetime", height=300, x_range=carbon.x_range,
+                       x_axis_type="datetime", height=height, x_range=carbon.x_range,
                        tooltips=[("zone", "@zone"), *TIME_TIPS, ("USD/MWh", "@value{0.00}")])
     for zone, site in first_site.items():
         frame = _binned(slots[slots["site"] == site].sort_values("time_h"),
@@ -201,7 +203,10 @@ def placement_section(page: Page, result: ScenarioResult) -> None:
                                    ("carbon", "@carbon{0.0} gCO2/kWh")], **extra)
         shared_x = fig.x_range
         fig.varea_step(x="time", y1=0, y2="busy", step_mode="after", source=source,
-                       fill_color=colours[site.id], fill_alpha=0.55)
+                       fill_color=colours[site.id], fill_alpha=0.85)
+        # A thin dark edge keeps the pale colours of a long palette readable on white.
+        fig.step(x="time", y="busy", mode="after", source=source, color="#555555",
+                 line_width=0.6)
         fig.extra_y_ranges = {"carbon": Range1d(start=0, end=top)}
         fig.add_layout(LinearAxis(y_range_name="carbon", axis_label="gCO2/kWh",
                                   axis_label_text_font_size="10px",
