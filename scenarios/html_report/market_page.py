@@ -33,6 +33,7 @@ def applicable(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def market_page(document: dict[str, Any], ledger: list[LedgerRow]) -> Page:
     page = Page(f"carbonfed market: {document['scenario']}")
     page.paragraph(summary_paragraph(document))
+    points_section(page, document)
     gains_section(page, document)
     diagnostics_section(page, document)
     abatement_section(page, document)
@@ -53,6 +54,22 @@ def summary_paragraph(document: dict[str, Any]) -> str:
             f"federated {document['grand_cost_usd']:,.2f} USD, saving "
             f"{document['savings_usd']:,.2f} USD, with {fed['carbon_kg']:,.2f} kg CO2 and "
             f"{fed['energy_kwh']:,.2f} kWh.")
+
+
+def points_section(page: Page, document: dict[str, Any]) -> None:
+    """With several carbon policies (``--carbon-prices``), one line each; the rest of the
+    page, like market.json's top level, is the first."""
+    points = document["points"]
+    if len(points) < 2:
+        return
+    page.table("points", "Carbon policies analysed (the sections below show the first)",
+               ["carbon policy", "USD/t in force", "CO2 kg", "federated cost USD",
+                "savings USD"],
+               [[Cell(p["carbon_policy"]["kind"], numeric=False),
+                 Cell(f"{p['carbon_policy']['price_in_force_usd_per_t']:,.2f}"),
+                 Cell(f"{p['federation']['carbon_kg']:,.2f}"),
+                 Cell(f"{p['grand_cost_usd']:,.2f}"), Cell(f"{p['savings_usd']:,.2f}")]
+                for p in points])
 
 
 def gains_section(page: Page, document: dict[str, Any]) -> None:
@@ -138,8 +155,8 @@ def diagnostics_section(page: Page, document: dict[str, Any]) -> None:
     page.figure("excess", fig,
                 "How much the most aggrieved coalition would save by leaving: bars above zero "
                 "(vermillion) are schemes outside the core, and hovering names the coalition; "
-                "bars at or below zero are in the core (the isolated baseline is not efficient, "
-                "so it is never in it).")
+                "bars at or below zero are in the core, unless the scheme is not efficient "
+                "(see budget balance), as the isolated baseline never is.")
 
 
 def abatement_section(page: Page, document: dict[str, Any]) -> None:

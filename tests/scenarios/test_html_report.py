@@ -77,6 +77,16 @@ def test_market_report_names_every_figure(market_dir):
     assert set(re.findall(r'data-figure="([^"]+)"', page)) == MARKET_FIGURES
 
 
+@pytest.mark.parametrize(("which", "plots"), [
+    ("run_dir", 3 + 2 + 2 + 1 + 1),  # waterfalls, signals, a panel per site, flows, completion
+    ("market_dir", 4)])
+def test_every_plot_zooms_and_hovers(which, plots, request):
+    page = (request.getfixturevalue(which) / "report.html").read_text(encoding="utf-8")
+    assert page.count('"name":"Figure"') == plots
+    assert page.count('"name":"HoverTool"') == plots
+    assert page.count('"name":"WheelZoomTool"') == plots
+
+
 def test_run_writes_report_next_to_the_other_outputs(run_dir):
     names = {p.name for p in run_dir.iterdir()}
     assert {"report.html", "summary.json", "policies.png", "milp_load_vs_carbon.png"} <= names
@@ -266,3 +276,54 @@ def test_balances_equal_ledger_csv(market_page, market_dir):
                 for r in ledger[ledger["scheme"] == scheme].to_dict("records")]
         for party, value in balances(rows).items():
             assert cells[(scheme, party)] == f"{round(value, 2) + 0.0:+,.2f}"
+
+
+# --- page pieces without a browser -----------------------------------------------------------
+
+def test_a_blocking_coalition_is_named_and_flagged(market_dir):
+    """tiny's schemes are all in the core; make one leave it and read the diagnostics row."""
+    from scenarios.html_report.market_page import market_page as build
+
+    doc = json.loads((market_dir / "market.json").read_text())
+    row = doc["schemes"]["shapley"]
+    row.update(in_core=False, max_excess_usd=1.234, blocking_coalition=["north", "south"],
+               blocking_saves_usd=1.234)
+    page = build(doc, []).render()
+    cell = re.search(r'<td class="bad" data-scheme="shapley" data-field="blocking_coalition">'
+                     r"([^<]*)</td>", page)
+    assert cell and cell.group(1) == "north+south (1.23)"
+    assert re.search(r'<td class="bad" data-scheme="shapley" data-field="in_core">no</td>', page)
+    assert "No settlement" in page  # an empty ledger says so instead of drawing nothing
+
+
+def test_several_carbon_policies_get_one_line_each(market_dir):
+    from scenarios.html_report.market_page import market_page as build
+
+    doc = json.loads((market_dir / "market.json").read_text())
+    second = json.loads(json.dumps(doc["points"][0]))
+    second["carbon_policy"]["price_in_force_usd_per_t"] = 250.0
+    doc["points"].append(second)
+    page = build(doc, []).render()
+    table = page.split('data-table="points"', 1)[1].split("</table>", 1)[0]
+    assert table.count("<tr>") == 3  # header and two points
+    assert "250.00" in table
+
+
+def test_palette_keeps_twenty_sites_apart():
+    from scenarios.html_report.palette import colours
+
+    for n in range(1, 21):
+        assert len(set(colours(n))) == n
+
+
+def test_long_runs_are_binned_to_a_few_hundred_points():
+    from scenarios.html_report.run_page import MAX_POINTS, _binned
+
+    frame = pd.DataFrame({"time_h": [k / 4 for k in range(4 * 24 * 30)],  # 30 days, 15 min
+                          "utilization": [k % 2 for k in range(4 * 24 * 30)]})
+    binned = _binned(frame, ["utilization"])
+    assert len(binned) <= MAX_POINTS
+    assert binned["utilization"].mean() == pytest.approx(0.5)
+    assert binned["time_h"].iloc[0] == 0.0
+    short = frame.iloc[:MAX_POINTS]
+    assert _binned(short, ["utilization"]) is short
