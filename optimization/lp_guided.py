@@ -127,13 +127,24 @@ def incumbent_by_diving(master: Master, priced: PricedLP, deadline: float) -> Di
         option_x, bound = solved.option_x, solved.bound_usd
 
 
+def goal_usd(bound_usd: float, mip_gap: float) -> float:
+    """The largest cost U with relative_gap(U, bound) <= mip_gap: a plan this cheap is proven
+    within the gap by the bound alone."""
+    return bound_usd / (1 - mip_gap) if bound_usd >= 0 else bound_usd / (1 + mip_gap)
+
+
 def solve_restricted_mip(layout: AllocationLayout, keep: np.ndarray, options: SolverOptions,
-                         deadline: float, warm: np.ndarray) -> RestrictedSolve | None:
+                         deadline: float, warm: np.ndarray, goal: float) -> RestrictedSolve | None:
     """The MILP over the options ``keep`` only (every row kept, the carbon cap included),
-    warm-started from the plan ``warm`` (jobs per option, its options within ``keep``)."""
+    warm-started from the plan ``warm`` (jobs per option, its options within ``keep``).
+
+    HiGHS stops at its own MIP gap, or earlier, at the first plan costing at most ``goal``
+    (a plan the global bound alone proves within the gap).
+    """
     master = Master(layout, options)
     master.add(keep, integer=True)
     master.lp.set_integrality(True)
+    master.lp.set_mip_goal(options.mip_gap, goal)
     p = layout.problem
     master.lp.set_solution(np.concatenate([deferred_of(p, warm), warm[master.columns]]))
     solved = master.lp.solve(max(deadline - time.perf_counter(), 0.05))
@@ -181,7 +192,8 @@ def solve_allocation_lp_guided(p: AllocationProblem, options: SolverOptions) -> 
     per_demand = RESTRICTED_OPTIONS_PER_DEMAND
     while not proven() and time.perf_counter() < deadline:
         keep = np.union1d(cheapest_per_demand(p, score, per_demand), np.flatnonzero(x > 0))
-        solved = solve_restricted_mip(layout, keep, options, deadline, x)
+        solved = solve_restricted_mip(layout, keep, options, deadline, x,
+                                      goal_usd(bound, options.mip_gap))
         if solved is None:
             break
         highs_s += solved.result.solve_time_s
@@ -199,7 +211,10 @@ def solve_allocation_lp_guided(p: AllocationProblem, options: SolverOptions) -> 
             if np.isin(could_improve, keep).all():
                 bound = max(bound, min(solved.result.bound, upper))
                 break
-        per_demand *= 2
+        # A restricted MILP proven at its own gap stopped near its own (higher) bound: a bigger
+        # restricted set warm-started from the same plan stops at once the same way, so go
+        # straight to every option, whose root bound (with HiGHS's cuts) can close the gap.
+        per_demand = p.n_options if optimal else 2 * per_demand
     status = SolveStatus.OPTIMAL if proven() else SolveStatus.FEASIBLE
     elapsed = time.perf_counter() - started
     return make_solution(p, status, x, bound, elapsed - highs_s, highs_s,

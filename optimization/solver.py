@@ -260,6 +260,13 @@ class MatrixLP:
             n, np.arange(n, dtype=np.int32), np.full(n, kind)
         )
 
+    def set_mip_goal(self, mip_gap: float, objective_target: float = -np.inf) -> None:
+        """Stop a MIP when its own relative gap is at most ``mip_gap`` or as soon as it holds
+        an incumbent of cost <= ``objective_target`` (status FEASIBLE: a goal, not a proof,
+        e.g. "within the gap of a bound HiGHS does not know")."""
+        self._highs.setOptionValue("mip_rel_gap", mip_gap)
+        self._highs.setOptionValue("objective_target", float(objective_target))
+
     def set_solution(self, x: np.ndarray) -> None:
         """Offer a starting point (a feasible MIP solution) to the next solve."""
         solution = highspy.HighsSolution()
