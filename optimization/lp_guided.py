@@ -78,9 +78,11 @@ def incumbent_by_diving(master: Master, priced: PricedLP, deadline: float) -> Di
     """
     p = master.p
     fixed = np.zeros(p.n_options)  # jobs fixed onto each option
+    fixed_per_demand = np.zeros(p.n_demands)
+    used = np.zeros(p.n_resources * p.n_slots)
     capacity = p.capacity_gpus.reshape(-1)
-    cap = np.inf if p.carbon_cap_kg is None else float(p.carbon_cap_kg)
-    occ_option, occ_r, occ_t = p.occupancy()
+    carbon_left = np.inf if p.carbon_cap_kg is None else float(p.carbon_cap_kg)
+    _, occ_r, occ_t = p.occupancy()
     occ_start = np.concatenate([[0], np.cumsum(p.option_slots)])
     occ_cell = occ_r * p.n_slots + occ_t
     option_x, bound = priced.option_x, priced.bound_usd
@@ -90,12 +92,6 @@ def incumbent_by_diving(master: Master, priced: PricedLP, deadline: float) -> Di
             return Dive(np.rint(option_x).astype(int), bound)
         if time.perf_counter() > deadline:
             return Dive(None, bound)
-        # Fix the LP's whole jobs (they fit: the LP solution does), then round up.
-        fixed = np.maximum(fixed, np.floor(option_x + INTEGRAL_TOLERANCE))
-        used = np.bincount(occ_cell, weights=p.option_gpus[occ_option] * fixed[occ_option],
-                           minlength=capacity.size)
-        carbon_left = cap - float(p.option_carbon_kg @ fixed)
-        fixed_per_demand = np.bincount(p.option_demand, weights=fixed, minlength=p.n_demands)
         candidates = np.flatnonzero(frac)
         candidates = candidates[np.argsort(-option_x[candidates], kind="stable")]
         progressed = False
