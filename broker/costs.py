@@ -3,22 +3,19 @@
 The planner (option costs), the meter (what ran), the summary, the savings breakdown, the live
 broker's API and the market all call these functions; nothing else multiplies kWh by a price.
 
-    energy_kwh        = GPUs x board power (kW) x PUE x hours
+    energy_kwh        = GPUs x board power (kW) x PUE x hours        (``sites.power``)
     energy_cost_usd   = energy_kwh x price (USD/MWh) / 1000
     carbon_kg         = energy_kwh x carbon intensity (gCO2/kWh) / 1000
     carbon_cost_usd   = carbon_kg x carbon price (USD/t) / 1000
     transfer_cost_usd = data set (GB) x egress price at home (USD/GB), when a job moves
     total_cost_usd    = energy_cost_usd + transfer_cost_usd + carbon_cost_usd
+    delay_cost_usd    = delay cost (USD per GPU-hour) x GPUs x hours from submission (or
+                        from now, for a plan) to completion: the planner's price of waiting
 """
 
 from __future__ import annotations
 
-from sites.units import Q, g_to_kg, kwh_to_mwh, usd_per_t_to_usd_per_kg, w_to_kw
-
-
-def energy_kwh(gpus: Q, board_power_w: Q, pue: Q, hours: Q) -> Q:
-    """Wall-plug energy of ``gpus`` GPUs drawing ``board_power_w`` each for ``hours``."""
-    return gpus * w_to_kw(board_power_w) * pue * hours
+from sites.units import Q, g_to_kg, kwh_to_mwh, usd_per_t_to_usd_per_kg
 
 
 def energy_cost_usd(energy_kwh: Q, price_usd_per_mwh: Q) -> Q:
@@ -42,6 +39,10 @@ def total_cost_usd(
 ) -> Q:
     """What a run costs at a carbon price: energy + transfer + carbon."""
     return energy_cost_usd + transfer_cost_usd + carbon_cost_usd(carbon_kg, carbon_price_usd_per_t)
+
+
+def delay_cost_usd(gpus: Q, hours: Q, delay_cost_usd_per_gpu_h: float) -> Q:
+    return delay_cost_usd_per_gpu_h * gpus * hours
 
 
 def cost_per_kwh_usd(price_usd_per_mwh: Q, carbon_g_per_kwh: Q, carbon_price_usd_per_t: float) -> Q:

@@ -17,6 +17,9 @@ ALLOCATION_METHODS: dict[str, Callable[[AllocationProblem, SolverOptions], Alloc
     "lp-guided": solve_allocation_lp_guided,
 }
 
+# What a scenario or the live broker may name: a registered method, or "auto" to pick one.
+SOLVE_METHODS = ("auto", *ALLOCATION_METHODS)
+
 
 def solve_allocation(
     problem: AllocationProblem, options: SolverOptions, method: str = "auto"

@@ -1,6 +1,7 @@
 """Cooperative game toolkit: any characteristic function given as a table.
 
-See ``market/GAMES.md`` for cost versus savings games and the ``carbonfed game`` command.
+The README's "Cooperative games" section explains cost versus savings games and the
+``carbonfed game`` command.
 """
 
 from market.games.core import (
@@ -12,6 +13,7 @@ from market.games.core import (
     least_core,
     least_core_epsilon,
     nearest_least_core_point,
+    tolerance,
 )
 from market.games.diagnostics import (
     AllocationDiagnostics,
@@ -71,4 +73,5 @@ __all__ = [
     "proportional_split",
     "sampled_shapley",
     "shapley_value",
+    "tolerance",
 ]

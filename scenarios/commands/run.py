@@ -5,16 +5,20 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import sys
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from market.ledger import ledger_frame
+from market.run_ledger import run_ledger
+from market.schemes import PAYMENT_SCHEMES
+from scenarios.build import build_run
 from scenarios.commands.base import Command
 from scenarios.data_paths import DATA_ENV
-from scenarios.loader import build_run, load_scenario
-from scenarios.report import print_report, write_outputs
+from scenarios.loader import load_scenario
+from scenarios.outputs import prepare_out_dir, write_outputs
+from scenarios.progress import progress_reporter
+from scenarios.report import print_ledger, print_report
 from scenarios.runner import run_scenario
 from sites import InputError
 
@@ -25,16 +29,28 @@ class RunCommand(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("scenario", nargs="?", default="default",
                             help="built-in scenario name or path to a YAML file (default: default)")
-        parser.add_argument("--out", type=Path, help="write CSV, JSON and plots to this folder")
+        parser.add_argument("--out", type=Path, help="write CSV, JSON and plots to this folder "
+                            "(new, empty, or holding only carbonfed outputs)")
         parser.add_argument("--policies", help="comma-separated subset of the scenario's policies")
+        parser.add_argument("--by-site", action="store_true",
+                            help="also print each site's jobs, energy, CO2 and cost per policy")
+        parser.add_argument("--ledger", metavar="SCHEME", choices=PAYMENT_SCHEMES,
+                            help="settle milp's hosted jobs: who pays whom under cost-plus "
+                            "or market (game rules: carbonfed market)")
+        parser.add_argument("--markup", type=float, default=0.1,
+                            help="cost-plus markup for --ledger (default 0.1)")
         parser.add_argument("--data", type=Path, metavar="DIR",
                             help=f"real-data folder for data-file scenarios (default: ${DATA_ENV})")
 
     def run(self, args: argparse.Namespace) -> int:
         console = Console()
+        if args.out is not None:
+            prepare_out_dir(args.out)
         loaded = load_scenario(args.scenario, data_dir(args.data))
-        if args.policies:
+        if args.policies is not None:
             wanted = [p.strip() for p in args.policies.split(",") if p.strip()]
+            if not wanted:
+                raise InputError("--policies", "", "names no policy (give e.g. milp,isolated)")
             unknown = [p for p in wanted if p not in loaded.scenario.policies]
             if unknown:
                 known = ", ".join(loaded.scenario.policies)
@@ -42,25 +58,23 @@ class RunCommand(Command):
                                  f"not a policy of this scenario ({known})")
             loaded = dataclasses.replace(
                 loaded, scenario=loaded.scenario.model_copy(update={"policies": wanted}))
+        if args.ledger and "milp" not in loaded.scenario.policies:
+            raise InputError("--ledger", args.ledger, "settles the milp policy's run; add milp")
         run = build_run(loaded)
-        if sys.stderr.isatty():
-            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn(), console=Console(stderr=True),
-                          transient=True) as bar:
-                tasks = {}
-
-                def progress(policy: str, k: int, n: int) -> None:
-                    if policy not in tasks:
-                        tasks[policy] = bar.add_task(f"{policy}: round", total=n)
-                    bar.update(tasks[policy], completed=k)
-
-                result = run_scenario(run, progress)
-        else:
-            result = run_scenario(run)
-        print_report(result, console)
+        with progress_reporter("rounds") as progress:
+            result = run_scenario(run, progress)
+        print_report(result, console, by_site=args.by_site)
+        rows = []
+        if args.ledger:
+            rows = run_ledger(run.setup, result.results["milp"], run.config, args.ledger,
+                              args.markup)
+            print_ledger(rows, args.ledger, console)
         if args.out:
             for path in write_outputs(result, args.out):
                 console.print(f"wrote {path}")
+            if args.ledger:
+                ledger_frame(rows).to_csv(args.out / "ledger.csv", index=False)
+                console.print(f"wrote {args.out / 'ledger.csv'}")
         return 0
 
 
