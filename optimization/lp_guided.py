@@ -6,13 +6,18 @@ round that runs out of time still returns a plan (FEASIBLE) with an honest gap.
 1. Column generation (:mod:`optimization.column_generation`) solves the LP relaxation over
    *all* options while holding few. Every pricing round yields a Lagrangian lower bound; the
    complete LP optimum LB bounds the MILP.
-2. LP diving: round fractional jobs up onto the option the LP likes best wherever the fixed
-   jobs' GPUs still fit (and, under a carbon cap, their emissions still fit under the cap),
-   re-price and re-solve the LP, repeat until the LP solution is integral.
+2. LP rounding: the LP's whole jobs (floor of x_LP, which fits where x_LP does), the rest
+   placed greedily in order of reduced cost. Then LP diving: round fractional jobs up onto
+   the option the LP likes best wherever the fixed jobs' GPUs still fit (and, under a carbon
+   cap, their emissions still fit under the cap), re-price and re-solve the LP, repeat until
+   the LP solution is integral.
 3. While the incumbent UB is further than the MIP gap from the bound (and time remains), a
    MILP restricted to each demand's ``RESTRICTED_OPTIONS_PER_DEMAND`` options of lowest
-   reduced cost (doubling each time) plus the incumbent's options, with every row of the full
-   problem (capacity and carbon cap), is solved warm-started from the incumbent.
+   reduced cost plus the incumbent's options, with every row of the full problem (capacity
+   and carbon cap), is solved warm-started from the incumbent; it stops early at a plan the
+   bound alone proves. When it ends proven at its own gap without closing the global one, the
+   next MILP holds every option (its root bound, with HiGHS's cuts, can close the gap); when
+   it ends on time, the set doubles.
 4. Reduced-cost fixing: with the complete LP, an option with rc_o > UB - LB cannot be part of
    a solution better than UB. When every option with rc_o <= UB - LB was in the restricted
    MILP, its bound is valid for the full problem.
@@ -161,12 +166,12 @@ def solve_allocation_lp_guided(p: AllocationProblem, options: SolverOptions) -> 
     x = greedy_allocation(p)
     upper = plan_cost_usd(p, x, deferred_of(p, x))
     source = "greedy"
+    relaxation = solve_lp_by_columns(p, options, deadline, layout)
+    bound, priced, master = relaxation.bound_usd, relaxation.priced, relaxation.master
 
     def proven() -> bool:
         return relative_gap(upper, bound) <= options.mip_gap
 
-    relaxation = solve_lp_by_columns(p, options, deadline, layout)
-    bound, priced, master = relaxation.bound_usd, relaxation.priced, relaxation.master
     lp_note = "LP complete" if priced is not None and priced.complete else "LP not finished"
     if priced is not None:
         # The LP's whole jobs, completed greedily in order of reduced cost: a plan in
