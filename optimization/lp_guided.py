@@ -46,6 +46,7 @@ from optimization.problem import (
     deferred_of,
     make_solution,
     plan_cost_usd,
+    trivial_lower_bound,
 )
 from optimization.solver import SolveResult, SolverOptions, SolveStatus
 from optimization.status import relative_gap
@@ -166,7 +167,15 @@ def solve_allocation_lp_guided(p: AllocationProblem, options: SolverOptions) -> 
     x = greedy_allocation(p)
     upper = plan_cost_usd(p, x, deferred_of(p, x))
     source = "greedy"
-    relaxation = solve_lp_by_columns(p, options, deadline, layout)
+    # Keep time to round the LP after it (a greedy pass over the LP's leftovers).
+    rounding_s = time.perf_counter() - started
+    if deadline - rounding_s <= time.perf_counter():  # no time for an LP: the greedy plan
+        floor = trivial_lower_bound(p)
+        status = (SolveStatus.OPTIMAL if relative_gap(upper, floor) <= options.mip_gap
+                  else SolveStatus.FEASIBLE)
+        return make_solution(p, status, x, floor, time.perf_counter() - started, 0.0,
+                             "plan from greedy; no time for the LP")
+    relaxation = solve_lp_by_columns(p, options, deadline - rounding_s, layout)
     bound, priced, master = relaxation.bound_usd, relaxation.priced, relaxation.master
 
     def proven() -> bool:
