@@ -1,6 +1,6 @@
 """Market benchmarks (named so as not to shadow the market package): coalition values.
 
-    python bench/market_bench.py                     # default: plan (5 prices) and simulate (1 price)
+    python bench/market_bench.py                      # default: plan, then simulate
     python bench/market_bench.py --simulate-prices 5 # the issue's full simulate bar (slow)
     CARBONFED_DATA=../shared/data python bench/market_bench.py --federation-12
 
