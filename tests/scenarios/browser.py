@@ -19,17 +19,28 @@ FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "-
          "--disable-dev-shm-usage", "--window-size=1280,1000")
 
 
+def missing() -> str:
+    """Why there can be no browser here ("" when Selenium, Chromium and its driver are all
+    there); cheap, for deciding at collection time."""
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed"
+    if not any(map(shutil.which, BROWSERS)) or not shutil.which("chromedriver"):
+        return "no chromium/chromedriver on PATH (bash .ci/chromium.sh installs them)"
+    return ""
+
+
 def start_browser() -> tuple[Any | None, str]:
     """A headless Chromium driver and "", or None and why there is none."""
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        return None, "selenium is not installed"
-    binary = next((p for p in map(shutil.which, BROWSERS) if p), None)
+    why = missing()
+    if why:
+        return None, why
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary = next(p for p in map(shutil.which, BROWSERS) if p)
     driver_path = shutil.which("chromedriver")
-    if binary is None or driver_path is None:
-        return None, "no chromium/chromedriver on PATH (bash .ci/chromium.sh installs them)"
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for flag in FLAGS:

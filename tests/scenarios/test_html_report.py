@@ -177,23 +177,18 @@ def market_page(browser, market_dir, shots):
                for t in ("shares", "diagnostics", "sweep", "balances")}}
 
 
-@pytest.mark.parametrize("which", ["run_page", "market_page"])
-def test_no_console_errors(which, request):
-    log = request.getfixturevalue(which)["log"]
-    assert [e for e in log if e["level"] in ("SEVERE", "ERROR")] == []
+def check_no_console_errors(page: dict, out: Path) -> None:
+    assert [e for e in page["log"] if e["level"] in ("SEVERE", "ERROR")] == []
 
 
-@pytest.mark.parametrize("which", ["run_page", "market_page"])
-def test_page_loads_nothing_but_itself(which, request):
-    assert request.getfixturevalue(which)["fetched"] == []
+def check_loads_nothing_but_itself(page: dict, out: Path) -> None:
+    assert page["fetched"] == []
 
 
-@pytest.mark.parametrize(("which", "names"), [("run_page", RUN_FIGURES),
-                                              ("market_page", MARKET_FIGURES)])
-def test_every_figure_is_drawn(which, names, request):
-    figures = request.getfixturevalue(which)["figures"]
-    assert set(figures) == names
-    for name, drawn in figures.items():
+def check_every_figure_is_drawn(page: dict, out: Path) -> None:
+    names = RUN_FIGURES if "policies" in page else MARKET_FIGURES
+    assert set(page["figures"]) == names
+    for name, drawn in page["figures"].items():
         assert drawn["canvases"] >= 1, name
         # Axes, labels and glyphs: a drawn figure has thousands of coloured pixels.
         assert drawn["ink"] > 2000, (name, drawn)
@@ -207,18 +202,18 @@ def _num(value: float) -> str:
     return f"{round(value, 2) + 0.0:,.2f}"
 
 
-def test_policy_table_equals_summary_json(run_page, run_dir):
-    summary = json.loads((run_dir / "summary.json").read_text())["policies"]
-    cells = {(c["policy"], c["metric"]): c["text"] for c in run_page["policies"]}
+def check_policy_table_equals_summary_json(page: dict, out: Path) -> None:
+    summary = json.loads((out / "summary.json").read_text())["policies"]
+    cells = {(c["policy"], c["metric"]): c["text"] for c in page["policies"]}
     expected = {(name, key): _fmt(fmt, row[key]) for name, row in summary.items()
                 for key, _, fmt in SUMMARY_COLUMNS}
     assert len(expected) == 5 * len(SUMMARY_COLUMNS)
     assert cells == expected
 
 
-def test_savings_table_equals_summary_json(run_page, run_dir):
-    savings = json.loads((run_dir / "summary.json").read_text())["savings"]
-    cells = {(c["metric"], c["line"]): c["text"] for c in run_page["savings"]}
+def check_savings_table_equals_summary_json(page: dict, out: Path) -> None:
+    savings = json.loads((out / "summary.json").read_text())["savings"]
+    cells = {(c["metric"], c["line"]): c["text"] for c in page["savings"]}
     for metric, x in savings.items():
         assert cells[(metric, "baseline")] == _num(x["isolated"])
         assert cells[(metric, "policy")] == _num(x["milp"])
@@ -229,24 +224,24 @@ def test_savings_table_equals_summary_json(run_page, run_dir):
     assert len(cells) == len(savings) * (4 + len(next(iter(savings.values()))["parts"]))
 
 
-def test_site_table_equals_sites_csv(run_page, run_dir):
-    frame = pd.read_csv(run_dir / "sites.csv")
-    cells = {(c["site"], c["policy"], c["metric"]): c["text"] for c in run_page["sites"]}
+def check_site_table_equals_sites_csv(page: dict, out: Path) -> None:
+    frame = pd.read_csv(out / "sites.csv")
+    cells = {(c["site"], c["policy"], c["metric"]): c["text"] for c in page["sites"]}
     expected = {(r["site"], r["policy"], col): fmt.format(r[col])
                 for r in frame.to_dict("records") for col, fmt in SITE_COLUMNS}
     assert len(expected) == len(frame) * len(SITE_COLUMNS) > 0
     assert cells == expected
 
 
-def test_market_tables_equal_market_json(market_page, market_dir):
-    doc = json.loads((market_dir / "market.json").read_text())
+def check_market_tables_equal_market_json(page: dict, out: Path) -> None:
+    doc = json.loads((out / "market.json").read_text())
     rows = {n: r for n, r in doc["schemes"].items() if "shares_usd" in r}
-    shares = {(c["scheme"], c["site"]): c["text"] for c in market_page["shares"]}
+    shares = {(c["scheme"], c["site"]): c["text"] for c in page["shares"]}
     assert shares == {
         (n, s): f"{r['shares_usd'][s]:,.2f} ({r['gain_fraction'][s]:+.0%})"
                 + ("" if r["individually_rational_by_site"][s] else "*")
         for n, r in rows.items() for s in doc["sites"]}
-    diag = {(c["scheme"], c["field"]): c["text"] for c in market_page["diagnostics"]}
+    diag = {(c["scheme"], c["field"]): c["text"] for c in page["diagnostics"]}
     for name, r in rows.items():
         assert diag[(name, "max_excess_usd")] == f"{r['max_excess_usd']:,.2f}"
         assert diag[(name, "budget_balance_usd")] == f"{r['budget_balance_usd']:+,.2f}"
@@ -257,18 +252,18 @@ def test_market_tables_equal_market_json(market_page, market_dir):
         assert diag[(name, "blocking_coalition")] == (
             "-" if blocking is None else
             f"{'+'.join(blocking)} ({r['blocking_saves_usd']:,.2f})")
-    sweep = {(c["price"], c["field"]): c["text"] for c in market_page["sweep"]}
+    sweep = {(c["price"], c["field"]): c["text"] for c in page["sweep"]}
     for p in doc["sweep"]:
         price = f"{p['carbon_price_usd_per_t']:g}"
         for field in ("carbon_kg", "energy_kwh", "cost_usd"):
             assert sweep[(price, field)] == f"{p[field]:,.2f}"
 
 
-def test_balances_equal_ledger_csv(market_page, market_dir):
-    ledger = pd.read_csv(market_dir / "ledger.csv", keep_default_na=False)
+def check_balances_equal_ledger_csv(page: dict, out: Path) -> None:
+    ledger = pd.read_csv(out / "ledger.csv", keep_default_na=False)
     ledger = ledger[ledger["point"] == 0]
     fields = list(LedgerRow.__dataclass_fields__)
-    cells = {(c["scheme"], c["party"]): c["text"] for c in market_page["balances"]}
+    cells = {(c["scheme"], c["party"]): c["text"] for c in page["balances"]}
     schemes = set(ledger["scheme"])
     assert schemes and {s for s, _ in cells} == schemes
     for scheme in schemes:
@@ -276,6 +271,26 @@ def test_balances_equal_ledger_csv(market_page, market_dir):
                 for r in ledger[ledger["scheme"] == scheme].to_dict("records")]
         for party, value in balances(rows).items():
             assert cells[(scheme, party)] == f"{round(value, 2) + 0.0:+,.2f}"
+
+
+BROWSER_CHECKS = {
+    **{f"{kind}-{name}": (kind, check) for kind in ("run", "market") for name, check in (
+        ("no-console-errors", check_no_console_errors),
+        ("loads-nothing-but-itself", check_loads_nothing_but_itself),
+        ("every-figure-drawn", check_every_figure_is_drawn))},
+    "run-policy-table": ("run", check_policy_table_equals_summary_json),
+    "run-savings-table": ("run", check_savings_table_equals_summary_json),
+    "run-site-table": ("run", check_site_table_equals_sites_csv),
+    "market-tables": ("market", check_market_tables_equal_market_json),
+    "market-balances": ("market", check_balances_equal_ledger_csv),
+}
+
+
+@pytest.mark.parametrize("check", list(BROWSER_CHECKS))
+def test_in_browser(check, browser, request):
+    """One test, a case per check: without a browser pytest reports the skip on one line."""
+    kind, function = BROWSER_CHECKS[check]
+    function(request.getfixturevalue(f"{kind}_page"), request.getfixturevalue(f"{kind}_dir"))
 
 
 # --- page pieces without a browser -----------------------------------------------------------
