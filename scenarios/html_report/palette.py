@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from bokeh.palettes import TolRainbow
 
-# Okabe and Ito's eight colours are the usual colour-blind-safe set; past eight, Paul Tol's
-# discrete rainbow (built for up to 23 categories and chosen to stay apart for colour-blind
-# readers) keeps up to 20 sites distinct.
+# Okabe and Ito's eight colours are the usual colour-blind-safe set. Past eight, Paul Tol's
+# discrete rainbow, the scheme he gives for more categories than his colour-blind-safe
+# qualitative sets hold (up to 23), keeps up to 20 sites apart; every panel and matrix row
+# also names its site, so colour is never the only key.
 MAX_CATEGORIES = 23
 # Okabe-Ito, reordered so that the first few (most often used) contrast well on white: the
 # yellow, faint as a line, comes late.
