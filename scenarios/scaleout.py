@@ -1,0 +1,241 @@
+"""Map a pure function over small tasks: in-process, on a local Dask cluster or a running one.
+
+DESIGN.md, "Scale-out". Coalition values, sweep points and seeds are independent, so the callers
+build a list of small picklable tasks (scenario file or text, overrides, seed, coalition) and call
+``executor.map(fn, tasks, label=...)``. ``open_executor`` picks the executor from the CLI options:
+none -> in-process, ``--workers N`` -> a ``LocalCluster`` of N processes (shut down at exit),
+``--scheduler ADDR`` -> that cluster. Tasks and results travel through the scheduler, so both stay
+small: a worker reads data files from the data folder itself (put the folder path in the task).
+
+Results are the same floats in every mode: seeds come from ``task_seed`` (a function of the run
+seed and the task's index, not of which worker runs it), and every task runs with one BLAS/OpenMP
+thread, as Dask's nanny starts its workers (OMP_NUM_THREADS=1). Without that pin a multi-threaded
+OpenBLAS in the parent process splits sums differently and the last bits of ``eigvalsh`` or
+``solve`` differ from the workers' (seen on this machine). Identical floats across machines also
+need the same package versions and CPU family (OpenBLAS picks kernels by CPU).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Generic, TextIO, TypeVar, cast
+
+import numpy as np
+from distributed import Client, LocalCluster, as_completed
+from distributed.comm import connect
+from distributed.core import send_recv
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from threadpoolctl import threadpool_limits
+
+from sites.errors import InputError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+ProgressCallback = Callable[[str, int, int], None]  # (label, tasks done, tasks in all)
+
+CONNECT_TIMEOUT_S = 5.0
+# A worker that dies mid-task is not a task error: the scheduler re-runs its tasks elsewhere on
+# its own (up to distributed.scheduler.allowed-failures = 3 deaths per task). ``retries`` re-runs
+# a task that *raised*, which for a pure task only helps with a transient error on the worker
+# (a data folder on a network file system); one retry bounds the time lost to a real error.
+TASK_RETRIES = 1
+
+
+def task_seed(seed: int, index: int) -> np.random.SeedSequence:
+    """The seed of task ``index`` of a run seeded ``seed``: ``SeedSequence(seed).spawn(n)[index]``.
+
+    Built from the index alone, so a task's random numbers do not depend on how many tasks there
+    are, in which order they run or on which worker; ``np.random.default_rng(task_seed(...))``.
+    """
+    return np.random.SeedSequence(seed, spawn_key=(index,))
+
+
+def task_seeds(seed: int, n_tasks: int) -> list[np.random.SeedSequence]:
+    """``task_seed(seed, i)`` for i in 0..n_tasks-1 (equal to ``SeedSequence(seed).spawn``)."""
+    return [task_seed(seed, index) for index in range(n_tasks)]
+
+
+class _OneThread(Generic[T, R]):
+    """``fn`` run with one BLAS/OpenMP thread (see the module docstring); picklable by Dask."""
+
+    def __init__(self, fn: Callable[[T], R]) -> None:
+        self.fn = fn
+
+    def __call__(self, task: T) -> R:
+        with threadpool_limits(limits=1):
+            return self.fn(task)
+
+
+class Executor(ABC):
+    """Maps a pure function over tasks; results come back in task order."""
+
+    def __init__(self, progress: ProgressCallback | None = None) -> None:
+        self.progress = progress
+
+    @abstractmethod
+    def map(self, fn: Callable[[T], R], tasks: Sequence[T], *, label: str = "tasks") -> list[R]:
+        """``[fn(task) for task in tasks]``; ``fn`` must be importable (module level) and pure."""
+
+    def _report(self, label: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(label, done, total)
+
+
+class InProcessExecutor(Executor):
+    """Runs the tasks one after the other in this process (the default; no Dask involved)."""
+
+    def map(self, fn: Callable[[T], R], tasks: Sequence[T], *, label: str = "tasks") -> list[R]:
+        pinned = _OneThread(fn)
+        results: list[R] = []
+        self._report(label, 0, len(tasks))
+        for task in tasks:
+            results.append(pinned(task))
+            self._report(label, len(results), len(tasks))
+        return results
+
+
+class DaskExecutor(Executor):
+    """Runs the tasks on the workers of a ``distributed.Client`` (local or remote cluster)."""
+
+    def __init__(self, client: Client, progress: ProgressCallback | None = None,
+                 retries: int = TASK_RETRIES) -> None:
+        super().__init__(progress)
+        self.client = client
+        self.retries = retries
+
+    def map(self, fn: Callable[[T], R], tasks: Sequence[T], *, label: str = "tasks") -> list[R]:
+        if not tasks:
+            return []
+        # Keys name the label on the dashboard; the token keeps two maps of equal tasks apart
+        # (pure=False: Dask must not merge them with a cached result from an earlier map).
+        token = uuid.uuid4().hex[:8]
+        keys = [f"{label}-{token}-{index}" for index in range(len(tasks))]
+        futures = self.client.map(_OneThread(fn), list(tasks), key=keys, pure=False,
+                                  retries=self.retries)
+        try:
+            self._report(label, 0, len(tasks))
+            for done, future in enumerate(as_completed(futures), start=1):
+                if future.status == "error":
+                    future.result()  # raises the task's own exception, first failure first
+                self._report(label, done, len(tasks))
+            return cast(list[R], self.client.gather(futures))
+        except BaseException:
+            self.client.cancel(futures)  # Ctrl-C or a failed task: stop the rest of the work
+            raise
+
+
+@contextmanager
+def open_executor(workers: int | None = None, scheduler: str | None = None, *,
+                  progress: ProgressCallback | None = None,
+                  connect_timeout_s: float = CONNECT_TIMEOUT_S,
+                  stream: TextIO | None = None) -> Iterator[Executor]:
+    """The executor for ``--workers N`` / ``--scheduler ADDR`` (neither: in-process).
+
+    A local cluster is shut down on exit; a remote one is left running. The dashboard address
+    goes to ``stream`` (stderr), so piped standard output holds only the report. An address with
+    no Dask scheduler behind it raises a one-line ``InputError`` within ``connect_timeout_s``.
+    """
+    out = sys.stderr if stream is None else stream
+    if workers is not None and scheduler is not None:
+        raise InputError("--workers", "", "give --workers or --scheduler, not both")
+    if scheduler is not None:
+        _check_scheduler(scheduler, connect_timeout_s)
+        with Client(scheduler, timeout=connect_timeout_s) as client:
+            print(f"Dask scheduler {scheduler}, dashboard {client.dashboard_link}", file=out)
+            yield DaskExecutor(client, progress)
+    elif workers is not None:
+        if workers < 1:
+            raise InputError("--workers", "", f"must be at least 1 (got {workers})")
+        # One thread per process: the work is CPU-bound Python (GIL), and one thread is what the
+        # identical-floats pin assumes. Dashboard on loopback, any free port (several runs at once).
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                          dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
+            print(f"Dask dashboard: {cluster.dashboard_link}", file=out)
+            yield DaskExecutor(client, progress)
+    else:
+        yield InProcessExecutor(progress)
+
+
+def _check_scheduler(address: str, timeout_s: float) -> None:
+    """Ask ``address`` who it is before handing it to ``Client``, under a hard time limit.
+
+    ``Client`` alone honours its timeout only while connecting: a peer that accepts the connection
+    but is no Dask scheduler (a web server, say) makes it wait forever, and a peer that answers
+    garbage makes it allocate a length read from that garbage (a MemoryError seen here).
+    """
+    async def identity() -> dict[str, Any]:
+        comm = await connect(address, timeout=timeout_s)
+        try:
+            return cast(dict[str, Any], await send_recv(comm, op="identity"))
+        finally:
+            comm.abort()
+
+    try:
+        reply = asyncio.run(asyncio.wait_for(identity(), timeout_s))
+    except ValueError as error:  # distributed's address parser: "missing port number", ...
+        raise InputError("--scheduler", address, f"not a scheduler address ({error})") from None
+    except Exception as error:  # timeout, refused, or a peer that does not speak Dask
+        raise InputError("--scheduler", address, f"no Dask scheduler answered within "
+                         f"{timeout_s:g} s ({type(error).__name__})") from None
+    if reply.get("type") != "Scheduler":
+        raise InputError("--scheduler", address,
+                         f"a Dask {reply.get('type', 'peer')} answered, not a scheduler")
+
+
+@contextmanager
+def terminal_progress(stream: TextIO | None = None) -> Iterator[ProgressCallback]:
+    """Progress for ``Executor(progress=...)``: on a terminal a bar with tasks done, left and ETA;
+    piped, one line per 10 % done. Either way on ``stream`` (stderr), never on the report."""
+    out = sys.stderr if stream is None else stream
+    if not out.isatty():
+        yield _DecileLines(out)
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.remaining:.0f} left"), TimeElapsedColumn(),
+                  TextColumn("ETA"), TimeRemainingColumn(), console=Console(file=out),
+                  transient=True) as bar:
+        bars: dict[str, TaskID] = {}
+
+        def update(label: str, done: int, total: int) -> None:
+            if label not in bars:
+                bars[label] = bar.add_task(label, total=total)
+            bar.update(bars[label], completed=done)
+
+        yield update
+
+
+class _DecileLines:
+    """One line each time a map crosses another 10 % of its tasks (for logs and pipes)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.started: dict[str, float] = {}
+        self.deciles: dict[str, int] = {}
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        started = self.started.setdefault(label, now)
+        decile = 10 * done // total if total else 0  # an empty map has nothing to report
+        if decile <= self.deciles.get(label, 0):
+            return
+        self.deciles[label] = decile
+        elapsed = now - started
+        eta = elapsed / done * (total - done)
+        print(f"{label}: {done}/{total} done, {total - done} left, {elapsed:.0f} s elapsed, "
+              f"ETA {eta:.0f} s", file=self.out, flush=True)
