@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Generic, TextIO, TypeVar, cast
 
+import dask
 import numpy as np
 from distributed import Client, LocalCluster, as_completed
 from distributed.comm import connect
@@ -164,12 +165,25 @@ def open_executor(workers: int | None = None, scheduler: str | None = None, *,
             raise InputError("--workers", "", f"must be at least 1 (got {workers})")
         # One thread per process: the work is CPU-bound Python (GIL), and one thread is what the
         # identical-floats pin assumes. Dashboard on loopback, any free port (several runs at once).
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                          dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
+        with _local_cluster(workers) as cluster, Client(cluster) as client:
             print(f"Dask dashboard: {cluster.dashboard_link}", file=out)
             yield DaskExecutor(client, progress)
     else:
         yield InProcessExecutor(progress)
+
+
+def _local_cluster(workers: int) -> LocalCluster:
+    """``workers`` single-threaded worker processes, without Dask's MALLOC_TRIM_THRESHOLD_.
+
+    The nanny sets that variable so workers give freed memory back to the OS; it also makes glibc
+    mmap and unmap every numpy temporary above 128 KiB, and a numpy loop ran 10-15x slower on a
+    worker than in-process here (bench/scale_out.py). Nannies read it once, when they start.
+    """
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
+    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                            dashboard_address="127.0.0.1:0")
 
 
 def _check_scheduler(address: str, timeout_s: float) -> None:

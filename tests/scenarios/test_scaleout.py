@@ -103,6 +103,9 @@ def test_workers_option_gives_the_same_floats_and_shuts_its_cluster_down(referen
         assert isinstance(executor, DaskExecutor)
         pids = list(executor.client.run(os.getpid).values())
         assert len(pids) == 1 and pids[0] != os.getpid()
+        # Dask's default MALLOC_TRIM_THRESHOLD_ slows numpy temporaries down (bench/scale_out.py).
+        trim = executor.client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+        assert list(trim.values()) == [None]
         dashboard = notices.getvalue().strip().removeprefix("Dask dashboard: ")
         assert httpx.get(dashboard, timeout=10).status_code == 200
         assert executor.map(spectrum, draws(), label="draws") == reference
