@@ -16,6 +16,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 
 import numpy as np
 
@@ -63,33 +64,46 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=8, help="CPU-bound tasks (default 8)")
     parser.add_argument("--task-s", type=float, default=0.5, help="seconds per task (0.5)")
     parser.add_argument("--empty", type=int, default=500, help="empty tasks in one map (500)")
+    parser.add_argument("--rounds", type=int, default=3, help="CPU-bound rounds per mode (3)")
     args = parser.parse_args()
 
     steps = steps_for(args.task_s)
     work = [(seed, steps) for seed in task_seeds(2026, args.tasks)]
     print(f"{args.tasks} CPU-bound tasks of {steps} steps (~{args.task_s} s each here); "
-          f"{args.empty} empty tasks per bulk map")
-    print(f"{'executor':<16} {'start s':>8} {'round trip ms':>14} {'ms/task bulk':>13} "
-          f"{'CPU-bound s':>12}")
+          f"{args.empty} empty tasks per bulk map; {args.rounds} rounds, modes interleaved")
+    print(f"{'executor':<12} {'start s':>8} {'round trip ms':>14} {'ms/task bulk':>13} "
+          f"{'CPU-bound s (median)':>21}")
 
-    results: dict[str, list[float]] = {}
-    seconds: dict[str, float] = {}
-    modes: list[tuple[str, int | None]] = [("in-process", None), ("1 worker", 1), ("2 workers", 2)]
-    for name, workers in modes:
-        started = time.perf_counter()
-        with open_executor(workers=workers) as executor:  # None: in-process
+    modes: dict[str, int | None] = {"in-process": None, "1 worker": 1, "2 workers": 2}
+    with ExitStack() as stack:
+        executors: dict[str, Executor] = {}
+        rows: dict[str, tuple[float, float, float]] = {}
+        for name, workers in modes.items():
+            started = time.perf_counter()
+            executors[name] = stack.enter_context(open_executor(workers=workers))
             start_s = time.perf_counter() - started
-            single, bulk = overheads(executor, round_trips=30, many=args.empty)
-            began = time.perf_counter()
-            results[name] = executor.map(logistic_orbit, work, label="cpu")
-            seconds[name] = time.perf_counter() - began
-        print(f"{name:<16} {start_s:>8.2f} {single * 1e3:>14.2f} {bulk * 1e3:>13.3f} "
-              f"{seconds[name]:>12.2f}")
+            rows[name] = (start_s, *overheads(executors[name], round_trips=30, many=args.empty))
+        # Interleaved rounds: this machine is shared, and a burst of someone else's load then
+        # falls on every mode rather than on one.
+        seconds: dict[str, list[float]] = {name: [] for name in modes}
+        results: dict[str, list[float]] = {}
+        for _ in range(args.rounds):
+            for name, executor in executors.items():
+                began = time.perf_counter()
+                results[name] = executor.map(logistic_orbit, work, label="cpu")
+                seconds[name].append(time.perf_counter() - began)
+    for name, (start_s, single, bulk) in rows.items():
+        print(f"{name:<12} {start_s:>8.2f} {single * 1e3:>14.2f} {bulk * 1e3:>13.3f} "
+              f"{statistics.median(seconds[name]):>21.2f}")
 
     same = results["in-process"] == results["1 worker"] == results["2 workers"]
-    print(f"load average during the run (1 min): {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    print(f"speed-up, 2 workers against 1: {seconds['1 worker'] / seconds['2 workers']:.2f}x "
-          f"(results identical in all three: {same})")
+    one, two = seconds["1 worker"], seconds["2 workers"]
+    per_round = [a / b for a, b in zip(one, two, strict=True)]
+    median_speedup = statistics.median(one) / statistics.median(two)
+    print(f"speed-up, 2 workers against 1: {median_speedup:.2f}x on medians "
+          f"(rounds: {', '.join(f'{x:.2f}x' for x in per_round)}); "
+          f"results identical in all three: {same}")
+    print(f"load average at the end (1 min): {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":  # Dask spawns worker processes, which re-import this file
