@@ -467,7 +467,7 @@ class BrokerService:
         if not fed.resources or not np.asarray(round_.free_gpus).any():
             return PlannedRound(fed, round_, None, "no-capacity")
         plan = MilpPlanner(fed, self.config).plan(round_, queue)
-        return PlannedRound(fed, round_, plan, plan.status)
+        return PlannedRound(fed, round_, plan, plan.status.value)
 
     def _record_round(self, result: PlannedRound, queue: Sequence[Job], requeued: list[str],
                       now_h: float, wall: float) -> schemas.PlanOut:

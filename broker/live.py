@@ -17,15 +17,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from broker.costs import emissions_kg, energy_cost_usd
 from broker.federation import Federation
 from broker.jobs import Job
 from broker.offers import RoundOffers
-from broker.planner import KG_PER_G, MWH_PER_KWH
-from broker.pricing import window_mean
 from sites.affinity import AffinityMatrix
 from sites.gpus import GpuType
 from sites.power import job_energy_kwh
 from sites.spec import SiteSpec
+from sites.timegrid import window_mean
 
 SLOT_EPS = 1e-9
 
@@ -190,7 +190,7 @@ def estimate_run(
         transfer_h=transfer_h,
         runtime_h=runtime_h,
         energy_kwh=kwh,
-        carbon_kg=kwh * carbon * KG_PER_G,
-        energy_cost_usd=kwh * price * MWH_PER_KWH,
+        carbon_kg=emissions_kg(kwh, carbon),
+        energy_cost_usd=energy_cost_usd(kwh, price),
         transfer_cost_usd=job.dataset_gb * home.egress_usd_per_gb if remote else 0.0,
     )
