@@ -70,28 +70,37 @@ def main() -> None:
     steps = steps_for(args.task_s)
     work = [(seed, steps) for seed in task_seeds(2026, args.tasks)]
     print(f"{args.tasks} CPU-bound tasks of {steps} steps (~{args.task_s} s each here); "
-          f"{args.empty} empty tasks per bulk map; {args.rounds} rounds, modes interleaved")
+          f"{args.empty} empty tasks per bulk map; "
+          f"{args.rounds} rounds, 1 and 2 workers interleaved")
     print(f"{'executor':<12} {'start s':>8} {'round trip ms':>14} {'ms/task bulk':>13} "
           f"{'CPU-bound s (median)':>21}")
 
-    modes: dict[str, int | None] = {"in-process": None, "1 worker": 1, "2 workers": 2}
-    with ExitStack() as stack:
-        executors: dict[str, Executor] = {}
-        rows: dict[str, tuple[float, float, float]] = {}
-        for name, workers in modes.items():
-            started = time.perf_counter()
-            executors[name] = stack.enter_context(open_executor(workers=workers))
-            start_s = time.perf_counter() - started
-            rows[name] = (start_s, *overheads(executors[name], round_trips=30, many=args.empty))
+    rows: dict[str, tuple[float, float, float]] = {}
+    seconds: dict[str, list[float]] = {}
+    results: dict[str, list[float]] = {}
+
+    def cpu_bound_rounds(executors: dict[str, Executor]) -> None:
         # Interleaved rounds: this machine is shared, and a burst of someone else's load then
         # falls on every mode rather than on one.
-        seconds: dict[str, list[float]] = {name: [] for name in modes}
-        results: dict[str, list[float]] = {}
         for _ in range(args.rounds):
             for name, executor in executors.items():
                 began = time.perf_counter()
                 results[name] = executor.map(logistic_orbit, work, label="cpu")
-                seconds[name].append(time.perf_counter() - began)
+                seconds.setdefault(name, []).append(time.perf_counter() - began)
+
+    # In-process first and alone: a LocalCluster's scheduler runs in this process, in a thread
+    # that would compete with the in-process tasks for the CPU and the GIL.
+    with open_executor() as executor:
+        rows["in-process"] = (0.0, *overheads(executor, round_trips=30, many=args.empty))
+        cpu_bound_rounds({"in-process": executor})
+    with ExitStack() as stack:
+        executors: dict[str, Executor] = {}
+        for name, workers in (("1 worker", 1), ("2 workers", 2)):
+            started = time.perf_counter()
+            executors[name] = stack.enter_context(open_executor(workers=workers))
+            start_s = time.perf_counter() - started
+            rows[name] = (start_s, *overheads(executors[name], round_trips=30, many=args.empty))
+        cpu_bound_rounds(executors)
     for name, (start_s, single, bulk) in rows.items():
         print(f"{name:<12} {start_s:>8.2f} {single * 1e3:>14.2f} {bulk * 1e3:>13.3f} "
               f"{statistics.median(seconds[name]):>21.2f}")
