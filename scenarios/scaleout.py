@@ -18,6 +18,7 @@ need the same package versions and CPU family (OpenBLAS picks kernels by CPU).
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 import uuid
@@ -51,6 +52,7 @@ R = TypeVar("R")
 ProgressCallback = Callable[[str, int, int], None]  # (label, tasks done, tasks in all)
 
 CONNECT_TIMEOUT_S = 5.0
+_PRE_SPAWN = "distributed.nanny.pre-spawn-environ"  # environment a nanny gives its worker
 # A worker that dies mid-task is not a task error: the scheduler re-runs its tasks elsewhere on
 # its own (up to distributed.scheduler.allowed-failures = 3 deaths per task). ``retries`` re-runs
 # a task that *raised*, which for a pure task only helps with a transient error on the worker
@@ -159,6 +161,9 @@ def open_executor(workers: int | None = None, scheduler: str | None = None, *,
         _check_scheduler(scheduler, connect_timeout_s)
         with Client(scheduler, timeout=connect_timeout_s) as client:
             print(f"Dask scheduler {scheduler}, dashboard {client.dashboard_link}", file=out)
+            notice = _trim_notice(client)
+            if notice is not None:
+                print(notice, file=out)
             yield DaskExecutor(client, progress)
     elif workers is not None:
         if workers < 1:
@@ -177,13 +182,23 @@ def _local_cluster(workers: int) -> LocalCluster:
 
     The nanny sets that variable so workers give freed memory back to the OS; it also makes glibc
     mmap and unmap every numpy temporary above 128 KiB, and a numpy loop ran 10-15x slower on a
-    worker than in-process here (bench/scale_out.py). Nannies read it once, when they start.
+    worker than in-process here (bench/scale_out.py). Nannies read it once, when they start;
+    ``None`` is distributed's way of leaving a variable out.
     """
-    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
-    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+    with dask.config.set({f"{_PRE_SPAWN}.MALLOC_TRIM_THRESHOLD_": None}):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                             dashboard_address="127.0.0.1:0")
+
+
+def _trim_notice(client: Client) -> str | None:
+    """A note for a remote cluster whose workers run with MALLOC_TRIM_THRESHOLD_ (see above)."""
+    trimmed = [value for value in client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()
+               if value is not None]
+    if not trimmed:
+        return None
+    return (f"note: {len(trimmed)} Dask worker(s) run with MALLOC_TRIM_THRESHOLD_ set, which slows "
+            f"numpy-heavy tasks several-fold; start them with a Dask config (YAML) that sets "
+            f"{_PRE_SPAWN}.MALLOC_TRIM_THRESHOLD_ to null")
 
 
 def _check_scheduler(address: str, timeout_s: float) -> None:

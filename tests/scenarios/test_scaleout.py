@@ -117,9 +117,12 @@ def test_workers_option_gives_the_same_floats_and_shuts_its_cluster_down(referen
 def test_two_worker_processes_share_the_work_and_give_the_same_floats(
         two_workers, reference) -> None:
     calls: list[tuple[str, int, int]] = []
-    with open_executor(scheduler=two_workers.scheduler_address, stream=io.StringIO(),
+    notices = io.StringIO()
+    with open_executor(scheduler=two_workers.scheduler_address, stream=notices,
                        progress=lambda *call: calls.append(call)) as executor:
         assert isinstance(executor, DaskExecutor)
+        # A cluster started the plain Dask way: its workers have MALLOC_TRIM_THRESHOLD_.
+        assert "note: 2 Dask worker(s) run with MALLOC_TRIM_THRESHOLD_" in notices.getvalue()
         with get_task_stream(executor.client) as stream:
             results = executor.map(spectrum, draws(), label="draws")
         assert results == reference
