@@ -192,13 +192,18 @@ def _local_cluster(workers: int) -> LocalCluster:
 
 def _trim_notice(client: Client) -> str | None:
     """A note for a remote cluster whose workers run with MALLOC_TRIM_THRESHOLD_ (see above)."""
-    trimmed = [value for value in client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()
-               if value is not None]
+    trimmed = [value for value in client.run(_malloc_trim_threshold).values() if value is not None]
     if not trimmed:
         return None
     return (f"note: {len(trimmed)} Dask worker(s) run with MALLOC_TRIM_THRESHOLD_ set, which slows "
             f"numpy-heavy tasks several-fold; start them with a Dask config (YAML) that sets "
             f"{_PRE_SPAWN}.MALLOC_TRIM_THRESHOLD_ to null")
+
+
+def _malloc_trim_threshold() -> str | None:
+    # A module function, so that it runs against the worker's environment: a pickled
+    # ``os.environ.get`` would carry this process's environment along.
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
 
 
 def _check_scheduler(address: str, timeout_s: float) -> None:

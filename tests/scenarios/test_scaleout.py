@@ -97,7 +97,8 @@ def test_in_process_keeps_task_order_and_reports_each_task() -> None:
     assert calls == [("ints", 0, 3), ("ints", 1, 3), ("ints", 2, 3), ("ints", 3, 3)]
 
 
-def test_workers_option_gives_the_same_floats_and_shuts_its_cluster_down(reference) -> None:
+def test_workers_option_gives_the_same_floats_and_shuts_its_cluster_down(
+        reference, monkeypatch) -> None:
     notices = io.StringIO()
     with open_executor(workers=1, stream=notices) as executor:
         assert isinstance(executor, DaskExecutor)
@@ -106,6 +107,12 @@ def test_workers_option_gives_the_same_floats_and_shuts_its_cluster_down(referen
         # Dask's default MALLOC_TRIM_THRESHOLD_ slows numpy temporaries down (bench/scale_out.py).
         trim = executor.client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
         assert list(trim.values()) == [None]
+        # Reached as a remote cluster, no note: it is the workers' environment that counts, not
+        # this process's (a plain LocalCluster leaves the variable in its parent's environment).
+        monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+        remote_notices = io.StringIO()
+        with open_executor(scheduler=executor.client.scheduler.address, stream=remote_notices):
+            assert "MALLOC_TRIM_THRESHOLD_" not in remote_notices.getvalue()
         dashboard = notices.getvalue().strip().removeprefix("Dask dashboard: ")
         assert httpx.get(dashboard, timeout=10).status_code == 200
         assert executor.map(spectrum, draws(), label="draws") == reference
