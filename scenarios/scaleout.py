@@ -170,11 +170,25 @@ def open_executor(workers: int | None = None, scheduler: str | None = None, *,
             raise InputError("--workers", "", f"must be at least 1 (got {workers})")
         # One thread per process: the work is CPU-bound Python (GIL), and one thread is what the
         # identical-floats pin assumes. Dashboard on loopback, any free port (several runs at once).
-        with _local_cluster(workers) as cluster, Client(cluster) as client:
+        with _environ_kept(), _local_cluster(workers) as cluster, Client(cluster) as client:
             print(f"Dask dashboard: {cluster.dashboard_link}", file=out)
             yield DaskExecutor(client, progress)
     else:
         yield InProcessExecutor(progress)
+
+
+@contextmanager
+def _environ_kept() -> Iterator[None]:
+    """Gives this process its environment back: a nanny writes its workers' variables
+    (OMP_NUM_THREADS=1, PYTHONHASHSEED, ...) into its parent's ``os.environ`` and leaves them,
+    and any subprocess the caller starts later would inherit them."""
+    kept = dict(os.environ)
+    try:
+        yield
+    finally:
+        for name in set(os.environ) - set(kept):
+            del os.environ[name]
+        os.environ.update(kept)
 
 
 def _local_cluster(workers: int) -> LocalCluster:

@@ -68,9 +68,12 @@ def reference() -> list[tuple[float, float, float]]:
 @pytest.fixture(scope="module")
 def two_workers() -> Iterator[LocalCluster]:
     """One 2-process cluster for the module, reached through ``open_executor(scheduler=...)``."""
+    environ = dict(os.environ)  # the nannies write their workers' variables into ours
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address="127.0.0.1:0") as cluster:
         yield cluster
+    os.environ.clear()
+    os.environ.update(environ)
 
 
 def unused_port() -> int:
@@ -99,6 +102,7 @@ def test_in_process_keeps_task_order_and_reports_each_task() -> None:
 
 def test_workers_option_gives_the_same_floats_and_shuts_its_cluster_down(
         reference, monkeypatch) -> None:
+    environ = dict(os.environ)
     notices = io.StringIO()
     with open_executor(workers=1, stream=notices) as executor:
         assert isinstance(executor, DaskExecutor)
@@ -119,6 +123,8 @@ def test_workers_option_gives_the_same_floats_and_shuts_its_cluster_down(
     for pid in pids:  # the worker process is gone, not left running after the context
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+    monkeypatch.undo()
+    assert dict(os.environ) == environ  # the nanny's OMP_NUM_THREADS=1 etc. did not stay here
 
 
 def test_two_worker_processes_share_the_work_and_give_the_same_floats(
