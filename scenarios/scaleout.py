@@ -1,18 +1,14 @@
 """Map a pure function over small tasks: in-process, on a local Dask cluster or a running one.
 
-DESIGN.md, "Scale-out". Coalition values, sweep points and seeds are independent, so the callers
-build a list of small picklable tasks (scenario file or text, overrides, seed, coalition) and call
-``executor.map(fn, tasks, label=...)``. ``open_executor`` picks the executor from the CLI options:
-none -> in-process, ``--workers N`` -> a ``LocalCluster`` of N processes (shut down at exit),
-``--scheduler ADDR`` -> that cluster. Tasks and results travel through the scheduler, so both stay
-small: a worker reads data files from the data folder itself (put the folder path in the task).
+DESIGN.md, "Scale-out". Callers build small picklable tasks (scenario file or text, overrides,
+seed, coalition) and call ``executor.map(fn, tasks, label=...)``; ``open_executor`` picks the
+executor from ``--workers N`` / ``--scheduler ADDR``. Tasks and results go through the scheduler,
+so both stay small: a worker reads data files itself (put the data folder's path in the task).
 
-Results are the same floats in every mode: seeds come from ``task_seed`` (a function of the run
-seed and the task's index, not of which worker runs it), and every task runs with one BLAS/OpenMP
-thread, as Dask's nanny starts its workers (OMP_NUM_THREADS=1). Without that pin a multi-threaded
-OpenBLAS in the parent process splits sums differently and the last bits of ``eigvalsh`` or
-``solve`` differ from the workers' (seen on this machine). Identical floats across machines also
-need the same package versions and CPU family (OpenBLAS picks kernels by CPU).
+Results are the same floats in every mode: seeds come from ``task_seed`` (run seed and task index,
+not the worker), and every task runs with one BLAS/OpenMP thread, as Dask's nanny starts workers
+(OMP_NUM_THREADS=1); with OpenBLAS on all cores here, ``eigvalsh`` and ``solve`` differed from the
+workers' in the last bits. Across machines it also needs equal package versions and CPU family.
 """
 
 from __future__ import annotations
