@@ -6,6 +6,7 @@ from scenarios.commands.agent import AgentCommand
 from scenarios.commands.base import Command
 from scenarios.commands.data import DataCommand
 from scenarios.commands.game import GameCommand
+from scenarios.commands.market import MarketCommand
 from scenarios.commands.run import RunCommand
 from scenarios.commands.scenarios import ScenariosCommand
 from scenarios.commands.serve import ServeCommand
@@ -18,3 +19,4 @@ COMMANDS["game"] = GameCommand()
 COMMANDS["serve"] = ServeCommand()
 COMMANDS["agent"] = AgentCommand()
 COMMANDS["data"] = DataCommand()
+COMMANDS["market"] = MarketCommand()
