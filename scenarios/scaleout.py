@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -28,16 +27,6 @@ import numpy as np
 from distributed import Client, LocalCluster, as_completed
 from distributed.comm import connect
 from distributed.core import send_recv
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from threadpoolctl import threadpool_limits
 
 from sites.errors import InputError
@@ -45,7 +34,9 @@ from sites.errors import InputError
 T = TypeVar("T")
 R = TypeVar("R")
 
-ProgressCallback = Callable[[str, int, int], None]  # (label, tasks done, tasks in all)
+# (label, tasks done, tasks in all): what scenarios.progress.progress_reporter("tasks") yields,
+# a bar with an ETA on a terminal and a line per 10 % when piped.
+ProgressCallback = Callable[[str, int, int], None]
 
 CONNECT_TIMEOUT_S = 5.0
 _PRE_SPAWN = "distributed.nanny.pre-spawn-environ"  # environment a nanny gives its worker
@@ -240,46 +231,3 @@ def _check_scheduler(address: str, timeout_s: float) -> None:
     if reply.get("type") != "Scheduler":
         raise InputError("--scheduler", address,
                          f"a Dask {reply.get('type', 'peer')} answered, not a scheduler")
-
-
-@contextmanager
-def terminal_progress(stream: TextIO | None = None) -> Iterator[ProgressCallback]:
-    """Progress for ``Executor(progress=...)``: on a terminal a bar with tasks done, left and ETA;
-    piped, one line per 10 % done. Either way on ``stream`` (stderr), never on the report."""
-    out = sys.stderr if stream is None else stream
-    if not out.isatty():
-        yield _DecileLines(out)
-        return
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.remaining:.0f} left"), TimeElapsedColumn(),
-                  TextColumn("ETA"), TimeRemainingColumn(), console=Console(file=out),
-                  transient=True) as bar:
-        bars: dict[str, TaskID] = {}
-
-        def update(label: str, done: int, total: int) -> None:
-            if label not in bars:
-                bars[label] = bar.add_task(label, total=total)
-            bar.update(bars[label], completed=done)
-
-        yield update
-
-
-class _DecileLines:
-    """One line each time a map crosses another 10 % of its tasks (for logs and pipes)."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.started: dict[str, float] = {}
-        self.deciles: dict[str, int] = {}
-
-    def __call__(self, label: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        started = self.started.setdefault(label, now)
-        decile = 10 * done // total if total else 0  # an empty map has nothing to report
-        if decile <= self.deciles.get(label, 0):
-            return
-        self.deciles[label] = decile
-        elapsed = now - started
-        eta = elapsed / done * (total - done)
-        print(f"{label}: {done}/{total} done, {total - done} left, {elapsed:.0f} s elapsed, "
-              f"ETA {eta:.0f} s", file=self.out, flush=True)

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 from distributed import Client, LocalCluster, get_task_stream
 
+from scenarios.progress import progress_reporter
 from scenarios.scaleout import (
     DaskExecutor,
     InProcessExecutor,
     open_executor,
     task_seed,
     task_seeds,
-    terminal_progress,
 )
 from sites.errors import InputError
 
@@ -210,15 +210,14 @@ def test_bad_option_combinations_are_input_errors() -> None:
         pass
 
 
-def test_piped_progress_prints_one_line_per_tenth() -> None:
+def test_piped_progress_prints_a_line_per_tenth_of_the_tasks() -> None:
     piped = io.StringIO()
-    with terminal_progress(piped) as progress:
+    with progress_reporter("tasks", piped) as progress:
         InProcessExecutor(progress).map(fails_on_third, list(range(10, 33)), label="points")
     lines = piped.getvalue().splitlines()
-    assert len(lines) == 10
-    assert lines[0].startswith("points: 3/23 done, 20 left,")
-    assert lines[-1].startswith("points: 23/23 done, 0 left,")
-    assert all("ETA" in line for line in lines)
+    assert len(lines) == 11  # the start, then one line per 10 %
+    assert lines[0].startswith("points: started, 23 tasks")
+    assert lines[-1].startswith("points: 23/23 tasks (100%")
 
 
 class FakeTerminal(io.StringIO):
@@ -226,13 +225,13 @@ class FakeTerminal(io.StringIO):
         return True
 
 
-def test_terminal_progress_shows_done_left_and_eta() -> None:
+def test_terminal_progress_shows_tasks_done_of_all_and_an_eta() -> None:
     screen = FakeTerminal()
-    with terminal_progress(screen) as progress:
+    with progress_reporter("tasks", screen) as progress:
         results = InProcessExecutor(progress).map(spectrum, draws()[:4], label="draws")
     assert len(results) == 4
     shown = screen.getvalue()
-    assert "4/4" in shown and "0 left" in shown and "ETA" in shown
+    assert "4/4" in shown and "ETA" in shown
 
 
 # Last in the module: it kills one of the module cluster's workers (the nanny restarts it).
