@@ -50,7 +50,7 @@ def spectrum(task: Draw) -> tuple[float, float, float]:
     return top, solved, float(rng.random())
 
 
-def fails_on_third(task: int) -> int:
+def fails_on_three(task: int) -> int:
     if task == 3:
         raise InputError("sweep.yaml", f"points[{task}].carbon_price", "must be >= 0 (got -1)")
     return task
@@ -96,7 +96,7 @@ def test_task_seeds_are_spawned_from_one_seed_sequence_by_index() -> None:
 def test_in_process_keeps_task_order_and_reports_each_task() -> None:
     calls: list[tuple[str, int, int]] = []
     executor = InProcessExecutor(progress=lambda *call: calls.append(call))
-    assert executor.map(fails_on_third, [5, 4, 0], label="ints") == [5, 4, 0]
+    assert executor.map(fails_on_three, [5, 4, 0], label="ints") == [5, 4, 0]
     assert calls == [("ints", 0, 3), ("ints", 1, 3), ("ints", 2, 3), ("ints", 3, 3)]
 
 
@@ -147,10 +147,10 @@ def test_two_worker_processes_share_the_work_and_give_the_same_floats(
 def test_a_task_error_comes_back_as_the_same_one_line_error(two_workers) -> None:
     with open_executor(scheduler=two_workers.scheduler_address, stream=io.StringIO()) as executor:
         with pytest.raises(InputError) as raised:
-            executor.map(fails_on_third, list(range(8)), label="points")
+            executor.map(fails_on_three, list(range(8)), label="points")
         assert str(raised.value) == \
             "sweep.yaml: points[3].carbon_price: must be >= 0 (got -1)"
-        assert executor.map(fails_on_third, [], label="points") == []
+        assert executor.map(fails_on_three, [], label="points") == []
 
 
 def test_unreachable_scheduler_is_a_one_line_error_within_ten_seconds() -> None:
@@ -213,7 +213,7 @@ def test_bad_option_combinations_are_input_errors() -> None:
 def test_piped_progress_prints_a_line_per_tenth_of_the_tasks() -> None:
     piped = io.StringIO()
     with progress_reporter("tasks", piped) as progress:
-        InProcessExecutor(progress).map(fails_on_third, list(range(10, 33)), label="points")
+        InProcessExecutor(progress).map(fails_on_three, list(range(10, 33)), label="points")
     lines = piped.getvalue().splitlines()
     assert len(lines) == 11  # the start, then one line per 10 %
     assert lines[0].startswith("points: started, 23 tasks")
