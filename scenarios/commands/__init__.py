@@ -10,6 +10,7 @@ from scenarios.commands.market import MarketCommand
 from scenarios.commands.run import RunCommand
 from scenarios.commands.scenarios import ScenariosCommand
 from scenarios.commands.serve import ServeCommand
+from scenarios.commands.sweep import SweepCommand
 
 COMMANDS: dict[str, Command] = {
     "run": RunCommand(),
@@ -20,3 +21,4 @@ COMMANDS["serve"] = ServeCommand()
 COMMANDS["agent"] = AgentCommand()
 COMMANDS["data"] = DataCommand()
 COMMANDS["market"] = MarketCommand()
+COMMANDS["sweep"] = SweepCommand()
