@@ -13,9 +13,10 @@ import pytest
 
 from api.app import create_app
 from api.clock import Clock
+from api.services import Services
 from api.settings import Settings
 
-ADMIN = "admin-token-for-tests"
+ADMIN = "admin-token-for-tests-0123456789-ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 WALL0 = 1_700_000_000.0
 
 
@@ -40,8 +41,10 @@ def wall() -> FakeWall:
 @pytest.fixture
 def make_settings(tmp_path) -> Callable[..., Settings]:
     def make(**overrides: object) -> Settings:
+        # open registration: most tests are about other things; test_enrolment.py closes it
         values = dict(db_url=f"sqlite:///{tmp_path / 'broker.db'}", admin_token=ADMIN,
-                      stale_after_s=60.0, horizon_slots=6,
+                      open_registration=True, stale_after_s=60.0, horizon_slots=6,
+                      ack_timeout_s=90.0, lease_s=600.0,
                       solver_time_limit_s=10.0, solver_method="full")
         values.update(overrides)
         return Settings.model_validate(values)
@@ -53,7 +56,7 @@ def make_settings(tmp_path) -> Callable[..., Settings]:
 class Broker:
     client: httpx.AsyncClient
     wall: FakeWall
-    service: object
+    services: Services
 
     def admin(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {ADMIN}"}
@@ -65,7 +68,7 @@ async def broker(make_settings, wall) -> AsyncIterator[Broker]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://broker") as client:
-            yield Broker(client, wall, app.state.service)
+            yield Broker(client, wall, app.state.services)
 
 
 def bearer(token: str) -> dict[str, str]:

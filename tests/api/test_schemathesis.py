@@ -18,7 +18,7 @@ from schemathesis.checks import not_a_server_error
 
 from api.app import create_app
 from api.schemas import JobIn, OfferIn, SiteRegistration
-from api.service import Principal
+from api.services import Principal
 from tests.api.conftest import ADMIN, bearer, job_body, offer_body, site_body
 
 SITE = "fuzz-site"
@@ -31,12 +31,12 @@ def fuzz_app(make_settings) -> Iterator[FastAPI]:
     with start_blocking_portal() as portal, portal.wrap_async_context_manager(
         app.router.lifespan_context(app)
     ):  # the lifespan runs in the portal's loop; its state stays on app.state
-        service = app.state.service
-        token = service.register_site(SiteRegistration(**site_body(SITE))).token
-        service.put_offer(SITE, OfferIn(**offer_body(1)))
-        service.submit_jobs([JobIn(**job_body("fuzz-job", SITE))], Principal(admin=True),
-                            ("body",))
-        service.plan_round()
+        services = app.state.services
+        token = services.sites.register(SiteRegistration(**site_body(SITE)), None).token
+        services.offers.put(SITE, OfferIn(**offer_body(1)))
+        services.jobs.submit([JobIn(**job_body("fuzz-job", SITE))], Principal(admin=True),
+                             ("body",))
+        services.planning.plan_round()
         app.state.fuzz_site_token = token
         yield app
 
