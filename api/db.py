@@ -41,7 +41,7 @@ def normalize_db_url(url: str) -> str:
     try:
         parsed = make_url(url)
     except Exception as error:  # sqlalchemy raises ArgumentError and others; one line each
-        raise ValueError(f"not a database URL: {url!r} ({error})") from None
+        raise ValueError(f"not a database URL ({error})") from None
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
@@ -49,9 +49,17 @@ def normalize_db_url(url: str) -> str:
             if not folder.is_dir():
                 raise ValueError(f"folder {folder} does not exist (database {url})")
     elif parsed.get_backend_name() != "postgresql":
-        raise ValueError(f"unsupported database {parsed.get_backend_name()!r} in {url!r} "
+        raise ValueError(f"unsupported database {parsed.get_backend_name()!r} "
                          "(sqlite:///FILE or postgresql://...)")
     return url
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password masked, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not parsable: nothing to mask reliably, show no detail
+        return "<database URL>"
 
 
 def make_engine(url: str) -> Engine:

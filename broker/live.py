@@ -12,15 +12,24 @@ not cover offer no GPUs (capacity nobody promised) and repeat the nearest advert
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from broker.costs import emissions_kg, energy_cost_usd, transfer_cost_usd
 from broker.federation import Federation
 from broker.jobs import Job
 from broker.offers import RoundOffers
-from broker.planner import KG_PER_G, MWH_PER_KWH
+from broker.planner import (
+    Assignment,
+    MilpPlanner,
+    Plan,
+    PlannerConfig,
+    RoundProblem,
+    build_round_problem,
+)
 from broker.pricing import window_mean
 from sites.affinity import AffinityMatrix
 from sites.gpus import GpuType
@@ -190,7 +199,128 @@ def estimate_run(
         transfer_h=transfer_h,
         runtime_h=runtime_h,
         energy_kwh=kwh,
-        carbon_kg=kwh * carbon * KG_PER_G,
-        energy_cost_usd=kwh * price * MWH_PER_KWH,
-        transfer_cost_usd=job.dataset_gb * home.egress_usd_per_gb if remote else 0.0,
+        carbon_kg=emissions_kg(kwh, carbon),
+        energy_cost_usd=energy_cost_usd(kwh, price),
+        transfer_cost_usd=transfer_cost_usd(job.dataset_gb, home.egress_usd_per_gb)
+        if remote else 0.0,
     )
+
+
+# --- anytime planning -----------------------------------------------------------------------
+#
+# A round must hand out work whatever the queue size. The MILP may run out of time without an
+# incumbent; so a round first builds a greedy plan over the very options and costs the MILP
+# sees (fast, always feasible), then lets the MILP improve on it within the rest of the budget,
+# and keeps whichever plan costs less.
+
+GREEDY = "greedy"
+MIN_SOLVER_S = 0.2  # below this the MILP cannot do better than the greedy plan in practice
+
+
+def urgency_key(job: Job) -> tuple[bool, float, float, str]:
+    """Most urgent first: jobs with a deadline (earliest first), then the oldest."""
+    return (job.deadline_h is None, job.deadline_h or 0.0, job.submit_h, job.id)
+
+
+def greedy_option_counts(rp: RoundProblem, jobs_urgency: Sequence[int]) -> np.ndarray:
+    """Place each demand's jobs, most urgent demand first, on its cheapest option with room.
+
+    ``jobs_urgency`` orders the demands. Room is checked over every slot an option occupies
+    (a prefix sum of "too few GPUs" per pool and slot), so the plan respects every capacity.
+    """
+    p = rp.problem
+    cap = np.array(p.capacity_gpus, dtype=float)
+    cost = p.option_cost_usd
+    counts = np.zeros(p.n_options, dtype=int)
+    by_demand = np.argsort(p.option_demand, kind="stable")
+    bounds = np.searchsorted(p.option_demand[by_demand], np.arange(p.n_demands + 1))
+    for d in jobs_urgency:
+        options = by_demand[bounds[d]:bounds[d + 1]]
+        if len(options) == 0:
+            continue
+        options = options[np.argsort(cost[options], kind="stable")]
+        res, start = p.option_resource[options], p.option_start[options]
+        end = np.minimum(start + p.option_slots[options], p.n_slots)
+        gpus = p.option_gpus[options[0]]
+        for _ in range(int(p.demand_count[d])):
+            short = np.concatenate(
+                [np.zeros((cap.shape[0], 1)), np.cumsum(cap < gpus - 1e-9, axis=1)], axis=1)
+            room = (short[res, end] - short[res, start]) == 0
+            if not room.any():
+                break
+            k = int(np.argmax(room))  # options are sorted by cost: the first with room
+            cap[res[k], start[k]:end[k]] -= gpus
+            counts[options[k]] += 1
+    return counts
+
+
+def plan_from_counts(
+    federation: Federation, offers: RoundOffers, rp: RoundProblem, counts: np.ndarray,
+    status: str, bound_usd: float = -math.inf, elapsed_s: float = 0.0,
+) -> Plan:
+    """A ``Plan`` from option counts, mapping counts to jobs as ``MilpPlanner`` does."""
+    p = rp.problem
+    assignments, deferred = [], []
+    for d, jobs in enumerate(rp.demands):
+        pending = list(jobs)
+        for o in np.flatnonzero((p.option_demand == d) & (counts > 0)):
+            site_i, gpu = federation.resources[p.option_resource[o]]
+            for _ in range(int(counts[o])):
+                job = pending.pop(0)
+                assignments.append(Assignment(
+                    job_id=job.id, site_id=federation.sites[site_i].id, gpu_type=gpu,
+                    start_offset=int(p.option_start[o]),
+                    start_h=offers.now_h + int(p.option_start[o]) * offers.slot_h,
+                ))
+        deferred.extend(j.id for j in pending)
+    placed = np.zeros(p.n_demands)
+    np.add.at(placed, p.option_demand, counts)
+    objective = float(counts @ p.option_cost_usd
+                      + (p.demand_count - placed) @ p.deferral_penalty_usd)
+    return Plan(tuple(assignments), tuple(deferred), status, objective, bound_usd, {},
+                p.n_options, 0.0, elapsed_s)
+
+
+def greedy_plan(
+    federation: Federation, offers: RoundOffers, queue: Sequence[Job], config: PlannerConfig
+) -> Plan:
+    """A feasible plan in well under a second for hundreds of jobs (see ``greedy_option_counts``)."""
+    begun = time.perf_counter()
+    rp = build_round_problem(federation, offers, queue, config)
+    order = sorted(range(len(rp.demands)), key=lambda d: urgency_key(rp.demands[d][0]))
+    counts = greedy_option_counts(rp, order)
+    return plan_from_counts(federation, offers, rp, counts, GREEDY,
+                            elapsed_s=time.perf_counter() - begun)
+
+
+def plan_gap(plan: Plan) -> float | None:
+    """Relative gap between the plan's cost and the best bound known (None: no bound)."""
+    if not (math.isfinite(plan.objective_usd) and math.isfinite(plan.bound_usd)):
+        return None
+    return abs(plan.objective_usd - plan.bound_usd) / max(abs(plan.objective_usd), 1e-9)
+
+
+def anytime_plan(
+    federation: Federation, offers: RoundOffers, queue: Sequence[Job], config: PlannerConfig,
+    budget_s: float,
+) -> Plan:
+    """A feasible plan within about ``budget_s``: greedy first, then the MILP improves on it.
+
+    The MILP gets what is left of the budget; its plan is kept only if it costs no more than the
+    greedy one (a time-limited solve may return nothing, or something worse). A greedy plan
+    kept over a MILP answer carries the MILP's status as ``greedy (<status>)`` and its bound.
+    """
+    begun = time.perf_counter()
+    greedy = greedy_plan(federation, offers, queue, config)
+    left = budget_s - (time.perf_counter() - begun)
+    if left < MIN_SOLVER_S:
+        return replace(greedy, status=f"{GREEDY} (no time left for the MILP)")
+    solver = replace(config.solver, time_limit_s=left)
+    milp = MilpPlanner(federation, replace(config, solver=solver)).plan(offers, queue)
+    solved = bool(milp.assignments) or not greedy.assignments
+    if solved and math.isfinite(milp.objective_usd) and (
+            milp.objective_usd <= greedy.objective_usd + 1e-9 * max(1.0, abs(greedy.objective_usd))):
+        return milp
+    bound = milp.bound_usd if math.isfinite(milp.bound_usd) else -math.inf
+    return replace(greedy, status=f"{GREEDY} ({milp.status})", bound_usd=bound,
+                   solve_time_s=greedy.solve_time_s + milp.solve_time_s)

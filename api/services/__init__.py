@@ -50,10 +50,11 @@ class Services:
         return cls(ctx, tokens, SiteService(ctx, tokens), OfferService(ctx), JobService(ctx),
                    AssignmentService(ctx), PlanningService(ctx), SummaryService(ctx))
 
-    def start(self) -> str | None:
+    def start(self, may_generate_admin_token: bool = True) -> str | None:
         """Migrate the schema, restore the clock, settle the admin token.
 
-        Returns a newly generated admin token (to show once), or None.
+        Returns a newly generated admin token (to show once), or None. Raises
+        ``NoAdminTokenError`` when none is configured or stored and none may be generated.
         """
         upgrade_schema(self.ctx.db.engine)
         with self.ctx.db.write() as s:
@@ -62,7 +63,7 @@ class Services:
                 origin = repr(self.ctx.clock.wall_s())
                 write_meta(s, CLOCK_ORIGIN_KEY, origin)
             self.ctx.clock.origin_s = float(origin)
-        return self.tokens.settle_admin_token()
+        return self.tokens.settle_admin_token(may_generate_admin_token)
 
     def close(self) -> None:
         self.planning.close()

@@ -23,6 +23,10 @@ from api.states import SiteState
 ADMIN_HASH_KEY = "admin_token_sha256"
 
 
+class NoAdminTokenError(RuntimeError):
+    """No admin token configured or stored, and generating one was not allowed."""
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -46,7 +50,7 @@ class TokenService:
         self._site_by_hash: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    def settle_admin_token(self) -> str | None:
+    def settle_admin_token(self, may_generate: bool = True) -> str | None:
         """Store the configured admin token's hash, or generate one on the first start.
 
         Returns a newly generated token (for the caller to show once), else None.
@@ -57,6 +61,8 @@ class TokenService:
             if given is not None:
                 write_meta(s, ADMIN_HASH_KEY, token_hash(given.get_secret_value()))
             elif read_meta(s, ADMIN_HASH_KEY) is None:
+                if not may_generate:
+                    raise NoAdminTokenError("no admin token")
                 generated = new_token()
                 write_meta(s, ADMIN_HASH_KEY, token_hash(generated))
             self._admin_hash = read_meta(s, ADMIN_HASH_KEY)

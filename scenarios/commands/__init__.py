@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from scenarios.commands.admin import AdminCommand, DbCommand
 from scenarios.commands.agent import AgentCommand
 from scenarios.commands.base import Command
 from scenarios.commands.data import DataCommand
@@ -18,3 +19,5 @@ COMMANDS["game"] = GameCommand()
 COMMANDS["serve"] = ServeCommand()
 COMMANDS["agent"] = AgentCommand()
 COMMANDS["data"] = DataCommand()
+COMMANDS["admin"] = AdminCommand()
+COMMANDS["db"] = DbCommand()
