@@ -15,6 +15,7 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -142,7 +143,7 @@ def upgrade_schema(engine: Engine) -> None:
             # SQLite alters a table by copying it; with foreign keys enforced, dropping the old
             # copy would fail (rows of other tables point at it). The pragma is a no-op inside a
             # transaction, so it goes straight to the driver before SQLAlchemy begins one.
-            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+            _driver(connection).execute("PRAGMA foreign_keys=OFF")
         try:
             with connection.begin():
                 config.attributes["connection"] = connection
@@ -152,7 +153,14 @@ def upgrade_schema(engine: Engine) -> None:
                 command.upgrade(config, "head")
         finally:
             if sqlite:
-                connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+                _driver(connection).execute("PRAGMA foreign_keys=ON")
+
+
+def _driver(connection: Connection) -> Any:
+    driver = connection.connection.driver_connection
+    if driver is None:
+        raise RuntimeError("no driver connection")
+    return driver
 
 
 def schema_revision(engine: Engine) -> str | None:

@@ -41,7 +41,7 @@ def site_out(row: SiteRow, offer: OfferRow | None, wall_s: float,
     return schemas.SiteOut(
         id=row.id, zone=row.zone, gpus=dict(row.gpus), pue=row.pue,
         egress_usd_per_gb=row.egress_usd_per_gb,
-        status=site_status(row, offer, wall_s, stale_after_s),  # type: ignore[arg-type]
+        status=site_status(row, offer, wall_s, stale_after_s),
         offer_sequence=offer.sequence if offer else None,
         offer_age_s=max(0.0, wall_s - offer.received_at_s) if offer else None,
         bounds=schemas.ClaimBounds(
@@ -66,7 +66,7 @@ def job_out(row: JobRow, live: AssignmentRow | None) -> schemas.JobOut:
     return schemas.JobOut(
         id=row.id, home_site=row.home_site, job_type=row.job_type, gpus=row.gpus,
         work_steps=row.work_steps, submit_h=row.submit_h, deadline_h=row.deadline_h,
-        dataset_gb=row.dataset_gb, status=row.status,  # type: ignore[arg-type]
+        dataset_gb=row.dataset_gb, status=row.status,
         attempts=row.attempts,
         site_id=live.site_id if live else None, assignment_id=live.id if live else None,
     )
@@ -76,7 +76,7 @@ def assignment_out(a: AssignmentRow, job_row: JobRow) -> schemas.AssignmentOut:
     live = a if a.status != AssignmentStatus.REQUEUED else None
     return schemas.AssignmentOut(
         id=a.id, job=job_out(job_row, live), site_id=a.site_id, gpu_type=a.gpu_type,
-        round_id=a.round_id, status=a.status,  # type: ignore[arg-type]
+        round_id=a.round_id, status=a.status,
         start_h=a.start_h, transfer_h=a.transfer_h, runtime_h=a.runtime_h,
         energy_kwh=a.energy_kwh, carbon_kg=a.carbon_kg, energy_cost_usd=a.energy_cost_usd,
         transfer_cost_usd=a.transfer_cost_usd, requeue_reason=a.requeue_reason,

@@ -129,14 +129,14 @@ def round_offers(
                 advertised = np.asarray(offer.free_gpus[gpu], dtype=int)[clipped]
                 free[r] = np.where(inside, advertised, 0)
     for res in reservations:
-        r = _resource(federation, res.site_id, res.gpu_type)
-        if r is None:
+        pool = _resource(federation, res.site_id, res.gpu_type)
+        if pool is None:
             continue
         slot_from = now_h + np.arange(horizon_slots) * slot_h
         overlaps = (slot_from < res.end_h - SLOT_EPS) & (
             slot_from + slot_h > res.start_h + SLOT_EPS
         )
-        free[r] -= np.where(overlaps, res.gpus, 0)
+        free[pool] -= np.where(overlaps, res.gpus, 0)
     return RoundOffers(
         now_h=now_h,
         slot_h=slot_h,
@@ -260,7 +260,8 @@ def plan_from_counts(
 ) -> Plan:
     """A ``Plan`` from option counts, mapping counts to jobs as ``MilpPlanner`` does."""
     p = rp.problem
-    assignments, deferred = [], []
+    assignments: list[Assignment] = []
+    deferred: list[str] = []
     for d, jobs in enumerate(rp.demands):
         pending = list(jobs)
         for o in np.flatnonzero((p.option_demand == d) & (counts > 0)):
@@ -284,7 +285,7 @@ def plan_from_counts(
 def greedy_plan(
     federation: Federation, offers: RoundOffers, queue: Sequence[Job], config: PlannerConfig
 ) -> Plan:
-    """A feasible plan in well under a second for hundreds of jobs (see ``greedy_option_counts``)."""
+    """A feasible plan in under a second for hundreds of jobs (``greedy_option_counts``)."""
     begun = time.perf_counter()
     rp = build_round_problem(federation, offers, queue, config)
     order = sorted(range(len(rp.demands)), key=lambda d: urgency_key(rp.demands[d][0]))
@@ -318,8 +319,9 @@ def anytime_plan(
     solver = replace(config.solver, time_limit_s=left)
     milp = MilpPlanner(federation, replace(config, solver=solver)).plan(offers, queue)
     solved = bool(milp.assignments) or not greedy.assignments
+    tolerance = 1e-9 * max(1.0, abs(greedy.objective_usd))
     if solved and math.isfinite(milp.objective_usd) and (
-            milp.objective_usd <= greedy.objective_usd + 1e-9 * max(1.0, abs(greedy.objective_usd))):
+            milp.objective_usd <= greedy.objective_usd + tolerance):
         return milp
     bound = milp.bound_usd if math.isfinite(milp.bound_usd) else -math.inf
     return replace(greedy, status=f"{GREEDY} ({milp.status})", bound_usd=bound,

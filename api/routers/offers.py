@@ -7,8 +7,8 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.auth import CurrentPrincipal, CurrentSite, Offers, check_site_access
 from api.routers.sites import SiteId
-from api.services import Principal
 from api.schemas import HeartbeatIn, HeartbeatOut, OfferIn, OfferOut
+from api.services import Principal
 
 router = APIRouter(prefix="/sites/{site_id}", tags=["offers"])
 

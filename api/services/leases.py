@@ -65,8 +65,8 @@ def expire(s: Session, settings: Settings, wall_s: float) -> list[str]:
     return requeued
 
 
-def renew(s: Session | Connection, site_id: str, holding: list[int], wall_s: float) -> tuple[list[int],
-                                                                                 list[int]]:
+def renew(s: Session | Connection, site_id: str, holding: list[int],
+          wall_s: float) -> tuple[list[int], list[int]]:
     """Renew the leases a site lists; returns (renewed, revoked): listed ids that are live at
     the site, and listed ids that are not (withdrawn or never its own)."""
     if not holding:

@@ -8,8 +8,9 @@ narrowed them at enrolment); outside: 422 naming the slot and the bound.
 from __future__ import annotations
 
 import math
+from typing import cast
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 
 from api import mappers, schemas
 from api.errors import ConflictError, FieldError, NotFoundError
@@ -20,7 +21,7 @@ from api.states import SiteState
 
 # The offer route's statements, built once (parameters by name at execution): sites put an
 # offer every few seconds, so it skips the ORM (identity map, attribute events).
-_OFFERS = OfferRow.__table__
+_OFFERS = cast(Table, OfferRow.__table__)
 _COLUMNS = ("sequence", "start_h", "slot_h", "free_gpus", "price_usd_per_mwh",
             "carbon_g_per_kwh", "received_at_s", "holding")
 OFFER_SITE = select(
@@ -55,13 +56,14 @@ class OfferService:
             raise FieldError(("body", "slot_h"), f"must equal the broker's slot_h ({st.slot_h})")
         clock = self.ctx.clock
         wall = clock.wall_s()
+        holding = sorted(set(body.holding))
         start_h = clock.hours_at(body.start.timestamp() if body.start is not None else wall)
         values = dict(
             sequence=body.sequence, start_h=start_h, slot_h=body.slot_h,
             free_gpus={g: list(v) for g, v in body.free_gpus.items()},
             price_usd_per_mwh=list(body.price_usd_per_mwh),
             carbon_g_per_kwh=list(body.carbon_g_per_kwh), received_at_s=wall,
-            holding=sorted(set(body.holding)),
+            holding=holding,
         )
         with self.ctx.db.write_connection() as c:
             site = c.execute(OFFER_SITE, {"where_site_id": site_id}).first()
@@ -94,7 +96,7 @@ class OfferService:
                         f"{current}", current_sequence=current,
                     )
                 c.execute(OFFER_INSERT, {"site_id": site_id, **values})
-            _, revoked = leases.renew(c, site_id, values["holding"], wall)
+            _, revoked = leases.renew(c, site_id, holding, wall)
         return schemas.OfferOut(site_id=site_id, revoked=revoked, **values)
 
     def get(self, site_id: str) -> schemas.OfferOut:

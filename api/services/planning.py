@@ -180,11 +180,11 @@ class PlanningService:
             for a in plan.starting_now if plan else ():
                 if a.site_id not in active:  # disabled or gone while we solved: stays queued
                     continue
-                claimed = s.execute(
+                claimed = s.execute(  # an UPDATE: a CursorResult, which has rowcount
                     update(JobRow).where(JobRow.id == a.job_id, JobRow.status == JobStatus.QUEUED)
                     .values(status=JobStatus.ASSIGNED, attempts=JobRow.attempts + 1)
-                ).rowcount
-                if claimed != 1:
+                )
+                if getattr(claimed, "rowcount", 0) != 1:
                     continue
                 est = estimate_run(result.federation, result.offers, by_id[a.job_id],
                                    a.site_id, a.gpu_type, a.start_offset)

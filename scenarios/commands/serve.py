@@ -116,7 +116,8 @@ class ServeCommand(Command):
                              "generated and shown there (never in a log)") from None
         except SQLAlchemyError as error:
             reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-            raise InputError("--db", "", f"cannot use {safe_url(settings.db_url)}: {reason}") from None
+            where = safe_url(settings.db_url)
+            raise InputError("--db", "", f"cannot use {where}: {reason}") from None
         finally:
             db.dispose()
         if generated is not None:

@@ -23,6 +23,7 @@ from broker.offers import RoundOffers
 from broker.planner import MilpPlanner
 from optimization import SolverOptions
 from scenarios.loader import build_run, load_scenario
+from tests.api.conftest import ADMIN
 
 ROUND = 3
 ORIGIN_S = 1_700_000_000.0
@@ -57,7 +58,7 @@ def test_live_plan_equals_the_simulators(tiny, tmp_path):
     assert len(expected.assignments) >= 4  # a real decision, not an empty round
 
     settings = Settings(
-        db_url=f"sqlite:///{tmp_path / 'live.db'}", admin_token="t" * 8 + "0123456789abcdefghijklmnopqrstuvwxyzABC",
+        db_url=f"sqlite:///{tmp_path / 'live.db'}", admin_token=ADMIN,
         open_registration=True,
         horizon_slots=setup.horizon_slots, slot_h=setup.slot_h,
         carbon_price_usd_per_t=config.carbon_price_usd_per_t,
