@@ -92,6 +92,7 @@ def plan_out(row: PlanRoundRow) -> schemas.PlanOut:
         gap=plan.get("gap"), method=plan.get("method", "milp"), n_options=row.n_options,
         queued=row.queued, considered=plan.get("considered", row.queued),
         held=plan.get("held", 0), solve_time_s=row.solve_time_s,
+        elapsed_s=plan.get("elapsed_s"),
         planned=[schemas.PlannedStart(**p) for p in plan["planned"]],
         assigned=list(plan["assigned"]), deferred=list(plan["deferred"]),
         requeued=list(plan["requeued"]),

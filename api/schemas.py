@@ -231,6 +231,7 @@ class PlanOut(Strict):
     considered: int = Field(description="jobs the round planned (max_jobs_per_round cap)")
     held: int = Field(0, description="queued jobs whose submit_h is still in the future")
     solve_time_s: float
+    elapsed_s: float | None = Field(None, description="the whole round: read, plan, record")
     planned: list[PlannedStart] = Field(description="every planned start, also later slots")
     assigned: list[int] = Field(description="assignment ids created (jobs starting now)")
     deferred: list[str]

@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     solver_mip_gap: float = Field(0.01, ge=0, lt=1, description="relative MIP gap")
     solver_threads: int = Field(1, ge=1, description="HiGHS threads")
     max_jobs_per_round: int = Field(
-        250, ge=1, description="queued jobs a round considers, most urgent first (deadline, "
+        200, ge=1, description="queued jobs a round considers, most urgent first (deadline, "
         "then age); the rest wait for later rounds")
     max_body_bytes: int = Field(MIB, ge=1024, description="larger request bodies get 413")
     max_batch_jobs: int = Field(1000, ge=1, description="jobs per POST /jobs/batch")

@@ -15,6 +15,7 @@ keeps answering while a round is solved, and two rounds never overlap. Each roun
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -92,12 +93,13 @@ class PlanningService:
 
     def plan_round(self) -> schemas.PlanOut:
         with self._lock:
+            begun = time.perf_counter()
             wall = self.ctx.clock.wall_s()
             now_h = self.ctx.clock.hours_at(wall)
             data = self._read(wall, now_h)
             result = self.plan(data.sites, data.usable, data.offers, data.queue, now_h,
                                data.reservations)
-            return self._record(result, data, now_h, wall)
+            return self._record(result, data, now_h, wall, begun)
 
     def _read(self, wall: float, now_h: float) -> RoundInput:
         st = self.ctx.settings
@@ -151,7 +153,7 @@ class PlanningService:
         return PlannedRound(fed, round_, plan, plan.status)
 
     def _record(self, result: PlannedRound, data: RoundInput, now_h: float,
-                wall: float) -> schemas.PlanOut:
+                wall: float, begun: float) -> schemas.PlanOut:
         plan = result.plan
         by_id = {j.id: j for j in data.queue}
         planned = [] if plan is None else [
@@ -199,7 +201,8 @@ class PlanningService:
                 s.add(assignment)
                 s.flush()
                 assigned.append(assignment.id)
-            row.plan = {**row.plan, "assigned": assigned}
+            row.plan = {**row.plan, "assigned": assigned,
+                        "elapsed_s": time.perf_counter() - begun}
             return mappers.plan_out(row)
 
     def latest(self) -> schemas.PlanOut:
