@@ -5,7 +5,8 @@ The broker's clock is a fake one (``FakeWall``) so staleness and timestamps are 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import subprocess
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -15,6 +16,7 @@ from api.app import create_app
 from api.clock import Clock
 from api.services import Services
 from api.settings import Settings
+from tests.api.processes import kill
 
 ADMIN = "admin-token-for-tests-0123456789-ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 WALL0 = 1_700_000_000.0
@@ -26,6 +28,17 @@ class FakeWall:
 
     def __call__(self) -> float:
         return self.now_s
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen]]:
+    """Processes an end-to-end test starts; all killed (SIGKILL) when it ends."""
+    started: list[subprocess.Popen] = []
+    try:
+        yield started
+    finally:
+        for p in started:
+            kill(p)
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Real processes for end-to-end tests: ``carbonfed serve``, ``carbonfed agent``, ``admin``.
 
 Every wait has a deadline; every process is started in its own session and killed in the
-``processes`` fixture's ``finally``.
+``processes`` fixture's ``finally`` (``conftest.py``).
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import pytest
 import yaml
 
 ADMIN = "e2e-admin-token-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGH"
@@ -64,16 +63,6 @@ def kill(process: subprocess.Popen) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=10)
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen]]:
-    started: list[subprocess.Popen] = []
-    try:
-        yield started
-    finally:
-        for p in started:
-            kill(p)
 
 
 def enrol(site: dict, url: str, env: dict[str, str]) -> str:

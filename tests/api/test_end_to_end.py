@@ -21,7 +21,6 @@ from tests.api.processes import (
     enrol,
     free_port,
     kill,
-    processes,  # noqa: F401 (a fixture)
     wait_for,
 )
 
@@ -45,7 +44,7 @@ def jobs(prefix: str, n: int) -> list[dict]:
             for i in range(n)]
 
 
-def test_broker_and_three_agents_exactly_once_and_survive_a_kill(tmp_path, processes):  # noqa: F811
+def test_broker_and_three_agents_exactly_once_and_survive_a_kill(tmp_path, processes):
     port = free_port()
     url = f"http://{HOST}:{port}"
     env = {**os.environ, "CARBONFED_ADMIN_TOKEN": ADMIN, "CARBONFED_HORIZON_SLOTS": "6",
