@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ID_LENGTH = 64
@@ -55,7 +55,7 @@ class OfferRow(Base):
 
     __tablename__ = "offers"
     site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), primary_key=True)
-    sequence: Mapped[int] = mapped_column(Integer)
+    sequence: Mapped[int] = mapped_column(BigInteger)  # up to 2^62: not INTEGER on PostgreSQL
     start_h: Mapped[float] = mapped_column(Float)
     slot_h: Mapped[float] = mapped_column(Float)
     free_gpus: Mapped[dict[str, Any]]

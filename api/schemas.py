@@ -22,7 +22,8 @@ MAX_HOLDING = 10_000  # assignment ids one offer or heartbeat may list
 Id = Annotated[str, Field(pattern=ID_PATTERN, examples=["montreal"])]
 GpuCount = Annotated[int, Field(ge=0, le=MAX_GPUS)]
 Hours = Annotated[float, Field(ge=0, le=MAX_HOURS)]
-AssignmentRef = Annotated[int, Field(ge=1, le=2**62)]
+MAX_ROW_ID = 2**31 - 1  # an INTEGER key on PostgreSQL
+AssignmentRef = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
 PriceUsdPerMwh = Annotated[float, Field(ge=-10_000, le=100_000)]
 CarbonGPerKwh = Annotated[float, Field(ge=0, le=10_000)]
 

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Path, Query
 
 from api.auth import Assignments, CurrentPrincipal, CurrentSite, check_site_access
 from api.routers.sites import SiteId
-from api.schemas import AssignmentOut, AssignmentsOut
+from api.schemas import MAX_ROW_ID, AssignmentOut, AssignmentsOut
 from api.services import Principal
 from api.states import LIVE, AssignmentStatus
 
 router = APIRouter(prefix="/sites/{site_id}/assignments", tags=["assignments"])
-AssignmentId = Annotated[int, Path(ge=1, le=2**62)]
+AssignmentId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 @router.get("")

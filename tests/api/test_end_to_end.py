@@ -44,12 +44,12 @@ def jobs(prefix: str, n: int) -> list[dict]:
             for i in range(n)]
 
 
-def test_broker_and_three_agents_exactly_once_and_survive_a_kill(tmp_path, processes):
+def test_broker_and_three_agents_exactly_once_and_survive_a_kill(tmp_path, processes, db_url):
     port = free_port()
     url = f"http://{HOST}:{port}"
     env = {**os.environ, "CARBONFED_ADMIN_TOKEN": ADMIN, "CARBONFED_HORIZON_SLOTS": "6",
            "CARBONFED_SOLVER_TIME_LIMIT_S": "5"}
-    db = f"sqlite:///{tmp_path / 'broker.db'}"
+    db = db_url
     serve = ("serve", "--db", db, "--host", HOST, "--port", str(port), "--plan-interval-s",
              "0.5", "--stale-after-s", "5", "--time-scale", "3600")
     processes.append(carbonfed(*serve, env=env, log=tmp_path / "broker.log"))

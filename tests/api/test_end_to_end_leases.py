@@ -36,19 +36,21 @@ SITES = [  # the doomed site is cheaper, so the jobs go there first
 ]
 
 
-def start_broker(tmp_path: Path, started: list, *flags: str) -> tuple[str, dict[str, str]]:
+def start_broker(tmp_path: Path, started: list, db_url: str,
+                 *flags: str) -> tuple[str, dict[str, str]]:
     port = free_port()
     url = f"http://{HOST}:{port}"
     env = {**os.environ, "CARBONFED_ADMIN_TOKEN": ADMIN, "CARBONFED_HORIZON_SLOTS": "6"}
-    started.append(carbonfed("serve", "--db", f"sqlite:///{tmp_path / 'broker.db'}",
+    started.append(carbonfed("serve", "--db", db_url,
                              "--host", HOST, "--port", str(port), *flags, env=env,
                              log=tmp_path / "broker.log"))
     wait_for(lambda: httpx.get(f"{url}/v1/health").status_code == 200, "the broker", started)
     return url, env
 
 
-def test_a_killed_agents_running_jobs_finish_elsewhere_exactly_once(tmp_path, processes):
-    url, env = start_broker(tmp_path, processes, "--plan-interval-s", "0.3", "--time-scale",
+def test_a_killed_agents_running_jobs_finish_elsewhere_exactly_once(tmp_path, processes,
+                                                                    db_url):
+    url, env = start_broker(tmp_path, processes, db_url, "--plan-interval-s", "0.3", "--time-scale",
                             "3600", "--stale-after-s", "1.5", "--ack-timeout-s", "2",
                             "--lease-s", "2.5", "--solver-time-limit-s", "5")
     admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10)
@@ -112,7 +114,7 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def test_a_200_mb_body_gets_413_and_memory_stays_low(tmp_path, processes):
-    url, _ = start_broker(tmp_path, processes)
+    url, _ = start_broker(tmp_path, processes, f"sqlite:///{tmp_path / 'broker.db'}")
     port = int(url.rsplit(":", 1)[1])
     size = 200 * 1024 * 1024
     answer = b""

@@ -26,8 +26,8 @@ EXAMPLES_PER_OPERATION = 40
 
 
 @pytest.fixture
-def fuzz_app(make_settings) -> Iterator[FastAPI]:
-    app = create_app(make_settings(solver_time_limit_s=2.0))
+def fuzz_app(make_settings, db_url) -> Iterator[FastAPI]:
+    app = create_app(make_settings(db_url=db_url, solver_time_limit_s=2.0))
     with start_blocking_portal() as portal, portal.wrap_async_context_manager(
         app.router.lifespan_context(app)
     ):  # the lifespan runs in the portal's loop; its state stays on app.state

@@ -34,6 +34,9 @@ def upgrade() -> None:
         batch.drop_column("active")
     with op.batch_alter_table("offers") as batch:
         batch.add_column(sa.Column("holding", sa.JSON, nullable=False, server_default="[]"))
+        # sequences go up to 2^62: INTEGER overflowed on PostgreSQL (a 500 the fuzzer found)
+        batch.alter_column("sequence", type_=sa.BigInteger, existing_type=sa.Integer,
+                           existing_nullable=False)
     with op.batch_alter_table("assignments") as batch:
         batch.add_column(sa.Column("renewed_at_s", sa.Float))
         batch.add_column(sa.Column("requeued_at_s", sa.Float))
@@ -54,6 +57,8 @@ def downgrade() -> None:
             batch.drop_column(column)
     with op.batch_alter_table("offers") as batch:
         batch.drop_column("holding")
+        batch.alter_column("sequence", type_=sa.Integer, existing_type=sa.BigInteger,
+                           existing_nullable=False)
     with op.batch_alter_table("sites") as batch:
         batch.add_column(sa.Column("active", sa.Boolean, nullable=False,
                                    server_default=sa.true()))
