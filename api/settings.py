@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     max_jobs_per_round: int = Field(
         200, ge=1, description="queued jobs a round considers, most urgent first (deadline, "
         "then age); the rest wait for later rounds")
+    max_sites_per_round: int = Field(
+        32, ge=1, description="usable sites a round gives GPU pools to, cheapest with free "
+        "GPUs first (mean price + carbon price x mean carbon of their offer)")
     max_body_bytes: int = Field(MIB, ge=1024, description="larger request bodies get 413")
     max_batch_jobs: int = Field(1000, ge=1, description="jobs per POST /jobs/batch")
     min_price_usd_per_mwh: float = Field(-500.0, description="offers' price floor")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from broker.costs import emissions_kg, energy_cost_usd, transfer_cost_usd
+from broker.costs import cost_per_kwh_usd, emissions_kg, energy_cost_usd, transfer_cost_usd
 from broker.federation import Federation
 from broker.jobs import Job
 from broker.offers import RoundOffers
@@ -67,6 +67,30 @@ class Reservation:
     gpus: int
     start_h: float
     end_h: float
+
+
+def shortlist_sites(
+    offers: Mapping[str, SiteOffer], usable: set[str], max_sites: int,
+    carbon_price_usd_per_t: float,
+) -> set[str]:
+    """The ``max_sites`` usable sites a round gives GPU pools to: those with free GPUs, cheapest
+    first (mean energy price plus carbon price x mean carbon intensity over their offer).
+
+    A round's options grow with jobs x pools x slots; with a thousand sites even a few hundred
+    jobs make millions of options (seconds to build, a gigabyte of memory), so a round looks at
+    the cheapest sites with room. The others keep their offers for later rounds.
+    """
+    if len(usable) <= max_sites:
+        return set(usable)
+    ranked = []
+    for site in usable:
+        offer = offers[site]
+        if not any(max(v, default=0) > 0 for v in offer.free_gpus.values()):
+            continue
+        cost = float(cost_per_kwh_usd(np.mean(offer.price_usd_per_mwh),
+                                      np.mean(offer.carbon_g_per_kwh), carbon_price_usd_per_t))
+        ranked.append((cost, site))
+    return {site for _, site in sorted(ranked)[:max_sites]}
 
 
 def live_federation(

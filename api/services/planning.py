@@ -40,6 +40,7 @@ from broker.live import (
     live_federation,
     plan_gap,
     round_offers,
+    shortlist_sites,
 )
 from broker.offers import RoundOffers
 from broker.planner import Plan, PlannerConfig
@@ -142,6 +143,8 @@ class PlanningService:
     ) -> PlannedRound:
         """The planner's answer for a round (pure: no database), exposed for tests."""
         st = self.ctx.settings
+        usable = shortlist_sites(offers, usable, st.max_sites_per_round,
+                                 st.carbon_price_usd_per_t)
         fed = live_federation(sites, usable, self.ctx.gpu_catalog, self.ctx.affinity,
                               st.transfer_gbps)
         round_ = round_offers(fed, offers, now_h, st.slot_h, st.horizon_slots, reservations)
