@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "CARBONFED_"
@@ -89,6 +89,14 @@ class Settings(BaseSettings):
         "asks for: work_steps / (gpus x V100 steps/s)")
     max_submit_ahead_h: float = Field(
         24.0 * 365, gt=0, description="how far ahead submit_h may lie (such jobs are held)")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Settings:
+        if self.min_price_usd_per_mwh >= self.max_price_usd_per_mwh:
+            raise ValueError("min_price_usd_per_mwh must be below max_price_usd_per_mwh")
+        if self.min_carbon_g_per_kwh >= self.max_carbon_g_per_kwh:
+            raise ValueError("min_carbon_g_per_kwh must be below max_carbon_g_per_kwh")
+        return self
 
     @field_validator("admin_token")
     @classmethod

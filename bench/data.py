@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from scenarios.loader import build_run, load_scenario
+from scenarios.build import build_run
+from scenarios.loader import load_scenario
 from scenarios.runner import run_scenario
 from sites.readers.electricitymaps import read_electricitymaps
 from sites.readers.prices import read_prices

@@ -15,7 +15,7 @@ from broker.jobs import Job
 from broker.offers import RoundOffers
 from broker.planner import Assignment
 from broker.policies import Policy
-from broker.pricing import window_mean
+from sites.timegrid import window_mean
 
 
 class _Placer:
@@ -37,7 +37,7 @@ class _Placer:
     def fastest_with_room(self, job: Job, site: int, rates: np.ndarray) -> int | None:
         """Resource at ``site`` where the job runs fastest and fits now; None if none."""
         best, best_rate = None, 0.0
-        for r in np.flatnonzero(self.federation.resource_site == site):
+        for r in map(int, np.flatnonzero(self.federation.resource_site == site)):
             rate = rates[r]
             if rate <= best_rate:
                 continue
@@ -55,6 +55,8 @@ class _Placer:
 class IsolatedPolicy(Policy):
     """No federation: every site runs its own jobs as they come (first come, first served,
     later jobs may start when an earlier one does not fit)."""
+
+    home_only = True
 
     def decide(self, offers: RoundOffers, queue: Sequence[Job]) -> Sequence[Assignment]:
         placer = _Placer(self.federation, offers)
@@ -109,6 +111,8 @@ class TemporalPolicy(Policy):
     then, the one with the lowest mean carbon intensity over its run; it starts if that is now
     and it fits.
     """
+
+    home_only = True
 
     def decide(self, offers: RoundOffers, queue: Sequence[Job]) -> Sequence[Assignment]:
         placer = _Placer(self.federation, offers)

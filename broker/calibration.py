@@ -34,8 +34,7 @@ import numpy as np
 
 from sites.errors import InputError
 from sites.readers.timeseries import check_values, read_csv_checked
-
-SECONDS_PER_HOUR = 3600.0
+from sites.units import SECONDS_PER_HOUR
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 The planner (option costs), the meter (what ran), the summary, the savings breakdown, the live
 broker's API and the market all call these functions; nothing else multiplies kWh by a price.
 
-    energy_kwh        = GPUs x board power (kW) x PUE x hours
+    energy_kwh        = GPUs x board power (kW) x PUE x hours        (``sites.power``)
     energy_cost_usd   = energy_kwh x price (USD/MWh) / 1000
     carbon_kg         = energy_kwh x carbon intensity (gCO2/kWh) / 1000
     carbon_cost_usd   = carbon_kg x carbon price (USD/t) / 1000
@@ -13,12 +13,7 @@ broker's API and the market all call these functions; nothing else multiplies kW
 
 from __future__ import annotations
 
-from sites.units import Q, g_to_kg, kwh_to_mwh, usd_per_t_to_usd_per_kg, w_to_kw
-
-
-def energy_kwh(gpus: Q, board_power_w: Q, pue: Q, hours: Q) -> Q:
-    """Wall-plug energy of ``gpus`` GPUs drawing ``board_power_w`` each for ``hours``."""
-    return gpus * w_to_kw(board_power_w) * pue * hours
+from sites.units import Q, g_to_kg, kwh_to_mwh, usd_per_t_to_usd_per_kg
 
 
 def energy_cost_usd(energy_kwh: Q, price_usd_per_mwh: Q) -> Q:

@@ -11,9 +11,9 @@ import numpy as np
 from broker.jobs import Job
 from sites.affinity import AffinityMatrix
 from sites.gpus import GpuType
+from sites.power import energy_kwh
 from sites.spec import SiteSpec
-
-BITS_PER_BYTE = 8.0
+from sites.units import gb_to_gbit, seconds_to_hours
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,28 @@ class Federation:
         return np.array([self.sites[i].gpus[g] for i, g in self.resources], dtype=int)
 
     @cached_property
-    def resource_power_kw(self) -> np.ndarray:
-        """Wall-plug kW of one busy GPU of the pool: board power x the site's PUE."""
-        return np.array(
-            [self.gpu_catalog[g].board_power_w * self.sites[i].pue / 1000.0
-             for i, g in self.resources]
-        )
+    def resource_board_power_w(self) -> np.ndarray:
+        return np.array([self.gpu_catalog[g].board_power_w for _, g in self.resources])
+
+    @cached_property
+    def resource_idle_power_w(self) -> np.ndarray:
+        """Idle draw of one free GPU of the pool (0 when the GPU type has none)."""
+        return np.array([self.gpu_catalog[g].idle_power_w or 0.0 for _, g in self.resources])
+
+    @cached_property
+    def resource_pue(self) -> np.ndarray:
+        return np.array([self.sites[i].pue for i, _ in self.resources])
+
+    def run_energy_kwh(self, gpus: np.ndarray, resource: np.ndarray,
+                       hours: np.ndarray) -> np.ndarray:
+        """Energy of runs of ``gpus`` busy GPUs on pools ``resource`` for ``hours``."""
+        return energy_kwh(gpus, self.resource_board_power_w[resource],
+                          self.resource_pue[resource], hours)
+
+    @staticmethod
+    def runtime_h(work_steps: np.ndarray, gpus: np.ndarray, steps_per_s: np.ndarray) -> np.ndarray:
+        """Hours to do ``work_steps`` on ``gpus`` GPUs of ``steps_per_s`` each (linear scaling)."""
+        return seconds_to_hours(work_steps / (gpus * steps_per_s))
 
     def resource_of(self, site_id: str, gpu_type: str) -> int:
         return self.resources.index((self.site_index[site_id], gpu_type))
@@ -72,7 +88,7 @@ class Federation:
         table = np.hstack([self.affinity.throughput, np.zeros((len(self.affinity.job_types), 1))])
         if not len(jobs):
             return np.zeros((0, len(gpu_cols)))
-        rates = table[np.ix_(rows, gpu_cols)]
+        rates = table[np.ix_(rows, np.array(gpu_cols, dtype=int))]
         for i, job in enumerate(jobs):
             if job.gpu_types:
                 rates[i, [g not in job.gpu_types for _, g in self.resources]] = 0.0
@@ -80,4 +96,4 @@ class Federation:
 
     def transfer_h(self, dataset_gb: float) -> float:
         """Hours to ship a data set to another site at the federation's link speed."""
-        return dataset_gb * BITS_PER_BYTE / (self.transfer_gbps * 3600.0)
+        return seconds_to_hours(gb_to_gbit(dataset_gb) / self.transfer_gbps)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SECONDS_PER_HOUR = 3600.0
+from sites.units import seconds_to_hours
 
 
 @dataclass(frozen=True)
@@ -43,4 +43,4 @@ class Job:
         """Hours to finish on GPUs that each do ``steps_per_s``; infinite if it cannot run."""
         if steps_per_s <= 0:
             return float("inf")
-        return self.work_steps / (self.gpus * steps_per_s * SECONDS_PER_HOUR)
+        return seconds_to_hours(self.work_steps / (self.gpus * steps_per_s))

@@ -30,11 +30,12 @@ from broker.planner import (
     RoundProblem,
     build_round_problem,
 )
-from broker.pricing import window_mean
+from optimization import SolveStatus, relative_gap
 from sites.affinity import AffinityMatrix
 from sites.gpus import GpuType
 from sites.power import job_energy_kwh
 from sites.spec import SiteSpec
+from sites.timegrid import window_mean
 
 SLOT_EPS = 1e-9
 
@@ -200,7 +201,7 @@ def estimate_run(
     """Run time, energy, emissions and cost of ``job`` on a pool, with the planner's formulas.
 
     Energy = GPUs x board power x PUE x run time (``sites.power``); its cost and emissions are
-    the window means of the round's forecasts over the run (``broker.pricing``), exactly what
+    the window means of the round's forecasts over the run (``sites.timegrid``), exactly what
     the planner charged for the option.
     """
     r = _resource(federation, site_id, gpu_type)
@@ -283,7 +284,7 @@ def greedy_option_counts(rp: RoundProblem, jobs_urgency: Sequence[int]) -> np.nd
 
 def plan_from_counts(
     federation: Federation, offers: RoundOffers, rp: RoundProblem, counts: np.ndarray,
-    status: str, bound_usd: float = -math.inf, elapsed_s: float = 0.0,
+    message: str, bound_usd: float = -math.inf, elapsed_s: float = 0.0,
 ) -> Plan:
     """A ``Plan`` from option counts, mapping counts to jobs as ``MilpPlanner`` does."""
     p = rp.problem
@@ -305,8 +306,8 @@ def plan_from_counts(
     np.add.at(placed, p.option_demand, counts)
     objective = float(counts @ p.option_cost_usd
                       + (p.demand_count - placed) @ p.deferral_penalty_usd)
-    return Plan(tuple(assignments), tuple(deferred), status, objective, bound_usd, {},
-                p.n_options, 0.0, elapsed_s)
+    return Plan(tuple(assignments), tuple(deferred), SolveStatus.FEASIBLE, message, objective,
+                bound_usd, {}, p.n_options, 0.0, elapsed_s)
 
 
 def greedy_plan(
@@ -317,7 +318,7 @@ def greedy_plan(
     rp = build_round_problem(federation, offers, queue, config)
     order = sorted(range(len(rp.demands)), key=lambda d: urgency_key(rp.demands[d][0]))
     counts = greedy_option_counts(rp, order)
-    return plan_from_counts(federation, offers, rp, counts, GREEDY,
+    return plan_from_counts(federation, offers, rp, counts, "greedy plan (broker.live)",
                             elapsed_s=time.perf_counter() - begun)
 
 
@@ -325,32 +326,40 @@ def plan_gap(plan: Plan) -> float | None:
     """Relative gap between the plan's cost and the best bound known (None: no bound)."""
     if not (math.isfinite(plan.objective_usd) and math.isfinite(plan.bound_usd)):
         return None
-    return abs(plan.objective_usd - plan.bound_usd) / max(abs(plan.objective_usd), 1e-9)
+    return relative_gap(plan.objective_usd, plan.bound_usd)
+
+
+@dataclass(frozen=True)
+class AnytimePlan:
+    """A round's plan and how it was found."""
+
+    plan: Plan
+    method: str  # "milp", or "greedy" when the greedy plan was kept
+    status: str  # the MILP's status, or "greedy (<the MILP's status or why it did not run>)"
 
 
 def anytime_plan(
     federation: Federation, offers: RoundOffers, queue: Sequence[Job], config: PlannerConfig,
     budget_s: float,
-) -> Plan:
+) -> AnytimePlan:
     """A feasible plan within about ``budget_s``: greedy first, then the MILP improves on it.
 
     The MILP gets what is left of the budget; its plan is kept only if it costs no more than the
     greedy one (a time-limited solve may return nothing, or something worse). A greedy plan
-    kept over a MILP answer carries the MILP's status as ``greedy (<status>)`` and its bound.
+    kept over a MILP answer reports the MILP's status as ``greedy (<status>)`` and its bound.
     """
     begun = time.perf_counter()
     greedy = greedy_plan(federation, offers, queue, config)
     spent = time.perf_counter() - begun
     left = budget_s - spent - MILP_BUILD_PER_GREEDY_S * spent
     if left < MIN_SOLVER_S:
-        return replace(greedy, status=f"{GREEDY} (no time left for the MILP)")
+        return AnytimePlan(greedy, GREEDY, f"{GREEDY} (no time left for the MILP)")
     solver = replace(config.solver, time_limit_s=left)
     milp = MilpPlanner(federation, replace(config, solver=solver)).plan(offers, queue)
-    solved = bool(milp.assignments) or not greedy.assignments
+    solved = milp.status.has_solution and (bool(milp.assignments) or not greedy.assignments)
     tolerance = 1e-9 * max(1.0, abs(greedy.objective_usd))
-    if solved and math.isfinite(milp.objective_usd) and (
-            milp.objective_usd <= greedy.objective_usd + tolerance):
-        return milp
+    if solved and milp.objective_usd <= greedy.objective_usd + tolerance:
+        return AnytimePlan(milp, "milp", milp.status.value)
     bound = milp.bound_usd if math.isfinite(milp.bound_usd) else -math.inf
-    return replace(greedy, status=f"{GREEDY} ({milp.status})", bound_usd=bound,
-                   solve_time_s=greedy.solve_time_s + milp.solve_time_s)
+    kept = replace(greedy, bound_usd=bound, solve_time_s=greedy.solve_time_s + milp.solve_time_s)
+    return AnytimePlan(kept, GREEDY, f"{GREEDY} ({milp.status.value})")

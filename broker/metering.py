@@ -1,18 +1,23 @@
-"""Metering: every kWh, kg CO2 and dollar, per job and per site and slot."""
+"""Metering: every kWh, kg CO2 and dollar, per job and per site and slot.
+
+The meter uses the *actual* signals (the planner sees forecasts). Busy GPUs draw board power;
+free GPUs draw idle power (GPU types that have one) over the run window [0, period + drain),
+the same window for every policy. Formulas: ``sites.power`` (energy), ``broker.costs`` (money
+and carbon), ``sites.timegrid`` (which slots a run overlaps).
+"""
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import pandas as pd
 
+from broker.costs import emissions_kg, energy_cost_usd, transfer_cost_usd
 from broker.federation import Federation
 from broker.jobs import Job
-
-KG_PER_G = 1e-3
-MWH_PER_KWH = 1e-3
+from sites.power import energy_kwh
+from sites.timegrid import slot_overlaps
 
 
 @dataclass(frozen=True)
@@ -60,18 +65,7 @@ class Meter:
         n_slots = carbon_g_per_kwh.shape[1]
         self.busy_gpu_h = np.zeros((len(federation.resources), n_slots))
         self.energy_kwh = np.zeros((len(federation.sites), n_slots))
-        self.carbon_kg = np.zeros_like(self.energy_kwh)
-        self.energy_cost_usd = np.zeros_like(self.energy_kwh)
         self.records: list[JobRecord] = []
-
-    def slot_hours(self, from_h: float, to_h: float) -> tuple[np.ndarray, np.ndarray]:
-        """Slots overlapping [from_h, to_h) and the hours of overlap in each."""
-        first = math.floor(from_h / self.slot_h + 1e-12)
-        last = max(first, math.ceil(to_h / self.slot_h - 1e-12) - 1)
-        slots = np.arange(first, last + 1)
-        edges = slots * self.slot_h
-        hours = np.minimum(to_h, edges + self.slot_h) - np.maximum(from_h, edges)
-        return slots, np.maximum(hours, 0.0)
 
     def record_run(self, job: Job, resource: int, start_h: float) -> JobRecord:
         fed = self.federation
@@ -80,25 +74,25 @@ class Meter:
         remote = fed.sites[site_i].id != job.home_site
         run_start_h = start_h + (fed.transfer_h(job.dataset_gb) if remote else 0.0)
         finish_h = run_start_h + job.runtime_h(rate)
-        slots, hours = self.slot_hours(run_start_h, finish_h)
+        slots, hours = slot_overlaps(run_start_h, finish_h, self.slot_h)
         if slots[-1] >= self.energy_kwh.shape[1]:
             raise ValueError(f"job {job.id} runs past the end of the signals")
-        kwh = job.gpus * fed.resource_power_kw[resource] * hours
-        carbon = kwh * self.carbon_g_per_kwh[site_i, slots] * KG_PER_G
-        cost = kwh * self.price_usd_per_mwh[site_i, slots] * MWH_PER_KWH
+        kwh = fed.run_energy_kwh(np.full(len(hours), job.gpus), np.full(len(hours), resource),
+                                 hours)
         self.busy_gpu_h[resource, slots] += job.gpus * hours
         self.energy_kwh[site_i, slots] += kwh
-        self.carbon_kg[site_i, slots] += carbon
-        self.energy_cost_usd[site_i, slots] += cost
         home = fed.sites[fed.site_index[job.home_site]]
         record = JobRecord(
             job_id=job.id, home_site=job.home_site, site=fed.sites[site_i].id, gpu_type=gpu,
             job_type=job.job_type, gpus=job.gpus, work_steps=job.work_steps, steps_per_s=rate,
             submit_h=job.submit_h, start_h=start_h, run_start_h=run_start_h, finish_h=finish_h,
             deadline_h=job.deadline_h, gpu_hours=float(job.gpus * hours.sum()),
-            energy_kwh=float(kwh.sum()), carbon_kg=float(carbon.sum()),
-            energy_cost_usd=float(cost.sum()),
-            transfer_cost_usd=job.dataset_gb * home.egress_usd_per_gb if remote else 0.0,
+            energy_kwh=float(kwh.sum()),
+            carbon_kg=float(emissions_kg(kwh, self.carbon_g_per_kwh[site_i, slots]).sum()),
+            energy_cost_usd=float(
+                energy_cost_usd(kwh, self.price_usd_per_mwh[site_i, slots]).sum()),
+            transfer_cost_usd=transfer_cost_usd(job.dataset_gb, home.egress_usd_per_gb)
+            if remote else 0.0,
             transferred_gb=job.dataset_gb if remote else 0.0,
         )
         self.records.append(record)
@@ -112,24 +106,50 @@ class Meter:
         columns = [f.name for f in fields(JobRecord)] + ["completion_h", "deadline_missed"]
         return pd.DataFrame(rows, columns=columns)  # the columns even when no job ran
 
-    def site_slots_frame(self, n_slots: int) -> pd.DataFrame:
-        """Long format: one row per site and slot (the first ``n_slots`` slots)."""
+    def idle_gpu_h(self, window_slots: int) -> np.ndarray:
+        """Free GPU-hours of each pool and slot within the run window (0 after it)."""
+        total = self.federation.resource_total_gpus[:, None] * self.slot_h
+        idle = np.zeros_like(self.busy_gpu_h)
+        idle[:, :window_slots] = np.maximum(total - self.busy_gpu_h[:, :window_slots], 0.0)
+        return idle
+
+    def site_slots_frame(self, window_slots: int) -> pd.DataFrame:
+        """Long format: one row per site and slot of the whole run.
+
+        The run covers the window [0, period + drain) and beyond it until the last job
+        finishes. ``energy_kwh`` is busy plus idle energy; its sum over the frame is the
+        federation's metered energy (the summary's total less the outside option).
+        """
         fed = self.federation
-        busy = np.zeros((len(fed.sites), n_slots))
+        n_sites = len(fed.sites)
+        used = np.flatnonzero(self.busy_gpu_h.sum(axis=0) > 0)
+        n_slots = max(window_slots, int(used[-1]) + 1 if len(used) else 0)
+        idle_gpu_h = self.idle_gpu_h(window_slots)
+        idle_kwh_res = energy_kwh(idle_gpu_h, fed.resource_idle_power_w[:, None],
+                                  fed.resource_pue[:, None], 1.0)
+        busy = np.zeros((n_sites, n_slots))
         np.add.at(busy, fed.resource_site, self.busy_gpu_h[:, :n_slots])
+        idle_h = np.zeros((n_sites, n_slots))
+        np.add.at(idle_h, fed.resource_site, idle_gpu_h[:, :n_slots])
+        idle_kwh = np.zeros((n_sites, n_slots))
+        np.add.at(idle_kwh, fed.resource_site, idle_kwh_res[:, :n_slots])
+        kwh = self.energy_kwh[:, :n_slots] + idle_kwh
+        carbon = self.carbon_g_per_kwh[:, :n_slots]
+        price = self.price_usd_per_mwh[:, :n_slots]
         total = np.array([s.total_gpus for s in fed.sites], dtype=float)
-        frames = []
-        for i, site in enumerate(fed.sites):
-            frames.append(pd.DataFrame({
-                "site": site.id,
-                "slot": np.arange(n_slots),
-                "time_h": np.arange(n_slots) * self.slot_h,
-                "busy_gpu_h": busy[i],
-                "utilization": busy[i] / (total[i] * self.slot_h) if total[i] else 0.0,
-                "energy_kwh": self.energy_kwh[i, :n_slots],
-                "carbon_kg": self.carbon_kg[i, :n_slots],
-                "energy_cost_usd": self.energy_cost_usd[i, :n_slots],
-                "carbon_g_per_kwh": self.carbon_g_per_kwh[i, :n_slots],
-                "price_usd_per_mwh": self.price_usd_per_mwh[i, :n_slots],
-            }))
+        slot = np.arange(n_slots)
+        frames = [pd.DataFrame({
+            "site": site.id,
+            "slot": slot,
+            "time_h": slot * self.slot_h,
+            "busy_gpu_h": busy[i],
+            "idle_gpu_h": idle_h[i],
+            "utilization": busy[i] / (total[i] * self.slot_h) if total[i] else 0.0,
+            "energy_kwh": kwh[i],
+            "idle_energy_kwh": idle_kwh[i],
+            "carbon_kg": emissions_kg(kwh[i], carbon[i]),
+            "energy_cost_usd": energy_cost_usd(kwh[i], price[i]),
+            "carbon_g_per_kwh": carbon[i],
+            "price_usd_per_mwh": price[i],
+        }) for i, site in enumerate(fed.sites)]
         return pd.concat(frames, ignore_index=True)

@@ -7,19 +7,25 @@ meets its deadline (when none of its options can, it keeps them all and will be 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from broker.costs import emissions_kg, energy_cost_usd, transfer_cost_usd
 from broker.federation import Federation
-from broker.jobs import SECONDS_PER_HOUR, Job
+from broker.jobs import Job
 from broker.offers import RoundOffers
-from broker.pricing import window_mean
-from optimization import AllocationProblem, SolverOptions, solve_allocation
-
-KG_PER_G = 1e-3
-MWH_PER_KWH = 1e-3
+from optimization import (
+    SOLVE_METHODS,
+    AllocationProblem,
+    SolverOptions,
+    SolveStatus,
+    solve_allocation,
+)
+from sites.timegrid import window_mean
+from sites.units import usd_per_t_to_usd_per_kg
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,25 @@ class PlannerConfig:
     max_wait_h: float = 24.0  # how long the temporal baseline lets a job without deadline wait
     solver: SolverOptions = field(default_factory=lambda: SolverOptions(10.0, 0.01, 1))
     method: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.method not in SOLVE_METHODS:
+            raise ValueError(f"unknown solver method '{self.method}' "
+                             f"(known: {', '.join(SOLVE_METHODS)})")
+
+    @classmethod
+    def build(cls, *, carbon_price_usd_per_t: float, delay_cost_usd_per_gpu_h: float,
+              method: str, time_limit_s: float, mip_gap: float, threads: int,
+              max_wait_h: float = 24.0, carbon_cap_kg: float | None = None) -> PlannerConfig:
+        """The one factory from flat settings (a scenario file, the live broker's settings)."""
+        return cls(
+            carbon_price_usd_per_t=carbon_price_usd_per_t,
+            delay_cost_usd_per_gpu_h=delay_cost_usd_per_gpu_h,
+            carbon_cap_kg=carbon_cap_kg,
+            max_wait_h=max_wait_h,
+            solver=SolverOptions(time_limit_s, mip_gap, threads),
+            method=method,
+        )
 
 
 @dataclass(frozen=True)
@@ -46,7 +71,8 @@ class Assignment:
 class Plan:
     assignments: tuple[Assignment, ...]
     deferred: tuple[str, ...]
-    status: str
+    status: SolveStatus
+    message: str  # the solver's own word on how the round ended
     objective_usd: float
     bound_usd: float
     cost_breakdown_usd: dict[str, float]
@@ -99,15 +125,15 @@ def build_round_problem(
     fits = (rate > 0) & (federation.resource_total_gpus[None, :] >= gpus[:, None])
     pair_d, pair_r = np.nonzero(fits) if len(reps) else (np.zeros(0, int), np.zeros(0, int))
     work = np.array([j.work_steps for j in reps])[pair_d]
-    runtime_h = work / (gpus[pair_d] * rate[pair_d, pair_r] * SECONDS_PER_HOUR)
+    runtime_h = federation.runtime_h(work, gpus[pair_d], rate[pair_d, pair_r])
     home = np.array([federation.site_index[j.home_site] for j in reps], dtype=int)[pair_d]
     site = federation.resource_site[pair_r]
     remote = site != home
     dataset_gb = np.array([j.dataset_gb for j in reps])[pair_d]
     transfer_h = np.where(remote, federation.transfer_h(1.0) * dataset_gb, 0.0)
     egress = np.array([s.egress_usd_per_gb for s in federation.sites])[home]
-    transfer_usd = np.where(remote, dataset_gb * egress, 0.0)
-    energy_kwh = gpus[pair_d] * federation.resource_power_kw[pair_r] * runtime_h
+    transfer_usd = np.where(remote, transfer_cost_usd(dataset_gb, egress), 0.0)
+    energy_kwh = federation.run_energy_kwh(gpus[pair_d], pair_r, runtime_h)
 
     # Expand pairs over start offsets.
     n_pairs, n_off = len(pair_d), len(offsets)
@@ -132,37 +158,28 @@ def build_round_problem(
     option_kwh = energy_kwh[pair]
     option_gpus = gpus[pair_d[pair]]
     slots = np.minimum(np.ceil(occupy_h / slot_h - 1e-9).astype(int), horizon - start)
-    problem_kwargs = dict(
+    problem = AllocationProblem(
+        capacity_gpus=np.asarray(offers.free_gpus, dtype=float).reshape(n_res, horizon),
+        demand_count=np.array([len(d) for d in demands], dtype=int),
+        deferral_penalty_usd=np.zeros(len(reps)),
         option_demand=pair_d[pair],
         option_resource=pair_r[pair],
         option_start=start,
         option_slots=np.maximum(slots, 1),
         option_gpus=option_gpus,
         option_energy_kwh=option_kwh,
-        option_energy_cost_usd=option_kwh * price * MWH_PER_KWH,
-        option_carbon_kg=option_kwh * carbon * KG_PER_G,
+        option_energy_cost_usd=energy_cost_usd(option_kwh, price),
+        option_carbon_kg=emissions_kg(option_kwh, carbon),
         option_transfer_cost_usd=transfer_usd[pair],
         option_delay_cost_usd=config.delay_cost_usd_per_gpu_h * option_gpus * completion_rel_h,
-    )
-    carbon_price_usd_per_kg = config.carbon_price_usd_per_t / 1000.0
-    cost = (
-        problem_kwargs["option_energy_cost_usd"]
-        + carbon_price_usd_per_kg * problem_kwargs["option_carbon_kg"]
-        + problem_kwargs["option_transfer_cost_usd"]
-        + problem_kwargs["option_delay_cost_usd"]
+        carbon_price_usd_per_kg=usd_per_t_to_usd_per_kg(config.carbon_price_usd_per_t),
+        carbon_cap_kg=config.carbon_cap_kg,
     )
     # Deferring must look worse than any option: the dearest option plus a horizon of delay.
     dearest = np.zeros(len(reps))
-    np.maximum.at(dearest, problem_kwargs["option_demand"], cost)
+    np.maximum.at(dearest, problem.option_demand, problem.option_cost_usd)
     penalty = dearest + config.delay_cost_usd_per_gpu_h * gpus * horizon * slot_h
-    problem = AllocationProblem(
-        capacity_gpus=np.asarray(offers.free_gpus, dtype=float).reshape(n_res, horizon),
-        demand_count=np.array([len(d) for d in demands], dtype=int),
-        deferral_penalty_usd=penalty,
-        carbon_price_usd_per_kg=carbon_price_usd_per_kg,
-        carbon_cap_kg=config.carbon_cap_kg,
-        **problem_kwargs,
-    )
+    problem = dataclasses.replace(problem, deferral_penalty_usd=penalty)
     return RoundProblem(problem=problem, demands=demands)
 
 
@@ -177,7 +194,8 @@ class MilpPlanner:
         round_problem = build_round_problem(self.federation, offers, queue, self.config)
         p = round_problem.problem
         solution = solve_allocation(p, self.config.solver, method=self.config.method)
-        assignments, deferred = [], []
+        assignments: list[Assignment] = []
+        deferred: list[str] = []
         for d, jobs in enumerate(round_problem.demands):
             pending = list(jobs)
             for o in np.flatnonzero((p.option_demand == d) & (solution.option_count > 0)):
@@ -193,7 +211,8 @@ class MilpPlanner:
         return Plan(
             assignments=tuple(assignments),
             deferred=tuple(deferred),
-            status=solution.status,
+            status=SolveStatus(solution.status),
+            message=solution.message,
             objective_usd=solution.objective_usd,
             bound_usd=solution.bound_usd,
             cost_breakdown_usd=solution.cost_breakdown_usd,

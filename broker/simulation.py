@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -23,9 +24,13 @@ from broker.forecast import ForecastError
 from broker.jobs import Job
 from broker.metering import Meter
 from broker.offers import RoundOffers
+from broker.outside import OutsideOption, unserved_reasons
+from broker.planner import Assignment
 from broker.policies import Policy
+from optimization import SolveStatus
 
 COMPLETION, ARRIVAL = 0, 1
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,8 @@ class SimulationSetup:
     ``carbon_g_per_kwh`` and ``price_usd_per_mwh`` are the actual per-slot signals, shape
     (sites, slots), long enough for the period, the drain, a horizon and the longest job.
     The meter always uses them; the offers the policies plan on carry ``forecast``'s error
-    (none by default).
+    (none by default). Jobs a policy has not started when the run ends (period plus drain)
+    are served by ``outside``.
     """
 
     federation: Federation
@@ -47,10 +53,16 @@ class SimulationSetup:
     drain_slots: int
     horizon_slots: int
     forecast: ForecastError = field(default_factory=ForecastError)
+    outside: OutsideOption = field(default_factory=OutsideOption)
 
     @property
     def n_rounds(self) -> int:
         return self.period_slots + self.drain_slots
+
+    @property
+    def run_h(self) -> float:
+        """The run window [0, period + drain): rounds, idle metering and utilisation."""
+        return self.n_rounds * self.slot_h
 
 
 @dataclass(frozen=True)
@@ -59,17 +71,31 @@ class RoundStats:
     queued: int
     started: int
     decide_time_s: float
+    status: SolveStatus | None = None  # None: the policy solved nothing this round
 
 
 @dataclass(frozen=True)
 class SimulationResult:
     policy: str
-    jobs: pd.DataFrame  # one row per job that ran
-    site_slots: pd.DataFrame  # one row per site and slot of the period
-    unfinished: tuple[str, ...]  # jobs never started
+    jobs: pd.DataFrame  # one row per job the federation ran
+    outside: pd.DataFrame  # one row per job the outside option served (``OUTSIDE_COLUMNS``)
+    site_slots: pd.DataFrame  # one row per site and slot of the whole run
     rounds: tuple[RoundStats, ...]
-    period_h: float
+    run_h: float  # the run window [0, period + drain)
     total_gpus: int
+
+    @property
+    def unfinished(self) -> tuple[str, ...]:
+        """Jobs the federation never started (the outside option served them)."""
+        return tuple(self.outside["job_id"])
+
+    def status_counts(self) -> dict[SolveStatus, int]:
+        """Solved rounds by solver status (rounds with an empty queue solve nothing)."""
+        counts: dict[SolveStatus, int] = {}
+        for r in self.rounds:
+            if r.status is not None:
+                counts[r.status] = counts.get(r.status, 0) + 1
+        return counts
 
 
 def run_simulation(
@@ -103,8 +129,9 @@ def run_simulation(
                 if job_id in finished:
                     raise RuntimeError(f"job {job_id} finished twice")
                 finished.add(job_id)
-        started = []
+        started: Sequence[Assignment] = []
         decide_s = 0.0
+        status = None
         if queue:
             window = slice(k, k + setup.horizon_slots)
             carbon_forecast, price_forecast = setup.forecast.apply(
@@ -120,6 +147,12 @@ def run_simulation(
             clock = time.perf_counter()
             started = policy.decide(offers, list(queue))
             decide_s = time.perf_counter() - clock
+            solve = policy.last_solve()
+            if solve is not None:
+                status, message = solve
+                if status is not SolveStatus.OPTIMAL:
+                    log.warning("%s round %d: solver %s (%s)", policy_name, k, status.value,
+                                message)
             started_ids = {a.job_id for a in started}
             for a in started:
                 job = by_id[a.job_id]
@@ -129,7 +162,7 @@ def run_simulation(
                 reserved[resource, k:end_slot] += job.gpus
                 heapq.heappush(events, (record.finish_h, COMPLETION, next(seq), job.id))
             queue = [j for j in queue if j.id not in started_ids]
-        stats.append(RoundStats(k, len(queue) + len(started), len(started), decide_s))
+        stats.append(RoundStats(k, len(queue) + len(started), len(started), decide_s, status))
         if on_round is not None:
             on_round(k + 1, setup.n_rounds)
 
@@ -140,14 +173,16 @@ def run_simulation(
                 raise RuntimeError(f"job {job_id} finished twice")
             finished.add(job_id)
     never_arrived = {j.id for j in setup.jobs} - finished - {j.id for j in queue}
-    unfinished = tuple(sorted({j.id for j in queue} | never_arrived))
+    left = sorted({j.id for j in queue} | never_arrived)
+    left_jobs = [by_id[i] for i in left]
+    reasons = unserved_reasons(left_jobs, fed, policy.reachable(left_jobs))
     return SimulationResult(
         policy=policy_name,
         jobs=meter.jobs_frame(),
-        site_slots=meter.site_slots_frame(setup.period_slots),
-        unfinished=unfinished,
+        outside=setup.outside.serve(left_jobs, fed, reasons),
+        site_slots=meter.site_slots_frame(setup.n_rounds),
         rounds=tuple(stats),
-        period_h=setup.period_slots * setup.slot_h,
+        run_h=setup.run_h,
         total_gpus=int(fed.resource_total_gpus.sum()),
     )
 

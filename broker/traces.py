@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from broker.jobs import SECONDS_PER_HOUR, Job
+from broker.jobs import Job
 from sites.affinity import AffinityMatrix
 from sites.errors import InputError
 from sites.readers.gavel_affinity import base_job_type, carbonfed_job_type
 from sites.readers.timeseries import check_values, line_of, read_csv_checked
+from sites.units import SECONDS_PER_HOUR
 
 GAVEL_COLUMNS = ("job_type", "command", "num_steps_arg", "needs_data_dir", "total_steps",
                  "arrival_time_s", "scale_factor")
@@ -98,7 +99,8 @@ def read_gavel_trace(path: Path | str) -> pd.DataFrame:
 
 
 def gavel_trace_jobs(trace: pd.DataFrame, home_site: str, affinity: AffinityMatrix,
-                     window: TraceWindow, period_h: float, dataset_gb: Sequence[float] | None,
+                     window: TraceWindow, period_h: float,
+                     dataset_gb: Sequence[float] | np.ndarray | None,
                      id_prefix: str, source: str, reference_gpu: str = "V100") -> TraceJobs:
     """One job per trace row in the window; ``total_steps`` is the job's work.
 
@@ -114,10 +116,10 @@ def gavel_trace_jobs(trace: pd.DataFrame, home_site: str, affinity: AffinityMatr
         row = trace.iloc[i]
         job = Job(
             id=f"{id_prefix}{i:05d}", home_site=home_site,
-            job_type=affinity_job_type(row["job_type"], affinity, source, i),
+            job_type=affinity_job_type(row["job_type"], affinity, source, int(i)),
             gpus=int(row["gpus"]), work_steps=float(row["total_steps"]),
             submit_h=float(submit[i]),
-            dataset_gb=float(dataset_gb[i]) if dataset_gb is not None else 0.0,
+            dataset_gb=float(dataset_gb[int(i)]) if dataset_gb is not None else 0.0,
         )
         if (window.max_runtime_h is not None and job.runtime_h(
                 affinity.steps_per_s(job.job_type, reference_gpu)) > window.max_runtime_h):

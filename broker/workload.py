@@ -8,9 +8,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from broker.calibration import TraceStatistics, draw_calibrated
-from broker.jobs import SECONDS_PER_HOUR, Job
+from broker.jobs import Job
 from sites.affinity import AffinityMatrix
 from sites.spec import SiteSpec
+from sites.units import SECONDS_PER_HOUR
+
+
+class WorkloadError(ValueError):
+    """The federation cannot host the workload asked for (found while drawing jobs)."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,7 @@ class SyntheticWorkload:
     def _generate_calibrated(self, sites: list[SiteSpec], affinity: AffinityMatrix,
                              arrivals: np.ndarray, weights: np.ndarray,
                              rng: np.random.Generator) -> list[Job]:
+        assert self.calibration is not None  # generate() calls this only with one
         draws = draw_calibrated(self.calibration, len(arrivals), rng, self.max_gpus,
                                 self.max_runtime_h)
         jobs = []
@@ -119,7 +125,7 @@ class SyntheticWorkload:
                 for s in sites]
             home_w = np.array([w if fits[k] else 0.0 for k, w in enumerate(weights)])
             if home_w.sum() <= 0:
-                raise ValueError(f"no site has {gpus} GPUs of one type for a calibrated job; "
+                raise WorkloadError(f"no site has {gpus} GPUs of one type for a calibrated job; "
                                  "lower max_gpus or add GPUs")
             k = int(rng.choice(len(sites), p=home_w / home_w.sum()))
             runnable = fits[k]

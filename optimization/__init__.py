@@ -1,18 +1,26 @@
 """Pyomo models and the HiGHS solver wrapper; arrays in, arrays out, no project imports."""
 
 from optimization.allocation import build_allocation_model, solve_allocation_pyomo
+from optimization.duals import AllocationDuals, allocation_lp_duals
+from optimization.greedy import greedy_allocation
 from optimization.problem import AllocationProblem, AllocationSolution
-from optimization.solve import ALLOCATION_METHODS, solve_allocation
+from optimization.solve import ALLOCATION_METHODS, SOLVE_METHODS, solve_allocation
 from optimization.solver import SolveResult, SolverOptions, SolveStatus
+from optimization.status import relative_gap
 
 __all__ = [
     "ALLOCATION_METHODS",
+    "SOLVE_METHODS",
+    "AllocationDuals",
     "AllocationProblem",
     "AllocationSolution",
     "SolveResult",
     "SolveStatus",
     "SolverOptions",
+    "allocation_lp_duals",
     "build_allocation_model",
+    "greedy_allocation",
+    "relative_gap",
     "solve_allocation",
     "solve_allocation_pyomo",
 ]

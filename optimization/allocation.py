@@ -13,27 +13,31 @@ Objective
     min  energy_cost_usd + carbon_cost_usd + transfer_cost_usd + delay_cost_usd + deferral_cost_usd
 
 Build (``build_allocation_model``) is separate from solve (``optimization.solver``) and from
-result extraction (``extract_allocation``), one function per constraint family.
+result extraction (``extract_allocation``), one function per constraint family. Cost parts of
+a plan: ``optimization.problem.breakdown_usd``.
 """
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
 import pyomo.environ as pyo
 from pyomo.core.expr.numeric_expr import LinearExpression
 
-from optimization.problem import AllocationProblem, AllocationSolution
-from optimization.solver import SolverOptions, SolveStatus, solve_model
-
-COST_PARTS = (
-    "energy_cost_usd",
-    "carbon_cost_usd",
-    "transfer_cost_usd",
-    "delay_cost_usd",
-    "deferral_cost_usd",
+from optimization.greedy import greedy_allocation
+from optimization.problem import (
+    AllocationProblem,
+    AllocationSolution,
+    all_deferred,
+    deferred_of,
+    make_solution,
+    plan_cost_usd,
+    trivial_lower_bound,
 )
+from optimization.solver import SolverOptions, SolveStatus, solve_model
+from optimization.status import relative_gap
 
 
 def _linear(coefs: np.ndarray, variables: list) -> LinearExpression:
@@ -154,61 +158,42 @@ def build_allocation_model(p: AllocationProblem) -> pyo.ConcreteModel:
     return m
 
 
-def extract_allocation(
-    m: pyo.ConcreteModel, p: AllocationProblem
-) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
-    """Option counts, deferral counts and the named cost parts of a solved model."""
-    option_count = np.rint([pyo.value(m.assign_count[o]) for o in range(p.n_options)])
-    deferred = np.rint([pyo.value(m.defer_count[d]) for d in range(p.n_demands)])
-    return option_count.astype(int), deferred.astype(int), breakdown_usd(p, option_count, deferred)
+def extract_allocation(m: pyo.ConcreteModel, p: AllocationProblem) -> np.ndarray:
+    """Jobs per option of a solved model (deferrals follow from the balance rows)."""
+    return np.rint([pyo.value(m.assign_count[o]) for o in range(p.n_options)]).astype(int)
 
 
-def breakdown_usd(
-    p: AllocationProblem, option_count: np.ndarray, deferred_count: np.ndarray
-) -> dict[str, float]:
-    """The named cost parts (and energy/carbon totals) of an integer allocation."""
-    x = np.asarray(option_count, float)
-    carbon_kg = float(p.option_carbon_kg @ x)
-    return {
-        "energy_cost_usd": float(p.option_energy_cost_usd @ x),
-        "carbon_cost_usd": p.carbon_price_usd_per_kg * carbon_kg,
-        "transfer_cost_usd": float(p.option_transfer_cost_usd @ x),
-        "delay_cost_usd": float(p.option_delay_cost_usd @ x),
-        "deferral_cost_usd": float(p.deferral_penalty_usd @ np.asarray(deferred_count, float)),
-        "energy_kwh": float(p.option_energy_kwh @ x),
-        "carbon_kg": carbon_kg,
-    }
-
-
-def all_deferred(p: AllocationProblem, status: str, build_s: float = 0.0,
-                 solve_s: float = 0.0) -> AllocationSolution:
-    """The always-feasible fallback plan: start nothing, defer everyone."""
-    option_count = np.zeros(p.n_options, int)
-    deferred = p.demand_count.astype(int).copy()
-    parts = breakdown_usd(p, option_count, deferred)
-    total = sum(parts[k] for k in COST_PARTS)
-    return AllocationSolution(status, option_count, deferred, total, -np.inf, parts,
-                              build_s, solve_s)
+def set_start(m: pyo.ConcreteModel, p: AllocationProblem, option_count: np.ndarray) -> None:
+    """Load a plan into the variables, as HiGHS's starting solution (``warmstart=True``)."""
+    for o in range(p.n_options):
+        m.assign_count[o].set_value(int(option_count[o]))
+    for d, u in enumerate(deferred_of(p, option_count)):
+        m.defer_count[d].set_value(int(u))
 
 
 def solve_allocation_pyomo(p: AllocationProblem, options: SolverOptions) -> AllocationSolution:
-    """Build the full Pyomo model and solve it; a round that fails defers every job."""
+    """Build the full Pyomo model and solve it, warm-started from the greedy plan.
+
+    The greedy plan is the floor: when HiGHS stops without a better incumbent (time limit,
+    or a HiGHS failure) the round returns the greedy plan, FEASIBLE, with HiGHS's bound when it
+    has one and else the trivial bound sum_d count_d min(penalty_d, min_o c_o).
+    """
     if p.n_options == 0:
-        return all_deferred(p, SolveStatus.OPTIMAL.value)
+        return all_deferred(p, SolveStatus.OPTIMAL)
     started = time.perf_counter()
+    greedy = greedy_allocation(p)
+    greedy_usd = plan_cost_usd(p, greedy, deferred_of(p, greedy))
     m = build_allocation_model(p)
+    set_start(m, p, greedy)
     build_s = time.perf_counter() - started
-    result = solve_model(m, options)
-    if not result.has_solution:
-        return all_deferred(p, result.status.value, build_s, result.solve_time_s)
-    option_count, deferred, parts = extract_allocation(m, p)
-    return AllocationSolution(
-        status=result.status.value,
-        option_count=option_count,
-        deferred_count=deferred,
-        objective_usd=result.objective,
-        bound_usd=result.bound,
-        cost_breakdown_usd=parts,
-        build_time_s=build_s,
-        solve_time_s=result.solve_time_s,
-    )
+    result = solve_model(m, options, warmstart=True)
+    floor = trivial_lower_bound(p)
+    bound = max(result.bound, floor) if math.isfinite(result.bound) else floor
+    if result.has_solution and result.objective <= greedy_usd:
+        return make_solution(p, result.status, extract_allocation(m, p), bound, build_s,
+                             result.solve_time_s, result.message)
+    status = SolveStatus.OPTIMAL if relative_gap(greedy_usd, bound) <= options.mip_gap \
+        else SolveStatus.FEASIBLE
+    return make_solution(p, status, greedy, bound, build_s, result.solve_time_s,
+                         f"greedy plan; HiGHS: {result.status} ({result.message})")
+

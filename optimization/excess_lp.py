@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyomo.environ as pyo
+import scipy.sparse as sp
 
 from optimization.solver import MatrixLP, SolveResult, SolverOptions, solve_model
 
@@ -197,13 +198,6 @@ class PyomoExcessLP(ExcessLPBackend):
         return PointSolution(result, np.array([pyo.value(model.share[i]) for i in model.PLAYERS]))
 
 
-def _csc(dense: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Compressed-sparse-column arrays (starts, row indices, values) of a dense matrix."""
-    cols, rows = np.nonzero(dense.T)  # column-major order
-    starts = np.searchsorted(cols, np.arange(dense.shape[1]))
-    return starts, rows, dense[rows, cols]
-
-
 class MatrixExcessLP(ExcessLPBackend):
     """The same LPs as arrays in one HiGHS object: for thousands of coalition rows."""
 
@@ -211,13 +205,13 @@ class MatrixExcessLP(ExcessLPBackend):
         n = problem.n_players
         free_rows = np.flatnonzero(free)
         fixed_rows = np.flatnonzero(fixed)
-        a = problem.membership
+        a = sp.csr_array(problem.membership)
         # columns: x_0..x_{n-1}, t.  free rows: x(S) + t >= v(S); fixed rows: x(S) = v(S) - e_S
-        matrix = np.zeros((len(free_rows) + len(fixed_rows) + 1, n + 1))
-        matrix[: len(free_rows), :n] = a[free_rows]
-        matrix[: len(free_rows), n] = 1.0
-        matrix[len(free_rows) : -1, :n] = a[fixed_rows]
-        matrix[-1, :n] = 1.0
+        matrix = sp.block_array([
+            [a[free_rows], np.ones((len(free_rows), 1))],
+            [a[fixed_rows], None],
+            [np.ones((1, n)), None],
+        ], format="csc")
         fixed_rhs = problem.values[fixed_rows] - fixed_excess[fixed_rows]
         row_lower = np.concatenate([problem.values[free_rows], fixed_rhs, [problem.grand_value]])
         row_upper = np.concatenate(
@@ -246,14 +240,13 @@ class MatrixExcessLP(ExcessLPBackend):
         n = problem.n_players
         m = problem.n_coalitions
         # columns: x (n), d (n).  rows: coalitions, efficiency, d_i - x_i >= -t_i, d_i + x_i >= t_i
-        matrix = np.zeros((m + 1 + 2 * n, 2 * n))
-        matrix[:m, :n] = problem.membership
-        matrix[m, :n] = 1.0
-        eye = np.eye(n)
-        matrix[m + 1 : m + 1 + n, :n] = -eye
-        matrix[m + 1 : m + 1 + n, n:] = eye
-        matrix[m + 1 + n :, :n] = eye
-        matrix[m + 1 + n :, n:] = eye
+        eye = sp.eye_array(n)
+        matrix = sp.block_array([
+            [sp.csr_array(problem.membership), None],
+            [np.ones((1, n)), None],
+            [-eye, eye],
+            [eye, eye],
+        ], format="csc")
         target = np.asarray(target, float)
         row_lower = np.concatenate(
             [problem.values - epsilon, [problem.grand_value], -target, target]
@@ -277,11 +270,12 @@ class MatrixExcessLP(ExcessLPBackend):
         return PointSolution(solution.result, solution.x[:n].copy())
 
 
-def _solve_matrix(matrix, row_lower, row_upper, cost, col_lower, col_upper, options):
+def _solve_matrix(matrix: sp.csc_array, row_lower, row_upper, cost, col_lower, col_upper,
+                  options):
+    """One LP from a scipy CSC matrix (its indptr/indices/data are HiGHS's column-wise form)."""
     lp = MatrixLP(options)
     lp.add_rows(row_lower, row_upper)
-    starts, rows, values = _csc(matrix)
-    lp.add_columns(cost, col_lower, col_upper, starts, rows, values)
+    lp.add_columns(cost, col_lower, col_upper, matrix.indptr, matrix.indices, matrix.data)
     return lp.solve()
 
 

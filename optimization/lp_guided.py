@@ -1,170 +1,101 @@
-"""An exact, scalable way to solve the allocation MILP: LP first, then a MILP over few options.
+"""An anytime, exact-when-given-time way to solve the allocation MILP: LP first, then a MILP
+over few options. Every stage keeps the best feasible plan and the best proven bound, so a
+round that runs out of time still returns a plan (FEASIBLE) with an honest gap.
 
-1. Column generation solves the LP relaxation over *all* options while holding only a few:
-   start from each demand's cheapest options, and repeatedly add the options whose reduced
-   cost is negative,
-
-       rc_o = c_o - y_{d(o)} - gpus_o * sum_{t in run(o)} y_{r(o), t} - carbon_o * y_cap,
-
-   priced for every option at once with prefix sums of the capacity duals. When no option
-   prices out, the LP optimum LB is a lower bound on the MILP optimum.
-2. An incumbent UB by LP diving: round fractional jobs up onto the option the LP likes best
-   wherever the fixed jobs' GPUs still fit, re-price and re-solve the LP, repeat until the LP
-   solution is integral.
-3. While UB is further than the MIP gap from LB (and time remains), a MILP restricted to each
-   demand's ``RESTRICTED_OPTIONS_PER_DEMAND`` options of lowest reduced cost (doubling each
-   time) is solved warm-started from the incumbent. Any answer within the gap of LB is within
-   the gap of the true optimum, since LB bounds the full MILP.
-4. Reduced-cost fixing: an option with rc_o > UB - LB cannot be part of a solution better than
-   UB. When every option with rc_o <= UB - LB was in the restricted MILP, its optimum is the
-   full MILP's optimum and its bound is valid for the full problem.
+0. A greedy plan (:mod:`optimization.greedy`): feasible, in milliseconds, the first incumbent.
+1. Column generation (:mod:`optimization.column_generation`) solves the LP relaxation over
+   *all* options while holding few. Every pricing round yields a Lagrangian lower bound; the
+   complete LP optimum LB bounds the MILP.
+2. LP diving: round fractional jobs up onto the option the LP likes best wherever the fixed
+   jobs' GPUs still fit (and, under a carbon cap, their emissions still fit under the cap),
+   re-price and re-solve the LP, repeat until the LP solution is integral.
+3. While the incumbent UB is further than the MIP gap from the bound (and time remains), a
+   MILP restricted to each demand's ``RESTRICTED_OPTIONS_PER_DEMAND`` options of lowest
+   reduced cost (doubling each time) plus the incumbent's options, with every row of the full
+   problem (capacity and carbon cap), is solved warm-started from the incumbent.
+4. Reduced-cost fixing: with the complete LP, an option with rc_o > UB - LB cannot be part of
+   a solution better than UB. When every option with rc_o <= UB - LB was in the restricted
+   MILP, its bound is valid for the full problem.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
-from optimization.allocation import COST_PARTS, all_deferred, breakdown_usd
-from optimization.allocation_matrix import capacity_cells, option_columns
-from optimization.problem import AllocationProblem, AllocationSolution
-from optimization.solver import MatrixLP, SolverOptions, SolveStatus
+from optimization.allocation_matrix import AllocationLayout
+from optimization.column_generation import (
+    Master,
+    PricedLP,
+    cheapest_per_demand,
+    price_and_solve,
+    solve_lp_by_columns,
+)
+from optimization.greedy import greedy_allocation
+from optimization.problem import (
+    AllocationProblem,
+    AllocationSolution,
+    all_deferred,
+    deferred_of,
+    make_solution,
+    plan_cost_usd,
+)
+from optimization.solver import SolveResult, SolverOptions, SolveStatus
+from optimization.status import relative_gap
 
-INITIAL_OPTIONS_PER_DEMAND = 4
-ADDED_PER_DEMAND_PER_ROUND = 4
-MAX_PRICING_ROUNDS = 200
-RC_TOLERANCE = 1e-7
-GAP_TOLERANCE = 1e-9
 RESTRICTED_OPTIONS_PER_DEMAND = 20
+INTEGRAL_TOLERANCE = 1e-6
+FIT_TOLERANCE = 1e-9
 
 
-class _Master:
-    """The restricted LP/MIP over a growing subset of options, held in one highspy object."""
+@dataclass(frozen=True)
+class Dive:
+    """Outcome of LP diving: an integer plan (None when time ran out) and the best Lagrangian
+    bound seen on the way (valid for the MILP whatever the fixings)."""
 
-    def __init__(self, p: AllocationProblem, cells: np.ndarray, options: SolverOptions) -> None:
-        self.p = p
-        self.cells = cells
-        self.lp = MatrixLP(options)
-        count = p.demand_count.astype(float)
-        cap = p.capacity_gpus.reshape(-1)[cells]
-        lower = [count, np.full(len(cells), -np.inf)]
-        upper = [count, cap]
-        if p.carbon_cap_kg is not None:
-            lower.append([-np.inf])
-            upper.append([p.carbon_cap_kg])
-        self.lp.add_rows(np.concatenate(lower), np.concatenate(upper))
-        # deferral columns first: the master is feasible from the start
-        n_d = p.n_demands
-        self.lp.add_columns(p.deferral_penalty_usd, np.zeros(n_d), count,
-                            np.arange(n_d), np.arange(n_d), np.ones(n_d))
-        self.columns = np.zeros(0, dtype=np.int64)  # option index of master column n_d + i
-        self.in_master = np.zeros(p.n_options, dtype=bool)
-        self.forbidden = np.zeros(p.n_options, dtype=bool)
-
-    def add(self, options: np.ndarray, integer: bool = False) -> None:
-        options = options[~self.in_master[options]]
-        if not len(options):
-            return
-        p = self.p
-        starts, rows, vals = option_columns(p, options, self.cells)
-        self.lp.add_columns(p.option_cost_usd[options], np.zeros(len(options)),
-                            p.demand_count[p.option_demand[options]].astype(float),
-                            starts[:-1], rows, vals, integer=integer)
-        self.columns = np.concatenate([self.columns, options])
-        self.in_master[options] = True
+    option_count: np.ndarray | None
+    bound_usd: float
 
 
-def reduced_costs(p: AllocationProblem, cells: np.ndarray, row_duals: np.ndarray) -> np.ndarray:
-    """rc_o for every option from the master's row duals (HiGHS: rc = c - A'y)."""
-    n_d = p.n_demands
-    cap_dual = np.zeros(p.n_resources * p.n_slots)
-    cap_dual[cells] = row_duals[n_d: n_d + len(cells)]
-    prefix = np.concatenate(
-        [np.zeros((p.n_resources, 1)), np.cumsum(cap_dual.reshape(p.n_resources, p.n_slots), 1)],
-        axis=1,
-    )
-    run_dual = (prefix[p.option_resource, p.option_start + p.option_slots]
-                - prefix[p.option_resource, p.option_start])
-    rc = p.option_cost_usd - row_duals[p.option_demand] - p.option_gpus * run_dual
-    if p.carbon_cap_kg is not None:
-        rc -= p.option_carbon_kg * row_duals[n_d + len(cells)]
-    return rc
+@dataclass(frozen=True)
+class RestrictedSolve:
+    """A restricted MILP's plan (jobs per option of the full problem) and HiGHS's outcome."""
+
+    option_count: np.ndarray
+    result: SolveResult
 
 
-def _cheapest_per_demand(p: AllocationProblem, score: np.ndarray, k: int,
-                         among: np.ndarray | None = None) -> np.ndarray:
-    """Indices of the ``k`` lowest-scoring options of each demand (optionally among a mask)."""
-    idx = np.arange(p.n_options) if among is None else np.flatnonzero(among)
-    if not len(idx):
-        return idx
-    order = idx[np.lexsort((score[idx], p.option_demand[idx]))]
-    demand = p.option_demand[order]
-    first = np.searchsorted(demand, demand, side="left")
-    rank = np.arange(len(order)) - first
-    return order[rank < k]
-
-
-def _price_and_solve(p: AllocationProblem, master: _Master, cells: np.ndarray, deadline: float):
-    """Re-solve the master, adding priced-out options until none has negative reduced cost.
-
-    Returns (objective, x, row duals, reduced costs) or None when a solve fails.
-    """
-    for _ in range(MAX_PRICING_ROUNDS):
-        solved = master.lp.solve(max(deadline - time.perf_counter(), 0.1))
-        if solved.result.status is not SolveStatus.OPTIMAL:
-            return None
-        rc = reduced_costs(p, cells, solved.row_duals)
-        improving = (rc < -RC_TOLERANCE) & ~master.in_master
-        if not improving.any():
-            return solved.result.objective, solved.x, solved.row_duals, rc
-        master.add(_cheapest_per_demand(p, rc, ADDED_PER_DEMAND_PER_ROUND, among=improving))
-    return None
-
-
-def solve_lp_by_columns(p: AllocationProblem, options: SolverOptions, deadline: float):
-    """Column generation for the LP relaxation; returns (master, LB, x, duals, rc)."""
-    cells = capacity_cells(p)
-    master = _Master(p, cells, options)
-    master.add(_cheapest_per_demand(p, p.option_cost_usd, INITIAL_OPTIONS_PER_DEMAND))
-    solved = _price_and_solve(p, master, cells, deadline)
-    if solved is None:
-        return master, None, None, None, None
-    return master, *solved
-
-
-def _column_counts(p: AllocationProblem, columns: np.ndarray, x: np.ndarray):
-    """Split a master solution vector into (per option, per demand deferral)."""
-    n_d = p.n_demands
-    option_x = np.zeros(p.n_options)
-    option_x[columns] = x[n_d:]
-    return option_x, x[:n_d]
-
-
-def incumbent_by_diving(p: AllocationProblem, master: _Master, option_x: np.ndarray,
-                        deadline: float) -> tuple[np.ndarray, np.ndarray] | None:
-    """LP diving: round up fractional jobs where capacity allows, re-optimise the LP, repeat.
+def incumbent_by_diving(master: Master, priced: PricedLP, deadline: float) -> Dive:
+    """LP diving: round up fractional jobs where capacity (and the cap) allow, re-optimise.
 
     Each dive fixes, for every demand still fractional, one more job onto the option the LP
     likes best (highest value), greedily in order of that value and only while the GPUs of all
-    fixed jobs fit in capacity, so the LP stays feasible (unfixed jobs can always defer). The
-    LP then re-prices and re-solves around the fixings. Ends when the LP solution is integral.
+    fixed jobs fit in capacity and their emissions under the carbon cap, so the LP stays
+    feasible (unfixed jobs can always defer, at zero emissions). The LP then re-prices and
+    re-solves around the fixings. Ends when the LP solution is integral.
     """
-    cells = master.cells
+    p = master.p
     fixed = np.zeros(p.n_options)  # jobs fixed onto each option
-    used = np.zeros(p.n_resources * p.n_slots)
-    _, occ_r, occ_t = p.occupancy()
+    capacity = p.capacity_gpus.reshape(-1)
+    cap = np.inf if p.carbon_cap_kg is None else float(p.carbon_cap_kg)
+    occ_option, occ_r, occ_t = p.occupancy()
     occ_start = np.concatenate([[0], np.cumsum(p.option_slots)])
     occ_cell = occ_r * p.n_slots + occ_t
-    capacity = p.capacity_gpus.reshape(-1)
-    fixed_per_demand = np.zeros(p.n_demands)
-    master.add(np.flatnonzero(option_x > 1e-6))
+    option_x, bound = priced.option_x, priced.bound_usd
     while True:
-        frac = np.abs(option_x - np.rint(option_x)) > 1e-6
+        frac = np.abs(option_x - np.rint(option_x)) > INTEGRAL_TOLERANCE
         if not frac.any():
-            return option_x
+            return Dive(np.rint(option_x).astype(int), bound)
         if time.perf_counter() > deadline:
-            return None
+            return Dive(None, bound)
+        # Fix the LP's whole jobs (they fit: the LP solution does), then round up.
+        fixed = np.maximum(fixed, np.floor(option_x + INTEGRAL_TOLERANCE))
+        used = np.bincount(occ_cell, weights=p.option_gpus[occ_option] * fixed[occ_option],
+                           minlength=capacity.size)
+        carbon_left = cap - float(p.option_carbon_kg @ fixed)
+        fixed_per_demand = np.bincount(p.option_demand, weights=fixed, minlength=p.n_demands)
         candidates = np.flatnonzero(frac)
         candidates = candidates[np.argsort(-option_x[candidates], kind="stable")]
         progressed = False
@@ -173,130 +104,103 @@ def incumbent_by_diving(p: AllocationProblem, master: _Master, option_x: np.ndar
             if fixed_per_demand[d] >= p.demand_count[d] or fixed[o] >= np.ceil(option_x[o]):
                 continue
             cells_o = occ_cell[occ_start[o]: occ_start[o + 1]]
-            if (used[cells_o] + p.option_gpus[o] > capacity[cells_o] + 1e-9).any():
+            if (used[cells_o] + p.option_gpus[o] > capacity[cells_o] + FIT_TOLERANCE).any():
+                continue
+            if p.option_carbon_kg[o] > carbon_left + FIT_TOLERANCE:
                 continue
             used[cells_o] += p.option_gpus[o]
+            carbon_left -= p.option_carbon_kg[o]
             fixed[o] += 1
             fixed_per_demand[d] += 1
             progressed = True
-        column_of = {o: i for i, o in enumerate(master.columns)}
         if progressed:
             chosen = np.flatnonzero(fixed > 0)
-            lower, upper = fixed[chosen], p.demand_count[p.option_demand[chosen]].astype(float)
+            lower, upper = fixed[chosen], np.full(len(chosen), np.inf)
         else:
             # Every fractional option is blocked by the jobs fixed so far: forbid them.
             chosen = candidates
             lower = upper = np.zeros(len(chosen))
-        idx = np.array([p.n_demands + column_of[o] for o in chosen])
-        master.lp.change_column_bounds(idx, lower, upper)
-        master.forbidden[chosen[upper == 0]] = True
-        solved = _price_and_solve(p, master, cells, deadline)
+        master.lp.change_column_bounds(master.column_of[chosen], lower, upper)
+        solved = price_and_solve(master, deadline, bound, lp_is_bound=False)
         if solved is None:
-            return None
-        option_x, _ = _column_counts(p, master.columns, solved[1])
+            return Dive(None, bound)
+        option_x, bound = solved.option_x, solved.bound_usd
 
 
-def _restricted(p: AllocationProblem, keep: np.ndarray, demands: np.ndarray,
-                capacity: np.ndarray):
-    """A problem over the chosen demands' options ``keep`` and the given capacity."""
-    demand_map = np.flatnonzero(demands)
-    new_id = np.full(p.n_demands, -1)
-    new_id[demand_map] = np.arange(len(demand_map))
-    fields = {name: getattr(p, name) for name in p.__dataclass_fields__}
-    for name in fields:
-        if name.startswith("option_"):
-            fields[name] = fields[name][keep]
-    fields["option_demand"] = new_id[p.option_demand[keep]]
-    fields["demand_count"] = p.demand_count[demand_map]
-    fields["deferral_penalty_usd"] = p.deferral_penalty_usd[demand_map]
-    fields["capacity_gpus"] = np.maximum(capacity, 0).reshape(p.n_resources, p.n_slots)
-    if p.carbon_cap_kg is not None:
-        return None  # the cap couples all demands; the caller falls back to deferral
-    return AllocationProblem(**fields), demand_map
-
-
-def _solve_matrix_mip(p: AllocationProblem, options: SolverOptions, deadline: float,
-                      warm: tuple[np.ndarray, np.ndarray] | None):
-    """Solve ``p`` as a MIP with highspy; (option counts, deferrals) or None."""
-    cells = capacity_cells(p)
-    master = _Master(p, cells, options)
-    master.add(np.arange(p.n_options), integer=True)
+def solve_restricted_mip(layout: AllocationLayout, keep: np.ndarray, options: SolverOptions,
+                         deadline: float, warm: np.ndarray) -> RestrictedSolve | None:
+    """The MILP over the options ``keep`` only (every row kept, the carbon cap included),
+    warm-started from the plan ``warm`` (jobs per option, its options within ``keep``)."""
+    master = Master(layout, options)
+    master.add(keep, integer=True)
     master.lp.set_integrality(True)
-    if warm is not None:
-        warm_x, warm_defer = warm
-        master.lp.set_solution(np.concatenate([warm_defer, warm_x[master.columns]]))
-    solved = master.lp.solve(max(deadline - time.perf_counter(), 0.1))
+    p = layout.problem
+    master.lp.set_solution(np.concatenate([deferred_of(p, warm), warm[master.columns]]))
+    solved = master.lp.solve(max(deadline - time.perf_counter(), 0.05))
     if not solved.result.has_solution:
         return None
-    option_x, defer_x = _column_counts(p, master.columns, solved.x)
-    return np.rint(option_x).astype(int), np.rint(defer_x).astype(int), solved.result
-
-
-def _objective(p: AllocationProblem, x: np.ndarray, deferred: np.ndarray) -> float:
-    parts = breakdown_usd(p, x, deferred)
-    return sum(parts[k] for k in COST_PARTS)
+    option_x, _ = master.split(solved.x)
+    return RestrictedSolve(np.rint(option_x).astype(int), solved.result)
 
 
 def solve_allocation_lp_guided(p: AllocationProblem, options: SolverOptions) -> AllocationSolution:
+    """Greedy, column generation, diving, restricted MILPs (module docstring), within the
+    time limit: OPTIMAL when the plan is proven within the MIP gap, else FEASIBLE."""
     started = time.perf_counter()
     deadline = started + options.time_limit_s
     if p.n_options == 0:
-        return all_deferred(p, SolveStatus.OPTIMAL.value)
-    master, lower, x_lp, _, rc = solve_lp_by_columns(p, options, deadline)
-    if lower is None:
-        return all_deferred(p, SolveStatus.NO_SOLUTION.value,
-                            time.perf_counter() - started - master.lp.solve_s, master.lp.solve_s)
-    option_x, _ = _column_counts(p, master.columns, x_lp)
-    dived = incumbent_by_diving(p, master, option_x, deadline)
-    x = np.zeros(p.n_options, int) if dived is None else np.rint(dived).astype(int)
-    deferred = p.demand_count - np.bincount(p.option_demand, weights=x, minlength=p.n_demands)
-    deferred = deferred.astype(int)
-    upper = _objective(p, x, deferred)
-    bound = lower
-    restricted_s = 0.0
+        return all_deferred(p, SolveStatus.OPTIMAL)
+    layout = AllocationLayout(p)
+    x = greedy_allocation(p)
+    upper = plan_cost_usd(p, x, deferred_of(p, x))
+    source = "greedy"
+
+    def proven() -> bool:
+        return relative_gap(upper, bound) <= options.mip_gap
+
+    relaxation = solve_lp_by_columns(p, options, deadline, layout)
+    bound, priced, master = relaxation.bound_usd, relaxation.priced, relaxation.master
+    lp_note = "LP complete" if priced is not None and priced.complete else "LP not finished"
+    if priced is not None:
+        # The LP's whole jobs, completed greedily in order of reduced cost: a plan in
+        # milliseconds that follows the LP (x >= floor(x_LP) fits where x_LP does).
+        rounded = greedy_allocation(p, start=np.floor(priced.option_x + INTEGRAL_TOLERANCE),
+                                    option_rank=priced.reduced_cost_usd)
+        value = plan_cost_usd(p, rounded, deferred_of(p, rounded))
+        if value < upper:
+            x, upper, source = rounded, value, "LP rounding"
+    if priced is not None and not proven() and time.perf_counter() < deadline:
+        dive = incumbent_by_diving(master, priced, deadline)
+        bound = max(bound, dive.bound_usd)
+        if dive.option_count is not None:
+            value = plan_cost_usd(p, dive.option_count, deferred_of(p, dive.option_count))
+            if value < upper:
+                x, upper, source = dive.option_count, value, "LP diving"
+    highs_s = master.lp.solve_s
+    score = p.option_cost_usd if priced is None else priced.reduced_cost_usd
     per_demand = RESTRICTED_OPTIONS_PER_DEMAND
-    everything = np.ones(p.n_demands, bool)
-    full_capacity = p.capacity_gpus.reshape(-1)
-    while _gap(upper, bound) > options.mip_gap and time.perf_counter() < deadline:
-        keep = np.union1d(_cheapest_per_demand(p, rc, per_demand), np.flatnonzero(x > 0))
-        restricted = _restricted(p, keep, everything, full_capacity)
-        if restricted is None:
-            break
-        solved = _solve_matrix_mip(restricted[0], options, deadline, warm=(x[keep], deferred))
+    while not proven() and time.perf_counter() < deadline:
+        keep = np.union1d(cheapest_per_demand(p, score, per_demand), np.flatnonzero(x > 0))
+        solved = solve_restricted_mip(layout, keep, options, deadline, x)
         if solved is None:
             break
-        sub_x, sub_defer, result = solved
-        restricted_s += result.solve_time_s
-        candidate = np.zeros(p.n_options, int)
-        candidate[keep] = sub_x
-        value = _objective(p, candidate, sub_defer)
+        highs_s += solved.result.solve_time_s
+        value = plan_cost_usd(p, solved.option_count, deferred_of(p, solved.option_count))
         if value < upper:
-            x, deferred, upper = candidate, sub_defer, value
-        # The restricted optimum is the global one when every option that could improve on
-        # it (reduced cost within the gap to LB) was in the restricted set.
-        could_improve = np.flatnonzero(rc <= upper - lower + 1e-9)
-        if result.status is SolveStatus.OPTIMAL and np.isin(could_improve, keep).all():
-            bound = max(bound, min(result.bound, upper))
+            x, upper, source = solved.option_count, value, "restricted MILP"
+        optimal = solved.result.status is SolveStatus.OPTIMAL
+        if optimal and len(keep) == p.n_options:
+            bound = max(bound, min(solved.result.bound, upper))  # it was the full MILP
             break
-        if len(keep) >= p.n_options:
-            break
+        if optimal and priced is not None and priced.complete:
+            # The restricted optimum is the global one when every option that could improve
+            # on it (reduced cost within the gap to LB) was in the restricted set.
+            could_improve = np.flatnonzero(score <= upper - priced.objective_usd + 1e-9)
+            if np.isin(could_improve, keep).all():
+                bound = max(bound, min(solved.result.bound, upper))
+                break
         per_demand *= 2
-    status = SolveStatus.OPTIMAL if _gap(upper, bound) <= options.mip_gap else SolveStatus.FEASIBLE
+    status = SolveStatus.OPTIMAL if proven() else SolveStatus.FEASIBLE
     elapsed = time.perf_counter() - started
-    highs_s = master.lp.solve_s + restricted_s
-    return AllocationSolution(
-        status=status.value,
-        option_count=x,
-        deferred_count=deferred,
-        objective_usd=upper,
-        bound_usd=bound,
-        cost_breakdown_usd=breakdown_usd(p, x, deferred),
-        build_time_s=elapsed - highs_s,
-        solve_time_s=highs_s,
-    )
-
-
-def _gap(upper: float, lower: float) -> float:
-    """Relative gap, with float noise (below GAP_TOLERANCE) counted as none."""
-    gap = (upper - lower) / max(abs(upper), 1e-12)
-    return 0.0 if gap <= GAP_TOLERANCE else gap
+    return make_solution(p, status, x, bound, elapsed - highs_s, highs_s,
+                         message=f"plan from {source}; {lp_note}")

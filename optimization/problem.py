@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from optimization.status import SolveStatus, relative_gap
+
 
 @dataclass(frozen=True)
 class AllocationProblem:
@@ -97,11 +99,26 @@ class AllocationProblem:
         return options, self.option_resource[options], slots
 
 
+COST_PARTS = (
+    "energy_cost_usd",
+    "carbon_cost_usd",
+    "transfer_cost_usd",
+    "delay_cost_usd",
+    "deferral_cost_usd",
+)
+
+
 @dataclass(frozen=True)
 class AllocationSolution:
-    """How many jobs of each demand take each option, how many are deferred, and the cost."""
+    """How many jobs of each demand take each option, how many are deferred, and the cost.
 
-    status: str
+    ``status`` is OPTIMAL when the plan is proven within the requested MIP gap of
+    ``bound_usd`` (a valid lower bound on the round's optimum), FEASIBLE when a limit was hit
+    first (the plan is still feasible), and something else only when the round has no plan
+    but "defer everything" (``message`` says why: HiGHS's own words where it failed).
+    """
+
+    status: SolveStatus
     option_count: np.ndarray  # per option, integer
     deferred_count: np.ndarray  # per demand, integer
     objective_usd: float
@@ -109,9 +126,68 @@ class AllocationSolution:
     cost_breakdown_usd: dict[str, float]
     build_time_s: float
     solve_time_s: float
+    message: str = ""
 
     @property
     def gap(self) -> float:
-        if self.objective_usd == self.bound_usd:
-            return 0.0
-        return abs(self.objective_usd - self.bound_usd) / max(abs(self.objective_usd), 1e-12)
+        """Relative gap of the plan to the bound (:func:`optimization.status.relative_gap`)."""
+        return relative_gap(self.objective_usd, self.bound_usd)
+
+
+def breakdown_usd(
+    p: AllocationProblem, option_count: np.ndarray, deferred_count: np.ndarray
+) -> dict[str, float]:
+    """The named cost parts (and energy/carbon totals) of an integer allocation."""
+    x = np.asarray(option_count, float)
+    carbon_kg = float(p.option_carbon_kg @ x)
+    return {
+        "energy_cost_usd": float(p.option_energy_cost_usd @ x),
+        "carbon_cost_usd": p.carbon_price_usd_per_kg * carbon_kg,
+        "transfer_cost_usd": float(p.option_transfer_cost_usd @ x),
+        "delay_cost_usd": float(p.option_delay_cost_usd @ x),
+        "deferral_cost_usd": float(p.deferral_penalty_usd @ np.asarray(deferred_count, float)),
+        "energy_kwh": float(p.option_energy_kwh @ x),
+        "carbon_kg": carbon_kg,
+    }
+
+
+def plan_cost_usd(p: AllocationProblem, option_count: np.ndarray,
+                  deferred_count: np.ndarray) -> float:
+    """Objective value of a plan: the sum of its cost parts."""
+    parts = breakdown_usd(p, option_count, deferred_count)
+    return sum(parts[k] for k in COST_PARTS)
+
+
+def deferred_of(p: AllocationProblem, option_count: np.ndarray) -> np.ndarray:
+    """Jobs each demand defers under ``option_count`` (its count less the jobs it assigns)."""
+    assigned = np.bincount(p.option_demand, weights=option_count, minlength=p.n_demands)
+    return np.rint(p.demand_count - assigned).astype(int)
+
+
+def make_solution(p: AllocationProblem, status: SolveStatus, option_count: np.ndarray,
+                  bound_usd: float, build_s: float, solve_s: float,
+                  message: str = "") -> AllocationSolution:
+    """An AllocationSolution for an integer plan; deferrals and costs follow from it."""
+    x = np.rint(option_count).astype(int)
+    deferred = deferred_of(p, x)
+    return AllocationSolution(
+        status=status, option_count=x, deferred_count=deferred,
+        objective_usd=plan_cost_usd(p, x, deferred), bound_usd=bound_usd,
+        cost_breakdown_usd=breakdown_usd(p, x, deferred),
+        build_time_s=build_s, solve_time_s=solve_s, message=message,
+    )
+
+
+def all_deferred(p: AllocationProblem, status: SolveStatus, build_s: float = 0.0,
+                 solve_s: float = 0.0, message: str = "") -> AllocationSolution:
+    """The always-feasible fallback plan: start nothing, defer everyone."""
+    return make_solution(p, status, np.zeros(p.n_options, int), -np.inf, build_s, solve_s,
+                         message)
+
+
+def trivial_lower_bound(p: AllocationProblem) -> float:
+    """sum_d count_d min(penalty_d, min_{o of d} c_o): every job alone on its cheapest way,
+    capacity and cap ignored. A valid lower bound on the round's optimum."""
+    per_demand = p.deferral_penalty_usd.astype(float).copy()
+    np.minimum.at(per_demand, p.option_demand, p.option_cost_usd)
+    return float(p.demand_count @ per_demand)

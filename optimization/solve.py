@@ -17,6 +17,9 @@ ALLOCATION_METHODS: dict[str, Callable[[AllocationProblem, SolverOptions], Alloc
     "lp-guided": solve_allocation_lp_guided,
 }
 
+# What a scenario or the live broker may name: a registered method, or "auto" to pick one.
+SOLVE_METHODS = ("auto", *ALLOCATION_METHODS)
+
 
 def solve_allocation(
     problem: AllocationProblem, options: SolverOptions, method: str = "auto"
@@ -25,10 +28,10 @@ def solve_allocation(
 
     The full Pyomo model is the reference formulation; LP-guided (highspy matrices) scales to
     hundreds of thousands of options and avoids Pyomo's per-nonzero build cost on the many
-    small rounds of a simulation (tests hold the two to the same optimum). A carbon cap
-    couples every job, which LP diving does not handle, so capped rounds use the full model.
+    small rounds of a simulation (tests hold the two to the same optimum, with and without a
+    carbon cap). Both start from the greedy plan, so every round returns a feasible plan
+    within its time limit (FEASIBLE when the limit hit before the MIP gap was proven).
     """
     if method == "auto":
-        small = problem.n_options <= AUTO_FULL_MAX_OPTIONS
-        method = "full" if small or problem.carbon_cap_kg is not None else "lp-guided"
+        method = "full" if problem.n_options <= AUTO_FULL_MAX_OPTIONS else "lp-guided"
     return ALLOCATION_METHODS[method](problem, options)

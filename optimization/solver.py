@@ -1,7 +1,8 @@
 """The one place that talks to HiGHS.
 
 Every solve sets a time limit, a relative MIP gap and a thread count, checks the termination
-status and maps it to :class:`SolveStatus`, so callers never see a solver-specific object.
+status and maps it to :class:`SolveStatus` through one table (``HIGHS_STATUS``, read by
+:func:`result_from_highs` for both paths), so callers never see a solver-specific object.
 
 Two paths:
 
@@ -10,20 +11,42 @@ Two paths:
 * :class:`MatrixLP` keeps one ``highspy.Highs`` object for the hot loops that re-solve one LP
   many times (column generation, coalition sweeps). HiGHS compares ``time_limit`` with the
   object's cumulative run time, so before each solve we set it to "run time so far + budget".
+
+Failures, the same on both paths: what HiGHS reports as a failure (HiGHS not available, ``run``
+returning ``kError``, a model status of the error family: load, model, presolve, solve or
+postsolve error, memory limit, unknown) becomes a :class:`SolveResult` with
+``SolveStatus.ERROR`` and HiGHS's message; the caller decides (the allocation methods fall
+back to their greedy plan). Python exceptions are *not* caught: they come from our side (a
+nonlinear expression, arrays of the wrong shape or type) and swallowing them would turn a bug
+into rounds that silently defer every job.
 """
 
 from __future__ import annotations
 
-import enum
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import highspy
 import numpy as np
 import pyomo.environ as pyo
-from pyomo.contrib.appsi.base import TerminationCondition
 from pyomo.contrib.appsi.solvers import Highs as AppsiHighs
+
+from optimization.status import SolveStatus, relative_gap
+
+__all__ = [
+    "HIGHS_STATUS",
+    "MatrixLP",
+    "MatrixSolution",
+    "SolveResult",
+    "SolveStatus",
+    "SolverError",
+    "SolverOptions",
+    "relative_gap",
+    "result_from_highs",
+    "solve_model",
+]
 
 
 @dataclass(frozen=True)
@@ -43,19 +66,6 @@ class SolverOptions:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
 
 
-class SolveStatus(enum.Enum):
-    OPTIMAL = "optimal"  # proven within the requested gap
-    FEASIBLE = "feasible"  # a limit was hit; the incumbent is usable but not proven
-    INFEASIBLE = "infeasible"
-    UNBOUNDED = "unbounded"
-    NO_SOLUTION = "no_solution"  # a limit was hit before any feasible point was found
-    ERROR = "error"
-
-    @property
-    def has_solution(self) -> bool:
-        return self in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE)
-
-
 @dataclass(frozen=True)
 class SolveResult:
     status: SolveStatus
@@ -63,7 +73,7 @@ class SolveResult:
     bound: float = math.nan
     solve_time_s: float = 0.0
     message: str = ""
-    duals: dict = field(default_factory=dict)
+    duals: dict[Any, float] = field(default_factory=dict)
 
     @property
     def has_solution(self) -> bool:
@@ -71,28 +81,64 @@ class SolveResult:
 
     @property
     def gap(self) -> float:
-        """Relative gap between incumbent and bound, as HiGHS defines it (|obj - bound| / |obj|)."""
-        if not (math.isfinite(self.objective) and math.isfinite(self.bound)):
-            return math.inf
-        if self.objective == self.bound:
-            return 0.0
-        return abs(self.objective - self.bound) / max(abs(self.objective), 1e-12)
+        """Relative gap between incumbent and bound (:func:`relative_gap`)."""
+        return relative_gap(self.objective, self.bound)
 
 
 class SolverError(RuntimeError):
     """A solve ended without a usable answer where the caller required one."""
 
 
-_APPSI_STATUS = {
-    TerminationCondition.optimal: SolveStatus.OPTIMAL,
-    TerminationCondition.infeasible: SolveStatus.INFEASIBLE,
-    TerminationCondition.unbounded: SolveStatus.UNBOUNDED,
-    TerminationCondition.infeasibleOrUnbounded: SolveStatus.INFEASIBLE,
-    TerminationCondition.maxTimeLimit: SolveStatus.NO_SOLUTION,
-    TerminationCondition.maxIterations: SolveStatus.NO_SOLUTION,
-    TerminationCondition.objectiveLimit: SolveStatus.NO_SOLUTION,
-    TerminationCondition.interrupted: SolveStatus.NO_SOLUTION,
+_M = highspy.HighsModelStatus
+# HiGHS model status -> ours. A limit maps to NO_SOLUTION, promoted to FEASIBLE when HiGHS
+# holds a feasible incumbent. Statuses not listed (load, model, presolve, solve and postsolve
+# errors, memory limit, unknown, not set, empty model) are failures: ERROR.
+HIGHS_STATUS: dict[highspy.HighsModelStatus, SolveStatus] = {
+    _M.kOptimal: SolveStatus.OPTIMAL,
+    _M.kInfeasible: SolveStatus.INFEASIBLE,
+    _M.kUnbounded: SolveStatus.UNBOUNDED,
+    _M.kUnboundedOrInfeasible: SolveStatus.INFEASIBLE,
+    _M.kTimeLimit: SolveStatus.NO_SOLUTION,
+    _M.kIterationLimit: SolveStatus.NO_SOLUTION,
+    _M.kSolutionLimit: SolveStatus.NO_SOLUTION,
+    _M.kInterrupt: SolveStatus.NO_SOLUTION,
+    _M.kObjectiveBound: SolveStatus.NO_SOLUTION,
+    _M.kObjectiveTarget: SolveStatus.NO_SOLUTION,
 }
+
+
+def _checked(status: highspy.HighsStatus, what: str) -> None:
+    """HiGHS refused model data (a non-finite coefficient, a bad index): that is our bug or bad
+    input, not a solver outcome, so raise instead of solving a model that lacks it."""
+    if status == highspy.HighsStatus.kError:
+        raise ValueError(f"HiGHS rejected {what}")
+
+
+def _has_integers(highs: highspy.Highs) -> bool:
+    kinds = highs.getLp().integrality_
+    return bool(len(kinds)) and any(k == highspy.HighsVarType.kInteger for k in kinds)
+
+
+def result_from_highs(highs: highspy.Highs, elapsed_s: float,
+                      run_status: highspy.HighsStatus | None = None) -> SolveResult:
+    """Read the outcome of the last ``run`` of ``highs``: status, objective, bound, message.
+
+    The objective is the incumbent's (nan without one); the bound is HiGHS's MIP dual bound
+    for a MIP and the objective itself for a solved LP.
+    """
+    model_status = highs.getModelStatus()
+    message = highs.modelStatusToString(model_status)
+    status = HIGHS_STATUS.get(model_status, SolveStatus.ERROR)
+    if run_status == highspy.HighsStatus.kError:
+        status, message = SolveStatus.ERROR, f"HiGHS run failed ({message})"
+    info = highs.getInfo()
+    has_incumbent = info.primal_solution_status == 2  # kSolutionStatusFeasible
+    if status is SolveStatus.NO_SOLUTION and has_incumbent:
+        status = SolveStatus.FEASIBLE
+    objective = float(info.objective_function_value) if status.has_solution else math.nan
+    is_mip = info.mip_node_count >= 0 and _has_integers(highs)
+    bound = float(info.mip_dual_bound) if is_mip else objective
+    return SolveResult(status, objective, bound, elapsed_s, message)
 
 
 def solve_model(
@@ -107,9 +153,11 @@ def solve_model(
 
     ``duals=True`` returns the constraint duals (an LP, or ``relax_integrality=True``) keyed by
     constraint data object. ``warmstart=True`` hands the variables' current values to HiGHS as
-    a starting solution.
+    a starting solution. HiGHS failures come back as ``SolveStatus.ERROR`` (module docstring).
     """
     solver = AppsiHighs()
+    if not solver.available():
+        return SolveResult(SolveStatus.ERROR, message="HiGHS is not available")
     solver.config.time_limit = options.time_limit_s
     solver.config.mip_gap = options.mip_gap
     solver.config.load_solution = False
@@ -122,49 +170,24 @@ def solve_model(
     undo = relaxation.apply_to(model, reverse=None) if relax_integrality else None
     try:
         results = solver.solve(model)
-    except Exception as error:  # HiGHS or the interface failed: report, never crash the caller
-        return SolveResult(SolveStatus.ERROR, message=f"{type(error).__name__}: {error}")
     finally:
         if undo is not None:
             relaxation.apply_to(model, reverse=undo)
-    elapsed = time.perf_counter() - started
-
-    status = _APPSI_STATUS.get(results.termination_condition, SolveStatus.ERROR)
-    objective = results.best_feasible_objective
-    has_incumbent = objective is not None and math.isfinite(objective)
-    if status is SolveStatus.NO_SOLUTION and has_incumbent:
-        status = SolveStatus.FEASIBLE
-    if status.has_solution:
-        results.solution_loader.load_vars()
-    bound = results.best_objective_bound
-    dual_values = results.solution_loader.get_duals() if (duals and status.has_solution) else {}
-    return SolveResult(
-        status=status,
-        objective=float(objective) if has_incumbent else math.nan,
-        bound=float(bound) if bound is not None else math.nan,
-        solve_time_s=elapsed,
-        message=str(results.termination_condition),
-        duals=dict(dual_values),
-    )
-
-
-_HIGHS_STATUS = {
-    highspy.HighsModelStatus.kOptimal: SolveStatus.OPTIMAL,
-    highspy.HighsModelStatus.kInfeasible: SolveStatus.INFEASIBLE,
-    highspy.HighsModelStatus.kUnbounded: SolveStatus.UNBOUNDED,
-    highspy.HighsModelStatus.kUnboundedOrInfeasible: SolveStatus.INFEASIBLE,
-    highspy.HighsModelStatus.kTimeLimit: SolveStatus.NO_SOLUTION,
-    highspy.HighsModelStatus.kIterationLimit: SolveStatus.NO_SOLUTION,
-    highspy.HighsModelStatus.kSolutionLimit: SolveStatus.NO_SOLUTION,
-    highspy.HighsModelStatus.kInterrupt: SolveStatus.NO_SOLUTION,
-}
+    # APPSI keeps the highspy object it ran: read HiGHS's own status through the one table.
+    result = result_from_highs(solver._solver_model, time.perf_counter() - started)
+    if not result.has_solution:
+        return result
+    results.solution_loader.load_vars()
+    dual_values = results.solution_loader.get_duals() if duals else {}
+    return SolveResult(result.status, result.objective, result.bound, result.solve_time_s,
+                       result.message, dict(dual_values))
 
 
 @dataclass(frozen=True)
 class MatrixSolution:
     result: SolveResult
-    x: np.ndarray  # column values
-    row_duals: np.ndarray  # one per row (empty for a MIP)
+    x: np.ndarray  # column values (empty without a solution)
+    row_duals: np.ndarray  # one per row (empty for a MIP or without a solution)
 
 
 class MatrixLP:
@@ -184,19 +207,19 @@ class MatrixLP:
 
     @property
     def num_cols(self) -> int:
-        return self._highs.getNumCol()
+        return int(self._highs.getNumCol())
 
     @property
     def num_rows(self) -> int:
-        return self._highs.getNumRow()
+        return int(self._highs.getNumRow())
 
     def add_rows(self, lower: np.ndarray, upper: np.ndarray) -> None:
         """Append empty rows (their coefficients arrive with the columns)."""
         n = len(lower)
-        self._highs.addRows(
+        _checked(self._highs.addRows(
             n, np.asarray(lower, float), np.asarray(upper, float), 0,
             np.zeros(n, np.int32), np.array([], np.int32), np.array([], float),
-        )
+        ), f"{n} rows")
 
     def add_columns(
         self,
@@ -209,14 +232,15 @@ class MatrixLP:
         *,
         integer: bool = False,
     ) -> None:
-        """Append columns given in compressed-sparse-column form (starts, row indices, values)."""
+        """Append columns in compressed-sparse-column form (``col_starts`` has one entry per
+        column, or one more: scipy's ``indptr``; the last is ignored)."""
         first = self.num_cols
         n = len(cost)
-        self._highs.addCols(
+        _checked(self._highs.addCols(
             n, np.asarray(cost, float), np.asarray(lower, float), np.asarray(upper, float),
-            len(values), np.asarray(col_starts, np.int32), np.asarray(row_index, np.int32),
+            len(values), np.asarray(col_starts[:n], np.int32), np.asarray(row_index, np.int32),
             np.asarray(values, float),
-        )
+        ), f"{n} columns (values must be finite, row indices in range)")
         if integer and n:
             kinds = np.full(n, highspy.HighsVarType.kInteger)
             self._highs.changeColsIntegrality(n, np.arange(first, first + n, dtype=np.int32), kinds)
@@ -225,8 +249,8 @@ class MatrixLP:
                              upper: np.ndarray) -> None:
         """Fix or free columns between solves (the basis is kept for a warm start)."""
         columns = np.asarray(columns, np.int32)
-        self._highs.changeColsBounds(len(columns), columns, np.asarray(lower, float),
-                                     np.asarray(upper, float))
+        _checked(self._highs.changeColsBounds(len(columns), columns, np.asarray(lower, float),
+                                              np.asarray(upper, float)), "column bounds")
 
     def set_integrality(self, integer: bool) -> None:
         """Switch every column between continuous (LP) and integer (MIP)."""
@@ -248,36 +272,14 @@ class MatrixLP:
         # HiGHS's clock is cumulative per object: give this solve its own budget on top.
         self._highs.setOptionValue("time_limit", self._highs.getRunTime() + budget)
         started = time.perf_counter()
-        self._highs.run()
+        run_status = self._highs.run()
         elapsed = time.perf_counter() - started
         self.solve_s += elapsed
-        model_status = self._highs.getModelStatus()
-        status = _HIGHS_STATUS.get(model_status, SolveStatus.ERROR)
-        info = self._highs.getInfo()
+        result = result_from_highs(self._highs, elapsed, run_status)
+        if not result.has_solution:
+            return MatrixSolution(result, np.empty(0), np.empty(0))
         solution = self._highs.getSolution()
-        is_mip = info.mip_node_count >= 0 and self._has_integers()
-        has_incumbent = info.primal_solution_status == 2  # kSolutionStatusFeasible
-        if status is SolveStatus.NO_SOLUTION and has_incumbent:
-            status = SolveStatus.FEASIBLE
-        objective = info.objective_function_value if status.has_solution else math.nan
-        bound = info.mip_dual_bound if is_mip else objective
-        x = np.asarray(solution.col_value) if status.has_solution else np.empty(0)
-        duals = (
-            np.asarray(solution.row_dual)
-            if status.has_solution and not is_mip and solution.dual_valid
-            else np.empty(0)
-        )
-        result = SolveResult(
-            status=status,
-            objective=float(objective),
-            bound=float(bound),
-            solve_time_s=elapsed,
-            message=self._highs.modelStatusToString(model_status),
-        )
-        return MatrixSolution(result=result, x=x, row_duals=duals)
-
-    def _has_integers(self) -> bool:
-        lp = self._highs.getLp()
-        return bool(len(lp.integrality_)) and any(
-            k == highspy.HighsVarType.kInteger for k in lp.integrality_
-        )
+        x = np.asarray(solution.col_value)
+        lp = not _has_integers(self._highs)
+        duals = np.asarray(solution.row_dual) if lp and solution.dual_valid else np.empty(0)
+        return MatrixSolution(result, x, duals)

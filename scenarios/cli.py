@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from scenarios.commands import COMMANDS
 from sites.errors import InputError
 
 EXIT_INPUT_ERROR = 2
+EXIT_BROKEN_PIPE = 1  # what rich's console does on a closed pipe, so every command agrees
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    except BrokenPipeError:
+        # The reader went away (`carbonfed scenarios | head -1`): stop quietly, as Unix tools
+        # do, and keep Python from complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

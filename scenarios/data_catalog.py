@@ -28,8 +28,7 @@ from sites.readers.prices import read_prices
 from sites.readers.timeseries import TimeTable, find_gaps, infer_resolution
 from sites.readers.transfer_costs import read_transfer_costs
 from sites.readers.zeus import read_zeus_power
-
-SECONDS_PER_HOUR = 3600.0
+from sites.units import SECONDS_PER_HOUR
 
 
 @dataclass(frozen=True)
@@ -183,10 +182,13 @@ def describe(path: Path, start: str | None = None, end: str | None = None,
     gaps = None
     if times is not None:
         keep = np.ones(len(times), dtype=bool)
-        if start is not None:
-            keep &= times >= _utc(start, source, "--start")
-        if end is not None:
-            keep &= times < _utc(end, source, "--end")
+        lo = _utc(start, source, "--start") if start is not None else None
+        hi = _utc(end, source, "--end") if end is not None else None
+        _check_window(lo, hi, source)
+        if lo is not None:
+            keep &= times >= lo
+        if hi is not None:
+            keep &= times < hi
         frame, times = frame[keep], times[keep]
         if len(times):
             step = infer_resolution(times)
@@ -197,10 +199,13 @@ def describe(path: Path, start: str | None = None, end: str | None = None,
     elif loaded.relative_time_column is not None:
         hours = frame[loaded.relative_time_column].to_numpy(float) / SECONDS_PER_HOUR
         keep = np.ones(len(hours), dtype=bool)
-        if start is not None:
-            keep &= hours >= _hours(start, source, "--start")
-        if end is not None:
-            keep &= hours < _hours(end, source, "--end")
+        lo_h = _hours(start, source, "--start") if start is not None else None
+        hi_h = _hours(end, source, "--end") if end is not None else None
+        _check_window(lo_h, hi_h, source)
+        if lo_h is not None:
+            keep &= hours >= lo_h
+        if hi_h is not None:
+            keep &= hours < hi_h
         frame = frame[keep]
         if len(frame):
             first, last = f"{hours[keep][0]:g} h", f"{hours[keep][-1]:g} h"
@@ -214,6 +219,11 @@ def describe(path: Path, start: str | None = None, end: str | None = None,
         numeric = numeric[[column]]
     stats = {str(c): _stats(numeric[c].to_numpy(float)) for c in numeric.columns}
     return Description(source, kind, len(frame), first, last, resolution, gaps, longest, stats)
+
+
+def _check_window(lo: object, hi: object, source: str) -> None:
+    if lo is not None and hi is not None and not hi > lo:  # type: ignore[operator]
+        raise InputError(source, "--end", f"{hi} is not after --start {lo}")
 
 
 def _stats(values: np.ndarray) -> ColumnStats:

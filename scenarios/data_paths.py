@@ -33,6 +33,12 @@ class DataPaths:
                 raise InputError(self.source, field,
                                  f"data folder {self.data_dir} does not exist: {HOW_TO_POINT}")
             path = self.data_dir / path
+        return self.existing_file(path, field)
+
+    def existing_file(self, path: Path, field: str) -> Path:
+        """``path`` if it is a file; a directory or nothing there is a one-line error."""
+        if path.is_dir():
+            raise InputError(self.source, field, f"{path} is a directory, not a file")
         if not path.is_file():
             raise InputError(self.source, field, f"no such data file: {path}")
         return path

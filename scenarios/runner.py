@@ -10,7 +10,7 @@ from broker.policy_registry import POLICIES
 from broker.savings import Savings, compute_savings
 from broker.simulation import SimulationResult, run_simulation
 from broker.summary import PolicySummary, summarize
-from scenarios.loader import ScenarioRun
+from scenarios.build import ScenarioRun
 
 ProgressCallback = Callable[[str, int, int], None]  # (policy, round done, rounds)
 

@@ -6,25 +6,25 @@ from sites.gpus import DEFAULT_GPUS, GpuType
 from sites.power import idle_energy_kwh, job_energy_kwh
 from sites.signals import (
     ConstantSignal,
-    CsvSignal,
     ListSignal,
     Signal,
     SyntheticDiurnal,
-    hourly_to_slots,
+    TableSignal,
 )
 from sites.spec import SiteSpec
+from sites.timegrid import hourly_to_slots
 
 __all__ = [
     "DEFAULT_GPUS",
     "AffinityMatrix",
     "ConstantSignal",
-    "CsvSignal",
     "GpuType",
     "InputError",
     "ListSignal",
     "Signal",
     "SiteSpec",
     "SyntheticDiurnal",
+    "TableSignal",
     "default_affinity",
     "hourly_to_slots",
     "idle_energy_kwh",

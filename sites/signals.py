@@ -9,12 +9,12 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from sites.readers.timeseries import TimeTable
+from sites.timegrid import hourly_to_slots
 
 
 class Signal(ABC):
@@ -97,26 +97,6 @@ def _ar1(rng: np.random.Generator, n: int, phi: float) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class CsvSignal(Signal):
-    """One column of an hourly CSV with a UTC time column (read once, sliced per request)."""
-
-    path: Path
-    value_column: str
-    time_column: str = "Datetime (UTC)"
-
-    def hourly(self, start: pd.Timestamp, hours: int, rng: np.random.Generator) -> np.ndarray:
-        frame = pd.read_csv(self.path, usecols=[self.time_column, self.value_column])
-        times = pd.to_datetime(frame[self.time_column], utc=True)
-        series = pd.Series(frame[self.value_column].to_numpy(float), index=times).sort_index()
-        wanted = pd.date_range(start, periods=hours, freq="h", tz="UTC")
-        values = series.reindex(wanted)
-        if values.isna().any():
-            missing = values[values.isna()].index[0]
-            raise ValueError(f"{self.path}: no '{self.value_column}' value for {missing}")
-        return values.to_numpy(float)
-
-
-@dataclass(frozen=True)
 class TableSignal(Signal):
     """One column of a data file read by ``sites.readers`` (any resolution, UTC).
 
@@ -133,20 +113,3 @@ class TableSignal(Signal):
     def slots(self, start: pd.Timestamp, n_slots: int, slot_h: float,
               rng: np.random.Generator) -> np.ndarray:
         return self.table.slots(self.column, start, slot_h, n_slots)
-
-
-def hourly_to_slots(hourly: np.ndarray, slot_h: float) -> np.ndarray:
-    """Resample an hourly series to slots of ``slot_h`` hours (mean over a slot's hours).
-
-    ``slot_h`` must be a whole number of hours or divide an hour evenly.
-    """
-    if slot_h >= 1:
-        per = round(slot_h)
-        if not math.isclose(per, slot_h):
-            raise ValueError(f"slot_h={slot_h} is not a whole number of hours")
-        n = len(hourly) // per
-        return hourly[: n * per].reshape(n, per).mean(axis=1)
-    per = round(1 / slot_h)
-    if not math.isclose(per * slot_h, 1.0):
-        raise ValueError(f"slot_h={slot_h} does not divide an hour")
-    return np.repeat(hourly, per)

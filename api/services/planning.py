@@ -32,7 +32,6 @@ from api.states import LIVE, AssignmentStatus, JobStatus, SiteState
 from broker.federation import Federation
 from broker.jobs import Job
 from broker.live import (
-    GREEDY,
     Reservation,
     SiteOffer,
     anytime_plan,
@@ -44,17 +43,16 @@ from broker.live import (
 )
 from broker.offers import RoundOffers
 from broker.planner import Plan, PlannerConfig
-from optimization import SolverOptions
 from sites import SiteSpec
 
 
 def planner_config(ctx: Context) -> PlannerConfig:
     st = ctx.settings
-    return PlannerConfig(
+    return PlannerConfig.build(
         carbon_price_usd_per_t=st.carbon_price_usd_per_t,
-        delay_cost_usd_per_gpu_h=st.delay_cost_usd_per_gpu_h,
-        solver=SolverOptions(st.solver_time_limit_s, st.solver_mip_gap, st.solver_threads),
-        method=st.solver_method,
+        delay_cost_usd_per_gpu_h=st.delay_cost_usd_per_gpu_h, method=st.solver_method,
+        time_limit_s=st.solver_time_limit_s, mip_gap=st.solver_mip_gap,
+        threads=st.solver_threads,
     )
 
 
@@ -64,6 +62,7 @@ class PlannedRound:
     offers: RoundOffers
     plan: Plan | None
     status: str
+    method: str = "milp"
 
 
 @dataclass(frozen=True)
@@ -152,8 +151,8 @@ class PlanningService:
             return PlannedRound(fed, round_, None, "empty-queue")
         if not fed.resources or not np.asarray(round_.free_gpus).any():
             return PlannedRound(fed, round_, None, "no-capacity")
-        plan = anytime_plan(fed, round_, queue, self.config, st.solver_time_limit_s)
-        return PlannedRound(fed, round_, plan, plan.status)
+        found = anytime_plan(fed, round_, queue, self.config, st.solver_time_limit_s)
+        return PlannedRound(fed, round_, found.plan, found.status, found.method)
 
     def _record(self, result: PlannedRound, data: RoundInput, now_h: float,
                 wall: float, begun: float) -> schemas.PlanOut:
@@ -177,7 +176,7 @@ class PlanningService:
                       "requeued": data.requeued, "assigned": [],
                       "considered": len(data.queue), "held": data.held,
                       "gap": plan_gap(plan) if plan else None,
-                      "method": GREEDY if plan and plan.status.startswith(GREEDY) else "milp"},
+                      "method": result.method},
             )
             s.add(row)
             s.flush()

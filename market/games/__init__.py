@@ -1,6 +1,7 @@
 """Cooperative game toolkit: any characteristic function given as a table.
 
-See ``market/GAMES.md`` for cost versus savings games and the ``carbonfed game`` command.
+The README's "Cooperative games" section explains cost versus savings games and the
+``carbonfed game`` command.
 """
 
 from market.games.core import (

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import enum
 import json
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sites.errors import InputError
 
@@ -234,6 +235,23 @@ def _members(players: Sequence[str], mask: int) -> Iterable[str]:
 # ----- parsing and validation ------------------------------------------------------------
 
 _TOP_LEVEL_FIELDS = ("players", "kind", "values")
+FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]  # not a bool, not NaN
+
+
+class GameFile(BaseModel):
+    """The game-file format; pydantic checks the shapes, ``to_game`` the coalition keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    players: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1,
+                                                               max_length=MAX_PLAYERS)
+    kind: GameKind
+    values: dict[str, FiniteNumber]
+
+    def to_game(self, source: str) -> Game:
+        players = tuple(self.players)
+        _check_players(players, source)
+        return Game(players, self.kind, _value_table(self.values, players, source))
 
 
 class _DuplicateKeyError(ValueError):
@@ -256,64 +274,36 @@ def _reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
 def _parse_game(data: object, source: str) -> Game:
     if not isinstance(data, Mapping):
         raise InputError(source, "", f"must be a JSON object, got {type(data).__name__}")
-    unknown = sorted(set(data) - set(_TOP_LEVEL_FIELDS))
-    if unknown:
-        raise InputError(
-            source, unknown[0], f"unknown field (expected {', '.join(_TOP_LEVEL_FIELDS)})"
-        )
-    for field in _TOP_LEVEL_FIELDS:
-        if field not in data:
-            raise InputError(source, field, "missing")
-    players = _parse_players(data["players"], source)
-    kind = _parse_kind(data["kind"], source)
-    values = _parse_values(data["values"], players, source)
-    return Game(players, kind, values)
+    try:
+        spec = GameFile.model_validate(data)
+    except ValidationError as error:
+        raise InputError.from_validation(source, error, data) from None
+    return spec.to_game(source)
 
 
-def _parse_players(raw: object, source: str) -> tuple[str, ...]:
-    if not isinstance(raw, list):
-        raise InputError(source, "players", f"must be a list of names, got {type(raw).__name__}")
-    if not raw:
-        raise InputError(source, "players", "needs at least one player")
-    if len(raw) > MAX_PLAYERS:
-        raise InputError(source, "players", f"at most {MAX_PLAYERS} players, got {len(raw)}")
+def _check_players(players: tuple[str, ...], source: str) -> None:
     seen: set[str] = set()
-    for position, name in enumerate(raw):
+    for position, name in enumerate(players):
         field = f"players[{position}]"
-        if not isinstance(name, str) or not name.strip():
-            raise InputError(source, field, f"must be a non-empty name, got {name!r}")
-        if name != name.strip() or COALITION_SEPARATOR in name:
+        if name != name.strip() or COALITION_SEPARATOR in name or not name.strip():
             raise InputError(
                 source, field, f"{name!r}: names cannot contain '+' or surrounding spaces"
             )
         if name in seen:
             raise InputError(source, field, f"duplicate player {name!r}")
         seen.add(name)
-    return tuple(raw)
 
 
-def _parse_kind(raw: object, source: str) -> GameKind:
-    allowed = [kind.value for kind in GameKind]
-    if raw not in allowed:
-        raise InputError(source, "kind", f"must be one of {allowed}, got {raw!r}")
-    return GameKind(raw)
-
-
-def _parse_values(raw: object, players: tuple[str, ...], source: str) -> np.ndarray:
-    if not isinstance(raw, Mapping):
-        raise InputError(
-            source, "values", f"must be an object coalition -> number, got {type(raw).__name__}"
-        )
+def _value_table(raw: Mapping[str, float], players: tuple[str, ...], source: str) -> np.ndarray:
     index = {name: i for i, name in enumerate(players)}
     table = np.zeros(1 << len(players))
     key_of_mask: dict[int, str] = {}
-    for key, value in raw.items():
+    for key, number in raw.items():
         field = f"values.{key}"
         mask = _parse_coalition_key(key, index, source, field)
         if mask in key_of_mask:
             raise InputError(source, field, f"same coalition as key {key_of_mask[mask]!r}")
         key_of_mask[mask] = key
-        number = _parse_number(value, source, field)
         if mask == 0 and number != 0:
             raise InputError(source, field, f"the empty coalition must be worth 0, got {number}")
         table[mask] = number
@@ -340,13 +330,3 @@ def _parse_coalition_key(key: str, index: Mapping[str, int], source: str, field:
             raise InputError(source, field, f"player {name!r} appears twice in the coalition")
         mask |= bit
     return mask
-
-
-def _parse_number(value: object, source: str, field: str) -> float:
-    # bool is an int subclass in Python: "true" is not a coalition value
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InputError(source, field, f"must be a number, got {json.dumps(value)}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise InputError(source, field, f"must be finite, got {value}")
-    return number

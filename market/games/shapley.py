@@ -83,6 +83,7 @@ class _CachedValue:
     def _one(self, mask: int) -> float:
         if mask not in self._cache:
             members = frozenset(p for i, p in enumerate(self._players) if mask >> i & 1)
+            assert self._function is not None  # a tabulated game has every value cached
             self._cache[mask] = float(self._function(members))
         return self._cache[mask]
 

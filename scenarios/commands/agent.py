@@ -90,10 +90,11 @@ def load_agent_config(path: Path, broker_url: str | None,
         start = pd.Timestamp(spec.signal_start)
         start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
     s = spec.site
+    carbon, price = spec.signals.build(paths, "signals")
     return AgentConfig(
         site=SiteSpec(s.id, s.zone, dict(s.gpus), s.pue, s.egress_usd_per_gb),
-        carbon_g_per_kwh=spec.signals.carbon_g_per_kwh.build(paths, "signals.carbon_g_per_kwh"),
-        price_usd_per_mwh=spec.signals.price_usd_per_mwh.build(paths, "signals.price_usd_per_mwh"),
+        carbon_g_per_kwh=carbon,
+        price_usd_per_mwh=price,
         broker_url=url,
         state_file=state if state.is_absolute() else base / state,
         slot_h=spec.slot_h, horizon_slots=spec.horizon_slots,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 from rich.console import Console
@@ -12,6 +11,7 @@ from rich.table import Table
 
 from scenarios.commands.base import Command
 from scenarios.data_catalog import KINDS, Description, describe
+from scenarios.outputs import json_safe
 
 
 class DataCommand(Command):
@@ -32,14 +32,10 @@ class DataCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         result = describe(args.path, args.start, args.end, args.column)
         if args.json:
-            print(json.dumps(result.as_dict(), indent=2, default=_json_number))
+            print(json.dumps(json_safe(result.as_dict()), indent=2, default=str))
         else:
             _print(result)
         return 0
-
-
-def _json_number(value: object) -> object:
-    return None if isinstance(value, float) and math.isnan(value) else str(value)
 
 
 def _print(d: Description) -> None:

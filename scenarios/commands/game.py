@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from market.games import RULES, Game, GameReport, RuleSettings, compare_rules
+from market.games.diagnostics import RuleOutcome
 from scenarios.commands.base import Command
 from sites.errors import InputError
 
@@ -69,6 +70,11 @@ def _parse_weights(text: str, game: Game, source: str) -> tuple[float, ...]:
     return tuple(given[p] for p in game.players)
 
 
+def shares_of(outcome: RuleOutcome) -> tuple[float, ...]:
+    assert outcome.allocation is not None  # only shown outcomes, which have one
+    return tuple(outcome.allocation.shares)
+
+
 def _number(value: float) -> str:
     return f"{value:,.4f}"
 
@@ -90,7 +96,7 @@ def _print_tables(report: GameReport) -> None:
         shares.add_row(
             player,
             _number(standalone[i]),
-            *(_number(o.allocation.shares[i]) for o in shown),
+            *(_number(shares_of(o)[i]) for o in shown),
         )
     console.print(shares)
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import sys
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from scenarios.build import build_run
 from scenarios.commands.base import Command
 from scenarios.data_paths import DATA_ENV
-from scenarios.loader import build_run, load_scenario
-from scenarios.report import print_report, write_outputs
+from scenarios.loader import load_scenario
+from scenarios.outputs import prepare_out_dir, write_outputs
+from scenarios.progress import progress_reporter
+from scenarios.report import print_report
 from scenarios.runner import run_scenario
 from sites import InputError
 
@@ -25,16 +26,23 @@ class RunCommand(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("scenario", nargs="?", default="default",
                             help="built-in scenario name or path to a YAML file (default: default)")
-        parser.add_argument("--out", type=Path, help="write CSV, JSON and plots to this folder")
+        parser.add_argument("--out", type=Path, help="write CSV, JSON and plots to this folder "
+                            "(new, empty, or holding only carbonfed outputs)")
         parser.add_argument("--policies", help="comma-separated subset of the scenario's policies")
+        parser.add_argument("--by-site", action="store_true",
+                            help="also print each site's jobs, energy, CO2 and cost per policy")
         parser.add_argument("--data", type=Path, metavar="DIR",
                             help=f"real-data folder for data-file scenarios (default: ${DATA_ENV})")
 
     def run(self, args: argparse.Namespace) -> int:
         console = Console()
+        if args.out is not None:
+            prepare_out_dir(args.out)
         loaded = load_scenario(args.scenario, data_dir(args.data))
-        if args.policies:
+        if args.policies is not None:
             wanted = [p.strip() for p in args.policies.split(",") if p.strip()]
+            if not wanted:
+                raise InputError("--policies", "", "names no policy (give e.g. milp,isolated)")
             unknown = [p for p in wanted if p not in loaded.scenario.policies]
             if unknown:
                 known = ", ".join(loaded.scenario.policies)
@@ -43,21 +51,9 @@ class RunCommand(Command):
             loaded = dataclasses.replace(
                 loaded, scenario=loaded.scenario.model_copy(update={"policies": wanted}))
         run = build_run(loaded)
-        if sys.stderr.isatty():
-            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn(), console=Console(stderr=True),
-                          transient=True) as bar:
-                tasks = {}
-
-                def progress(policy: str, k: int, n: int) -> None:
-                    if policy not in tasks:
-                        tasks[policy] = bar.add_task(f"{policy}: round", total=n)
-                    bar.update(tasks[policy], completed=k)
-
-                result = run_scenario(run, progress)
-        else:
-            result = run_scenario(run)
-        print_report(result, console)
+        with progress_reporter("rounds") as progress:
+            result = run_scenario(run, progress)
+        print_report(result, console, by_site=args.by_site)
         if args.out:
             for path in write_outputs(result, args.out):
                 console.print(f"wrote {path}")

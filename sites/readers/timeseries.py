@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 from sites.errors import InputError
+from sites.timegrid import step_means
+from sites.units import hours_to_seconds, seconds_to_hours
 
 NS_PER_S = 1_000_000_000
 HEADER_LINES = 1  # CSV row numbers in messages count the header as line 1, like an editor
@@ -146,6 +148,17 @@ def build_table(source: str, times: pd.DatetimeIndex, columns: dict[str, np.ndar
     return TimeTable(source, frame, infer_resolution(times))
 
 
+def read_column_table(path: Path | str, time_column: str, value_column: str, *,
+                      allow_negative: bool) -> TimeTable:
+    """Any CSV with a UTC time column and a numeric value column, checked like the readers'."""
+    source = str(path)
+    frame = read_csv_checked(path, [time_column, value_column])
+    times = parse_utc(frame[time_column], source, time_column)
+    values = check_values(frame[value_column], source, value_column,
+                          allow_negative=allow_negative)
+    return build_table(source, times, {value_column: values}, time_column)
+
+
 def resample_time_weighted(series: pd.Series, resolution: pd.Timedelta, start: pd.Timestamp,
                            slot_h: float, n_slots: int, source: str) -> np.ndarray:
     """Mean of the step function ``series`` over each slot ``[start + k slot, start + (k+1) slot)``.
@@ -162,7 +175,7 @@ def resample_time_weighted(series: pd.Series, resolution: pd.Timedelta, start: p
     index = pd.DatetimeIndex(series.index).as_unit("ns")
     times = index.asi8
     values = series.to_numpy(float)
-    slot_ns = round(slot_h * 3600 * NS_PER_S)
+    slot_ns = round(hours_to_seconds(slot_h) * NS_PER_S)
     edges = start.value + slot_ns * np.arange(n_slots + 1, dtype=np.int64)
     covered_from, covered_to = times[0], times[-1] + resolution.value
     if edges[0] < covered_from:
@@ -177,15 +190,11 @@ def resample_time_weighted(series: pd.Series, resolution: pd.Timedelta, start: p
             first = max(gap.first_missing, start)
             raise InputError(source, "", f"gap in the data: no value for {first} "
                              f"(missing until {gap.resumes})")
-    # knots: every sample start plus the end of the last sample; the integral grows by
-    # value x duration between knots (durations in hours keep the numbers small)
-    knots = np.append(times, covered_to)
-    durations_h = np.diff(knots) / (3600 * NS_PER_S)
-    cumulative = np.concatenate([[0.0], np.cumsum(values * durations_h)])
-    origin = knots[0]  # float64 cannot hold epoch nanoseconds exactly; offsets it can
-    at_edges = np.interp((edges - origin).astype(float), (knots - origin).astype(float),
-                         cumulative)
-    return np.diff(at_edges) / slot_h
+    # knots: every sample start plus the end of the last sample, in hours from the first
+    # (float64 cannot hold epoch nanoseconds exactly; offsets in hours it can)
+    origin = times[0]
+    knots_h = seconds_to_hours((np.append(times, covered_to) - origin) / NS_PER_S)
+    return step_means(knots_h, values, seconds_to_hours((edges - origin) / NS_PER_S))
 
 
 def _as_utc(stamp: pd.Timestamp) -> pd.Timestamp:

@@ -24,7 +24,7 @@ from broker.live import (
     round_offers,
 )
 from broker.planner import PlannerConfig
-from optimization import SolverOptions
+from optimization import SolverOptions, SolveStatus
 from sites import DEFAULT_GPUS, SiteSpec, default_affinity
 from tests.api.conftest import ADMIN, bearer, offer_body, site_body
 
@@ -111,7 +111,7 @@ def tiny_world(n_jobs: int):
 def test_the_greedy_plan_respects_capacity_in_every_slot():
     fed, round_, queue = tiny_world(60)
     plan = greedy_plan(fed, round_, queue, PlannerConfig())
-    assert plan.status == GREEDY and plan.assignments
+    assert plan.status == SolveStatus.FEASIBLE and plan.assignments
     gpus = {j.id: j.gpus for j in queue}
     rates = fed.steps_per_s(queue)
     use = np.zeros_like(round_.free_gpus)
@@ -131,7 +131,9 @@ def test_anytime_keeps_the_milp_when_it_is_better_and_the_greedy_when_it_has_no_
     config = PlannerConfig(solver=SolverOptions(10.0, 0.0, 1), method="full")
     greedy = greedy_plan(fed, round_, queue, config)
     best = anytime_plan(fed, round_, queue, config, budget_s=10.0)
-    assert best.status == "optimal" and best.objective_usd <= greedy.objective_usd + 1e-9
+    assert best.status == "optimal" and best.method == "milp"
+    assert best.plan.objective_usd <= greedy.objective_usd + 1e-9
     hurried = anytime_plan(fed, round_, queue, config, budget_s=0.0)
-    assert hurried.status.startswith(GREEDY) and hurried.assignments
-    assert hurried.objective_usd == pytest.approx(greedy.objective_usd)
+    assert hurried.status.startswith(GREEDY) and hurried.method == GREEDY
+    assert hurried.plan.assignments
+    assert hurried.plan.objective_usd == pytest.approx(greedy.objective_usd)

@@ -22,7 +22,8 @@ from api.settings import Settings
 from broker.offers import RoundOffers
 from broker.planner import MilpPlanner
 from optimization import SolverOptions
-from scenarios.loader import build_run, load_scenario
+from scenarios.build import build_run
+from scenarios.loader import load_scenario
 from tests.api.conftest import ADMIN
 
 ROUND = 3

@@ -5,9 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from broker.federation import Federation
 from broker.jobs import Job
 from broker.metering import Meter
-from tests.scenarios.helpers import by_job, make_setup, simulate, steps_for, toy_federation
+from broker.policy_registry import POLICIES
+from broker.summary import summarize
+from sites import DEFAULT_GPUS, GpuType, SiteSpec
+from sites.timegrid import slot_overlaps
+from tests.scenarios.helpers import (
+    TOY_AFFINITY,
+    by_job,
+    make_setup,
+    simulate,
+    steps_for,
+    toy_federation,
+)
 
 
 def test_one_job_energy_carbon_cost_by_hand():
@@ -39,7 +51,7 @@ def test_one_job_energy_carbon_cost_by_hand():
     np.testing.assert_allclose(slots["busy_gpu_h"][:3], [2.0, 1.0, 0.0])
     np.testing.assert_allclose(slots["utilization"][:3], [1.0, 0.5, 0.0])
     np.testing.assert_allclose(slots["carbon_kg"][:3], [0.066, 0.099, 0.0])
-    assert len(slots) == setup.period_slots  # one site, the period's slots only
+    assert len(slots) == setup.n_rounds  # one site, every slot of the run (period + drain)
 
 
 def test_slower_gpu_takes_longer_and_meters_its_own_power():
@@ -75,14 +87,12 @@ def test_moved_job_pays_egress_and_waits_for_its_data():
     assert row["carbon_kg"] == pytest.approx(0.03)
 
 
-def test_slot_hours_with_half_hour_slots():
+def test_slot_overlaps_with_half_hour_slots():
     """[0.25, 1.6) over 0.5 h slots: slot 0 has 0.25 h, slots 1 and 2 0.5 h, slot 3 0.1 h."""
-    fed = toy_federation({"a": {"V100": 1}})
-    meter = Meter(fed, 0.5, np.zeros((1, 8)), np.zeros((1, 8)))
-    slots, hours = meter.slot_hours(0.25, 1.6)
+    slots, hours = slot_overlaps(0.25, 1.6, 0.5)
     np.testing.assert_array_equal(slots, [0, 1, 2, 3])
     np.testing.assert_allclose(hours, [0.25, 0.5, 0.5, 0.1])
-    slots, hours = meter.slot_hours(1.0, 2.0)  # exactly two whole slots
+    slots, hours = slot_overlaps(1.0, 2.0, 0.5)  # exactly two whole slots
     np.testing.assert_array_equal(slots, [2, 3])
     np.testing.assert_allclose(hours, [0.5, 0.5])
 
@@ -93,3 +103,26 @@ def test_meter_refuses_runs_past_the_signals():
     meter = Meter(fed, 1.0, np.full((1, 3), 100.0), np.full((1, 3), 50.0))
     with pytest.raises(ValueError, match="past the end"):
         meter.record_run(Job("long", "a", "toy", 1, steps_for(4, 1, 2.0), 0.0), 0, 0.0)
+
+
+def test_idle_gpus_draw_idle_power_over_the_run_window_by_hand():
+    """Site a: 2 V100 with 50 W idle power, PUE 1.2, 100 g/kWh; period 2 h + drain 1 h = a
+    3 h run window. One 1-GPU job runs [0, 1): busy 1 x 300 W x 1.2 x 1 h = 0.36 kWh.
+    Idle GPU-hours: slot 0: 2 - 1 = 1, slots 1 and 2: 2 each, 5 in all:
+    5 x 50 W x 1.2 = 0.3 kWh (0.06, 0.12, 0.12 by slot), 0.03 kg. Every policy meters it."""
+    catalog = {**DEFAULT_GPUS, "V100": GpuType("V100", 300.0, idle_power_w=50.0)}
+    fed = Federation((SiteSpec("a", "a", {"V100": 2}, pue=1.2),), catalog, TOY_AFFINITY)
+    job = Job("j", "a", "toy", 1, steps_for(1, 1, 2.0), 0.0)
+    setup = make_setup(fed, [job], carbon=[[100]], period_slots=2, drain_slots=1)
+    for name in POLICIES:
+        result = simulate(setup, name)
+        slots = result.site_slots
+        assert len(slots) == 3
+        np.testing.assert_allclose(slots["idle_gpu_h"], [1.0, 2.0, 2.0])
+        np.testing.assert_allclose(slots["idle_energy_kwh"], [0.06, 0.12, 0.12])
+        np.testing.assert_allclose(slots["energy_kwh"], [0.36 + 0.06, 0.12, 0.12])
+        summary = summarize(result, 0.0)
+        assert summary.idle_energy_kwh == pytest.approx(0.3)
+        assert summary.energy_kwh == pytest.approx(0.66)
+        assert summary.carbon_kg == pytest.approx(0.066)
+        assert result.jobs["energy_kwh"].tolist() == pytest.approx([0.36])  # the job's own

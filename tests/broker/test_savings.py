@@ -59,7 +59,8 @@ def test_spatial_shift_from_a_dirty_home_to_a_clean_site():
     assert carbon.policy == pytest.approx(0.06)
     assert carbon.saved == pytest.approx(0.24)
     assert carbon.parts["spatial_shift"] == pytest.approx(0.6 * (500 - 100) / 1000)
-    for part in ("affinity", "temporal_shift", "transfer", "queueing_and_other"):
+    for part in ("affinity", "temporal_shift", "transfer", "queueing", "unserved", "idle",
+                 "other"):
         assert carbon.parts[part] == pytest.approx(0.0, abs=1e-9)
 
     cost = savings["total_cost_usd"]
@@ -146,28 +147,35 @@ def test_parts_sum_to_saved_on_a_synthetic_run():
 
 
 def test_job_that_cannot_run_at_home_gets_a_finite_breakdown():
-    """'stuck' (runs only on V100) has home 'old' (K80s only): isolated never runs it, greedy
-    runs it at 'new' (V100, 1 h, 0.3 kWh at 300 g = 0.09 kg). 'fine' runs 1 h on a K80 at old
-    under both (0.15 kWh at 100 g = 0.015 kg). Its reference is its own GPU type at home:
-    0.3 kWh at 100 g = 0.03 kg, so affinity 0, spatial 0.03 - 0.09 = -0.06 kg, and
-    queueing_and_other = isolated 0.015 - refs (0.015 + 0.03) = -0.03 kg (the job only one of
-    the runs finished). Energy: saved 0.15 - 0.45 = -0.3 kWh, all queueing_and_other."""
+    """'stuck' (runs only on V100) has home 'old' (K80s only): isolated never runs it, so the
+    outside option does (the cloud's V100: 1 h, 300 W x PUE 1.11 = 0.333 kWh at 566.3 g =
+    0.1885779 kg); greedy runs it at 'new' (V100, 1 h, 0.3 kWh at 300 g = 0.09 kg). 'fine'
+    runs 1 h on a K80 at old under both (0.15 kWh at 100 g = 0.015 kg). Both runs cover both
+    jobs: isolated 0.015 + 0.1885779 = 0.2035779 kg, greedy 0.015 + 0.09 = 0.105 kg.
+    stuck's reference is its own GPU type at home: 0.3 kWh at 100 g = 0.03 kg, so affinity 0,
+    spatial 0.03 - 0.09 = -0.06 kg, and unserved = outside - ref = 0.1885779 - 0.03 kg.
+    Energy: isolated 0.15 + 0.333, greedy 0.15 + 0.3: saved 0.033 kWh, all of it unserved
+    (0.333 - 0.3); spatial 0 (same PUE 1 at both sites)."""
     fed = toy_federation({"old": {"K80": 2}, "new": {"V100": 1}})
     jobs = [Job("stuck", "old", "v100only", 1, 3600.0, 0.0), Job("fine", "old", "toy", 1,
                                                                   3600.0, 0.0)]
     setup = make_setup(fed, jobs, carbon=[[100], [300]])
     isolated, greedy = simulate(setup, "isolated"), simulate(setup, "greedy-carbon")
     assert isolated.unfinished == ("stuck",) and greedy.unfinished == ()
+    assert isolated.outside["reason"].tolist() == ["no pool fits"]
     savings = by_metric(compute_savings(setup, isolated, greedy, 0.0))
     for item in savings.values():
         assert all(np.isfinite(v) for v in item.parts.values()), item
     carbon = savings["carbon_kg"]
-    assert carbon.saved == pytest.approx(0.015 - 0.105)
+    assert carbon.baseline == pytest.approx(0.015 + 0.1885779)
+    assert carbon.saved == pytest.approx(0.2035779 - 0.105)
     assert carbon.parts["affinity"] == pytest.approx(0.0, abs=1e-12)
     assert carbon.parts["spatial_shift"] == pytest.approx(-0.06)
-    assert carbon.parts["queueing_and_other"] == pytest.approx(-0.03)
+    assert carbon.parts["unserved"] == pytest.approx(0.1885779 - 0.03)
+    assert carbon.parts["queueing"] == pytest.approx(0.0, abs=1e-12)
     energy = savings["energy_kwh"]
-    assert energy.saved == pytest.approx(-0.3)
-    assert energy.parts["queueing_and_other"] == pytest.approx(-0.3)
+    assert energy.saved == pytest.approx(0.033)
+    assert energy.parts["unserved"] == pytest.approx(0.333 - 0.3)
+    assert energy.parts["spatial_shift"] == pytest.approx(0.0, abs=1e-12)
     assert energy.parts["affinity"] == pytest.approx(0.0, abs=1e-12)
     assert_parts_sum_to_saved(savings.values())

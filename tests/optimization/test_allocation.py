@@ -6,10 +6,19 @@ import numpy as np
 import pyomo.environ as pyo
 import pytest
 
-from optimization import AllocationProblem, SolverOptions, build_allocation_model, solve_allocation
+from optimization import (
+    AllocationProblem,
+    SolverOptions,
+    SolveStatus,
+    build_allocation_model,
+    greedy_allocation,
+    solve_allocation,
+)
 from optimization.allocation_matrix import allocation_matrix
-from optimization.lp_guided import solve_lp_by_columns
-from optimization.solver import MatrixLP, solve_model
+from optimization.column_generation import solve_lp_by_columns
+from optimization.problem import deferred_of, plan_cost_usd
+from optimization.solver import solve_model
+from tests.optimization.helpers import assert_feasible, random_problem
 
 EXACT = SolverOptions(time_limit_s=30.0, mip_gap=0.0, threads=1)
 
@@ -50,12 +59,13 @@ def test_capacity_binds_hand_solved(method):
     assert solution.cost_breakdown_usd["carbon_kg"] == pytest.approx(5.0)
 
 
-def test_carbon_cap_forces_cleaner_and_dearer_plan():
+@pytest.mark.parametrize("method", ["full", "lp-guided"])
+def test_carbon_cap_forces_cleaner_and_dearer_plan(method):
     """Cap the round at 2.5 kg. Slot-0 options emit 4 kg, slot-1 options 1 kg, and slot 1 has
     one GPU: only one job fits under the cap (two slot-1 runs would need 2 GPUs in slot 1).
     Feasible plans: one job at slot 1 and the other deferred: job 0 at 1 + defer job 1
     = 2 + 100 = 102, or job 1 at 1 + defer job 0 = 5 + 100 = 105. Optimum 102."""
-    solution = solve_allocation(problem(carbon_cap_kg=2.5), EXACT)
+    solution = solve_allocation(problem(carbon_cap_kg=2.5), EXACT, method=method)
     assert solution.option_count.tolist() == [0, 1, 0, 0]
     assert solution.deferred_count.tolist() == [0, 1]
     assert solution.objective_usd == pytest.approx(102.0)
@@ -72,72 +82,38 @@ def test_model_is_sparse_and_named():
         assert isinstance(getattr(m, name), pyo.Expression)
 
 
-def random_problem(seed: int, n_demands=12, n_resources=4, n_slots=6) -> AllocationProblem:
-    """A random round with binding capacity, multi-slot and multi-GPU options, some counts > 1."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for d in range(n_demands):
-        gpus = int(rng.choice([1, 2, 4]))
-        for r in range(n_resources):
-            if rng.random() < 0.3:
-                continue
-            length = int(rng.integers(1, 4))
-            for t in range(n_slots):
-                rows.append((d, r, t, min(length, n_slots - t), gpus, rng.uniform(1, 10)))
-    d, r, t, slots, gpus, cost = (np.array(c) for c in zip(*rows, strict=True))
-    n = len(d)
-    return AllocationProblem(
-        capacity_gpus=rng.integers(2, 6, size=(n_resources, n_slots)).astype(float),
-        demand_count=rng.integers(1, 3, size=n_demands),
-        deferral_penalty_usd=np.full(n_demands, 40.0),
-        option_demand=d, option_resource=r, option_start=t, option_slots=slots,
-        option_gpus=gpus, option_energy_kwh=cost / 2, option_energy_cost_usd=cost,
-        option_carbon_kg=rng.uniform(0, 5, n), option_transfer_cost_usd=np.zeros(n),
-        option_delay_cost_usd=0.1 * t * gpus, carbon_price_usd_per_kg=0.1,
-    )
-
-
 @pytest.mark.parametrize("seed", range(6))
 def test_lp_guided_reaches_the_pyomo_optimum(seed):
     p = random_problem(seed)
     full = solve_allocation(p, EXACT, method="full")
     guided = solve_allocation(p, EXACT, method="lp-guided")
     assert full.status == guided.status == "optimal"
+    assert guided.status is SolveStatus.OPTIMAL  # an enum that compares equal to its string
     assert guided.objective_usd == pytest.approx(full.objective_usd, rel=1e-7)
     # the guided plan is feasible in its own right
     assert_feasible(p, guided.option_count, guided.deferred_count)
-
-
-def assert_feasible(p: AllocationProblem, x: np.ndarray, deferred: np.ndarray) -> None:
-    assigned = np.bincount(p.option_demand, weights=x, minlength=p.n_demands)
-    assert (assigned + deferred == p.demand_count).all()
-    options, resources, slots = p.occupancy()
-    used = np.zeros_like(p.capacity_gpus)
-    np.add.at(used, (resources, slots), p.option_gpus[options] * x[options])
-    assert (used <= p.capacity_gpus + 1e-9).all()
 
 
 @pytest.mark.parametrize("seed", range(3))
 def test_matrix_lp_equals_pyomo_lp_relaxation_and_column_generation(seed):
     p = random_problem(seed)
     pyomo_lp = solve_model(build_allocation_model(p), EXACT, relax_integrality=True)
-    a = allocation_matrix(p)
-    lp = MatrixLP(EXACT)
-    lp.add_rows(a.row_lower, a.row_upper)
-    lp.add_columns(a.cost, np.zeros(a.n_cols), a.col_upper, a.col_starts[:-1], a.row_index,
-                   a.values)
-    matrix_lp = lp.solve().result
-    _, generated_lb, *_ = solve_lp_by_columns(p, EXACT, deadline=np.inf)
+    matrix_lp = allocation_matrix(p).new_lp(EXACT).solve().result
+    generated = solve_lp_by_columns(p, EXACT, deadline=np.inf)
+    assert generated.priced is not None and generated.priced.complete
     assert matrix_lp.objective == pytest.approx(pyomo_lp.objective, rel=1e-9)
-    assert generated_lb == pytest.approx(pyomo_lp.objective, rel=1e-9)
+    assert generated.priced.objective_usd == pytest.approx(pyomo_lp.objective, rel=1e-9)
+    assert generated.bound_usd == pytest.approx(pyomo_lp.objective, rel=1e-9)
 
 
 def test_time_limit_keeps_a_feasible_plan_or_defers():
     p = random_problem(0, n_demands=60, n_resources=6, n_slots=12)
     for method in ("full", "lp-guided"):
         solution = solve_allocation(p, SolverOptions(time_limit_s=0.01, mip_gap=0.0), method)
-        assert solution.status in ("optimal", "feasible", "no_solution")
+        assert solution.status in ("optimal", "feasible")
         assert_feasible(p, solution.option_count, solution.deferred_count)
+        greedy = greedy_allocation(p)
+        assert solution.objective_usd <= plan_cost_usd(p, greedy, deferred_of(p, greedy)) + 1e-9
 
 
 def test_empty_round():
@@ -151,3 +127,27 @@ def test_empty_round():
     solution = solve_allocation(p, EXACT)
     assert solution.deferred_count.tolist() == [1, 1]
     assert solution.objective_usd == pytest.approx(200.0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lp_guided_meets_a_carbon_cap_at_the_pyomo_optimum(seed):
+    """Random capped rounds, the cap at 60% of the uncapped plan's emissions (reachable: the
+    all-deferred plan emits nothing). lp-guided must reach the full model's optimum (both
+    proven with gap 0), keep the cap, and not defer everything."""
+    uncapped = solve_allocation(random_problem(seed), EXACT, method="full")
+    cap = 0.6 * uncapped.cost_breakdown_usd["carbon_kg"]
+    p = random_problem(seed, carbon_cap_kg=cap)
+    full = solve_allocation(p, EXACT, method="full")
+    guided = solve_allocation(p, EXACT, method="lp-guided")
+    assert full.status == guided.status == "optimal"
+    assert guided.objective_usd == pytest.approx(full.objective_usd, rel=1e-7)
+    assert guided.cost_breakdown_usd["carbon_kg"] <= cap + 1e-9
+    assert guided.objective_usd > uncapped.objective_usd  # the cap binds
+    assert guided.option_count.sum() > 0
+    assert_feasible(p, guided.option_count, guided.deferred_count)
+
+
+def test_solution_keeps_the_solver_message():
+    p = random_problem(0, n_demands=60, n_resources=6, n_slots=12)
+    solution = solve_allocation(p, SolverOptions(time_limit_s=0.01, mip_gap=0.0), "full")
+    assert solution.message  # HiGHS's words, or why the greedy plan was kept

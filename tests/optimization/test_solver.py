@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
+import highspy
 import numpy as np
 import pyomo.environ as pyo
 import pytest
 
-from optimization.solver import MatrixLP, SolverOptions, SolveStatus, solve_model
+from optimization.solver import HIGHS_STATUS, MatrixLP, SolverOptions, SolveStatus, solve_model
 
 
 def knapsack() -> pyo.ConcreteModel:
@@ -69,3 +70,47 @@ def test_matrix_lp_time_budget_is_per_solve():
         assert again.result.objective == pytest.approx(first.result.objective)
     assert first.result.objective == pytest.approx(3.5)
     assert first.row_duals.tolist() == pytest.approx([3.0])
+
+
+def test_status_is_a_string_enum():
+    assert SolveStatus.OPTIMAL == "optimal"
+    assert f"{SolveStatus.NO_SOLUTION}" == "no_solution"
+    assert SolveStatus("feasible") is SolveStatus.FEASIBLE
+
+
+def test_every_error_status_of_highs_maps_to_error():
+    errors = {"kLoadError", "kModelError", "kPresolveError", "kSolveError", "kPostsolveError",
+              "kMemoryLimit", "kUnknown", "kNotset", "kModelEmpty"}
+    for name in errors:
+        assert HIGHS_STATUS.get(getattr(highspy.HighsModelStatus, name),
+                                SolveStatus.ERROR) is SolveStatus.ERROR
+    assert HIGHS_STATUS[highspy.HighsModelStatus.kTimeLimit] is SolveStatus.NO_SOLUTION
+
+
+def test_highs_failure_is_an_error_result_with_its_message():
+    """An infinite cost makes HiGHS stop with an unknown model status: ERROR, not a crash."""
+    lp = MatrixLP(SolverOptions(5, 0.0, 1))
+    lp.add_rows(np.array([1.0]), np.array([np.inf]))
+    lp.add_columns(np.array([np.inf]), np.zeros(1), np.ones(1), np.array([0]), np.array([0]),
+                   np.ones(1))
+    solved = lp.solve()
+    assert solved.result.status is SolveStatus.ERROR
+    assert solved.result.message
+    assert len(solved.x) == 0
+
+
+def test_rejected_model_data_raises():
+    """A coefficient HiGHS refuses is our bug: it raises rather than solving without it."""
+    lp = MatrixLP(SolverOptions(5, 0.0, 1))
+    lp.add_rows(np.array([1.0]), np.array([np.inf]))
+    with pytest.raises(ValueError, match="HiGHS rejected"):
+        lp.add_columns(np.ones(1), np.zeros(1), np.ones(1), np.array([0]), np.array([0]),
+                       np.array([np.inf]))
+
+
+def test_programming_errors_are_not_swallowed():
+    """A nonlinear model is a bug in the caller: solve_model lets the exception through."""
+    m = knapsack()
+    m.cost.set_value(m.x[1] * m.x[2])
+    with pytest.raises(Exception, match=r"(?i)degree|quadratic|linear"):
+        solve_model(m, SolverOptions(5, 0.0, 1))

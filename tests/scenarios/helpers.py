@@ -13,7 +13,8 @@ from broker.jobs import Job
 from broker.planner import PlannerConfig
 from broker.policy_registry import POLICIES
 from broker.simulation import SimulationResult, SimulationSetup, run_simulation
-from scenarios.loader import ScenarioRun, build_run, parse_scenario
+from scenarios.build import ScenarioRun, build_run
+from scenarios.loader import parse_scenario
 from sites import DEFAULT_GPUS, AffinityMatrix, ListSignal, SiteSpec
 
 # Toy affinity (steps/s per GPU): "toy" runs twice as fast on V100 as on K80; "v100only" has no

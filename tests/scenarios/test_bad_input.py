@@ -61,6 +61,16 @@ CASES = [
     ("pue-below-one", "pue: 1.3", "pue: 0.8", "sites[1].pue", "greater than or equal to 1"),
     ("submit-after-period", "submit_h: 1,", "submit_h: 7,",
      "workload.jobs[1].submit_h", "after the end of the period"),
+    # carbon intensity is never negative, on any path (prices may be)
+    ("negative-constant-carbon", CLEAN_CARBON, "{kind: constant, value: -5}", "zones.clean",
+     "carbon_g_per_kwh.value: carbon intensity cannot be negative (got -5)"),
+    ("negative-hourly-carbon", "values: [400, 400, 600", "values: [400, -1, 600",
+     "zones.dirty", "carbon_g_per_kwh.values[1]: carbon intensity cannot be negative (got -1)"),
+    ("negative-synthetic-carbon", CLEAN_CARBON, "{kind: synthetic, mean: -40}", "zones.clean",
+     "carbon_g_per_kwh.mean: carbon intensity cannot be negative (got -40)"),
+    ("negative-seed", "seed: 7", "seed: -1", "seed", "greater than or equal to 0 (got -1)"),
+    ("typo-in-a-required-key", "period_h: 6", "perod_h: 6", "period_h",
+     "missing field (found unknown field 'perod_h': a typo?)"),
 ]
 
 
@@ -100,7 +110,7 @@ def test_the_base_scenario_itself_is_valid(tmp_path, capsys):
     path.write_text(BASE_SCENARIO)
     code, out, err = run_cli(["run", str(path), "--policies", "isolated"], capsys)
     assert code == 0
-    assert err == ""
+    assert all(line.startswith("isolated: ") for line in err.splitlines())  # progress only
     assert "isolated" in out
 
 
@@ -159,7 +169,7 @@ def test_csv_that_does_not_cover_the_period(tmp_path, capsys):
     assert code == 2
     assert len(err.splitlines()) == 1
     assert "zones.clean.carbon_g_per_kwh" in err
-    assert "no 'ci' value for 2023-06-05 03:00:00" in err
+    assert "ci.csv: no data for 2023-06-05 03:00:00" in err
 
 
 def test_real_process_prints_no_traceback(tmp_path):
@@ -208,3 +218,74 @@ def test_a_period_of_a_thousand_years_is_refused_not_run(tmp_path, capsys):
     assert main(["run", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"{path}: period_h: Input should be less than or equal to 87600" in err
+
+
+def test_negative_price_is_allowed(tmp_path, capsys):
+    """Real markets go below zero: a negative price is not an error (carbon is)."""
+    price = "    price_usd_per_mwh: {kind: constant, value: -20}\n"
+    path = write_case(tmp_path, CLEAN_PRICE, price)
+    code, _, err = run_cli(["run", str(path), "--policies", "isolated"], capsys)
+    assert code == 0 and "error" not in err
+
+
+def test_a_directory_given_as_scenario_says_so(tmp_path, capsys):
+    code, _, err = run_cli(["run", str(tmp_path)], capsys)
+    assert code == 2
+    assert err == f"error: {tmp_path}: is a directory, not a scenario file\n"
+
+
+def test_a_directory_given_as_a_csv_signal_says_so(tmp_path, capsys):
+    (tmp_path / "ci").mkdir()
+    path = write_case(tmp_path, CLEAN_CARBON, "{kind: csv, path: ci, column: ci}")
+    code, _, err = run_cli(["run", str(path)], capsys)
+    assert code == 2
+    assert "zones.clean.carbon_g_per_kwh.path" in err and "is a directory, not a file" in err
+
+
+def test_empty_policy_list_is_an_error(capsys):
+    code, out, err = run_cli(["run", "tiny", "--policies", ""], capsys)
+    assert code == 2 and out == ""
+    assert err == "error: --policies: names no policy (give e.g. milp,isolated)\n"
+
+
+def test_out_onto_a_file_is_refused_before_the_run(tmp_path, capsys):
+    target = tmp_path / "results"
+    target.write_text("not a folder")
+    code, out, err = run_cli(["run", "tiny", "--out", str(target)], capsys)
+    assert code == 2 and out == ""  # no report: nothing ran
+    assert err == f"error: --out: {target}: is a file, not a folder\n"
+
+
+def test_out_into_a_folder_of_other_files_is_refused_and_left_alone(tmp_path, capsys):
+    (tmp_path / "thesis.tex").write_text("precious")
+    code, out, err = run_cli(["run", "tiny", "--out", str(tmp_path)], capsys)
+    assert code == 2 and out == ""
+    assert "holds files carbonfed did not write (thesis.tex)" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis.tex"]
+
+
+def test_out_into_an_earlier_results_folder_overwrites_it(tmp_path, capsys):
+    assert main(["run", "tiny", "--out", str(tmp_path)]) == 0
+    first = (tmp_path / "summary.csv").read_text()
+    assert main(["run", "tiny", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "summary.csv").read_text() == first
+    capsys.readouterr()
+
+
+def test_unwritable_out_is_refused_before_the_run(tmp_path, capsys):
+    """A folder inside a file cannot be made (even by root): one line, nothing run."""
+    (tmp_path / "plain").write_text("")
+    code, out, err = run_cli(["run", "tiny", "--out", str(tmp_path / "plain" / "out")], capsys)
+    assert code == 2 and out == ""
+    assert "cannot write here" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("args", [["scenarios"], ["run", "tiny"]])
+def test_a_closed_pipe_ends_quietly(args):
+    """The reader goes away at once (as `| head -c 0` would): no BrokenPipeError traceback."""
+    process = subprocess.Popen([sys.executable, "-m", "scenarios.cli", *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 1  # quietly: no message, the Python way
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr

@@ -53,6 +53,24 @@ def test_describe_period_and_column(price_file):
     assert d.columns["price_usd_per_mwh"].mean == 25.0
 
 
+def test_end_before_start_is_an_error(price_file):
+    code, out, err = run_cli("data", "describe", str(price_file), "--start", "2023-01-01T03:00Z",
+                             "--end", "2023-01-01T01:00Z")
+    assert code == 2 and out == "" and len(err.splitlines()) == 1
+    assert "--end: 2023-01-01 01:00:00+00:00 is not after --start" in err
+
+
+def test_json_never_prints_nan(price_file):
+    """A window with no rows has no statistics: null in the JSON, never a bare NaN."""
+    code, out, _ = run_cli("data", "describe", str(price_file), "--start", "2023-01-01T03:00Z",
+                           "--end", "2023-01-01T04:00Z", "--json")
+    assert code == 0 and "NaN" not in out
+    got = json.loads(out)
+    assert got["rows"] == 0
+    assert got["columns"]["price_usd_per_mwh"] == {"mean": None, "sd": None, "min": None,
+                                                   "max": None}
+
+
 def test_describe_table_output(price_file):
     code, out, _ = run_cli("data", "describe", str(price_file))
     assert code == 0 and "price" in out and "price_usd_per_mwh" in out

@@ -11,7 +11,8 @@ import pytest
 
 from broker.policy_registry import POLICIES
 from broker.simulation import run_simulation
-from scenarios.loader import build_run, parse_scenario
+from scenarios.build import build_run
+from scenarios.loader import parse_scenario
 from sites.errors import InputError
 from tests.scenarios.helpers import synthetic_text
 

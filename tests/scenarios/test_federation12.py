@@ -7,8 +7,9 @@ import io
 
 import pytest
 
+from scenarios.build import build_run
 from scenarios.cli import main
-from scenarios.loader import build_run, builtin_scenarios, load_scenario
+from scenarios.loader import builtin_scenarios, load_scenario
 from scenarios.runner import run_scenario
 from sites.errors import InputError
 from tests.realdata import DATA_DIR, needs_data

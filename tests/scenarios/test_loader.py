@@ -5,14 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scenarios.loader import (
-    build_run,
-    builtin_scenarios,
-    field_path,
-    load_scenario,
-    parse_scenario,
-)
+from scenarios.build import build_run
+from scenarios.loader import builtin_scenarios, load_scenario, parse_scenario
 from sites import InputError, default_affinity
+from sites.errors import field_path
 from tests.scenarios.helpers import BASE_SCENARIO, build_from_text
 
 

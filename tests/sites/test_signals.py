@@ -8,7 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sites import ConstantSignal, CsvSignal, ListSignal, SyntheticDiurnal, hourly_to_slots
+from sites import (
+    ConstantSignal,
+    InputError,
+    ListSignal,
+    SyntheticDiurnal,
+    TableSignal,
+    hourly_to_slots,
+)
+from sites.readers.timeseries import read_column_table
 
 START = pd.Timestamp("2023-06-05T00:00:00Z")
 
@@ -112,8 +120,20 @@ def test_csv_signal_slices_by_utc_time_and_reports_missing_hours(tmp_path):
     times = pd.date_range("2023-06-04T22:00:00Z", periods=6, freq="h")
     pd.DataFrame({"Datetime (UTC)": times.strftime("%Y-%m-%d %H:%M:%S"),
                   "ci": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}).to_csv(path, index=False)
-    signal = CsvSignal(path, "ci")
+    signal = TableSignal(read_column_table(path, "Datetime (UTC)", "ci", allow_negative=False),
+                         "ci")
     # START is 2023-06-05 00:00, the third row
     np.testing.assert_array_equal(signal.hourly(START, 3, rng()), [3.0, 4.0, 5.0])
-    with pytest.raises(ValueError, match="no 'ci' value"):
+    with pytest.raises(InputError, match=r"zone.csv: no data for 2023-06-05 04:00:00\+00:00"):
         signal.hourly(START, 10, rng())
+
+
+def test_csv_signal_goes_through_the_checked_reader(tmp_path):
+    """A negative carbon value in a plain CSV is refused with its line, like the data readers."""
+    path = tmp_path / "zone.csv"
+    pd.DataFrame({"Datetime (UTC)": ["2023-06-05 00:00:00", "2023-06-05 01:00:00"],
+                  "ci": [10.0, -3.0]}).to_csv(path, index=False)
+    with pytest.raises(InputError, match=r"line 3, column 'ci': negative value -3.0"):
+        read_column_table(path, "Datetime (UTC)", "ci", allow_negative=False)
+    table = read_column_table(path, "Datetime (UTC)", "ci", allow_negative=True)
+    np.testing.assert_array_equal(TableSignal(table, "ci").hourly(START, 2, rng()), [10.0, -3.0])

@@ -1,11 +1,11 @@
-"""Means of slot-valued signals over arbitrary windows (broker.pricing.window_mean)."""
+"""Means of slot-valued signals over arbitrary windows (sites.timegrid.window_mean)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from broker.pricing import running_integral, window_mean
+from sites.timegrid import running_integral, window_mean
 
 VALUES = np.array([[10.0, 20.0, 30.0],
                    [100.0, 0.0, 50.0]])

@@ -1,0 +1,234 @@
+"""One planning problem over the whole run, every job known in advance (the `plan` value).
+
+The rolling MILP simulation (`simulate`) is the broker's realised cost; this is its faster
+stand-in for coalition games and carbon-price sweeps: the same allocation MILP
+(``optimization``), posed once for the whole run with perfect foresight of every job and of
+the actual grid signals.
+
+Formulation (and its aggregation, stated):
+
+* slots of ``slot_h`` hours (default 2 h) from 0 to past the end of the run;
+* a job may start in the slot holding its submission or in one of the slots up to
+  ``max_wait_h`` later (default 12 h): one option per (job, pool it fits, start);
+* its energy, emissions and costs are priced exactly over its run (transfer first, when it
+  moves) from the actual hourly signals, as the meter would; a delay cost per GPU-hour from
+  submission to completion breaks ties towards early starts and is left out of the value;
+* capacity is fluid within a slot: an option holds ``gpus x run hours / (its slots x slot_h)``
+  GPUs in each slot it touches, so a pool's GPU-hours per slot are never over-used, though
+  two jobs may share a slot's GPU-hours where the rolling plan would queue one of them;
+* the outside option is one more pool, ``cloud``, that never fills: every job has one option
+  there (at its submission), costing the cloud's bill, the egress of its data set and its
+  emissions at the carbon price. A coalition sends a job out only when that is cheaper (or it
+  has no pool for it). Deferral is never chosen (its penalty is far above the cloud's).
+
+The value of coalition S: energy + carbon + transfer cost of its options, the cloud's
+included. A federation-wide carbon cap bounds all the emissions of serving the federation's
+jobs, the cloud's included (sending work out does not dodge the cap).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from broker.costs import carbon_cost_usd, emissions_kg, energy_cost_usd, transfer_cost_usd
+from broker.jobs import Job
+from broker.simulation import SimulationSetup
+from optimization import AllocationProblem, SolverOptions, SolveStatus, solve_allocation
+from sites.timegrid import window_mean
+from sites.units import usd_per_t_to_usd_per_kg
+
+
+@dataclass(frozen=True)
+class PeriodPlanSettings:
+    slot_h: float = 2.0
+    max_wait_h: float = 12.0
+    delay_cost_usd_per_gpu_h: float = 0.005
+    solver: SolverOptions = field(default_factory=lambda: SolverOptions(60.0, 0.01, 1))
+
+
+@dataclass(frozen=True)
+class PeriodProblem:
+    """The grand coalition's problem; demand d is ``jobs[d]`` (one job each)."""
+
+    problem: AllocationProblem
+    jobs: tuple[Job, ...]
+    home: np.ndarray  # site index of each job's home
+    resource_site: np.ndarray  # site index of each pool
+    site_ids: tuple[str, ...]
+    outside: pd.DataFrame  # the outside option's figures per job, in ``jobs`` order
+    settings: PeriodPlanSettings
+
+
+@dataclass(frozen=True)
+class Placement:
+    job: Job
+    resource: int
+    start_h: float
+    gpu_hours: float
+    energy_kwh: float
+    carbon_kg: float
+    energy_cost_usd: float
+    transfer_cost_usd: float
+
+
+@dataclass(frozen=True)
+class PeriodOutcome:
+    """A coalition's plan: its value and what it is made of."""
+
+    site_ids: tuple[str, ...]
+    cost_usd: float
+    carbon_kg: float  # federation plus outside option
+    federation_carbon_kg: float
+    energy_kwh: float
+    jobs_served: int
+    jobs_unserved: int
+    status: SolveStatus
+    placements: tuple[Placement, ...]
+    outside_job_ids: tuple[str, ...]
+
+
+def build_period_problem(setup: SimulationSetup, carbon_price_usd_per_t: float,
+                         settings: PeriodPlanSettings | None = None) -> PeriodProblem:
+    settings = settings or PeriodPlanSettings()
+    fed = setup.federation
+    jobs = tuple(setup.jobs)
+    slot_h = settings.slot_h
+    waits = max(1, math.floor(settings.max_wait_h / slot_h) + 1)
+    gpus = np.array([j.gpus for j in jobs], dtype=int)
+    rate = fed.steps_per_s(list(jobs))
+    fits = (rate > 0) & (fed.resource_total_gpus[None, :] >= gpus[:, None])
+    pair_j, pair_r = np.nonzero(fits) if len(jobs) else (np.zeros(0, int), np.zeros(0, int))
+    work = np.array([j.work_steps for j in jobs], dtype=float)
+    runtime_h = fed.runtime_h(work[pair_j], gpus[pair_j], rate[pair_j, pair_r])
+    home = np.array([fed.site_index[j.home_site] for j in jobs], dtype=int)
+    site = fed.resource_site[pair_r]
+    remote = site != home[pair_j]
+    dataset_gb = np.array([j.dataset_gb for j in jobs], dtype=float)[pair_j]
+    transfer_h = np.where(remote, fed.transfer_h(1.0) * dataset_gb, 0.0)
+    egress = np.array([s.egress_usd_per_gb for s in fed.sites])[home[pair_j]]
+    occupy_h = transfer_h + runtime_h
+    submit = np.array([j.submit_h for j in jobs], dtype=float)
+    first_slot = np.ceil(submit / slot_h - 1e-9).astype(int)
+
+    pair = np.repeat(np.arange(len(pair_j)), waits)
+    start = first_slot[pair_j][pair] + np.tile(np.arange(waits), len(pair_j))
+    start_h = start * slot_h
+    n_slots_o = np.maximum(np.ceil(occupy_h[pair] / slot_h - 1e-9).astype(int), 1)
+    n_slots = max(int((start + n_slots_o).max()) if len(start) else 1,
+                  int(first_slot.max()) + 1 if len(first_slot) else 1)
+    run_from, run_to = start_h + transfer_h[pair], start_h + occupy_h[pair]
+    price = window_mean(setup.price_usd_per_mwh, site[pair], run_from, run_to, setup.slot_h)
+    carbon = window_mean(setup.carbon_g_per_kwh, site[pair], run_from, run_to, setup.slot_h)
+    kwh = fed.run_energy_kwh(gpus[pair_j][pair], pair_r[pair], runtime_h[pair])
+    outside = setup.outside.serve(jobs, fed, ["plan"] * len(jobs))
+    cloud = fed.resource_site.size  # the outside option's pool, after the federation's
+    n_jobs = len(jobs)
+    out_kwh = outside["energy_kwh"].to_numpy(float)
+    out_kg = outside["carbon_kg"].to_numpy(float)
+    out_bill = outside["outside_cost_usd"].to_numpy(float)
+    out_egress = outside["transfer_cost_usd"].to_numpy(float)
+    out_h = outside["gpu_hours"].to_numpy(float) / np.maximum(gpus, 1)
+    penalty = 10.0 * (out_bill + out_egress + carbon_cost_usd(out_kg, 1e4)) + 1.0
+    capacity = np.vstack([np.repeat(fed.resource_total_gpus[:, None].astype(float), n_slots, 1),
+                          np.full((1, n_slots), float(gpus.sum()) + 1.0)])
+    problem = AllocationProblem(
+        capacity_gpus=capacity,
+        demand_count=np.ones(n_jobs, dtype=int),
+        deferral_penalty_usd=penalty,
+        option_demand=np.concatenate([pair_j[pair], np.arange(n_jobs)]),
+        option_resource=np.concatenate([pair_r[pair], np.full(n_jobs, cloud)]),
+        option_start=np.concatenate([start, np.minimum(first_slot, n_slots - 1)]),
+        option_slots=np.concatenate([n_slots_o, np.ones(n_jobs, dtype=int)]),
+        # fluid capacity: the option's GPU-hours spread evenly over the slots it touches
+        option_gpus=np.concatenate([gpus[pair_j][pair] * occupy_h[pair] / (n_slots_o * slot_h),
+                                    gpus.astype(float)]),
+        option_energy_kwh=np.concatenate([kwh, out_kwh]),
+        option_energy_cost_usd=np.concatenate([energy_cost_usd(kwh, price), out_bill]),
+        option_carbon_kg=np.concatenate([emissions_kg(kwh, carbon), out_kg]),
+        option_transfer_cost_usd=np.concatenate([
+            np.where(remote, transfer_cost_usd(dataset_gb, egress), 0.0)[pair], out_egress]),
+        option_delay_cost_usd=settings.delay_cost_usd_per_gpu_h * np.concatenate([
+            gpus[pair_j][pair] * (start_h + occupy_h[pair] - submit[pair_j][pair]),
+            gpus * out_h]),
+        carbon_price_usd_per_kg=usd_per_t_to_usd_per_kg(carbon_price_usd_per_t),
+    )
+    return PeriodProblem(problem, jobs, home, fed.resource_site.copy(),
+                         tuple(s.id for s in fed.sites), outside, settings)
+
+
+def is_cloud(pp: PeriodProblem, resource: np.ndarray) -> np.ndarray:
+    """Whether pools are the outside option's (the last pool of the problem)."""
+    return np.asarray(resource) == len(pp.resource_site)
+
+
+def coalition_problem(pp: PeriodProblem, site_ids: Collection[str],
+                      carbon_cap_kg: float | None = None) -> tuple[AllocationProblem, np.ndarray]:
+    """The problem of coalition ``site_ids`` (its jobs, its pools) and its jobs' indices."""
+    members = np.array([s in site_ids for s in pp.site_ids])
+    p = pp.problem
+    keep_jobs = np.flatnonzero(members[pp.home])
+    pool_site = np.append(pp.resource_site, -1)[p.option_resource]
+    on_member_pool = is_cloud(pp, p.option_resource) | members[np.maximum(pool_site, 0)]
+    keep = on_member_pool & members[pp.home[p.option_demand]]
+    new_id = np.full(p.n_demands, -1)
+    new_id[keep_jobs] = np.arange(len(keep_jobs))
+    fields = {name: getattr(p, name) for name in p.__dataclass_fields__}
+    for name in fields:
+        if name.startswith("option_"):
+            fields[name] = fields[name][keep]
+    fields["option_demand"] = new_id[p.option_demand[keep]]
+    fields["demand_count"] = p.demand_count[keep_jobs]
+    fields["deferral_penalty_usd"] = p.deferral_penalty_usd[keep_jobs]
+    fields["carbon_cap_kg"] = carbon_cap_kg
+    return AllocationProblem(**fields), keep_jobs
+
+
+def solve_coalition(pp: PeriodProblem, site_ids: Collection[str],
+                    carbon_cap_kg: float | None = None, method: str = "auto") -> PeriodOutcome:
+    """Plan coalition ``site_ids`` over the period and read off its value."""
+    problem, job_index = coalition_problem(pp, site_ids, carbon_cap_kg)
+    solution = solve_allocation(problem, pp.settings.solver, method=method)
+    parts = solution.cost_breakdown_usd
+    chosen = np.flatnonzero(solution.option_count > 0)
+    to_cloud = is_cloud(pp, problem.option_resource[chosen])
+    if solution.deferred_count.any():  # only when the solve failed: the cloud is always open
+        raise RuntimeError(f"coalition {sorted(site_ids)}: no plan ({solution.status})")
+    placements = tuple(
+        Placement(
+            job=pp.jobs[job_index[problem.option_demand[o]]],
+            resource=int(problem.option_resource[o]),
+            start_h=float(problem.option_start[o] * pp.settings.slot_h),
+            gpu_hours=float(problem.option_gpus[o] * problem.option_slots[o]
+                            * pp.settings.slot_h),
+            energy_kwh=float(problem.option_energy_kwh[o]),
+            carbon_kg=float(problem.option_carbon_kg[o]),
+            energy_cost_usd=float(problem.option_energy_cost_usd[o]),
+            transfer_cost_usd=float(problem.option_transfer_cost_usd[o]),
+        ) for o in chosen[~to_cloud])
+    cloud_kg = float(problem.option_carbon_kg[chosen[to_cloud]].sum())
+    return PeriodOutcome(
+        site_ids=tuple(s for s in pp.site_ids if s in site_ids),
+        cost_usd=parts["energy_cost_usd"] + parts["carbon_cost_usd"]
+        + parts["transfer_cost_usd"],
+        carbon_kg=parts["carbon_kg"],
+        federation_carbon_kg=parts["carbon_kg"] - cloud_kg,
+        energy_kwh=parts["energy_kwh"],
+        jobs_served=int((~to_cloud).sum()),
+        jobs_unserved=int(to_cloud.sum()),
+        status=SolveStatus(solution.status),
+        placements=placements,
+        outside_job_ids=tuple(pp.jobs[job_index[problem.option_demand[o]]].id
+                              for o in chosen[to_cloud]),
+    )
+
+
+def with_carbon_price(pp: PeriodProblem, carbon_price_usd_per_t: float) -> PeriodProblem:
+    """The same problem at another carbon price (every option, the cloud's too, re-priced)."""
+    problem = replace(pp.problem,
+                      carbon_price_usd_per_kg=usd_per_t_to_usd_per_kg(carbon_price_usd_per_t))
+    return replace(pp, problem=problem)

@@ -1,0 +1,188 @@
+r"""The LP relaxation of the allocation problem over all options while holding few: column
+generation, with a valid lower bound at every step.
+
+Start from each demand's cheapest options and repeatedly add the options whose reduced cost
+
+    rc_o = c_o - y_{d(o)} - gpus_o * sum_{t in run(o)} mu_{r(o), t} - carbon_kg_o * lambda
+
+is negative (y: balance duals, mu <= 0: capacity duals, lambda <= 0: carbon-cap dual, in
+HiGHS's signs), priced for every option at once with prefix sums of the capacity duals. When
+no option prices out, the master's optimum is the LP optimum over all options.
+
+Lower bound at every pricing round (Lagrangian relaxation of the capacity and cap rows with
+the master's duals, clipped to their signs; valid for the MILP too):
+
+    L(mu, lambda) = sum_{(r,t)} free_{r,t} mu_{r,t} + cap * lambda
+                    + sum_d count_d * min(penalty_d, min_{o of d} (c_o - gpus_o * run_mu_o
+                                                                    - carbon_kg_o * lambda))
+
+so a round stopped by its time limit still reports a proven bound. With mu = lambda = 0 it is
+the trivial bound sum_d count_d min(penalty_d, min_o c_o); at the LP optimum it equals the LP
+bound (strong duality).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from optimization.allocation_matrix import AllocationLayout
+from optimization.problem import AllocationProblem, trivial_lower_bound
+from optimization.solver import MatrixLP, SolverOptions, SolveStatus
+
+INITIAL_OPTIONS_PER_DEMAND = 4
+ADDED_PER_DEMAND_PER_ROUND = 4
+MAX_PRICING_ROUNDS = 200
+RC_TOLERANCE = 1e-7
+MIN_SOLVE_BUDGET_S = 0.05
+
+
+class Master:
+    """The restricted LP/MIP over a growing subset of options, held in one MatrixLP.
+
+    Columns follow :class:`AllocationLayout`: deferrals first, then each added option.
+    """
+
+    def __init__(self, layout: AllocationLayout, options: SolverOptions) -> None:
+        self.layout = layout
+        self.p = layout.problem
+        self.lp: MatrixLP = layout.new_lp(options)
+        self.columns = np.zeros(0, dtype=np.int64)  # option index of column n_d + k
+        self.column_of = np.full(self.p.n_options, -1, dtype=np.int64)  # -1: not held
+
+    @property
+    def in_master(self) -> np.ndarray:
+        return self.column_of >= 0
+
+    def add(self, options: np.ndarray, *, integer: bool = False) -> None:
+        options = np.unique(options)
+        options = options[self.column_of[options] < 0]
+        if not len(options):
+            return
+        self.layout.option_columns(options).add_to(self.lp, integer=integer)
+        self.column_of[options] = self.p.n_demands + len(self.columns) + np.arange(len(options))
+        self.columns = np.concatenate([self.columns, options])
+
+    def split(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A master solution vector as (jobs per option, jobs deferred per demand)."""
+        n_d = self.p.n_demands
+        option_x = np.zeros(self.p.n_options)
+        option_x[self.columns] = z[n_d:]
+        return option_x, z[:n_d]
+
+
+@dataclass(frozen=True)
+class PricedLP:
+    """The master LP after pricing: its solution, duals, reduced costs of all options."""
+
+    objective_usd: float
+    option_x: np.ndarray  # per option
+    row_duals: np.ndarray
+    reduced_cost_usd: np.ndarray  # per option
+    complete: bool  # no option prices out: objective_usd is the LP optimum over all options
+    bound_usd: float  # best valid lower bound on the MILP found so far
+
+
+@dataclass(frozen=True)
+class Relaxation:
+    """Column generation's outcome: the master (to dive in) and its last priced LP (None when
+    not even the first master LP was solved in time; ``bound_usd`` is then the trivial one)."""
+
+    master: Master
+    priced: PricedLP | None
+    bound_usd: float
+
+
+def _split_duals(layout: AllocationLayout, row_duals: np.ndarray):
+    """(balance y, capacity mu per flat cell <= 0, carbon lambda <= 0) from HiGHS row duals."""
+    p = layout.problem
+    n_d, first = p.n_demands, layout.first_capacity_row
+    mu = np.zeros(p.n_resources * p.n_slots)
+    mu[layout.cells] = np.minimum(row_duals[first: first + len(layout.cells)], 0.0)
+    lam = 0.0 if layout.carbon_row is None else min(float(row_duals[layout.carbon_row]), 0.0)
+    return row_duals[:n_d], mu, lam
+
+
+def priced_costs(layout: AllocationLayout, mu: np.ndarray, lam: float) -> np.ndarray:
+    """c_o - gpus_o * sum_{t in run(o)} mu_{r(o),t} - carbon_kg_o * lambda for every option."""
+    p = layout.problem
+    prefix = np.zeros((p.n_resources, p.n_slots + 1))
+    np.cumsum(mu.reshape(p.n_resources, p.n_slots), axis=1, out=prefix[:, 1:])
+    run_mu = (prefix[p.option_resource, p.option_start + p.option_slots]
+              - prefix[p.option_resource, p.option_start])
+    return p.option_cost_usd - p.option_gpus * run_mu - p.option_carbon_kg * lam
+
+
+def reduced_costs(layout: AllocationLayout, row_duals: np.ndarray) -> np.ndarray:
+    """rc_o for every option from the master's row duals (HiGHS: rc = c - A'y)."""
+    y, mu, lam = _split_duals(layout, row_duals)
+    return priced_costs(layout, mu, lam) - y[layout.problem.option_demand]
+
+
+def lagrangian_bound(layout: AllocationLayout, mu: np.ndarray, lam: float) -> float:
+    """L(mu, lambda) of the module docstring: a lower bound for any mu <= 0, lambda <= 0."""
+    p = layout.problem
+    per_demand = p.deferral_penalty_usd.astype(float).copy()
+    np.minimum.at(per_demand, p.option_demand, priced_costs(layout, mu, lam))
+    cap = 0.0 if p.carbon_cap_kg is None else float(p.carbon_cap_kg) * lam
+    return float(p.capacity_gpus.reshape(-1) @ mu + cap + p.demand_count @ per_demand)
+
+
+def cheapest_per_demand(p: AllocationProblem, score: np.ndarray, k: int,
+                        among: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the ``k`` lowest-scoring options of each demand (optionally among a mask)."""
+    idx = np.arange(p.n_options) if among is None else np.flatnonzero(among)
+    if not len(idx):
+        return idx
+    order = idx[np.lexsort((score[idx], p.option_demand[idx]))]
+    demand = p.option_demand[order]
+    first = np.searchsorted(demand, demand, side="left")
+    rank = np.arange(len(order)) - first
+    return order[rank < k]
+
+
+def price_and_solve(master: Master, deadline: float, bound_usd: float, *,
+                    lp_is_bound: bool = True) -> PricedLP | None:
+    """Re-solve the master, adding priced-out options until none has negative reduced cost or
+    the deadline passes (then ``complete`` is False). None when the master LP itself fails.
+
+    ``lp_is_bound``: the master's bounds are the problem's own, so its complete LP optimum
+    bounds the MILP (False while diving has fixed jobs; the Lagrangian bound stays valid).
+    """
+    layout = master.layout
+    last: PricedLP | None = None
+    for _ in range(MAX_PRICING_ROUNDS):
+        budget = deadline - time.perf_counter()
+        if budget < MIN_SOLVE_BUDGET_S and last is not None:
+            return last
+        solved = master.lp.solve(max(budget, MIN_SOLVE_BUDGET_S))
+        if solved.result.status is not SolveStatus.OPTIMAL:
+            return last
+        y, mu, lam = _split_duals(layout, solved.row_duals)
+        priced = priced_costs(layout, mu, lam)
+        rc = priced - y[master.p.option_demand]
+        bound_usd = max(bound_usd, lagrangian_bound(layout, mu, lam))
+        improving = (rc < -RC_TOLERANCE) & ~master.in_master
+        option_x, _ = master.split(solved.x)
+        complete = not improving.any()
+        if complete and lp_is_bound:
+            bound_usd = max(bound_usd, solved.result.objective)
+        last = PricedLP(solved.result.objective, option_x, solved.row_duals, rc, complete,
+                        bound_usd)
+        if complete:
+            return last
+        master.add(cheapest_per_demand(master.p, rc, ADDED_PER_DEMAND_PER_ROUND, among=improving))
+    return last
+
+
+def solve_lp_by_columns(p: AllocationProblem, options: SolverOptions, deadline: float,
+                        layout: AllocationLayout | None = None) -> Relaxation:
+    """Column generation for the LP relaxation, stopped at ``deadline`` (perf_counter)."""
+    layout = AllocationLayout(p) if layout is None else layout
+    master = Master(layout, options)
+    master.add(cheapest_per_demand(p, p.option_cost_usd, INITIAL_OPTIONS_PER_DEMAND))
+    bound = trivial_lower_bound(p)  # L(0, 0)
+    priced = price_and_solve(master, deadline, bound)
+    return Relaxation(master, priced, bound if priced is None else priced.bound_usd)

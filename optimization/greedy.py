@@ -1,0 +1,103 @@
+"""A fast feasible plan: the incumbent every allocation method starts from.
+
+Demands are taken in order of their best *saving density*: the deferral penalty minus the
+cost of their first-choice option o* (the cheapest, unless a rank is given), per GPU-slot that
+option holds,
+
+    priority_d = (deferral_penalty_d - c_o*) / (gpus_o* x slots_o*),
+
+highest first (a job that saves much per unit of scarce capacity goes first, as in the
+greedy for knapsacks). Each job of the demand then takes the first (cheapest, or best ranked)
+of its options that is cheaper than deferring and whose every (resource, slot) cell still has
+room for its GPUs, and under a carbon cap whose emissions still fit in what is left of the cap;
+a job with no such option is deferred. The result always satisfies job_assignment_balance,
+gpu_capacity_limit and carbon_emission_cap.
+
+Vectorised within a demand: options are sorted once by (demand, cost), their occupied cells
+laid out contiguously, and the room of all of a demand's options is one ``minimum.reduceat``
+over the free-capacity vector. The Python loop runs over demands (and, for a demand of many
+jobs, over the options it fills), never over options one by one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from optimization.problem import AllocationProblem
+
+FIT_TOLERANCE = 1e-9
+
+
+def greedy_allocation(p: AllocationProblem, start: np.ndarray | None = None,
+                      option_rank: np.ndarray | None = None) -> np.ndarray:
+    """Jobs of each demand on each option (integer, per option) of the greedy plan.
+
+    ``start``: a feasible partial plan to complete (e.g. the rounded-down LP solution); its
+    jobs keep their options and their GPUs and emissions are taken first.
+    ``option_rank``: the order in which a job tries its options (default: cost; e.g. the LP's
+    reduced costs, which price the scarce capacity in). Only options cheaper than deferring
+    are tried either way.
+    """
+    x = np.zeros(p.n_options, dtype=np.int64)
+    if p.n_options == 0:
+        return x
+    cost = p.option_cost_usd
+    rank = cost if option_rank is None else np.asarray(option_rank, float)
+    free = p.capacity_gpus.reshape(-1).astype(float)
+    carbon_left = np.inf if p.carbon_cap_kg is None else float(p.carbon_cap_kg)
+    left = p.demand_count.astype(np.int64).copy()
+    if start is not None:
+        x = np.rint(start).astype(np.int64)
+        options, resources, slots_ = p.occupancy()
+        np.subtract.at(free, resources * p.n_slots + slots_, p.option_gpus[options] * x[options])
+        carbon_left -= float(p.option_carbon_kg @ x)
+        left -= np.bincount(p.option_demand, weights=x, minlength=p.n_demands).astype(np.int64)
+    worth = cost < p.deferral_penalty_usd[p.option_demand]
+    # by demand, options worth taking first, then by rank
+    order = np.lexsort((rank, ~worth, p.option_demand))
+    demand_of = p.option_demand[order]
+    bounds = np.searchsorted(demand_of, np.arange(p.n_demands + 1))
+    n_worth = np.bincount(p.option_demand, weights=worth, minlength=p.n_demands).astype(int)
+    sorted_cost = cost[order]
+    # Occupied cells of the sorted options, laid out one option after the other.
+    slots = p.option_slots[order]
+    cell_start = np.concatenate([[0], np.cumsum(slots)])
+    offset = np.arange(cell_start[-1]) - np.repeat(cell_start[:-1], slots)
+    owner = np.repeat(order, slots)
+    cells = p.option_resource[owner] * p.n_slots + p.option_start[owner] + offset
+    first = bounds[:-1]
+    has_option = bounds[1:] > first
+    best = np.full(p.n_demands, np.inf)
+    best[has_option] = sorted_cost[first[has_option]]
+    held = np.ones(p.n_demands)
+    lead = order[first[has_option]]
+    held[has_option] = p.option_gpus[lead] * p.option_slots[lead]
+    priority = (p.deferral_penalty_usd - best) / held
+    for d in np.argsort(-priority, kind="stable"):
+        a = bounds[d]
+        b = a + n_worth[d]  # only options cheaper than deferring are worth a GPU
+        remaining = int(left[d])
+        if b == a or remaining == 0:
+            continue
+        opts = order[a:b]
+        span = slice(cell_start[a], cell_start[b])
+        seg = cell_start[a:b] - cell_start[a]
+        own_cells = cells[span]
+        gpus = p.option_gpus[opts].astype(float)
+        carbon = p.option_carbon_kg[opts]
+        while remaining > 0:
+            room = np.minimum.reduceat(free[own_cells], seg)
+            fits = np.floor((room + FIT_TOLERANCE) / gpus)
+            if np.isfinite(carbon_left):
+                by_carbon = np.floor((carbon_left + FIT_TOLERANCE) / np.maximum(carbon, 1e-300))
+                fits = np.minimum(fits, np.where(carbon > 0, by_carbon, np.inf))
+            ok = np.flatnonzero(fits >= 1)
+            if not len(ok):
+                break
+            i = ok[0]
+            k = int(min(remaining, fits[i]))
+            x[opts[i]] += k
+            free[own_cells[seg[i]: seg[i] + slots[a + i]]] -= k * gpus[i]
+            carbon_left -= k * carbon[i]
+            remaining -= k
+    return x

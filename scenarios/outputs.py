@@ -1,0 +1,155 @@
+"""Writing a scenario's results to a folder: CSV tables, a JSON summary and PNG plots.
+
+A results folder is checked before any work starts (``prepare_out_dir``): it may be new, empty,
+or hold only files carbonfed writes (a re-run overwrites them); a folder holding anything else,
+or a path that is a file or cannot be written, is refused with one line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scenarios.runner import ScenarioResult
+from scenarios.tables import (
+    METRIC_LABELS,
+    jobs_table,
+    savings_table,
+    site_slots_table,
+    site_table,
+    summary_table,
+)
+from sites import InputError
+
+TABLES = ("jobs.csv", "site_slots.csv", "summary.csv", "savings.csv", "sites.csv")
+PLOTS = ("policies.png", "milp_load_vs_carbon.png")
+# Everything any carbonfed command writes into a results folder (safe to overwrite).
+KNOWN_OUTPUTS = frozenset({*TABLES, "summary.json", *PLOTS})
+
+
+def prepare_out_dir(out_dir: Path, option: str = "--out",
+                    known: frozenset[str] = KNOWN_OUTPUTS) -> None:
+    """Refuse, before any long work, a results folder that cannot or must not be written."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(option, str(out_dir), "is a file, not a folder")
+    if out_dir.is_dir():
+        foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in known)
+        if foreign:
+            raise InputError(option, str(out_dir), f"folder holds files carbonfed did not write "
+                             f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); "
+                             "choose a new or empty folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".carbonfed-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise InputError(option, str(out_dir), f"cannot write here ({error.strerror})") from None
+
+
+def write_outputs(result: ScenarioResult, out_dir: Path) -> list[Path]:
+    """Per-job, per-site-per-slot, per-site and summary tables (CSV), JSON and plots."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frames = {
+        "jobs.csv": jobs_table(result), "site_slots.csv": site_slots_table(result),
+        "summary.csv": summary_table(result), "savings.csv": savings_table(result),
+        "sites.csv": site_table(result),
+    }
+    written = []
+    for name, frame in frames.items():
+        frame.to_csv(out_dir / name, index=False)
+        written.append(out_dir / name)
+    s = result.run.scenario
+    document = {
+        "scenario": s.name,
+        "start": result.run.start.isoformat(),
+        "period_h": s.period_h,
+        "drain_h": s.drain_h,
+        "seed": s.seed,
+        "carbon_price_usd_per_t": s.carbon_price_usd_per_t,
+        "outside_option_region": result.run.setup.outside.region,
+        "policies": {n: x.as_dict() for n, x in result.summaries.items()},
+        "unfinished": {n: list(r.unfinished) for n, r in result.results.items()},
+        "savings": {x.metric: {"isolated": x.baseline, "milp": x.policy, "saved": x.saved,
+                               "saved_fraction": x.saved_fraction, "parts": x.parts}
+                    for x in result.savings},
+        "wall_time_s": result.wall_time_s,
+    }
+    (out_dir / "summary.json").write_text(json.dumps(json_safe(document), indent=2))
+    written.append(out_dir / "summary.json")
+    written += write_plots(result, out_dir)
+    return written
+
+
+def json_safe(value: object) -> object:
+    """NaN and infinities become null (JSON has no NaN); numpy scalars become plain numbers."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_plots(result: ScenarioResult, out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(result.summaries)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for ax, (key, label) in zip(axes, METRIC_LABELS.items(), strict=True):
+        values = [getattr(result.summaries[n], key) for n in names]
+        ax.bar(names, values, color=["#2b8a3e" if n == "milp" else "#868e96" for n in names])
+        ax.set_title(label)
+        ax.tick_params(axis="x", rotation=30)
+    fig.suptitle(f"{result.run.scenario.name}: totals per policy (all jobs, outside option "
+                 "included)")
+    fig.tight_layout()
+    totals = out_dir / "policies.png"
+    fig.savefig(totals, dpi=110)
+    plt.close(fig)
+
+    paths = [totals]
+    if "milp" in result.results:
+        paths.append(_load_plot(result, out_dir, plt))
+    return paths
+
+
+def _load_plot(result: ScenarioResult, out_dir: Path, plt: Any) -> Path:
+    """Small multiples, one panel per site: busy share of capacity and carbon intensity."""
+    slots = result.results["milp"].site_slots
+    sites = list(dict.fromkeys(slots["site"]))
+    columns = min(3, len(sites))
+    rows = math.ceil(len(sites) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 2.4 * rows), sharex=True,
+                             squeeze=False)
+    for ax, site in zip(axes.flat, sites, strict=False):
+        frame = slots[slots["site"] == site]
+        ax.fill_between(frame["time_h"], frame["utilization"], step="post", color="#0072B2",
+                        alpha=0.6, label="busy share of GPUs")
+        ax.set_ylim(0, 1.05)
+        ax.set_title(site, fontsize=9)
+        twin = ax.twinx()
+        twin.plot(frame["time_h"], frame["carbon_g_per_kwh"], color="#D55E00", lw=1,
+                  label="gCO2/kWh")
+        twin.tick_params(labelsize=7)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(sites):]:
+        ax.set_visible(False)
+    fig.suptitle(f"{result.run.scenario.name}: milp load (blue, share of each site's GPUs) "
+                 "against carbon intensity (orange, gCO2/kWh)", fontsize=10)
+    fig.supxlabel("hours from start", fontsize=9)
+    fig.tight_layout()
+    path = out_dir / "milp_load_vs_carbon.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
