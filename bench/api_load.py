@@ -71,8 +71,13 @@ async def one_agent(client: httpx.AsyncClient, site: str, token: str, rounds: in
     await asyncio.sleep(rng.uniform(0, interval_s))
     for sequence in range(1, rounds + 1):
         begun = time.perf_counter()
-        r = await client.put(f"/v1/sites/{site}/offer", json=offer(sequence, rng),
-                             headers=headers)
+        try:
+            r = await client.put(f"/v1/sites/{site}/offer", json=offer(sequence, rng),
+                                 headers=headers)
+        except httpx.TransportError:  # a timeout counts as an error (and its wait as latency)
+            latencies.append(time.perf_counter() - begun)
+            outcome["errors"] += 1
+            continue
         latencies.append(time.perf_counter() - begun)
         if r.status_code == 200:
             outcome["accepted"][site] = sequence

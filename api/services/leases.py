@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, or_, select, update
 from sqlalchemy.orm import Session
 
 from api.models import AssignmentRow, JobRow, OfferRow
@@ -59,7 +59,7 @@ def expire(s: Session, settings: Settings, wall_s: float) -> list[str]:
     expired = s.scalars(select(AssignmentRow).where(
         AssignmentRow.status.in_(LEASED),
         or_(AssignmentRow.renewed_at_s.is_(None),
-            and_(AssignmentRow.renewed_at_s < wall_s - settings.lease_s)),
+            AssignmentRow.renewed_at_s < wall_s - settings.lease_s),
     ))
     requeued += requeue(s, expired, wall_s, LEASE_EXPIRED)
     return requeued

@@ -97,8 +97,10 @@ class PlanningService:
             wall = self.ctx.clock.wall_s()
             now_h = self.ctx.clock.hours_at(wall)
             data = self._read(wall, now_h)
+            # the budget covers the whole round: what reading the database took is spent
+            budget_s = self.ctx.settings.solver_time_limit_s - (time.perf_counter() - begun)
             result = self.plan(data.sites, data.usable, data.offers, data.queue, now_h,
-                               data.reservations)
+                               data.reservations, budget_s)
             return self._record(result, data, now_h, wall, begun)
 
     def _read(self, wall: float, now_h: float) -> RoundInput:
@@ -128,17 +130,18 @@ class PlanningService:
                 JobRow.id.in_([a.job_id for a in live]))).all())
             # GPUs of live assignments the site's offer does not say it holds: never offered
             # twice (an offer lists the assignments whose GPUs it already left out).
+            holding = {site: set(offer_rows[site].holding or ()) for site in usable}
             reservations = [
                 Reservation(a.site_id, a.gpu_type, job_gpus[a.job_id], a.start_h,
                             a.start_h + a.transfer_h + a.runtime_h)
-                for a in live if a.site_id in usable
-                and a.id not in set(offer_rows[a.site_id].holding or ())
+                for a in live if a.site_id in usable and a.id not in holding[a.site_id]
             ]
         return RoundInput(sites, usable, offers, queue, reservations, queued, held, requeued)
 
     def plan(
         self, sites: Sequence[SiteSpec], usable: set[str], offers: dict[str, SiteOffer],
         queue: Sequence[Job], now_h: float, reservations: Sequence[Reservation] = (),
+        budget_s: float | None = None,
     ) -> PlannedRound:
         """The planner's answer for a round (pure: no database), exposed for tests."""
         st = self.ctx.settings
@@ -151,7 +154,8 @@ class PlanningService:
             return PlannedRound(fed, round_, None, "empty-queue")
         if not fed.resources or not np.asarray(round_.free_gpus).any():
             return PlannedRound(fed, round_, None, "no-capacity")
-        found = anytime_plan(fed, round_, queue, self.config, st.solver_time_limit_s)
+        budget = st.solver_time_limit_s if budget_s is None else budget_s
+        found = anytime_plan(fed, round_, queue, self.config, budget)
         return PlannedRound(fed, round_, found.plan, found.status, found.method)
 
     def _record(self, result: PlannedRound, data: RoundInput, now_h: float,

@@ -8,7 +8,7 @@ with it and receives its site token. The enrolled fleet bounds every later offer
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -101,7 +101,7 @@ class SiteService:
         return schemas.Enrolled(site=out, enrolment_token=token)
 
     def _admin_change(self, site_id: str, allowed: tuple[SiteState, ...], what: str,
-                      change) -> schemas.SiteOut:
+                      change: Callable[[Session, SiteRow, float], None]) -> schemas.SiteOut:
         wall = self.ctx.clock.wall_s()
         with self.ctx.db.write() as s:
             row = s.get(SiteRow, site_id)
