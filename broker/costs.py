@@ -9,6 +9,8 @@ broker's API and the market all call these functions; nothing else multiplies kW
     carbon_cost_usd   = carbon_kg x carbon price (USD/t) / 1000
     transfer_cost_usd = data set (GB) x egress price at home (USD/GB), when a job moves
     total_cost_usd    = energy_cost_usd + transfer_cost_usd + carbon_cost_usd
+    delay_cost_usd    = delay cost (USD per GPU-hour) x GPUs x hours from submission (or
+                        from now, for a plan) to completion: the planner's price of waiting
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ def total_cost_usd(
 ) -> Q:
     """What a run costs at a carbon price: energy + transfer + carbon."""
     return energy_cost_usd + transfer_cost_usd + carbon_cost_usd(carbon_kg, carbon_price_usd_per_t)
+
+
+def delay_cost_usd(gpus: Q, hours: Q, delay_cost_usd_per_gpu_h: float) -> Q:
+    return delay_cost_usd_per_gpu_h * gpus * hours
 
 
 def cost_per_kwh_usd(price_usd_per_mwh: Q, carbon_g_per_kwh: Q, carbon_price_usd_per_t: float) -> Q:

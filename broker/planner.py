@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from broker.costs import emissions_kg, energy_cost_usd, transfer_cost_usd
+from broker.costs import delay_cost_usd, emissions_kg, energy_cost_usd, transfer_cost_usd
 from broker.federation import Federation
 from broker.jobs import Job
 from broker.offers import RoundOffers
@@ -171,14 +171,15 @@ def build_round_problem(
         option_energy_cost_usd=energy_cost_usd(option_kwh, price),
         option_carbon_kg=emissions_kg(option_kwh, carbon),
         option_transfer_cost_usd=transfer_usd[pair],
-        option_delay_cost_usd=config.delay_cost_usd_per_gpu_h * option_gpus * completion_rel_h,
+        option_delay_cost_usd=delay_cost_usd(option_gpus, completion_rel_h,
+                                             config.delay_cost_usd_per_gpu_h),
         carbon_price_usd_per_kg=usd_per_t_to_usd_per_kg(config.carbon_price_usd_per_t),
         carbon_cap_kg=config.carbon_cap_kg,
     )
     # Deferring must look worse than any option: the dearest option plus a horizon of delay.
     dearest = np.zeros(len(reps))
     np.maximum.at(dearest, problem.option_demand, problem.option_cost_usd)
-    penalty = dearest + config.delay_cost_usd_per_gpu_h * gpus * horizon * slot_h
+    penalty = dearest + delay_cost_usd(gpus, horizon * slot_h, config.delay_cost_usd_per_gpu_h)
     problem = dataclasses.replace(problem, deferral_penalty_usd=penalty)
     return RoundProblem(problem=problem, demands=demands)
 

@@ -94,7 +94,7 @@ def implied_price(emissions_kg_at: Callable[[float], float], cap_kg: float,
             raise InputError("--cap-t", f"{cap_kg / KG_PER_T:g}",
                              f"unreachable: the lowest emissions the federation reaches (at "
                              f"{MAX_PRICE_USD_PER_T:,.0f} USD/t) are "
-                             f"{at_hi / KG_PER_T:.4f} t")
+                             f"{at_hi / KG_PER_T:.6g} t")
         lo, hi = hi, min(hi * 4, MAX_PRICE_USD_PER_T)
         at_hi = emissions(hi)
     while hi - lo > tolerance_usd_per_t:

@@ -3,7 +3,8 @@
 Settlement and the payment schemes read this: every job the federation ran (its home, its
 host, its pool and hours, its kWh, kg and USD) and, per site, what it pays before any
 settlement (``base_usd``): the grid bills of what it hosts (energy, and carbon at the price
-in force) plus the egress and the outside option of its own jobs. The bases sum to c(N).
+in force) plus the egress, the delay cost and the outside option of its own jobs. The bases
+sum to c(N).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from broker.costs import carbon_cost_usd
+from broker.costs import carbon_cost_usd, delay_cost_usd
 from broker.period_plan import PeriodOutcome, PeriodProblem
 from broker.simulation import SimulationResult, SimulationSetup
 
@@ -34,6 +35,8 @@ class HostedJob:
     energy_cost_usd: float
     carbon_cost_usd: float
     transfer_cost_usd: float
+    delay_cost_usd: float  # borne by the home: its job waited
+    share: float = 1.0  # the part of the job (the fluid period plan may split one)
 
     @property
     def remote(self) -> bool:
@@ -62,7 +65,8 @@ class GrandOutcome:
 
 
 def from_simulation(setup: SimulationSetup, result: SimulationResult,
-                    carbon_price_usd_per_t: float) -> GrandOutcome:
+                    carbon_price_usd_per_t: float,
+                    delay_cost_usd_per_gpu_h: float) -> GrandOutcome:
     fed = setup.federation
     sites = tuple(s.id for s in fed.sites)
     jobs = result.jobs
@@ -75,16 +79,23 @@ def from_simulation(setup: SimulationSetup, result: SimulationResult,
             carbon_kg=float(r["carbon_kg"]), energy_cost_usd=float(r["energy_cost_usd"]),
             carbon_cost_usd=float(carbon_cost_usd(r["carbon_kg"], carbon_price_usd_per_t)),
             transfer_cost_usd=float(r["transfer_cost_usd"]),
+            delay_cost_usd=float(delay_cost_usd(r["gpus"], r["completion_h"],
+                                                delay_cost_usd_per_gpu_h)),
         ) for r in jobs.to_dict("records"))
     slots = result.site_slots.groupby("site")[["carbon_kg", "energy_cost_usd"]].sum()
     outside = result.outside.groupby("home_site")[
         ["outside_cost_usd", "transfer_cost_usd", "carbon_kg"]].sum()
     transfer = jobs.groupby("home_site")["transfer_cost_usd"].sum()
+    delay = pd.Series([h.delay_cost_usd for h in hosted], index=[h.home for h in hosted],
+                      dtype=float).groupby(level=0).sum()
+    out_delay = outside_delay_usd(result.outside, delay_cost_usd_per_gpu_h).groupby(
+        result.outside["home_site"].to_numpy()).sum()
     base, emitted = {}, {}
     for s in sites:
         out = outside.loc[s] if s in outside.index else pd.Series(0.0, index=outside.columns)
         kg = float(slots.loc[s, "carbon_kg"] + out["carbon_kg"])
         base[s] = float(slots.loc[s, "energy_cost_usd"] + transfer.get(s, 0.0)
+                        + delay.get(s, 0.0) + out_delay.get(s, 0.0)
                         + out["outside_cost_usd"] + out["transfer_cost_usd"]
                         + carbon_cost_usd(kg, carbon_price_usd_per_t))
         emitted[s] = kg
@@ -94,30 +105,38 @@ def from_simulation(setup: SimulationSetup, result: SimulationResult,
 def from_plan(pp: PeriodProblem, outcome: PeriodOutcome,
               carbon_price_usd_per_t: float) -> GrandOutcome:
     sites = pp.site_ids
-    site_of = dict(enumerate(sites))
     hosted = []
     for p in outcome.placements:
-        host = site_of[int(pp.resource_site[p.resource])]
-        hours = p.gpu_hours / p.job.gpus
+        host = sites[int(pp.resource_site[p.resource])]
+        hours = p.gpu_hours / (p.fraction * p.job.gpus)
         hosted.append(HostedJob(
             job_id=p.job.id, home=p.job.home_site, host=host, resource=p.resource,
             gpus=p.job.gpus, run_from_h=p.start_h, run_to_h=p.start_h + hours,
             gpu_hours=p.gpu_hours, energy_kwh=p.energy_kwh, carbon_kg=p.carbon_kg,
             energy_cost_usd=p.energy_cost_usd,
             carbon_cost_usd=float(carbon_cost_usd(p.carbon_kg, carbon_price_usd_per_t)),
-            transfer_cost_usd=p.transfer_cost_usd))
-    outside = pp.outside.set_index("job_id").loc[list(outcome.outside_job_ids)]
+            transfer_cost_usd=p.transfer_cost_usd, delay_cost_usd=p.delay_cost_usd,
+            share=p.fraction))
     base = dict.fromkeys(sites, 0.0)
     emitted = dict.fromkeys(sites, 0.0)
     for h in hosted:
         base[h.host] += h.at_cost_usd
-        base[h.home] += h.transfer_cost_usd
+        base[h.home] += h.transfer_cost_usd + h.delay_cost_usd
         emitted[h.host] += h.carbon_kg
-    for row in outside.reset_index().to_dict("records"):
-        base[row["home_site"]] += (row["outside_cost_usd"] + row["transfer_cost_usd"]
-                                   + carbon_cost_usd(row["carbon_kg"], carbon_price_usd_per_t))
-        emitted[row["home_site"]] += row["carbon_kg"]
+    outside = pp.outside.set_index("job_id")
+    for job_id, fraction, delay in outcome.outside_jobs:
+        row = outside.loc[job_id]
+        base[row["home_site"]] += delay + fraction * float(
+            row["outside_cost_usd"] + row["transfer_cost_usd"]
+            + carbon_cost_usd(row["carbon_kg"], carbon_price_usd_per_t))
+        emitted[row["home_site"]] += fraction * float(row["carbon_kg"])
     return GrandOutcome(sites, tuple(hosted), base, emitted, carbon_price_usd_per_t)
+
+
+def outside_delay_usd(outside: pd.DataFrame, delay_cost_usd_per_gpu_h: float) -> pd.Series:
+    """The delay cost of jobs the cloud ran: their GPU-hours there (run from submission)."""
+    return pd.Series(delay_cost_usd(1.0, outside["gpu_hours"].to_numpy(float),
+                                    delay_cost_usd_per_gpu_h), index=outside.index)
 
 
 def capacity_rent_usd(job: HostedJob, prices_usd_per_gpu_slot: np.ndarray,
@@ -131,4 +150,4 @@ def capacity_rent_usd(job: HostedJob, prices_usd_per_gpu_slot: np.ndarray,
         lo, hi = t * slot_h, (t + 1) * slot_h
         overlap = max(0.0, min(hi, job.run_to_h) - max(lo, job.run_from_h))
         total += float(row[t]) * job.gpus * overlap / slot_h
-    return total
+    return job.share * total

@@ -9,7 +9,9 @@
   than ``simulate`` and weighs capacity fluidly within a slot.
 
 Both price carbon at the price in force and cover every job of S (the outside option serves
-what S cannot), so every c(S) is finite and comparable.
+what S cannot), so every c(S) is finite and comparable. c(S) is energy + carbon + transfer +
+outside option + the delay cost the planner charges for waiting (``broker.costs``): the
+problem the broker solves, and ``carbonfed run``'s total cost plus that delay cost.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 
 from broker.coalition import restrict_setup
+from broker.costs import delay_cost_usd
 from broker.period_plan import (
     PeriodPlanSettings,
     PeriodProblem,
@@ -30,7 +33,7 @@ from broker.planner import PlannerConfig
 from broker.policies import MilpPolicy
 from broker.simulation import SimulationSetup, run_simulation
 from broker.summary import summarize
-from market.outcome import GrandOutcome, from_plan, from_simulation
+from market.outcome import GrandOutcome, from_plan, from_simulation, outside_delay_usd
 from optimization import allocation_lp_duals
 
 
@@ -40,8 +43,8 @@ class CoalitionValue:
     cost_usd: float
     carbon_kg: float  # everything its jobs emitted, the outside option's included
     energy_kwh: float
-    jobs_served: int
-    jobs_unserved: int  # sent to the outside option
+    jobs_served: float  # the fluid plan may split a job between a pool and the cloud
+    jobs_unserved: float  # sent to the outside option
     status: str  # the solver's status (plan) or the rounds' worst (simulate)
 
 
@@ -103,14 +106,19 @@ class SimulateValuation(Valuation):
     def value(self, coalition: Sequence[str]) -> CoalitionValue:
         setup, result = self._simulate(coalition)
         s = summarize(result, self.config.carbon_price_usd_per_t)
+        rate = self.config.delay_cost_usd_per_gpu_h
+        delay = float(delay_cost_usd(result.jobs["gpus"], result.jobs["completion_h"],
+                                     rate).sum() + outside_delay_usd(result.outside, rate).sum())
         worst = "optimal" if s.rounds_feasible + s.rounds_failed == 0 else (
             "feasible" if s.rounds_failed == 0 else "failed")
-        return CoalitionValue(tuple(x.id for x in setup.federation.sites), s.total_cost_usd,
-                              s.carbon_kg, s.energy_kwh, s.jobs_finished, s.jobs_outside, worst)
+        return CoalitionValue(tuple(x.id for x in setup.federation.sites),
+                              s.total_cost_usd + delay, s.carbon_kg, s.energy_kwh,
+                              s.jobs_finished, s.jobs_outside, worst)
 
     def grand_outcome(self) -> GrandOutcome:
         setup, result = self._simulate(self.sites)
-        return from_simulation(setup, result, self.config.carbon_price_usd_per_t)
+        return from_simulation(setup, result, self.config.carbon_price_usd_per_t,
+                               self.config.delay_cost_usd_per_gpu_h)
 
 
 VALUATIONS: dict[str, type[Valuation]] = {"plan": PlanValuation, "simulate": SimulateValuation}

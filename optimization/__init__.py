@@ -3,7 +3,7 @@
 from optimization.allocation import build_allocation_model, solve_allocation_pyomo
 from optimization.duals import AllocationDuals, allocation_lp_duals
 from optimization.greedy import greedy_allocation
-from optimization.problem import AllocationProblem, AllocationSolution
+from optimization.problem import AllocationProblem, AllocationSolution, breakdown_usd
 from optimization.solve import ALLOCATION_METHODS, SOLVE_METHODS, solve_allocation
 from optimization.solver import SolveResult, SolverOptions, SolveStatus
 from optimization.status import relative_gap
@@ -18,6 +18,7 @@ __all__ = [
     "SolveStatus",
     "SolverOptions",
     "allocation_lp_duals",
+    "breakdown_usd",
     "build_allocation_model",
     "greedy_allocation",
     "relative_gap",

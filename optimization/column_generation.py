@@ -171,7 +171,7 @@ def price_and_solve(master: Master, deadline: float, bound_usd: float, *,
             bound_usd = max(bound_usd, solved.result.objective)
         last = PricedLP(solved.result.objective, option_x, solved.row_duals, rc, complete,
                         bound_usd)
-        if complete:
+        if complete or time.perf_counter() >= deadline:
             return last
         master.add(cheapest_per_demand(master.p, rc, ADDED_PER_DEMAND_PER_ROUND, among=improving))
     return last

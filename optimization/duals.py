@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -65,6 +65,7 @@ class AllocationDuals:
                                       option uses and where capacity does not bind
     demand_price_usd_per_job          y[d], marginal cost of one more job of demand d
     carbon_price_usd_per_kg           kappa >= 0 when a cap is set, else None
+    option_x                          the LP solution: (fractional) jobs per option
     """
 
     status: SolveStatus
@@ -73,6 +74,17 @@ class AllocationDuals:
     demand_price_usd_per_job: np.ndarray
     carbon_price_usd_per_kg: float | None
     message: str = ""
+    option_x: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    demand_count: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    option_demand: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+
+    @property
+    def deferred_x(self) -> np.ndarray:
+        """(Fractional) jobs of each demand the LP solution defers."""
+        if not len(self.option_x):
+            return np.zeros(0)
+        return self.demand_count - np.bincount(self.option_demand, weights=self.option_x,
+                                               minlength=len(self.demand_count))
 
 
 def allocation_lp_duals(problem: AllocationProblem, options: SolverOptions) -> AllocationDuals:
@@ -104,4 +116,7 @@ def allocation_lp_duals(problem: AllocationProblem, options: SolverOptions) -> A
         capacity_price_usd_per_gpu_slot=prices.reshape(p.capacity_gpus.shape),
         demand_price_usd_per_job=np.asarray(duals[: p.n_demands], float).copy(),
         carbon_price_usd_per_kg=carbon,
+        option_x=np.asarray(priced.option_x, float).copy(),
+        demand_count=p.demand_count,
+        option_demand=p.option_demand,
     )

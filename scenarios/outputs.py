@@ -28,7 +28,9 @@ from sites import InputError
 TABLES = ("jobs.csv", "site_slots.csv", "summary.csv", "savings.csv", "sites.csv")
 PLOTS = ("policies.png", "milp_load_vs_carbon.png")
 # Everything any carbonfed command writes into a results folder (safe to overwrite).
-KNOWN_OUTPUTS = frozenset({*TABLES, "summary.json", *PLOTS})
+KNOWN_OUTPUTS = frozenset({*TABLES, "summary.json", *PLOTS, "coalitions.csv", "shares.csv",
+                           "diagnostics.csv", "ledger.csv", "market.json", "game.json",
+                           "gains_by_scheme.png", "abatement_curve.png"})
 
 
 def prepare_out_dir(out_dir: Path, option: str = "--out",

@@ -22,6 +22,7 @@ from broker.outside import (
 )
 from broker.planner import PlannerConfig
 from broker.policy_registry import POLICIES
+from market.carbon_policy import CarbonPolicy, CarbonPolicyKind
 from optimization import SOLVE_METHODS
 from scenarios.signal_specs import ZoneSpec
 from scenarios.spec_base import Strict, one_of
@@ -158,6 +159,11 @@ class Scenario(Strict):
     drain_h: float = Field(48.0, ge=0, le=MAX_PERIOD_H)
     seed: int = Field(0, ge=0)  # numpy seeds are non-negative
     carbon_price_usd_per_t: float = Field(0.0, ge=0)
+    # How carbon is priced (``market.carbon_policy``): none, tax (the price above), or a
+    # federation-wide cap in tonnes per run, with or without trading of allowances.
+    carbon_policy: Literal["none", "tax", "cap", "cap-and-trade"] = "tax"
+    carbon_cap_t: float | None = Field(None, gt=0)
+    allowance_cut: float = Field(0.1, ge=0, lt=1)
     delay_cost_usd_per_gpu_h: float = Field(0.005, ge=0)
     transfer_gbps: float = Field(10.0, gt=0)
     temporal_max_wait_h: float = Field(24.0, ge=0)
@@ -173,9 +179,22 @@ class Scenario(Strict):
     sites: list[SiteSpecModel] = Field(min_length=1)
     workload: WorkloadSpec
 
+    @model_validator(mode="after")
+    def _cap_has_a_limit(self) -> Scenario:
+        if self.carbon_policy == "cap" and self.carbon_cap_t is None:
+            raise ValueError("carbon_policy 'cap' needs carbon_cap_t (tonnes per run)")
+        return self
+
+    def carbon_policy_spec(self) -> CarbonPolicy:
+        return CarbonPolicy(CarbonPolicyKind(self.carbon_policy), self.carbon_price_usd_per_t,
+                            self.carbon_cap_t, self.allowance_cut)
+
     def planner_config(self) -> PlannerConfig:
+        # a run prices carbon at the scenario's price (none: free); caps are analysed by
+        # `carbonfed market`, which finds the price that meets them
         return PlannerConfig.build(
-            carbon_price_usd_per_t=self.carbon_price_usd_per_t,
+            carbon_price_usd_per_t=0.0 if self.carbon_policy == "none"
+            else self.carbon_price_usd_per_t,
             delay_cost_usd_per_gpu_h=self.delay_cost_usd_per_gpu_h,
             max_wait_h=self.temporal_max_wait_h,
             method=self.solver.method,

@@ -13,6 +13,7 @@ from market.games.core import (
     least_core,
     least_core_epsilon,
     nearest_least_core_point,
+    tolerance,
 )
 from market.games.diagnostics import (
     AllocationDiagnostics,
@@ -72,4 +73,5 @@ __all__ = [
     "proportional_split",
     "sampled_shapley",
     "shapley_value",
+    "tolerance",
 ]

@@ -7,6 +7,7 @@ from scenarios.commands.agent import AgentCommand
 from scenarios.commands.base import Command
 from scenarios.commands.data import DataCommand
 from scenarios.commands.game import GameCommand
+from scenarios.commands.market import MarketCommand
 from scenarios.commands.run import RunCommand
 from scenarios.commands.scenarios import ScenariosCommand
 from scenarios.commands.serve import ServeCommand
@@ -19,5 +20,6 @@ COMMANDS["game"] = GameCommand()
 COMMANDS["serve"] = ServeCommand()
 COMMANDS["agent"] = AgentCommand()
 COMMANDS["data"] = DataCommand()
+COMMANDS["market"] = MarketCommand()
 COMMANDS["admin"] = AdminCommand()
 COMMANDS["db"] = DbCommand()
