@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from scenarios.commands.admin import AdminCommand, DbCommand
 from scenarios.commands.agent import AgentCommand
 from scenarios.commands.base import Command
 from scenarios.commands.data import DataCommand
@@ -22,3 +23,5 @@ COMMANDS["agent"] = AgentCommand()
 COMMANDS["data"] = DataCommand()
 COMMANDS["market"] = MarketCommand()
 COMMANDS["sweep"] = SweepCommand()
+COMMANDS["admin"] = AdminCommand()
+COMMANDS["db"] = DbCommand()
