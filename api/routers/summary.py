@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.auth import CurrentPrincipal, Service
+from api.auth import CurrentPrincipal, Summary
 from api.schemas import SummaryOut
 
 router = APIRouter(tags=["summary"])
 
 
 @router.get("/summary")
-def summary(service: Service, who: CurrentPrincipal) -> SummaryOut:
+def summary(summary: Summary, who: CurrentPrincipal) -> SummaryOut:
     """Metered on completed jobs, with the forecasts their sites advertised when planned."""
-    return service.summary()
+    return summary.summary()
