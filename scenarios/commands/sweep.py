@@ -23,8 +23,6 @@ from scenarios.scaleout import open_executor
 from scenarios.sweep import KEYS, grid, run_task, summarise
 from sites import InputError
 
-SWEEP_FILES = frozenset({"sweep.csv", "sweep.parquet", "sweep_summary.csv"})
-
 
 class SweepCommand(Command):
     help = "run a grid of scenario overrides x carbon prices x policies x seeds"
@@ -48,7 +46,7 @@ class SweepCommand(Command):
         if args.resume and args.out is None:
             raise InputError("--resume", "", "needs --out (the folder to resume)")
         if args.out is not None and not args.resume:
-            prepare_out_dir(args.out, known=SWEEP_FILES)
+            prepare_out_dir(args.out)
         loaded = load_scenario(args.scenario, data_dir(args.data))
         seeds = 1 if args.seeds == "1" else positive_int(args.seeds, "--seeds")
         policies = _policies(args.policies, loaded.scenario.policies)
