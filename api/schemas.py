@@ -266,6 +266,33 @@ class SummaryOut(Strict):
     by_site: list[SiteTotals]
 
 
+class LedgerRowOut(Strict):
+    """One job run away from home: its home pays its host (``market.ledger.LedgerRow``)."""
+
+    scheme: str
+    kind: str = Field(description="job (the live ledger has only job rows)")
+    round_h: float
+    payer: str
+    payee: str
+    job_id: str
+    gpu_hours: float
+    energy_kwh: float
+    carbon_kg: float
+    energy_usd: float
+    carbon_usd: float
+    transfer_usd: float = Field(description="egress the home paid to move the data set")
+    price_usd: float = Field(description="what the scheme adds to energy and carbon")
+    amount_usd: float = Field(description="what the payer pays the payee")
+
+
+class LedgerOut(Strict):
+    scheme: str
+    markup: float
+    carbon_price_usd_per_t: float
+    rows: list[LedgerRowOut]
+    balances_usd: dict[str, float] = Field(description="received minus paid, per site shown")
+
+
 class HealthOut(Strict):
     status: Literal["ok"]
     now_h: float

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     carbon_price_usd_per_t: float = Field(0.0, ge=0, description="carbon price in planning "
                                           "and the summary (USD/t CO2)")
     delay_cost_usd_per_gpu_h: float = Field(0.005, ge=0, description="as in scenarios")
+    ledger_markup: float = Field(0.1, ge=0, le=10, description="settlement (/v1/ledger): a "
+                                 "hosted job's home pays its host energy and carbon x (1 + "
+                                 "this), the cost-plus scheme")
     transfer_gbps: float = Field(10.0, gt=0, description="data-set transfer speed (Gbit/s)")
     solver_method: Literal["auto", "full", "lp-guided"] = Field("auto",
                                                                  description="MILP method")

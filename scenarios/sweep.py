@@ -21,11 +21,12 @@ import pandas as pd
 from scipy import stats
 
 from broker.policy_registry import POLICIES
-from broker.simulation import run_simulation
+from broker.simulation import SimulationResult, run_simulation
 from broker.summary import summarize
 from scenarios.build import build_run
 from scenarios.loader import parse_scenario
 from scenarios.market_tasks import ScenarioRef
+from scenarios.runner import run_policy
 from scenarios.scaleout import task_seed
 
 METRICS = ("jobs_finished", "jobs_outside", "energy_kwh", "carbon_kg", "total_cost_usd",
@@ -78,6 +79,22 @@ def run_task(task: RunTask) -> dict[str, Any]:
             "carbon_price_usd_per_t": run.config.carbon_price_usd_per_t,
             "policy": task.policy, "seed_index": task.seed_index, "seed": update["seed"],
             **{m: getattr(summary, m) for m in METRICS}}
+
+
+@dataclass(frozen=True)
+class PolicyTask:
+    """One policy of a scenario as it is (``carbonfed run --workers``)."""
+
+    scenario: ScenarioRef
+    policy: str
+
+
+def policy_task(task: PolicyTask) -> SimulationResult:
+    """The policy's whole simulation result (runs on a worker; a few MB at most)."""
+    ref = task.scenario
+    loaded = parse_scenario(ref.text, ref.source, Path(ref.base_dir),
+                            Path(ref.data_dir) if ref.data_dir else None)
+    return run_policy(build_run(loaded), task.policy)
 
 
 def grid(scenario: ScenarioRef, policies: Sequence[str], prices: Sequence[float | None],

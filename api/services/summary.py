@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from sqlalchemy import func, select
 
 from api import schemas
 from api.models import AssignmentRow, JobRow, PlanRoundRow, SiteRow
 from api.services.context import Context
 from api.states import LIVE, AssignmentStatus, SiteState
-from broker.costs import total_cost_usd
+from broker.costs import carbon_cost_usd, total_cost_usd
+from market.ledger import balances, job_rows
+from market.outcome import GrandOutcome, HostedJob
+from market.schemes import SchemeInputs
+
+LEDGER_SCHEME = "cost-plus"  # the live broker has no coalition values: a per-job price
 
 TOTALS = ("energy_kwh", "carbon_kg", "energy_cost_usd", "transfer_cost_usd", "total_cost_usd")
 
@@ -44,6 +51,41 @@ class SummaryService:
         total = {k: sum(getattr(t, k) for t in by_site) for k in TOTALS}
         return schemas.SummaryOut(now_h=self.ctx.clock.now_h(), carbon_price_usd_per_t=price,
                                   jobs=jobs, by_site=by_site, **total)
+
+    def ledger(self, site_id: str | None = None) -> schemas.LedgerOut:
+        """Cost-plus settlement of the completed jobs that ran away from home.
+
+        ``site_id``: only the rows where that site pays or is paid (and only its balance).
+        """
+        st = self.ctx.settings
+        price = st.carbon_price_usd_per_t
+        a = AssignmentRow
+        with self.ctx.db.read() as s:
+            done = s.execute(
+                select(a.job_id, JobRow.home_site, a.site_id, JobRow.gpus, a.start_h,
+                       a.transfer_h, a.runtime_h, a.energy_kwh, a.carbon_kg,
+                       a.energy_cost_usd, a.transfer_cost_usd)
+                .join(JobRow, JobRow.id == a.job_id)
+                .where(a.status == AssignmentStatus.COMPLETED, a.site_id != JobRow.home_site)
+                .order_by(a.id)).all()
+        hosted = tuple(HostedJob(
+            job_id=job, home=home, host=host, resource=-1, gpus=gpus,
+            run_from_h=start + transfer_h, run_to_h=start + transfer_h + runtime_h,
+            gpu_hours=gpus * runtime_h, energy_kwh=kwh, carbon_kg=kg, energy_cost_usd=usd,
+            carbon_cost_usd=float(carbon_cost_usd(kg, price)), transfer_cost_usd=transfer_usd,
+            delay_cost_usd=0.0)
+            for job, home, host, gpus, start, transfer_h, runtime_h, kwh, kg, usd, transfer_usd
+            in done)
+        outcome = GrandOutcome((), hosted, {}, {}, price)
+        rows = job_rows(LEDGER_SCHEME, SchemeInputs(None, outcome, (), st.ledger_markup))
+        if site_id is not None:
+            rows = [r for r in rows if site_id in (r.payer, r.payee)]
+        owed = balances(rows)
+        if site_id is not None:
+            owed = {site_id: owed.get(site_id, 0.0)}
+        return schemas.LedgerOut(
+            scheme=LEDGER_SCHEME, markup=st.ledger_markup, carbon_price_usd_per_t=price,
+            rows=[schemas.LedgerRowOut(**asdict(r)) for r in rows], balances_usd=owed)
 
     def health(self) -> schemas.HealthOut:
         st = self.ctx.settings

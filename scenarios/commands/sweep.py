@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from scenarios.commands.base import Command
-from scenarios.commands.market import _numbers, _positive_int
+from scenarios.commands.options import add_executor_arguments, numbers, positive_int
 from scenarios.commands.run import data_dir
 from scenarios.loader import load_scenario
 from scenarios.market_tasks import ScenarioRef
@@ -22,15 +22,6 @@ from scenarios.progress import progress_reporter
 from scenarios.scaleout import open_executor
 from scenarios.sweep import KEYS, grid, run_task, summarise
 from sites import InputError
-
-SWEEP_FILES = frozenset({"sweep.csv", "sweep.parquet", "sweep_summary.csv"})
-
-
-def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workers", type=int, metavar="N",
-                        help="run on a local Dask cluster of N worker processes")
-    parser.add_argument("--scheduler", metavar="ADDR",
-                        help="run on a running Dask cluster (tcp://host:8786)")
 
 
 class SweepCommand(Command):
@@ -55,11 +46,11 @@ class SweepCommand(Command):
         if args.resume and args.out is None:
             raise InputError("--resume", "", "needs --out (the folder to resume)")
         if args.out is not None and not args.resume:
-            prepare_out_dir(args.out, known=SWEEP_FILES)
+            prepare_out_dir(args.out)
         loaded = load_scenario(args.scenario, data_dir(args.data))
-        seeds = 1 if args.seeds == "1" else _positive_int(args.seeds, "--seeds")
+        seeds = 1 if args.seeds == "1" else positive_int(args.seeds, "--seeds")
         policies = _policies(args.policies, loaded.scenario.policies)
-        prices: list[float | None] = (list(_numbers(args.carbon_prices, "--carbon-prices"))
+        prices: list[float | None] = (list(numbers(args.carbon_prices, "--carbon-prices"))
                                       if args.carbon_prices else [None])
         tasks = grid(ScenarioRef.of(loaded), policies, prices, seeds,
                      _overrides(args.set, loaded.scenario))
