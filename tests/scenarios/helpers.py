@@ -161,3 +161,16 @@ def synthetic_text(seed: int = 3, policies: str = ALL_POLICIES) -> str:
 
 def build_from_text(text: str, base_dir: Path | None = None) -> ScenarioRun:
     return build_run(parse_scenario(text, "test.yaml", base_dir or Path.cwd()))
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    """``carbonfed ARGV`` in this process: (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from scenarios.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()

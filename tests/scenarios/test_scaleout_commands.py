@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 import os
@@ -16,20 +14,12 @@ import pandas as pd
 import pytest
 from distributed import Client, LocalCluster
 
-from scenarios.cli import main
 from scenarios.loader import load_scenario
 from scenarios.market_tasks import ScenarioRef
 from scenarios.scaleout import DaskExecutor, InProcessExecutor
 from scenarios.sweep import grid, run_task, summarise
 from tests.broker.test_outside import SCENARIO as THREE_SITES
-from tests.scenarios.helpers import synthetic_text
-
-
-def run_cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
+from tests.scenarios.helpers import run_cli, synthetic_text
 
 
 @pytest.fixture(scope="module")
