@@ -210,12 +210,10 @@ def _slack_cells(p: AllocationProblem, alive: np.ndarray, occ_option: np.ndarray
     A job takes at most one option, so the most a cell can ever hold is the GPUs of every job
     of every demand with an alive option running in it.
     """
-    n_cells = p.n_resources * p.n_slots
     held = alive[occ_option]
-    pairs = np.unique(p.option_demand[occ_option[held]] * n_cells + occ_cell[held])
-    demand, cell = np.divmod(pairs, n_cells)
-    most = np.bincount(cell, weights=p.demand_count[demand] * demand_gpus[demand],
-                       minlength=n_cells)
+    touches = np.zeros((p.n_demands, p.n_resources * p.n_slots), dtype=bool)
+    touches[p.option_demand[occ_option[held]], occ_cell[held]] = True
+    most = (p.demand_count * demand_gpus) @ touches
     return most <= p.capacity_gpus.reshape(-1) + 1e-9
 
 
