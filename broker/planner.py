@@ -24,6 +24,8 @@ from optimization import (
     AllocationSolution,
     SolverOptions,
     SolveStatus,
+    greedy_allocation,
+    relative_gap,
     solve_allocation,
 )
 from optimization.problem import breakdown_usd, deferred_of, plan_cost_usd
@@ -187,6 +189,12 @@ def build_round_problem(
     return RoundProblem(problem=problem, demands=demands)
 
 
+# The most the rest of a round may be let off (see ``_rest_options``): where the settled jobs
+# dwarf the rest, a loose rest would still meet the round's gap but plan the contested jobs
+# badly, and those are the ones worth planning.
+MAX_REST_MIP_GAP = 0.05
+
+
 @dataclass(frozen=True)
 class Presolved:
     """An exact reduction of a round's problem (``presolve_round``).
@@ -294,6 +302,27 @@ def presolve_round(p: AllocationProblem, max_passes: int = 8) -> Presolved:
     return Presolved(settled, rest, rest_options, rest_demands)
 
 
+def _rest_options(p: AllocationProblem, reduced: Presolved,
+                  options: SolverOptions) -> SolverOptions:
+    """The solver options for what the presolve left: the round's MIP gap, restated for it.
+
+    The MIP gap is relative to the round's objective, and the settled jobs' cost is part of it
+    at zero gap: proving the rest to ``gap x (settled + rest) / rest`` proves the round to
+    ``gap``. The rest's optimum is not known beforehand; its greedy plan's cost is an upper
+    estimate, which only makes the restated gap tighter than it need be.
+    """
+    settled_usd = float(p.option_cost_usd @ reduced.settled)
+    if options.mip_gap == 0 or settled_usd <= 0 or reduced.rest is None:
+        return options
+    rest = reduced.rest
+    greedy = greedy_allocation(rest)
+    upper = plan_cost_usd(rest, greedy, deferred_of(rest, greedy))
+    if not upper > 0:
+        return options
+    gap = min(options.mip_gap * (settled_usd + upper) / upper, MAX_REST_MIP_GAP)
+    return dataclasses.replace(options, mip_gap=max(gap, options.mip_gap))
+
+
 def solve_round(p: AllocationProblem, options: SolverOptions, method: str) -> AllocationSolution:
     """Presolve (``presolve_round``), solve what is left, and answer for the full problem.
 
@@ -307,13 +336,16 @@ def solve_round(p: AllocationProblem, options: SolverOptions, method: str) -> Al
         status, message = SolveStatus.OPTIMAL, "presolve settled every job"
         build_s = solve_s = rest_bound = 0.0
     else:
-        sub = solve_allocation(reduced.rest, options, method=method)
+        sub = solve_allocation(reduced.rest, _rest_options(p, reduced, options), method=method)
         x[reduced.rest_options] += sub.option_count
         status, message = SolveStatus(sub.status), sub.message
         build_s, solve_s, rest_bound = sub.build_time_s, sub.solve_time_s, sub.bound_usd
     deferred = deferred_of(p, x)
     objective = plan_cost_usd(p, x, deferred)
     settled_usd = float(p.option_cost_usd @ reduced.settled)
+    if status is SolveStatus.OPTIMAL and (
+            relative_gap(objective, settled_usd + rest_bound) > options.mip_gap + 1e-12):
+        status = SolveStatus.FEASIBLE  # the rest met its own gap but not the round's
     presolve_s = time.perf_counter() - started - build_s - solve_s
     return AllocationSolution(
         status=status, option_count=x, deferred_count=deferred, objective_usd=objective,

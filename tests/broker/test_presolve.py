@@ -9,8 +9,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from broker.planner import presolve_round, solve_round
-from optimization import AllocationProblem, SolverOptions, SolveStatus, solve_allocation
+from broker.planner import MAX_REST_MIP_GAP, _rest_options, presolve_round, solve_round
+from optimization import (
+    AllocationProblem,
+    SolverOptions,
+    SolveStatus,
+    relative_gap,
+    solve_allocation,
+)
 from optimization.problem import deferred_of, plan_cost_usd
 
 EXACT = SolverOptions(time_limit_s=20.0, mip_gap=0.0, threads=1)
@@ -144,3 +150,36 @@ def test_a_carbon_cap_turns_the_presolve_off():
     assert reduced.rest is p
     reference = solve_allocation(p, EXACT, method="full")
     assert solve_round(p, EXACT, "full").objective_usd == pytest.approx(reference.objective_usd)
+
+
+def settled_plus_contested() -> AllocationProblem:
+    """Pool 0 (8 GPUs) takes demand 0 whatever happens: settled at 9 USD. Pool 1 (1 GPU) is
+    contested by demands 1 and 2 (1 USD each; deferring costs 5 and 9 USD): the rest."""
+    return AllocationProblem(
+        capacity_gpus=np.array([[8.0], [1.0]]), demand_count=np.array([1, 1, 1]),
+        deferral_penalty_usd=np.array([20.0, 5.0, 9.0]),
+        option_demand=np.array([0, 1, 2]), option_resource=np.array([0, 1, 1]),
+        option_start=np.array([0, 0, 0]), option_slots=np.array([1, 1, 1]),
+        option_gpus=np.array([1, 1, 1]), option_energy_kwh=np.ones(3),
+        option_energy_cost_usd=np.array([9.0, 1.0, 1.0]), option_carbon_kg=np.zeros(3),
+        option_transfer_cost_usd=np.zeros(3), option_delay_cost_usd=np.zeros(3),
+    )
+
+
+def test_the_rest_gets_the_rounds_gap_restated_for_its_smaller_objective():
+    p = settled_plus_contested()
+    reduced = presolve_round(p)
+    assert reduced.settled.tolist() == [1, 0, 0]
+    assert reduced.rest_demands.tolist() == [1, 2]
+    # greedy on the rest: demand 2 first (saves 8 USD), demand 1 deferred: 1 + 5 = 6 USD.
+    # The round's 1% of (9 + 6) is 2.5% of the rest's 6.
+    rest = _rest_options(p, reduced, SolverOptions(10.0, 0.01, 1))
+    assert rest.mip_gap == pytest.approx(0.01 * 15 / 6)
+    # let off at most to MAX_REST_MIP_GAP, and never held tighter than the round asks
+    assert _rest_options(p, reduced, SolverOptions(10.0, 0.03, 1)).mip_gap == MAX_REST_MIP_GAP
+    assert _rest_options(p, reduced, SolverOptions(10.0, 0.2, 1)).mip_gap == 0.2
+    assert _rest_options(p, reduced, EXACT).mip_gap == 0.0
+    solution = solve_round(p, SolverOptions(10.0, 0.01, 1), "full")
+    assert solution.status is SolveStatus.OPTIMAL
+    assert solution.objective_usd == pytest.approx(15.0)
+    assert relative_gap(solution.objective_usd, solution.bound_usd) <= 0.01
