@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -83,6 +84,13 @@ class PeriodProblem:
     site_ids: tuple[str, ...]
     outside: pd.DataFrame  # the outside option's figures per job, in ``jobs`` order
     settings: PeriodPlanSettings
+
+    @cached_property
+    def grand_columns(self) -> np.ndarray:
+        """Options the grand coalition's LP uses: a warm start for every smaller coalition
+        (most of its options are still in the sub-problem and still good)."""
+        lp = allocation_lp_duals(self.problem, self.settings.solver)
+        return np.flatnonzero(lp.option_x > FRACTION_TOLERANCE)
 
 
 @dataclass(frozen=True)
@@ -214,6 +222,20 @@ def coalition_problem(pp: PeriodProblem, site_ids: Collection[str],
     return AllocationProblem(**fields), keep_jobs
 
 
+def _kept_columns(pp: PeriodProblem, site_ids: Collection[str]) -> np.ndarray:
+    """The grand LP's columns that survive in the coalition's problem, renumbered."""
+    members = np.array([s in site_ids for s in pp.site_ids])
+    if members.all():
+        return np.zeros(0, dtype=int)  # the grand coalition itself: nothing to start from
+    p = pp.problem
+    pool_site = np.append(pp.resource_site, -1)[p.option_resource]
+    keep = ((is_cloud(pp, p.option_resource) | members[np.maximum(pool_site, 0)])
+            & members[pp.home[p.option_demand]])
+    position = np.cumsum(keep) - 1
+    columns = pp.grand_columns
+    return position[columns[keep[columns]]]
+
+
 def solve_coalition(pp: PeriodProblem, site_ids: Collection[str],
                     carbon_cap_kg: float | None = None) -> PeriodOutcome:
     """Plan coalition ``site_ids`` over the period (the fluid plan) and read off its value."""
@@ -221,7 +243,7 @@ def solve_coalition(pp: PeriodProblem, site_ids: Collection[str],
     members = tuple(s for s in pp.site_ids if s in site_ids)
     if problem.n_demands == 0:  # a coalition of sites without jobs costs nothing
         return PeriodOutcome(members, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, SolveStatus.OPTIMAL, (), ())
-    lp = allocation_lp_duals(problem, pp.settings.solver)
+    lp = allocation_lp_duals(problem, pp.settings.solver, _kept_columns(pp, site_ids))
     if not lp.status.has_solution:
         raise RuntimeError(f"coalition {sorted(site_ids)}: no plan ({lp.message})")
     x = lp.option_x

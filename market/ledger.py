@@ -44,8 +44,9 @@ class LedgerRow:
     amount_usd: float
 
 
-def ledger_rows(inputs: SchemeInputs, result: SchemeResult) -> list[LedgerRow]:
-    scheme = SCHEMES[result.scheme]
+def job_rows(scheme_name: str, inputs: SchemeInputs) -> list[LedgerRow]:
+    """One row per job run away from home, paid as the scheme says (at cost for rules)."""
+    scheme = SCHEMES[scheme_name]
     rows = []
     for job in inputs.outcome.hosted:
         if not job.remote:
@@ -53,9 +54,15 @@ def ledger_rows(inputs: SchemeInputs, result: SchemeResult) -> list[LedgerRow]:
         amount = (scheme.payment_usd(job, inputs) if isinstance(scheme, PaymentScheme)
                   else job.at_cost_usd)
         rows.append(LedgerRow(
-            result.scheme, "job", job.run_from_h, job.home, job.host, job.job_id,
+            scheme_name, "job", job.run_from_h, job.home, job.host, job.job_id,
             job.gpu_hours, job.energy_kwh, job.carbon_kg, job.energy_cost_usd,
             job.carbon_cost_usd, job.transfer_cost_usd, amount - job.at_cost_usd, amount))
+    return rows
+
+
+def ledger_rows(inputs: SchemeInputs, result: SchemeResult) -> list[LedgerRow]:
+    scheme = SCHEMES[result.scheme]
+    rows = job_rows(result.scheme, inputs)
     if not isinstance(scheme, PaymentScheme):
         have = balances(rows)
         for site in inputs.outcome.sites:

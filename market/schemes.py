@@ -40,7 +40,7 @@ from market.outcome import GrandOutcome, HostedJob, capacity_rent_usd
 
 @dataclass(frozen=True)
 class SchemeInputs:
-    game: Game  # cost game over the sites, in ``outcome.sites`` order
+    game: Game | None  # cost game over the sites (None: payment schemes and ledgers only)
     outcome: GrandOutcome
     gpus: tuple[int, ...]  # GPUs each site contributes
     markup: float = 0.1
@@ -80,14 +80,14 @@ class PaymentScheme(Scheme):
                 amount = self.payment_usd(job, inputs)
                 paid[job.home] += amount
                 paid[job.host] -= amount
-        return np.array([paid[s] for s in inputs.game.players])
+        return np.array([paid[s] for s in inputs.outcome.sites])
 
 
 class IsolatedScheme(Scheme):
     summary = "no federation: each site pays its standalone cost"
 
     def shares(self, inputs: SchemeInputs) -> np.ndarray:
-        return inputs.game.standalone_values.copy()
+        return needs_game(inputs).standalone_values.copy()
 
 
 class RuleScheme(Scheme):
@@ -102,7 +102,7 @@ class RuleScheme(Scheme):
         if self.weights_from_gpus:
             settings = RuleSettings(tuple(map(float, inputs.gpus)), settings.solver,
                                     settings.lp_backend)
-        return allocate(inputs.game, self.rule, settings).shares
+        return allocate(needs_game(inputs), self.rule, settings).shares
 
 
 class CostPlusScheme(PaymentScheme):
@@ -122,6 +122,7 @@ class MarketScheme(PaymentScheme):
                                                    inputs.price_slot_h)
 
 
+PAYMENT_SCHEMES = ("cost-plus", "market")
 SCHEMES: dict[str, Scheme] = {
     "isolated": IsolatedScheme(),
     "shapley": RuleScheme("shapley"),
@@ -135,11 +136,18 @@ SCHEMES: dict[str, Scheme] = {
 }
 
 
+def needs_game(inputs: SchemeInputs) -> Game:
+    if inputs.game is None:
+        raise RuleNotApplicableError("needs the coalition values (carbonfed market)")
+    return inputs.game
+
+
 def apply_scheme(name: str, inputs: SchemeInputs) -> SchemeResult:
     try:
         shares = SCHEMES[name].shares(inputs)
+        game = needs_game(inputs)
     except RuleNotApplicableError as error:
         return SchemeResult(name, {}, None, not_applicable=str(error))
-    players = inputs.game.players
+    players = game.players
     return SchemeResult(name, dict(zip(players, map(float, shares), strict=True)),
-                        diagnose(inputs.game, shares))
+                        diagnose(game, shares))

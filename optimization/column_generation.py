@@ -171,18 +171,26 @@ def price_and_solve(master: Master, deadline: float, bound_usd: float, *,
             bound_usd = max(bound_usd, solved.result.objective)
         last = PricedLP(solved.result.objective, option_x, solved.row_duals, rc, complete,
                         bound_usd)
-        if complete:
+        if complete or time.perf_counter() >= deadline:
             return last
         master.add(cheapest_per_demand(master.p, rc, ADDED_PER_DEMAND_PER_ROUND, among=improving))
     return last
 
 
 def solve_lp_by_columns(p: AllocationProblem, options: SolverOptions, deadline: float,
-                        layout: AllocationLayout | None = None) -> Relaxation:
-    """Column generation for the LP relaxation, stopped at ``deadline`` (perf_counter)."""
+                        layout: AllocationLayout | None = None,
+                        initial_options: np.ndarray | None = None) -> Relaxation:
+    """Column generation for the LP relaxation, stopped at ``deadline`` (perf_counter).
+
+    ``initial_options`` join the first master beside each demand's cheapest options: the
+    columns of a related problem's optimum (a larger coalition's, say) save pricing rounds.
+    """
     layout = AllocationLayout(p) if layout is None else layout
     master = Master(layout, options)
-    master.add(cheapest_per_demand(p, p.option_cost_usd, INITIAL_OPTIONS_PER_DEMAND))
+    first = cheapest_per_demand(p, p.option_cost_usd, INITIAL_OPTIONS_PER_DEMAND)
+    if initial_options is not None and len(initial_options):
+        first = np.union1d(first, initial_options)
+    master.add(first)
     bound = trivial_lower_bound(p)  # L(0, 0)
     priced = price_and_solve(master, deadline, bound)
     return Relaxation(master, priced, bound if priced is None else priced.bound_usd)

@@ -87,14 +87,17 @@ class AllocationDuals:
                                                minlength=len(self.demand_count))
 
 
-def allocation_lp_duals(problem: AllocationProblem, options: SolverOptions) -> AllocationDuals:
+def allocation_lp_duals(problem: AllocationProblem, options: SolverOptions,
+                        initial_options: np.ndarray | None = None) -> AllocationDuals:
     """Solve the LP relaxation (column generation over all options, one highspy object) and
     return its capacity, demand and carbon-cap duals as prices (signs as in the docstring:
     HiGHS reports d(objective)/d(rhs), <= 0 for a binding <= row, so prices are its negation,
-    with float noise of the wrong sign clipped to 0)."""
+    with float noise of the wrong sign clipped to 0). ``initial_options``: columns to start
+    from (``solve_lp_by_columns``)."""
     p = problem
     started = time.perf_counter()
-    relaxation = solve_lp_by_columns(p, options, started + options.time_limit_s)
+    relaxation = solve_lp_by_columns(p, options, started + options.time_limit_s,
+                                     initial_options=initial_options)
     priced = relaxation.priced
     capped = p.carbon_cap_kg is not None
     if priced is None or not priced.complete:

@@ -6,13 +6,18 @@ round that runs out of time still returns a plan (FEASIBLE) with an honest gap.
 1. Column generation (:mod:`optimization.column_generation`) solves the LP relaxation over
    *all* options while holding few. Every pricing round yields a Lagrangian lower bound; the
    complete LP optimum LB bounds the MILP.
-2. LP diving: round fractional jobs up onto the option the LP likes best wherever the fixed
-   jobs' GPUs still fit (and, under a carbon cap, their emissions still fit under the cap),
-   re-price and re-solve the LP, repeat until the LP solution is integral.
+2. LP rounding: the LP's whole jobs (floor of x_LP, which fits where x_LP does), the rest
+   placed greedily in order of reduced cost. Then LP diving: round fractional jobs up onto
+   the option the LP likes best wherever the fixed jobs' GPUs still fit (and, under a carbon
+   cap, their emissions still fit under the cap), re-price and re-solve the LP, repeat until
+   the LP solution is integral.
 3. While the incumbent UB is further than the MIP gap from the bound (and time remains), a
    MILP restricted to each demand's ``RESTRICTED_OPTIONS_PER_DEMAND`` options of lowest
-   reduced cost (doubling each time) plus the incumbent's options, with every row of the full
-   problem (capacity and carbon cap), is solved warm-started from the incumbent.
+   reduced cost plus the incumbent's options, with every row of the full problem (capacity
+   and carbon cap), is solved warm-started from the incumbent; it stops early at a plan the
+   bound alone proves. When it ends proven at its own gap without closing the global one, the
+   next MILP holds every option (its root bound, with HiGHS's cuts, can close the gap); when
+   it ends on time, the set doubles.
 4. Reduced-cost fixing: with the complete LP, an option with rc_o > UB - LB cannot be part of
    a solution better than UB. When every option with rc_o <= UB - LB was in the restricted
    MILP, its bound is valid for the full problem.
@@ -41,6 +46,7 @@ from optimization.problem import (
     deferred_of,
     make_solution,
     plan_cost_usd,
+    trivial_lower_bound,
 )
 from optimization.solver import SolveResult, SolverOptions, SolveStatus
 from optimization.status import relative_gap
@@ -78,9 +84,11 @@ def incumbent_by_diving(master: Master, priced: PricedLP, deadline: float) -> Di
     """
     p = master.p
     fixed = np.zeros(p.n_options)  # jobs fixed onto each option
+    fixed_per_demand = np.zeros(p.n_demands)
+    used = np.zeros(p.n_resources * p.n_slots)
     capacity = p.capacity_gpus.reshape(-1)
-    cap = np.inf if p.carbon_cap_kg is None else float(p.carbon_cap_kg)
-    occ_option, occ_r, occ_t = p.occupancy()
+    carbon_left = np.inf if p.carbon_cap_kg is None else float(p.carbon_cap_kg)
+    _, occ_r, occ_t = p.occupancy()
     occ_start = np.concatenate([[0], np.cumsum(p.option_slots)])
     occ_cell = occ_r * p.n_slots + occ_t
     option_x, bound = priced.option_x, priced.bound_usd
@@ -90,12 +98,6 @@ def incumbent_by_diving(master: Master, priced: PricedLP, deadline: float) -> Di
             return Dive(np.rint(option_x).astype(int), bound)
         if time.perf_counter() > deadline:
             return Dive(None, bound)
-        # Fix the LP's whole jobs (they fit: the LP solution does), then round up.
-        fixed = np.maximum(fixed, np.floor(option_x + INTEGRAL_TOLERANCE))
-        used = np.bincount(occ_cell, weights=p.option_gpus[occ_option] * fixed[occ_option],
-                           minlength=capacity.size)
-        carbon_left = cap - float(p.option_carbon_kg @ fixed)
-        fixed_per_demand = np.bincount(p.option_demand, weights=fixed, minlength=p.n_demands)
         candidates = np.flatnonzero(frac)
         candidates = candidates[np.argsort(-option_x[candidates], kind="stable")]
         progressed = False
@@ -127,13 +129,24 @@ def incumbent_by_diving(master: Master, priced: PricedLP, deadline: float) -> Di
         option_x, bound = solved.option_x, solved.bound_usd
 
 
+def goal_usd(bound_usd: float, mip_gap: float) -> float:
+    """The largest cost U with relative_gap(U, bound) <= mip_gap: a plan this cheap is proven
+    within the gap by the bound alone."""
+    return bound_usd / (1 - mip_gap) if bound_usd >= 0 else bound_usd / (1 + mip_gap)
+
+
 def solve_restricted_mip(layout: AllocationLayout, keep: np.ndarray, options: SolverOptions,
-                         deadline: float, warm: np.ndarray) -> RestrictedSolve | None:
+                         deadline: float, warm: np.ndarray, goal: float) -> RestrictedSolve | None:
     """The MILP over the options ``keep`` only (every row kept, the carbon cap included),
-    warm-started from the plan ``warm`` (jobs per option, its options within ``keep``)."""
+    warm-started from the plan ``warm`` (jobs per option, its options within ``keep``).
+
+    HiGHS stops at its own MIP gap, or earlier, at the first plan costing at most ``goal``
+    (a plan the global bound alone proves within the gap).
+    """
     master = Master(layout, options)
     master.add(keep, integer=True)
     master.lp.set_integrality(True)
+    master.lp.set_mip_goal(options.mip_gap, goal)
     p = layout.problem
     master.lp.set_solution(np.concatenate([deferred_of(p, warm), warm[master.columns]]))
     solved = master.lp.solve(max(deadline - time.perf_counter(), 0.05))
@@ -154,12 +167,20 @@ def solve_allocation_lp_guided(p: AllocationProblem, options: SolverOptions) -> 
     x = greedy_allocation(p)
     upper = plan_cost_usd(p, x, deferred_of(p, x))
     source = "greedy"
+    # Keep time to round the LP after it (a greedy pass over the LP's leftovers).
+    rounding_s = time.perf_counter() - started
+    if deadline - rounding_s <= time.perf_counter():  # no time for an LP: the greedy plan
+        floor = trivial_lower_bound(p)
+        status = (SolveStatus.OPTIMAL if relative_gap(upper, floor) <= options.mip_gap
+                  else SolveStatus.FEASIBLE)
+        return make_solution(p, status, x, floor, time.perf_counter() - started, 0.0,
+                             "plan from greedy; no time for the LP")
+    relaxation = solve_lp_by_columns(p, options, deadline - rounding_s, layout)
+    bound, priced, master = relaxation.bound_usd, relaxation.priced, relaxation.master
 
     def proven() -> bool:
         return relative_gap(upper, bound) <= options.mip_gap
 
-    relaxation = solve_lp_by_columns(p, options, deadline, layout)
-    bound, priced, master = relaxation.bound_usd, relaxation.priced, relaxation.master
     lp_note = "LP complete" if priced is not None and priced.complete else "LP not finished"
     if priced is not None:
         # The LP's whole jobs, completed greedily in order of reduced cost: a plan in
@@ -181,7 +202,8 @@ def solve_allocation_lp_guided(p: AllocationProblem, options: SolverOptions) -> 
     per_demand = RESTRICTED_OPTIONS_PER_DEMAND
     while not proven() and time.perf_counter() < deadline:
         keep = np.union1d(cheapest_per_demand(p, score, per_demand), np.flatnonzero(x > 0))
-        solved = solve_restricted_mip(layout, keep, options, deadline, x)
+        solved = solve_restricted_mip(layout, keep, options, deadline, x,
+                                      goal_usd(bound, options.mip_gap))
         if solved is None:
             break
         highs_s += solved.result.solve_time_s
@@ -199,7 +221,10 @@ def solve_allocation_lp_guided(p: AllocationProblem, options: SolverOptions) -> 
             if np.isin(could_improve, keep).all():
                 bound = max(bound, min(solved.result.bound, upper))
                 break
-        per_demand *= 2
+        # A restricted MILP proven at its own gap stopped near its own (higher) bound: a bigger
+        # restricted set warm-started from the same plan stops at once the same way, so go
+        # straight to every option, whose root bound (with HiGHS's cuts) can close the gap.
+        per_demand = p.n_options if optimal else 2 * per_demand
     status = SolveStatus.OPTIMAL if proven() else SolveStatus.FEASIBLE
     elapsed = time.perf_counter() - started
     return make_solution(p, status, x, bound, elapsed - highs_s, highs_s,

@@ -9,6 +9,7 @@ and its cost parts already priced by the broker.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -79,9 +80,10 @@ class AllocationProblem:
     def n_options(self) -> int:
         return len(self.option_demand)
 
-    @property
+    @cached_property
     def option_cost_usd(self) -> np.ndarray:
-        """Objective coefficient of each option: energy + carbon + transfer + delay cost."""
+        """Objective coefficient of each option: energy + carbon + transfer + delay cost
+        (computed once per problem: the hot loops read it many times)."""
         return (
             self.option_energy_cost_usd
             + self.carbon_price_usd_per_kg * self.option_carbon_kg

@@ -120,11 +120,13 @@ def _has_integers(highs: highspy.Highs) -> bool:
 
 
 def result_from_highs(highs: highspy.Highs, elapsed_s: float,
-                      run_status: highspy.HighsStatus | None = None) -> SolveResult:
+                      run_status: highspy.HighsStatus | None = None,
+                      is_mip: bool | None = None) -> SolveResult:
     """Read the outcome of the last ``run`` of ``highs``: status, objective, bound, message.
 
     The objective is the incumbent's (nan without one); the bound is HiGHS's MIP dual bound
-    for a MIP and the objective itself for a solved LP.
+    for a MIP and the objective itself for a solved LP. ``is_mip``: whether the model has
+    integer columns, when the caller knows (else read from the model: a copy of the LP).
     """
     model_status = highs.getModelStatus()
     message = highs.modelStatusToString(model_status)
@@ -136,7 +138,9 @@ def result_from_highs(highs: highspy.Highs, elapsed_s: float,
     if status is SolveStatus.NO_SOLUTION and has_incumbent:
         status = SolveStatus.FEASIBLE
     objective = float(info.objective_function_value) if status.has_solution else math.nan
-    is_mip = info.mip_node_count >= 0 and _has_integers(highs)
+    if is_mip is None:
+        is_mip = _has_integers(highs)
+    is_mip = is_mip and info.mip_node_count >= 0
     bound = float(info.mip_dual_bound) if is_mip else objective
     return SolveResult(status, objective, bound, elapsed_s, message)
 
@@ -204,6 +208,7 @@ class MatrixLP:
         self._highs.setOptionValue("threads", options.threads)
         self._highs.setOptionValue("mip_rel_gap", options.mip_gap)
         self.solve_s = 0.0  # time inside HiGHS over all solves, to split build from solve
+        self._integer = False  # some column is integer
 
     @property
     def num_cols(self) -> int:
@@ -242,6 +247,7 @@ class MatrixLP:
             np.asarray(values, float),
         ), f"{n} columns (values must be finite, row indices in range)")
         if integer and n:
+            self._integer = True
             kinds = np.full(n, highspy.HighsVarType.kInteger)
             self._highs.changeColsIntegrality(n, np.arange(first, first + n, dtype=np.int32), kinds)
 
@@ -255,10 +261,18 @@ class MatrixLP:
     def set_integrality(self, integer: bool) -> None:
         """Switch every column between continuous (LP) and integer (MIP)."""
         n = self.num_cols
+        self._integer = integer and n > 0
         kind = highspy.HighsVarType.kInteger if integer else highspy.HighsVarType.kContinuous
         self._highs.changeColsIntegrality(
             n, np.arange(n, dtype=np.int32), np.full(n, kind)
         )
+
+    def set_mip_goal(self, mip_gap: float, objective_target: float = -np.inf) -> None:
+        """Stop a MIP when its own relative gap is at most ``mip_gap`` or as soon as it holds
+        an incumbent of cost <= ``objective_target`` (status FEASIBLE: a goal, not a proof,
+        e.g. "within the gap of a bound HiGHS does not know")."""
+        self._highs.setOptionValue("mip_rel_gap", mip_gap)
+        self._highs.setOptionValue("objective_target", float(objective_target))
 
     def set_solution(self, x: np.ndarray) -> None:
         """Offer a starting point (a feasible MIP solution) to the next solve."""
@@ -275,11 +289,11 @@ class MatrixLP:
         run_status = self._highs.run()
         elapsed = time.perf_counter() - started
         self.solve_s += elapsed
-        result = result_from_highs(self._highs, elapsed, run_status)
+        result = result_from_highs(self._highs, elapsed, run_status, self._integer)
         if not result.has_solution:
             return MatrixSolution(result, np.empty(0), np.empty(0))
         solution = self._highs.getSolution()
         x = np.asarray(solution.col_value)
-        lp = not _has_integers(self._highs)
+        lp = not self._integer
         duals = np.asarray(solution.row_dual) if lp and solution.dual_valid else np.empty(0)
         return MatrixSolution(result, x, duals)

@@ -32,6 +32,7 @@ class LoadedScenario:
     base_dir: Path  # relative paths in the file resolve against this
     data_dir: Path | None = None  # the real-data folder, when given
     resolved: ResolvedData | None = field(default=None, compare=False)
+    text: str = field(default="", compare=False)  # the YAML as read (workers re-parse it)
 
     @property
     def paths(self) -> DataPaths:
@@ -92,4 +93,4 @@ def parse_scenario(text: str, source: str, base_dir: Path,
     check_names(scenario, source)
     resolved = resolve_data(scenario, paths)
     check_references(scenario, source, resolved)
-    return LoadedScenario(scenario, source, base_dir, data_dir, resolved)
+    return LoadedScenario(scenario, source, base_dir, data_dir, resolved, text)

@@ -149,6 +149,9 @@ def _print_point(point: MarketPoint, console: Console) -> None:
                        f"{alone - v.cost_usd:,.2f}", f"{v.carbon_kg:,.2f}",
                        f"{v.jobs_unserved:g}")
     console.print(values)
+    if point.shapley_estimate is not None:
+        _print_sampled(point, console)
+        return
     rows = doc["schemes"]
     sites = point.outcome.sites
     shares = Table(title="What each site pays, USD (gain against standing alone; * not IR)")
@@ -178,6 +181,23 @@ def _print_point(point: MarketPoint, console: Console) -> None:
         diag.add_row(name, f"{row['budget_balance_usd']:+,.2f}",
                      "yes" if row["in_core"] else "no", f"{row['max_excess_usd']:,.2f}", leave)
     console.print(diag)
+
+
+def _print_sampled(point: MarketPoint, console: Console) -> None:
+    estimate = point.shapley_estimate
+    assert estimate is not None
+    table = Table(title=f"Shapley value by permutation sampling ({estimate.samples_per_player} "
+                  f"permutations, {estimate.confidence:.0%} interval), USD")
+    for column in ("site", "pays", "+/-", "alone", "gain"):
+        table.add_column(column, justify="left" if column == "site" else "right")
+    for site, mean, half in zip(estimate.players, estimate.mean, estimate.half_width,
+                                strict=True):
+        alone = point.values[(site,)].cost_usd
+        table.add_row(site, f"{mean:,.2f}", f"{half:,.2f}", f"{alone:,.2f}",
+                      f"{alone - mean:,.2f}")
+    console.print(table)
+    console.print("the other schemes and the core need every coalition's value (--exact)",
+                  style="dim")
 
 
 def write_market_outputs(document: dict[str, Any], points: list[MarketPoint],

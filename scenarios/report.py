@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from broker.savings import PARTS
+from market.ledger import LedgerRow
 from scenarios.runner import ScenarioResult
 from scenarios.tables import METRIC_LABELS, site_table
 
@@ -110,3 +111,19 @@ def _fmt(fmt: str, value: object) -> str:
     if isinstance(value, float) and math.isnan(value):
         return "-"
     return fmt.format(value)
+
+
+def print_ledger(rows: list[LedgerRow], scheme: str, console: Console) -> None:
+    """Per-site balances of a settlement ledger (received minus paid)."""
+    table = Table(title=f"Settlement of milp's run under {scheme}: {len(rows)} hosted jobs")
+    for column in ("site", "paid USD", "received USD", "balance USD"):
+        table.add_column(column, justify="left" if column == "site" else "right")
+    paid: dict[str, float] = {}
+    received: dict[str, float] = {}
+    for row in rows:
+        paid[row.payer] = paid.get(row.payer, 0.0) + row.amount_usd
+        received[row.payee] = received.get(row.payee, 0.0) + row.amount_usd
+    for site in sorted(set(paid) | set(received)):
+        table.add_row(site, _num(paid.get(site, 0.0)), _num(received.get(site, 0.0)),
+                      _num(received.get(site, 0.0) - paid.get(site, 0.0)))
+    console.print(table)

@@ -9,13 +9,16 @@ from pathlib import Path
 
 from rich.console import Console
 
+from market.ledger import ledger_frame
+from market.run_ledger import run_ledger
+from market.schemes import PAYMENT_SCHEMES
 from scenarios.build import build_run
 from scenarios.commands.base import Command
 from scenarios.data_paths import DATA_ENV
 from scenarios.loader import load_scenario
 from scenarios.outputs import prepare_out_dir, write_outputs
 from scenarios.progress import progress_reporter
-from scenarios.report import print_report
+from scenarios.report import print_ledger, print_report
 from scenarios.runner import run_scenario
 from sites import InputError
 
@@ -31,6 +34,11 @@ class RunCommand(Command):
         parser.add_argument("--policies", help="comma-separated subset of the scenario's policies")
         parser.add_argument("--by-site", action="store_true",
                             help="also print each site's jobs, energy, CO2 and cost per policy")
+        parser.add_argument("--ledger", metavar="SCHEME", choices=PAYMENT_SCHEMES,
+                            help="settle milp's hosted jobs: who pays whom under cost-plus "
+                            "or market (game rules: carbonfed market)")
+        parser.add_argument("--markup", type=float, default=0.1,
+                            help="cost-plus markup for --ledger (default 0.1)")
         parser.add_argument("--data", type=Path, metavar="DIR",
                             help=f"real-data folder for data-file scenarios (default: ${DATA_ENV})")
 
@@ -50,13 +58,23 @@ class RunCommand(Command):
                                  f"not a policy of this scenario ({known})")
             loaded = dataclasses.replace(
                 loaded, scenario=loaded.scenario.model_copy(update={"policies": wanted}))
+        if args.ledger and "milp" not in loaded.scenario.policies:
+            raise InputError("--ledger", args.ledger, "settles the milp policy's run; add milp")
         run = build_run(loaded)
         with progress_reporter("rounds") as progress:
             result = run_scenario(run, progress)
         print_report(result, console, by_site=args.by_site)
+        rows = []
+        if args.ledger:
+            rows = run_ledger(run.setup, result.results["milp"], run.config, args.ledger,
+                              args.markup)
+            print_ledger(rows, args.ledger, console)
         if args.out:
             for path in write_outputs(result, args.out):
                 console.print(f"wrote {path}")
+            if args.ledger:
+                ledger_frame(rows).to_csv(args.out / "ledger.csv", index=False)
+                console.print(f"wrote {args.out / 'ledger.csv'}")
         return 0
 
 

@@ -78,3 +78,23 @@ def test_an_empty_core_makes_every_rule_name_a_coalition_that_would_leave():
     shapley = apply_scheme("shapley", inputs)
     assert shapley.shares_usd == pytest.approx(dict.fromkeys(players, 2 / 3))
     assert shapley.diagnostics.max_excess == pytest.approx(1 / 3)
+
+
+def test_sampled_shapley_is_close_to_the_exact_one(default_point):
+    """Permutation sampling (the mode beyond 12 sites), forced on `default`: the estimates
+    sum to c(N) exactly (each permutation does) and lie within three half-widths of the
+    exact Shapley value; only the coalitions the permutations visit are valued."""
+    from market.analysis import MarketSettings
+
+    run = build_run(load_scenario("default"))
+    valuation = PlanValuation(run.setup, run.config)
+    sampled = analyse(valuation, CarbonPolicy(CarbonPolicyKind.TAX, 100.0),
+                      MarketSettings(exact=False, samples=60, seed=3))
+    estimate = sampled.shapley_estimate
+    assert estimate is not None and sampled.game is None and sampled.schemes == {}
+    exact = default_point.schemes["shapley"].shares_usd
+    assert float(estimate.mean.sum()) == pytest.approx(default_point.grand.cost_usd)
+    for site, mean, half in zip(estimate.players, estimate.mean, estimate.half_width,
+                                strict=True):
+        assert abs(mean - exact[site]) <= 3 * half + 1e-9, site
+    assert len(sampled.values) <= 31

@@ -57,3 +57,19 @@ def test_bound_is_below_the_lp_optimum_when_stopped_early(limit_s):
     assert rushed.bound_usd <= lp.objective * (1 + 1e-9)
     assert rushed.objective_usd >= lp.objective * (1 - 1e-9)
     assert_feasible(p, rushed.option_count, rushed.deferred_count)
+
+
+def test_no_time_for_an_lp_returns_the_greedy_plan_by_hand():
+    """The two-job round of test_allocation (one GPU, two slots; job 0 costs 1 or 2, job 1
+    costs 1 or 5, deferring 100 each) with a microsecond budget: the greedy plan takes job 0
+    to slot 0 (tie on saving density, first demand first) and job 1 to slot 1: 1 + 5 = 6.
+    The bound is the trivial one, each job on its cheapest option: 1 + 1 = 2; gap 4/6."""
+    from tests.optimization.test_allocation import problem
+
+    p = problem()
+    solution = solve_allocation(p, SolverOptions(time_limit_s=1e-6, mip_gap=0.01), "lp-guided")
+    assert solution.option_count.tolist() == [1, 0, 0, 1]
+    assert solution.objective_usd == pytest.approx(6.0)
+    assert solution.bound_usd == pytest.approx(2.0)
+    assert solution.gap == pytest.approx(4.0 / 6.0)
+    assert solution.status is SolveStatus.FEASIBLE

@@ -105,3 +105,28 @@ def test_bad_input_is_one_line_and_exit_2(args, words):
     lines = [line for line in err.splitlines() if not line.startswith("market:")]
     assert len(lines) == 1 and words in lines[0]
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("scheme", ["cost-plus", "market"])
+def test_run_ledger_settles_milps_hosted_jobs(tmp_path, scheme):
+    """`carbonfed run tiny --ledger SCHEME`: one row per job milp ran away from home, from
+    its home to its host; cost-plus pays 1.1 x (energy + carbon at 100 USD/t); the ledger
+    sums to zero (what one site pays another receives)."""
+    code, out, _ = run_cli("run", "tiny", "--policies", "milp", "--ledger", scheme,
+                           "--out", str(tmp_path))
+    assert code == 0 and f"Settlement of milp's run under {scheme}" in out
+    ledger = pd.read_csv(tmp_path / "ledger.csv")
+    jobs = pd.read_csv(tmp_path / "jobs.csv")
+    moved = jobs[(jobs["status"] == "finished") & (jobs["site"] != jobs["home_site"])]
+    assert sorted(ledger["job_id"]) == sorted(moved["job_id"]) and len(ledger) > 0
+    merged = ledger.merge(moved, on="job_id")
+    assert (merged["payer"] == merged["home_site"]).all()
+    assert (merged["payee"] == merged["site"]).all()
+    at_cost = merged["energy_cost_usd"] + 0.1 * merged["carbon_kg_y"]
+    if scheme == "cost-plus":
+        assert merged["amount_usd"].to_numpy() == pytest.approx(1.1 * at_cost.to_numpy())
+    else:
+        assert (merged["amount_usd"] >= at_cost - 1e-12).all()  # at cost plus a rent >= 0
+    paid = ledger.groupby("payer")["amount_usd"].sum()
+    received = ledger.groupby("payee")["amount_usd"].sum()
+    assert paid.sum() == pytest.approx(received.sum())
