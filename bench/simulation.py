@@ -39,6 +39,8 @@ from scenarios.loader import load_scenario
 # Measured at the start (6b76a21) with /tmp copies of the scripts this file grew from:
 # (wall s, CPU s) per policy, and the milp policy's total cost (USD). The machine was shared
 # (load average 7 to 10 on 2 cores), so the wall figures are inflated; CPU is the fairer one.
+# On federation-12 a second run of the same code gave milp 689 s wall, 164 s CPU and
+# 295.13 USD: its rounds that hit the (wall-clock) time limit make the figure move with load.
 BEFORE: dict[str, dict[str, tuple[float, float]]] = {
     "default": {
         "milp": (22.18, 7.41),
