@@ -1,7 +1,7 @@
 """The live broker's FastAPI application: ``create_app(settings)``.
 
-State (database engine, broker service, the optional planning loop) is set up in ``lifespan``
-and hung on ``app.state``; nothing lives at module level. Routes are versioned under ``/v1``.
+State (database engine, the services, the optional planning loop) is set up in ``lifespan`` and
+hung on ``app.state``; nothing lives at module level. Routes are versioned under ``/v1``.
 """
 
 from __future__ import annotations
@@ -16,22 +16,25 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.clock import Clock
 from api.db import Database
+from api.docs import install_docs
 from api.errors import install_error_handlers
-from api.routers import assignments, health, jobs, offers, plans, sites, summary
-from api.service import BrokerService
+from api.limits import BodySizeLimit
+from api.routers import assignments, enrolments, health, jobs, offers, plans, sites, summary
+from api.services import Services
 from api.settings import Settings
 
 log = logging.getLogger("carbonfed.api")
 
-ROUTERS = (health, sites, offers, jobs, plans, assignments, summary)
+ROUTERS = (health, sites, enrolments, offers, jobs, plans, assignments, summary)
 
 
-async def planning_loop(service: BrokerService, interval_s: float) -> None:
-    """Plan every ``interval_s``; a failed round is logged and the next one tried."""
+async def planning_loop(services: Services, interval_s: float) -> None:
+    """Plan every ``interval_s`` on the planning worker; a failed round is logged and the next
+    one tried."""
     while True:
         await asyncio.sleep(interval_s)
         try:
-            await run_in_threadpool(service.plan_round)
+            await asyncio.wrap_future(services.planning.submit())
         except Exception:  # the loop must outlive any one bad round
             log.exception("planning round failed")
 
@@ -40,14 +43,15 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.db_url)
-        service = BrokerService(db, settings, clock)
-        generated = await run_in_threadpool(service.start)
-        if generated is not None:
-            log.warning("generated admin token (shown once): %s", generated)
-        app.state.service = service
+        services = Services.build(db, settings, clock)
+        # A token generated here is never logged: ``carbonfed serve`` settles the token before
+        # serving and shows a new one once on the terminal; an app built directly (tests) is
+        # given one in its settings.
+        await run_in_threadpool(services.start)
+        app.state.services = services
         task = None
         if settings.plan_interval_s is not None:
-            task = asyncio.create_task(planning_loop(service, settings.plan_interval_s))
+            task = asyncio.create_task(planning_loop(services, settings.plan_interval_s))
         try:
             yield
         finally:
@@ -55,18 +59,23 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await run_in_threadpool(services.close)
             db.dispose()
 
     app = FastAPI(
         title="carbonfed live broker",
         version="1",
-        description="Sites register and advertise GPU offers; the broker plans jobs with the "
-        "same MILP as the simulator and hands them to sites.",
+        description="Enrolled sites register and advertise GPU offers; the broker plans jobs "
+        "with the same MILP as the simulator and leases them to sites.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
+    install_docs(app)
     v1 = APIRouter(prefix="/v1")
     for module in ROUTERS:
         v1.include_router(module.router)
     app.include_router(v1)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

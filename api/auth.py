@@ -1,6 +1,5 @@
-"""Bearer-token authentication as typed FastAPI dependencies.
+"""Typed FastAPI dependencies: the services, and bearer-token authentication.
 
-Tokens are random (``secrets``), stored only as sha256 hashes and compared in constant time.
 401: no token or an unknown one; 403: a valid token that may not do this.
 """
 
@@ -12,16 +11,56 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import ForbiddenError, UnauthorizedError
-from api.service import BrokerService, Principal
+from api.services import Principal, Services
+from api.services.assignments import AssignmentService
+from api.services.jobs import JobService
+from api.services.offers import OfferService
+from api.services.planning import PlanningService
+from api.services.sites import SiteService
+from api.services.summary import SummaryService
 
-_bearer = HTTPBearer(auto_error=False, description="admin token or a site's token")
+_bearer = HTTPBearer(auto_error=False, description="admin token, a site's token, or an "
+                     "enrolment token (registration only)")
 
 
-async def get_service(request: Request) -> BrokerService:
-    return request.app.state.service
+async def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
 
 
-Service = Annotated[BrokerService, Depends(get_service)]
+AllServices = Annotated[Services, Depends(get_services)]
+
+
+async def _sites(services: AllServices) -> SiteService:
+    return services.sites
+
+
+async def _offers(services: AllServices) -> OfferService:
+    return services.offers
+
+
+async def _jobs(services: AllServices) -> JobService:
+    return services.jobs
+
+
+async def _assignments(services: AllServices) -> AssignmentService:
+    return services.assignments
+
+
+async def _planning(services: AllServices) -> PlanningService:
+    return services.planning
+
+
+async def _summary(services: AllServices) -> SummaryService:
+    return services.summary
+
+
+Sites = Annotated[SiteService, Depends(_sites)]
+Offers = Annotated[OfferService, Depends(_offers)]
+Jobs = Annotated[JobService, Depends(_jobs)]
+Assignments = Annotated[AssignmentService, Depends(_assignments)]
+Planning = Annotated[PlanningService, Depends(_planning)]
+Summary = Annotated[SummaryService, Depends(_summary)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
@@ -29,18 +68,15 @@ async def bearer_token(credentials: Credentials) -> str | None:
     return credentials.credentials if credentials is not None else None
 
 
-async def current_principal(credentials: Credentials, service: Service) -> Principal:
-    """Who calls. Async on purpose: the token lookup is one indexed read (well under a
-    millisecond, never waits for a writer), cheaper inline than a hop to the thread pool."""
+async def current_principal(credentials: Credentials, services: AllServices) -> Principal:
+    """Who calls. Async on purpose: the token lookup is cached or one indexed read (well under
+    a millisecond, never waits for a writer), cheaper inline than a hop to the thread pool."""
     if credentials is None:
         raise UnauthorizedError("missing bearer token")
-    token = credentials.credentials
-    if service.is_admin(token):
-        return Principal(admin=True)
-    site_id = service.site_for_token(token)
-    if site_id is None:
+    who = services.tokens.principal(credentials.credentials)
+    if who is None:
         raise UnauthorizedError("unknown or revoked token")
-    return Principal(site_id=site_id)
+    return who
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
@@ -60,7 +96,7 @@ async def require_site(who: CurrentPrincipal) -> str:
 
 AdminToken = Annotated[Principal, Depends(require_admin)]
 CurrentSite = Annotated[str, Depends(require_site)]
-RegistrationToken = Annotated[str | None, Depends(bearer_token)]
+BearerToken = Annotated[str | None, Depends(bearer_token)]
 
 
 def check_site_access(who: Principal, site_id: str, admin_allowed: bool = True) -> None:

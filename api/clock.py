@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-SECONDS_PER_HOUR = 3600.0
+from sites.units import SECONDS_PER_HOUR
 
 
 @dataclass

@@ -13,19 +13,54 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, select
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from api.models import Base, Meta
+from api.models import Meta
 
-SCHEMA_VERSION = 1
 READ_ONLY = "carbonfed_read_only"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# The revision of a database made before Alembic (its tables, no alembic_version table).
+PRE_ALEMBIC_REVISION = "0001"
 
-# version -> step that migrates a database from version - 1; create_all makes new tables.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+def normalize_db_url(url: str) -> str:
+    """A SQLAlchemy URL from ``url``; a plain file path is taken as a SQLite file.
+
+    Raises ValueError with a one-line reason (unparsable URL, folder that does not exist).
+    """
+    if "://" not in url:
+        url = f"sqlite:///{url}"
+    try:
+        parsed = make_url(url)
+    except Exception as error:  # sqlalchemy raises ArgumentError and others; one line each
+        raise ValueError(f"not a database URL ({error})") from None
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            folder = Path(database).expanduser().resolve().parent
+            if not folder.is_dir():
+                raise ValueError(f"folder {folder} does not exist (database {url})")
+    elif parsed.get_backend_name() != "postgresql":
+        raise ValueError(f"unsupported database {parsed.get_backend_name()!r} "
+                         "(sqlite:///FILE or postgresql://...)")
+    return url
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password masked, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not parsable: nothing to mask reliably, show no detail
+        return "<database URL>"
 
 
 def make_engine(url: str) -> Engine:
@@ -94,18 +129,45 @@ class Database:
         self.engine.dispose()
 
 
-def create_schema(engine: Engine) -> None:
-    """Create missing tables, then run the migrations from the stored schema version."""
-    Base.metadata.create_all(engine)
-    with Session(engine) as session, session.begin():
-        row = session.get(Meta, "schema_version")
-        version = int(row.value) if row else SCHEMA_VERSION
-        for step in range(version + 1, SCHEMA_VERSION + 1):
-            MIGRATIONS[step](session.connection())
-        if row is None:
-            session.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
-        else:
-            row.value = str(SCHEMA_VERSION)
+def upgrade_schema(engine: Engine) -> None:
+    """Bring the database to the newest schema with Alembic (``api/migrations``).
+
+    A database made before Alembic (tables but no ``alembic_version``) is first stamped with
+    the revision it has, so the migrations after it run and keep every row.
+    """
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        if sqlite:
+            # SQLite alters a table by copying it; with foreign keys enforced, dropping the old
+            # copy would fail (rows of other tables point at it). The pragma is a no-op inside a
+            # transaction, so it goes straight to the driver before SQLAlchemy begins one.
+            _driver(connection).execute("PRAGMA foreign_keys=OFF")
+        try:
+            with connection.begin():
+                config.attributes["connection"] = connection
+                tables = set(inspect(connection).get_table_names())
+                if "alembic_version" not in tables and "sites" in tables:
+                    command.stamp(config, PRE_ALEMBIC_REVISION)
+                command.upgrade(config, "head")
+        finally:
+            if sqlite:
+                _driver(connection).execute("PRAGMA foreign_keys=ON")
+
+
+def _driver(connection: Connection) -> Any:
+    driver = connection.connection.driver_connection
+    if driver is None:
+        raise RuntimeError("no driver connection")
+    return driver
+
+
+def schema_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        if "alembic_version" not in inspect(connection).get_table_names():
+            return None
+        return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
 def read_meta(session: Session, key: str) -> str | None:

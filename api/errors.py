@@ -59,6 +59,7 @@ def dotted(loc: Sequence[str | int]) -> str:
 async def _service_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ServiceError)
     headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
+    body: dict[str, object]
     if isinstance(error, FieldError):
         body = {
             "detail": [{"loc": list(error.loc), "msg": error.message, "type": "value_error"}],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ID_LENGTH = 64
@@ -36,8 +36,17 @@ class SiteRow(Base):
     pue: Mapped[float] = mapped_column(Float)
     egress_usd_per_gb: Mapped[float] = mapped_column(Float)
     token_sha256: Mapped[str | None] = mapped_column(String(TOKEN_HASH_LENGTH), unique=True)
-    active: Mapped[bool] = mapped_column(default=True)
-    registered_at_s: Mapped[float] = mapped_column(Float)
+    # api.states.SiteState; only an active site's token works and only it gets jobs
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    # the one-time enrolment token's hash, until the site registers with it
+    enrol_token_sha256: Mapped[str | None] = mapped_column(
+        String(TOKEN_HASH_LENGTH), unique=True, default=None)
+    # per-site bounds an admin set at enrolment (None: the broker's settings)
+    min_price_usd_per_mwh: Mapped[float | None] = mapped_column(Float, default=None)
+    max_price_usd_per_mwh: Mapped[float | None] = mapped_column(Float, default=None)
+    min_carbon_g_per_kwh: Mapped[float | None] = mapped_column(Float, default=None)
+    max_carbon_g_per_kwh: Mapped[float | None] = mapped_column(Float, default=None)
+    registered_at_s: Mapped[float] = mapped_column(Float)  # enrolment or open registration
     deregistered_at_s: Mapped[float | None] = mapped_column(Float, default=None)
 
 
@@ -46,13 +55,15 @@ class OfferRow(Base):
 
     __tablename__ = "offers"
     site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), primary_key=True)
-    sequence: Mapped[int] = mapped_column(Integer)
+    sequence: Mapped[int] = mapped_column(BigInteger)  # up to 2^62: not INTEGER on PostgreSQL
     start_h: Mapped[float] = mapped_column(Float)
     slot_h: Mapped[float] = mapped_column(Float)
     free_gpus: Mapped[dict[str, Any]]
     price_usd_per_mwh: Mapped[list[Any]]
     carbon_g_per_kwh: Mapped[list[Any]]
     received_at_s: Mapped[float] = mapped_column(Float)
+    # assignment ids the site says it holds: their GPUs are already out of free_gpus
+    holding: Mapped[list[Any]] = mapped_column(default=list)
 
 
 class JobRow(Base):
@@ -65,7 +76,7 @@ class JobRow(Base):
     submit_h: Mapped[float] = mapped_column(Float)
     deadline_h: Mapped[float | None] = mapped_column(Float)
     dataset_gb: Mapped[float] = mapped_column(Float)
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # api.states.JobStatus
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # assignments made so far
     submitted_at_s: Mapped[float] = mapped_column(Float)
 
@@ -79,7 +90,7 @@ class AssignmentRow(Base):
     site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"))
     gpu_type: Mapped[str] = mapped_column(String(ID_LENGTH))
     round_id: Mapped[int] = mapped_column(ForeignKey("plan_rounds.id"))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # api.states.AssignmentStatus
     start_h: Mapped[float] = mapped_column(Float)
     transfer_h: Mapped[float] = mapped_column(Float)
     runtime_h: Mapped[float] = mapped_column(Float)
@@ -91,6 +102,12 @@ class AssignmentRow(Base):
     acknowledged_at_s: Mapped[float | None] = mapped_column(Float, default=None)
     started_at_s: Mapped[float | None] = mapped_column(Float, default=None)
     completed_at_s: Mapped[float | None] = mapped_column(Float, default=None)
+    # the site's last renewal of the lease (ack, start, an offer or heartbeat listing it)
+    renewed_at_s: Mapped[float | None] = mapped_column(Float, default=None)
+    requeued_at_s: Mapped[float | None] = mapped_column(Float, default=None)
+    requeue_reason: Mapped[str | None] = mapped_column(String(32), default=None)
+    # a completion reported after the assignment was withdrawn (answered 409), for the audit
+    late_completion_at_s: Mapped[float | None] = mapped_column(Float, default=None)
 
     __table_args__ = (
         Index("ix_assignments_site_status", "site_id", "status"),

@@ -10,15 +10,20 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from api.states import AssignmentStatus, JobStatus
+
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 MAX_GPUS = 100_000
 MAX_SLOTS = 24 * 60  # two months of hourly slots
 MAX_SEQUENCE = 2**62
 MAX_HOURS = 1e7
+MAX_HOLDING = 10_000  # assignment ids one offer or heartbeat may list
 
 Id = Annotated[str, Field(pattern=ID_PATTERN, examples=["montreal"])]
 GpuCount = Annotated[int, Field(ge=0, le=MAX_GPUS)]
 Hours = Annotated[float, Field(ge=0, le=MAX_HOURS)]
+MAX_ROW_ID = 2**31 - 1  # an INTEGER key on PostgreSQL
+AssignmentRef = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
 PriceUsdPerMwh = Annotated[float, Field(ge=-10_000, le=100_000)]
 CarbonGPerKwh = Annotated[float, Field(ge=0, le=10_000)]
 
@@ -38,20 +43,51 @@ class SiteRegistration(Strict):
     egress_usd_per_gb: float = Field(0.02, ge=0, le=1000)
 
 
+class ClaimBounds(Strict):
+    """Per-site bounds on what offers may claim (None: the broker's settings)."""
+
+    min_price_usd_per_mwh: PriceUsdPerMwh | None = None
+    max_price_usd_per_mwh: PriceUsdPerMwh | None = None
+    min_carbon_g_per_kwh: CarbonGPerKwh | None = None
+    max_carbon_g_per_kwh: CarbonGPerKwh | None = None
+
+
+SiteStatus = Literal["enrolled", "active", "stale", "no-offer", "disabled", "deregistered"]
+
+
 class SiteOut(Strict):
     id: str
     zone: str
     gpus: dict[str, int]
     pue: float
     egress_usd_per_gb: float
-    status: Literal["active", "stale", "no-offer", "deregistered"]
+    status: SiteStatus
     offer_sequence: int | None
     offer_age_s: float | None
+    bounds: ClaimBounds = ClaimBounds()
 
 
 class SiteRegistered(Strict):
     site: SiteOut
     token: str = Field(description="the site's bearer token; shown only here, stored hashed")
+
+
+class EnrolmentIn(Strict):
+    """An admin enrols a site: its id, zone and fleet (what its offers may claim at most)."""
+
+    id: Id
+    zone: Id
+    gpus: dict[str, GpuCount] = Field(description="the enrolled fleet: GPUs per GPU type")
+    pue: float = Field(1.2, ge=1.0, le=3.0, description="the site's PUE (what it registers "
+                       "with is ignored: the enrolment's word holds)")
+    egress_usd_per_gb: float = Field(0.02, ge=0, le=1000)
+    bounds: ClaimBounds = ClaimBounds()
+
+
+class Enrolled(Strict):
+    site: SiteOut
+    enrolment_token: str = Field(description="one-time token the site registers with; shown "
+                                 "only here, stored hashed")
 
 
 # --- offers ----------------------------------------------------------------------------------
@@ -66,6 +102,10 @@ class OfferIn(Strict):
     free_gpus: dict[str, list[GpuCount]] = Field(description="GPU type -> free GPUs per slot")
     price_usd_per_mwh: list[PriceUsdPerMwh] = Field(min_length=1, max_length=MAX_SLOTS)
     carbon_g_per_kwh: list[CarbonGPerKwh] = Field(min_length=1, max_length=MAX_SLOTS)
+    holding: list[AssignmentRef] = Field(
+        default_factory=list, max_length=MAX_HOLDING,
+        description="assignment ids the site holds (taken, acknowledged or running), already "
+        "subtracted from free_gpus; renews their leases")
 
     @model_validator(mode="after")
     def _same_horizon(self) -> OfferIn:
@@ -90,6 +130,19 @@ class OfferOut(Strict):
     price_usd_per_mwh: list[float]
     carbon_g_per_kwh: list[float]
     received_at_s: float
+    holding: list[int] = []
+    revoked: list[int] = Field(
+        default=[], description="listed assignment ids that are no longer the site's (lease "
+        "expired, withdrawn): stop running them")
+
+
+class HeartbeatIn(Strict):
+    holding: list[AssignmentRef] = Field(max_length=MAX_HOLDING, description="as in an offer")
+
+
+class HeartbeatOut(Strict):
+    renewed: list[int]
+    revoked: list[int]
 
 
 # --- jobs ------------------------------------------------------------------------------------
@@ -108,9 +161,6 @@ class JobIn(Strict):
 
 class JobBatchIn(Strict):
     jobs: list[JobIn] = Field(min_length=1)
-
-
-JobStatus = Literal["queued", "assigned", "acknowledged", "running", "completed"]
 
 
 class JobOut(Strict):
@@ -135,9 +185,6 @@ class JobsAccepted(Strict):
 
 # --- assignments -----------------------------------------------------------------------------
 
-AssignmentStatus = Literal["assigned", "acknowledged", "running", "completed", "requeued"]
-
-
 class AssignmentOut(Strict):
     id: int
     job: JobOut
@@ -152,6 +199,9 @@ class AssignmentOut(Strict):
     carbon_kg: float
     energy_cost_usd: float
     transfer_cost_usd: float
+    requeue_reason: str | None = None
+    late_completion_at_s: float | None = Field(
+        None, description="a completion the site reported after the job was withdrawn (409)")
 
 
 class AssignmentsOut(Strict):
@@ -175,13 +225,19 @@ class PlanOut(Strict):
     status: str
     objective_usd: float | None
     bound_usd: float | None
+    gap: float | None = Field(None, description="relative gap between cost and bound")
+    method: str = Field("milp", description="milp, or greedy when it kept the cheaper plan")
     n_options: int
-    queued: int
+    queued: int = Field(description="queued jobs at the round's start (also held ones)")
+    considered: int = Field(description="jobs the round planned (max_jobs_per_round cap)")
+    held: int = Field(0, description="queued jobs whose submit_h is still in the future")
     solve_time_s: float
+    elapsed_s: float | None = Field(None, description="the whole round: read, plan, record")
     planned: list[PlannedStart] = Field(description="every planned start, also later slots")
     assigned: list[int] = Field(description="assignment ids created (jobs starting now)")
     deferred: list[str]
-    requeued: list[str] = Field(description="jobs taken back from stale sites this round")
+    requeued: list[str] = Field(description="jobs taken back this round (ack timeout, lease "
+                                "expired, stale site)")
 
 
 # --- summary and health ----------------------------------------------------------------------
@@ -208,6 +264,33 @@ class SummaryOut(Strict):
     transfer_cost_usd: float
     total_cost_usd: float = Field(description="energy + transfer + carbon price x emissions")
     by_site: list[SiteTotals]
+
+
+class LedgerRowOut(Strict):
+    """One job run away from home: its home pays its host (``market.ledger.LedgerRow``)."""
+
+    scheme: str
+    kind: str = Field(description="job (the live ledger has only job rows)")
+    round_h: float
+    payer: str
+    payee: str
+    job_id: str
+    gpu_hours: float
+    energy_kwh: float
+    carbon_kg: float
+    energy_usd: float
+    carbon_usd: float
+    transfer_usd: float = Field(description="egress the home paid to move the data set")
+    price_usd: float = Field(description="what the scheme adds to energy and carbon")
+    amount_usd: float = Field(description="what the payer pays the payee")
+
+
+class LedgerOut(Strict):
+    scheme: str
+    markup: float
+    carbon_price_usd_per_t: float
+    rows: list[LedgerRowOut]
+    balances_usd: dict[str, float] = Field(description="received minus paid, per site shown")
 
 
 class HealthOut(Strict):

@@ -1,56 +1,111 @@
-"""The live broker's settings: a frozen pydantic model filled from ``CARBONFED_*`` variables.
+"""The live broker's settings (pydantic-settings): every field is an environment variable
+``CARBONFED_<NAME>`` and a ``carbonfed serve --<name>`` flag (flags win over the environment).
 
-Every field can be set by an environment variable named ``CARBONFED_`` + the field in upper
-case (``CARBONFED_DB_URL``, ``CARBONFED_ADMIN_TOKEN``, ``CARBONFED_PLAN_INTERVAL_S``...);
-``carbonfed serve`` options override them.
+Defaults are documented here once; ``scenarios/commands/serve.py`` builds its flags from these
+fields and the README's table lists them.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
+import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "CARBONFED_"
+MIB = 1024 * 1024
+MIN_ADMIN_TOKEN_BITS = 256  # 32 bytes of entropy
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+def estimated_entropy_bits(token: str) -> float:
+    """An upper estimate of a token's entropy: length x log2(size of the alphabets it uses).
 
-    db_url: str = "sqlite:///carbonfed.db"
-    # None: the stored (hashed) token of an earlier start, or a new one generated and printed.
-    admin_token: SecretStr | None = None
-    # None: anyone may register a site; else registration needs this bearer token.
-    registration_token: SecretStr | None = None
-    # Seconds between automatic planning rounds; None: plan only when an admin asks.
-    plan_interval_s: float | None = Field(None, gt=0)
-    stale_after_s: float = Field(300.0, gt=0)  # a site without a fresh offer gets no new jobs
-    # The broker's clock, in hours since its first start; time_scale > 1 runs it faster than
-    # real time (3600: one simulated hour per second) so a federation can be simulated live.
-    time_scale: float = Field(1.0, gt=0)
-    slot_h: float = Field(1.0, gt=0)
-    horizon_slots: int = Field(24, ge=1, le=24 * 14)
-    carbon_price_usd_per_t: float = Field(0.0, ge=0)
-    delay_cost_usd_per_gpu_h: float = Field(0.005, ge=0)
-    transfer_gbps: float = Field(10.0, gt=0)
-    solver_method: Literal["auto", "full", "lp-guided"] = "auto"
-    solver_time_limit_s: float = Field(10.0, gt=0)
-    solver_mip_gap: float = Field(0.01, ge=0, lt=1)
-    solver_threads: int = Field(1, ge=1)
-    max_batch_jobs: int = Field(1000, ge=1)
+    A token of 32 random bytes in any usual encoding (hex: 64 characters, URL-safe base64: 43)
+    reaches 256 bits; short or single-character-class tokens do not.
+    """
+    classes = (
+        (str.islower, 26), (str.isupper, 26), (str.isdigit, 10),
+        (lambda c: not c.isalnum(), 32),
+    )
+    alphabet = sum(size for test, size in classes if any(test(c) for c in token))
+    if alphabet == 0 or len(set(token)) < 8:  # "aaaa...": no entropy however long
+        return 0.0
+    return len(token) * math.log2(alphabet)
 
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="forbid", env_ignore_empty=True,
+        validate_default=True,
+    )
+
+    db_url: str = Field("sqlite:///carbonfed.db", description="SQLAlchemy URL (flag: --db)")
+    admin_token: SecretStr | None = Field(
+        None, description="the admin's bearer token, >= 32 bytes of entropy (prefer the env "
+        "var: a flag shows in the process list); default: the stored hash, or a new token "
+        "printed once to the terminal")
+    open_registration: bool = Field(
+        False, description="anyone may register a site with any fleet (demos and tests only); "
+        "default: only sites an admin enrolled")
+    plan_interval_s: float | None = Field(
+        None, gt=0, description="seconds between planning rounds; default: only on POST /plans")
+    stale_after_s: float = Field(
+        300.0, gt=0, description="a site without a newer offer gets no new jobs after this")
+    ack_timeout_s: float = Field(
+        30.0, gt=0, description="an assignment not acknowledged within this is requeued")
+    lease_s: float = Field(
+        120.0, gt=0, description="an acknowledged or running job whose site does not renew "
+        "it (offer or heartbeat listing it) within this is requeued")
+    time_scale: float = Field(1.0, gt=0, description="broker clock: simulated h per real h")
+    slot_h: float = Field(1.0, gt=0, le=24, description="planning slot (hours)")
+    horizon_slots: int = Field(24, ge=1, le=24 * 14, description="planning look-ahead (slots)")
+    carbon_price_usd_per_t: float = Field(0.0, ge=0, description="carbon price in planning "
+                                          "and the summary (USD/t CO2)")
+    delay_cost_usd_per_gpu_h: float = Field(0.005, ge=0, description="as in scenarios")
+    ledger_markup: float = Field(0.1, ge=0, le=10, description="settlement (/v1/ledger): a "
+                                 "hosted job's home pays its host energy and carbon x (1 + "
+                                 "this), the cost-plus scheme")
+    transfer_gbps: float = Field(10.0, gt=0, description="data-set transfer speed (Gbit/s)")
+    solver_method: Literal["auto", "full", "lp-guided"] = Field("auto",
+                                                                 description="MILP method")
+    solver_time_limit_s: float = Field(10.0, gt=0, description="a round's planning budget (s)")
+    solver_mip_gap: float = Field(0.01, ge=0, lt=1, description="relative MIP gap")
+    solver_threads: int = Field(1, ge=1, description="HiGHS threads")
+    max_jobs_per_round: int = Field(
+        200, ge=1, description="queued jobs a round considers, most urgent first (deadline, "
+        "then age); the rest wait for later rounds")
+    max_sites_per_round: int = Field(
+        32, ge=1, description="usable sites a round gives GPU pools to, cheapest with free "
+        "GPUs first (mean price + carbon price x mean carbon of their offer)")
+    max_body_bytes: int = Field(MIB, ge=1024, description="larger request bodies get 413")
+    max_batch_jobs: int = Field(1000, ge=1, description="jobs per POST /jobs/batch")
+    min_price_usd_per_mwh: float = Field(-500.0, description="offers' price floor")
+    max_price_usd_per_mwh: float = Field(5000.0, description="offers' price ceiling")
+    min_carbon_g_per_kwh: float = Field(0.0, ge=0, description="offers' carbon floor")
+    max_carbon_g_per_kwh: float = Field(2000.0, gt=0, description="offers' carbon ceiling")
+    max_job_gpus: int = Field(64, ge=1, description="GPUs one job may ask for")
+    max_job_work_steps: float = Field(1e10, gt=0, description="a job's training steps")
+    max_job_dataset_gb: float = Field(10_000.0, ge=0, description="a job's data set (GB)")
+    max_job_runtime_h: float = Field(
+        24.0 * 30, gt=0, description="a job's run time on one reference GPU (V100) per GPU it "
+        "asks for: work_steps / (gpus x V100 steps/s)")
+    max_submit_ahead_h: float = Field(
+        24.0 * 365, gt=0, description="how far ahead submit_h may lie (such jobs are held)")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Settings:
+        if self.min_price_usd_per_mwh >= self.max_price_usd_per_mwh:
+            raise ValueError("min_price_usd_per_mwh must be below max_price_usd_per_mwh")
+        if self.min_carbon_g_per_kwh >= self.max_carbon_g_per_kwh:
+            raise ValueError("min_carbon_g_per_kwh must be below max_carbon_g_per_kwh")
+        return self
+
+    @field_validator("admin_token")
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: object
-    ) -> Settings:
-        """Settings from ``CARBONFED_*`` variables, then ``overrides`` (None values ignored)."""
-        environ = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for name in cls.model_fields:
-            raw = environ.get(ENV_PREFIX + name.upper())
-            if raw is not None and raw != "":
-                values[name] = raw
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.model_validate(values)
+    def _strong_admin_token(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and estimated_entropy_bits(token.get_secret_value()) < (
+                MIN_ADMIN_TOKEN_BITS):
+            raise ValueError("the admin token needs at least 32 bytes of entropy (e.g. "
+                             "python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        return token

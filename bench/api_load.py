@@ -1,6 +1,8 @@
-"""Load on the live broker: N simulated agents putting offers concurrently (SQLite, loopback).
+"""Load on the live broker: N simulated agents putting offers concurrently, optionally while
+planning rounds run over a queue of jobs (loopback; SQLite, or PostgreSQL with ``--db``).
 
-Starts ``carbonfed serve`` on a fresh SQLite file on 127.0.0.1, registers N sites, then every
+Starts ``carbonfed serve`` on a fresh SQLite file (or a fresh schema of the PostgreSQL server
+given by ``--db postgresql://...``) on 127.0.0.1, enrols and registers N sites, then every
 agent puts ``--rounds`` offers with growing sequence numbers, one every ``--interval-s`` seconds
 (each agent starts at a random phase, as real agents would), through one httpx.AsyncClient.
 ``--client-per-agent`` gives every agent its own client and connection instead, as separate
@@ -12,10 +14,16 @@ Prints requests per second, p50/p99 latency of the offer PUTs, and:
   lost updates:            accepted offers whose sequence is not the site's stored one at the
                            end (the last accepted offer of every site must be the stored one);
   stale overwrites:        replays of an older sequence that were accepted.
+With ``--queued-jobs J --plan-interval-s P`` it first queues J jobs and the broker plans every
+P s during the load; it then also prints the rounds seen, jobs assigned per round (min, median,
+max), the rounds that assigned nothing while jobs were queued, each round's time, and
+duplicated jobs (a job with more than one live assignment; must be 0).
 
     python bench/api_load.py                 # N = 20 and 200, 10 rounds, an offer every 5 s
     python bench/api_load.py --agents 200 --rounds 20 --interval-s 0.5
     python bench/api_load.py --interval-s 0  # closed loop: as fast as the server answers
+    python bench/api_load.py --agents 1000 --queued-jobs 2000 --plan-interval-s 10 \
+        --client-per-agent                   # issue 12's run (add --db postgresql://... too)
 """
 
 from __future__ import annotations
@@ -36,7 +44,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-ADMIN = "bench-admin"
+ADMIN = "bench-admin-token-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEF"
+V100_STEPS_PER_S = 4.394774823323071  # resnet50 on a V100
 HOST = "127.0.0.1"
 SLOTS = 24
 
@@ -62,8 +71,13 @@ async def one_agent(client: httpx.AsyncClient, site: str, token: str, rounds: in
     await asyncio.sleep(rng.uniform(0, interval_s))
     for sequence in range(1, rounds + 1):
         begun = time.perf_counter()
-        r = await client.put(f"/v1/sites/{site}/offer", json=offer(sequence, rng),
-                             headers=headers)
+        try:
+            r = await client.put(f"/v1/sites/{site}/offer", json=offer(sequence, rng),
+                                 headers=headers)
+        except httpx.TransportError:  # a timeout counts as an error (and its wait as latency)
+            latencies.append(time.perf_counter() - begun)
+            outcome["errors"] += 1
+            continue
         latencies.append(time.perf_counter() - begun)
         if r.status_code == 200:
             outcome["accepted"][site] = sequence
@@ -79,8 +93,51 @@ async def one_agent(client: httpx.AsyncClient, site: str, token: str, rounds: in
         await asyncio.sleep(max(0.0, interval_s - (time.perf_counter() - begun)))
 
 
+async def watch_rounds(admin: httpx.AsyncClient, seen: dict[int, dict],
+                       stop: asyncio.Event) -> None:
+    """Every planning round the broker runs during the load (polled twice a second)."""
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    while not stop.is_set():
+        r = await admin.get("/v1/plans/latest", headers=headers)
+        if r.status_code == 200:
+            plan = r.json()
+            seen[plan["round_id"]] = plan
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.5)
+
+
+async def queue_jobs(admin: httpx.AsyncClient, sites: list[str], n: int) -> None:
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    rng = np.random.default_rng(1)
+    jobs = [{"id": f"job{i:05d}", "home_site": sites[i % len(sites)], "job_type": "resnet50",
+             "gpus": int(rng.integers(1, 3)),
+             "work_steps": float(V100_STEPS_PER_S * 3600 * rng.uniform(0.5, 6)),
+             "dataset_gb": float(rng.uniform(0, 5))} for i in range(n)]
+    for k in range(0, n, 1000):
+        r = await admin.post("/v1/jobs/batch", json={"jobs": jobs[k:k + 1000]}, headers=headers)
+        r.raise_for_status()
+
+
+def duplicates(db_url: str) -> int:
+    """Jobs with more than one live assignment, read from the database once the broker has
+    stopped (reading site by site through the API while rounds still run would count a job
+    requeued and reassigned between two reads twice)."""
+    from sqlalchemy import text
+
+    from api.db import make_engine
+
+    engine = make_engine(db_url)
+    with engine.connect() as c:
+        n = c.execute(text(
+            "SELECT count(*) FROM (SELECT job_id FROM assignments WHERE status IN "
+            "('assigned', 'acknowledged', 'running', 'completed') GROUP BY job_id "
+            "HAVING count(*) > 1) AS twice")).scalar()
+    engine.dispose()
+    return int(n or 0)
+
+
 async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
-                   client_per_agent: bool = False) -> dict:
+                   client_per_agent: bool = False, queued_jobs: int = 0) -> dict:
     # One client shared by N agents scans its N-connection pool on every request (httpcore):
     # at N = 200 that is milliseconds of the load generator's CPU per request.
     limits = httpx.Limits(max_connections=n_agents, max_keepalive_connections=n_agents)
@@ -88,12 +145,20 @@ async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
         admin = await stack.enter_async_context(
             httpx.AsyncClient(base_url=url, limits=limits, timeout=60))
         tokens = {}
-        for i in range(n_agents):
-            site = f"bench-{n_agents}-{i:03d}"
+        headers = {"Authorization": f"Bearer {ADMIN}"}
+        for i in range(n_agents):  # enrolment is closed: the admin enrols, the site registers
+            site = f"bench-{n_agents}-{i:04d}"
+            r = await admin.post("/v1/enrolments", json={"id": site, "zone": "z",
+                                                         "gpus": {"V100": 8}}, headers=headers)
+            r.raise_for_status()
+            once = r.json()["enrolment_token"]
             r = await admin.post("/v1/sites", json={"id": site, "zone": "z",
-                                                    "gpus": {"V100": 8}})
+                                                    "gpus": {"V100": 8}},
+                                 headers={"Authorization": f"Bearer {once}"})
             r.raise_for_status()
             tokens[site] = r.json()["token"]
+        if queued_jobs:
+            await queue_jobs(admin, list(tokens), queued_jobs)
         tls = ssl.create_default_context()  # plain http; one context instead of N (~20 ms each)
         clients = {site: await stack.enter_async_context(
             httpx.AsyncClient(base_url=url, timeout=60, verify=tls)) if client_per_agent
@@ -105,6 +170,9 @@ async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
             # would stall every request in flight and count as broker latency
             gc.collect()
             gc.freeze()
+        seen: dict[int, dict] = {}
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(watch_rounds(admin, seen, stop))
         begun = time.perf_counter()
         try:
             await asyncio.gather(*(one_agent(clients[site], site, token, rounds, interval_s, i,
@@ -112,6 +180,8 @@ async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
                                    for i, (site, token) in enumerate(tokens.items())))
         finally:
             gc.unfreeze()
+            stop.set()
+            await watcher
         wall_s = time.perf_counter() - begun
         stored = {s["id"]: s["offer_sequence"] for s in (await admin.get(
             "/v1/sites", headers={"Authorization": f"Bearer {ADMIN}"})).json()}
@@ -122,7 +192,8 @@ async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
             "rps": len(latencies) / wall_s, "p50_ms": float(np.percentile(ms, 50)),
             "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max()),
             "errors": outcome["errors"], "lost_updates": lost,
-            "stale_overwrites": outcome["stale_overwrites"]}
+            "stale_overwrites": outcome["stale_overwrites"], "rounds": sorted(
+                seen.values(), key=lambda p: p["round_id"])}
 
 
 def wait_healthy(url: str, server: subprocess.Popen) -> None:
@@ -138,6 +209,46 @@ def wait_healthy(url: str, server: subprocess.Popen) -> None:
     raise SystemExit("the broker did not come up within 30 s")
 
 
+def print_rounds(r: dict) -> None:
+    rounds = [p for p in r["rounds"] if p["queued"] > 0]
+    assigned = [len(p["assigned"]) for p in rounds]
+    if not rounds:
+        print("no planning round saw queued jobs during the load")
+        return
+    print(f"rounds {len(rounds)}: assigned per round min {min(assigned)}, median "
+          f"{int(np.median(assigned))}, max {max(assigned)}; rounds assigning nothing "
+          f"{sum(a == 0 for a in assigned)}")
+    for p in rounds:
+        elapsed = p.get("elapsed_s") or 0.0
+        print(f"  round {p['round_id']}: queued {p['queued']}, considered {p['considered']}, "
+              f"assigned {len(p['assigned'])}, {p['status']}, {p['n_options']} options, "
+              f"{elapsed:.2f} s")
+
+
+@contextlib.contextmanager
+def database(url: str | None, tmp: Path):
+    """A fresh SQLite file, or a fresh schema on the given PostgreSQL server (dropped after)."""
+    if url is None:
+        yield f"sqlite:///{tmp / 'bench.db'}"
+        return
+    from sqlalchemy.engine import make_url
+
+    from api.db import make_engine, normalize_db_url
+
+    name = f"carbonfed_bench_{os.getpid()}"
+    engine = make_engine(normalize_db_url(url))
+    with engine.begin() as c:
+        c.exec_driver_sql(f"CREATE SCHEMA {name}")
+    try:
+        scoped = make_url(normalize_db_url(url)).update_query_dict(
+            {"options": f"-csearch_path={name}"})
+        yield scoped.render_as_string(hide_password=False)
+    finally:
+        with engine.begin() as c:
+            c.exec_driver_sql(f"DROP SCHEMA {name} CASCADE")
+        engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--agents", type=int, nargs="+", default=[20, 200])
@@ -147,33 +258,44 @@ def main() -> None:
     parser.add_argument("--client-per-agent", action="store_true",
                         help="every agent its own httpx client and connection, as separate "
                         "agent processes (default: one client, one pool of N connections)")
+    parser.add_argument("--queued-jobs", type=int, default=0,
+                        help="jobs queued before the load (planning rounds then run over them)")
+    parser.add_argument("--plan-interval-s", type=float,
+                        help="the broker plans on this schedule during the load")
+    parser.add_argument("--db", help="postgresql://... to run on a fresh schema of that "
+                        "server (default: a fresh SQLite file)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, database(args.db, Path(tmp)) as db:
         port = free_port()
         url = f"http://{HOST}:{port}"
-        db = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        flags = ["--plan-interval-s", str(args.plan_interval_s)] if args.plan_interval_s else []
         server = subprocess.Popen(
             [sys.executable, "-m", "scenarios.cli", "serve", "--db", db, "--host", HOST,
-             "--port", str(port)], env={**os.environ, "CARBONFED_ADMIN_TOKEN": ADMIN},
-            stdout=subprocess.DEVNULL,
+             "--port", str(port), *flags],
+            env={**os.environ, "CARBONFED_ADMIN_TOKEN": ADMIN}, stdout=subprocess.DEVNULL,
         )
         try:
             wait_healthy(url, server)
             print(f"offers of {SLOTS} slots, {args.rounds} rounds per agent, one every "
                   f"{args.interval_s} s; "
                   f"{'a client per agent' if args.client_per_agent else 'one shared client'}; "
-                  f"SQLite (WAL) at {db}")
+                  f"{'PostgreSQL' if args.db else 'SQLite (WAL)'}; {args.queued_jobs} jobs "
+                  f"queued, planning every {args.plan_interval_s or '-'} s")
             print(f"{'agents':>6} {'requests':>8} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
                   f"{'max ms':>7} {'errors':>6} {'lost':>5} {'stale overwrites':>16}")
             for n in args.agents:
                 r = asyncio.run(run_load(url, n, args.rounds, args.interval_s,
-                                         args.client_per_agent))
+                                         args.client_per_agent, args.queued_jobs))
                 print(f"{r['agents']:>6} {r['requests']:>8} {r['rps']:>7.1f} "
                       f"{r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['max_ms']:>7.1f} "
                       f"{r['errors']:>6} {r['lost_updates']:>5} {r['stale_overwrites']:>16}")
+                if args.queued_jobs:
+                    print_rounds(r)
         finally:
             server.terminate()
             server.wait(timeout=10)
+        if args.queued_jobs:
+            print(f"jobs with more than one live or completed assignment: {duplicates(db)}")
 
 
 if __name__ == "__main__":

@@ -12,15 +12,25 @@ not cover offer no GPUs (capacity nobody promised) and repeat the nearest advert
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from broker.costs import emissions_kg, energy_cost_usd
+from broker.costs import cost_per_kwh_usd, emissions_kg, energy_cost_usd, transfer_cost_usd
 from broker.federation import Federation
 from broker.jobs import Job
 from broker.offers import RoundOffers
+from broker.planner import (
+    Assignment,
+    MilpPlanner,
+    Plan,
+    PlannerConfig,
+    RoundProblem,
+    build_round_problem,
+)
+from optimization import SolveStatus, relative_gap
 from sites.affinity import AffinityMatrix
 from sites.gpus import GpuType
 from sites.power import job_energy_kwh
@@ -58,6 +68,30 @@ class Reservation:
     gpus: int
     start_h: float
     end_h: float
+
+
+def shortlist_sites(
+    offers: Mapping[str, SiteOffer], usable: set[str], max_sites: int,
+    carbon_price_usd_per_t: float,
+) -> set[str]:
+    """The ``max_sites`` usable sites a round gives GPU pools to: those with free GPUs, cheapest
+    first (mean energy price plus carbon price x mean carbon intensity over their offer).
+
+    A round's options grow with jobs x pools x slots; with a thousand sites even a few hundred
+    jobs make millions of options (seconds to build, a gigabyte of memory), so a round looks at
+    the cheapest sites with room. The others keep their offers for later rounds.
+    """
+    if len(usable) <= max_sites:
+        return set(usable)
+    ranked = []
+    for site in usable:
+        offer = offers[site]
+        if not any(max(v, default=0) > 0 for v in offer.free_gpus.values()):
+            continue
+        cost = float(cost_per_kwh_usd(np.mean(offer.price_usd_per_mwh),
+                                      np.mean(offer.carbon_g_per_kwh), carbon_price_usd_per_t))
+        ranked.append((cost, site))
+    return {site for _, site in sorted(ranked)[:max_sites]}
 
 
 def live_federation(
@@ -120,14 +154,14 @@ def round_offers(
                 advertised = np.asarray(offer.free_gpus[gpu], dtype=int)[clipped]
                 free[r] = np.where(inside, advertised, 0)
     for res in reservations:
-        r = _resource(federation, res.site_id, res.gpu_type)
-        if r is None:
+        pool = _resource(federation, res.site_id, res.gpu_type)
+        if pool is None:
             continue
         slot_from = now_h + np.arange(horizon_slots) * slot_h
         overlaps = (slot_from < res.end_h - SLOT_EPS) & (
             slot_from + slot_h > res.start_h + SLOT_EPS
         )
-        free[r] -= np.where(overlaps, res.gpus, 0)
+        free[pool] -= np.where(overlaps, res.gpus, 0)
     return RoundOffers(
         now_h=now_h,
         slot_h=slot_h,
@@ -167,7 +201,7 @@ def estimate_run(
     """Run time, energy, emissions and cost of ``job`` on a pool, with the planner's formulas.
 
     Energy = GPUs x board power x PUE x run time (``sites.power``); its cost and emissions are
-    the window means of the round's forecasts over the run (``broker.pricing``), exactly what
+    the window means of the round's forecasts over the run (``sites.timegrid``), exactly what
     the planner charged for the option.
     """
     r = _resource(federation, site_id, gpu_type)
@@ -192,5 +226,140 @@ def estimate_run(
         energy_kwh=kwh,
         carbon_kg=emissions_kg(kwh, carbon),
         energy_cost_usd=energy_cost_usd(kwh, price),
-        transfer_cost_usd=job.dataset_gb * home.egress_usd_per_gb if remote else 0.0,
+        transfer_cost_usd=transfer_cost_usd(job.dataset_gb, home.egress_usd_per_gb)
+        if remote else 0.0,
     )
+
+
+# --- anytime planning -----------------------------------------------------------------------
+#
+# A round must hand out work whatever the queue size. The MILP may run out of time without an
+# incumbent; so a round first builds a greedy plan over the very options and costs the MILP
+# sees (fast, always feasible), then lets the MILP improve on it within the rest of the budget,
+# and keeps whichever plan costs less.
+
+GREEDY = "greedy"
+MIN_SOLVER_S = 0.2  # below this the MILP cannot do better than the greedy plan in practice
+# The MILP's own model build is outside its solver time limit; it takes a few times the numpy
+# build of the same options (what the greedy plan's time mostly is), so that much is set aside.
+MILP_BUILD_PER_GREEDY_S = 3.0
+
+
+def urgency_key(job: Job) -> tuple[bool, float, float, str]:
+    """Most urgent first: jobs with a deadline (earliest first), then the oldest."""
+    return (job.deadline_h is None, job.deadline_h or 0.0, job.submit_h, job.id)
+
+
+def greedy_option_counts(rp: RoundProblem, jobs_urgency: Sequence[int]) -> np.ndarray:
+    """Place each demand's jobs, most urgent demand first, on its cheapest option with room.
+
+    ``jobs_urgency`` orders the demands. Room is checked over every slot an option occupies
+    (a prefix sum of "too few GPUs" per pool and slot), so the plan respects every capacity.
+    """
+    p = rp.problem
+    cap = np.array(p.capacity_gpus, dtype=float)
+    cost = p.option_cost_usd
+    counts = np.zeros(p.n_options, dtype=int)
+    by_demand = np.argsort(p.option_demand, kind="stable")
+    bounds = np.searchsorted(p.option_demand[by_demand], np.arange(p.n_demands + 1))
+    for d in jobs_urgency:
+        options = by_demand[bounds[d]:bounds[d + 1]]
+        if len(options) == 0:
+            continue
+        options = options[np.argsort(cost[options], kind="stable")]
+        res, start = p.option_resource[options], p.option_start[options]
+        end = np.minimum(start + p.option_slots[options], p.n_slots)
+        gpus = p.option_gpus[options[0]]
+        for _ in range(int(p.demand_count[d])):
+            short = np.concatenate(
+                [np.zeros((cap.shape[0], 1)), np.cumsum(cap < gpus - 1e-9, axis=1)], axis=1)
+            room = (short[res, end] - short[res, start]) == 0
+            if not room.any():
+                break
+            k = int(np.argmax(room))  # options are sorted by cost: the first with room
+            cap[res[k], start[k]:end[k]] -= gpus
+            counts[options[k]] += 1
+    return counts
+
+
+def plan_from_counts(
+    federation: Federation, offers: RoundOffers, rp: RoundProblem, counts: np.ndarray,
+    message: str, bound_usd: float = -math.inf, elapsed_s: float = 0.0,
+) -> Plan:
+    """A ``Plan`` from option counts, mapping counts to jobs as ``MilpPlanner`` does."""
+    p = rp.problem
+    assignments: list[Assignment] = []
+    deferred: list[str] = []
+    for d, jobs in enumerate(rp.demands):
+        pending = list(jobs)
+        for o in np.flatnonzero((p.option_demand == d) & (counts > 0)):
+            site_i, gpu = federation.resources[p.option_resource[o]]
+            for _ in range(int(counts[o])):
+                job = pending.pop(0)
+                assignments.append(Assignment(
+                    job_id=job.id, site_id=federation.sites[site_i].id, gpu_type=gpu,
+                    start_offset=int(p.option_start[o]),
+                    start_h=offers.now_h + int(p.option_start[o]) * offers.slot_h,
+                ))
+        deferred.extend(j.id for j in pending)
+    placed = np.zeros(p.n_demands)
+    np.add.at(placed, p.option_demand, counts)
+    objective = float(counts @ p.option_cost_usd
+                      + (p.demand_count - placed) @ p.deferral_penalty_usd)
+    return Plan(tuple(assignments), tuple(deferred), SolveStatus.FEASIBLE, message, objective,
+                bound_usd, {}, p.n_options, 0.0, elapsed_s)
+
+
+def greedy_plan(
+    federation: Federation, offers: RoundOffers, queue: Sequence[Job], config: PlannerConfig
+) -> Plan:
+    """A feasible plan in under a second for hundreds of jobs (``greedy_option_counts``)."""
+    begun = time.perf_counter()
+    rp = build_round_problem(federation, offers, queue, config)
+    order = sorted(range(len(rp.demands)), key=lambda d: urgency_key(rp.demands[d][0]))
+    counts = greedy_option_counts(rp, order)
+    return plan_from_counts(federation, offers, rp, counts, "greedy plan (broker.live)",
+                            elapsed_s=time.perf_counter() - begun)
+
+
+def plan_gap(plan: Plan) -> float | None:
+    """Relative gap between the plan's cost and the best bound known (None: no bound)."""
+    if not (math.isfinite(plan.objective_usd) and math.isfinite(plan.bound_usd)):
+        return None
+    return relative_gap(plan.objective_usd, plan.bound_usd)
+
+
+@dataclass(frozen=True)
+class AnytimePlan:
+    """A round's plan and how it was found."""
+
+    plan: Plan
+    method: str  # "milp", or "greedy" when the greedy plan was kept
+    status: str  # the MILP's status, or "greedy (<the MILP's status or why it did not run>)"
+
+
+def anytime_plan(
+    federation: Federation, offers: RoundOffers, queue: Sequence[Job], config: PlannerConfig,
+    budget_s: float,
+) -> AnytimePlan:
+    """A feasible plan within about ``budget_s``: greedy first, then the MILP improves on it.
+
+    The MILP gets what is left of the budget; its plan is kept only if it costs no more than the
+    greedy one (a time-limited solve may return nothing, or something worse). A greedy plan
+    kept over a MILP answer reports the MILP's status as ``greedy (<status>)`` and its bound.
+    """
+    begun = time.perf_counter()
+    greedy = greedy_plan(federation, offers, queue, config)
+    spent = time.perf_counter() - begun
+    left = budget_s - spent - MILP_BUILD_PER_GREEDY_S * spent
+    if left < MIN_SOLVER_S:
+        return AnytimePlan(greedy, GREEDY, f"{GREEDY} (no time left for the MILP)")
+    solver = replace(config.solver, time_limit_s=left)
+    milp = MilpPlanner(federation, replace(config, solver=solver)).plan(offers, queue)
+    solved = milp.status.has_solution and (bool(milp.assignments) or not greedy.assignments)
+    tolerance = 1e-9 * max(1.0, abs(greedy.objective_usd))
+    if solved and milp.objective_usd <= greedy.objective_usd + tolerance:
+        return AnytimePlan(milp, "milp", milp.status.value)
+    bound = milp.bound_usd if math.isfinite(milp.bound_usd) else -math.inf
+    kept = replace(greedy, bound_usd=bound, solve_time_s=greedy.solve_time_s + milp.solve_time_s)
+    return AnytimePlan(kept, GREEDY, f"{GREEDY} ({milp.status.value})")

@@ -30,7 +30,9 @@ PLOTS = ("policies.png", "milp_load_vs_carbon.png")
 # Everything any carbonfed command writes into a results folder (safe to overwrite).
 KNOWN_OUTPUTS = frozenset({*TABLES, "summary.json", *PLOTS, "coalitions.csv", "shares.csv",
                            "diagnostics.csv", "ledger.csv", "market.json", "game.json",
-                           "gains_by_scheme.png", "abatement_curve.png"})
+                           "gains_by_scheme.png", "abatement_curve.png", "seeds.csv",
+                           "seeds_summary.csv", "sweep.csv", "sweep.parquet",
+                           "sweep_summary.csv"})
 
 
 def prepare_out_dir(out_dir: Path, option: str = "--out",

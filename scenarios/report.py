@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
@@ -126,4 +127,24 @@ def print_ledger(rows: list[LedgerRow], scheme: str, console: Console) -> None:
     for site in sorted(set(paid) | set(received)):
         table.add_row(site, _num(paid.get(site, 0.0)), _num(received.get(site, 0.0)),
                       _num(received.get(site, 0.0) - paid.get(site, 0.0)))
+    console.print(table)
+
+
+SEED_METRICS = (("jobs_finished", "jobs run", "{:,.1f}"), ("jobs_outside", "jobs outside",
+                "{:,.1f}"), ("energy_kwh", "energy kWh", "{:,.2f}"), ("carbon_kg", "CO2 kg",
+                "{:,.2f}"), ("total_cost_usd", "total cost USD", "{:,.2f}"),
+                ("mean_completion_h", "mean completion h", "{:,.2f}"),
+                ("deadline_misses", "deadline misses", "{:,.1f}"))
+
+
+def print_seed_summary(summary: pd.DataFrame, name: str, seeds: int, console: Console) -> None:
+    """Per policy: mean +/- the 95% CI half-width across seeds of each metric."""
+    table = Table(title=f"{name}: mean +/- 95% CI half-width over {seeds} seeds")
+    table.add_column("metric")
+    for policy in summary["policy"]:
+        table.add_column(policy, justify="right")
+    rows = summary.set_index("policy")
+    for key, label, fmt in SEED_METRICS:
+        table.add_row(label, *(f"{fmt.format(rows.loc[p, key])} +/- "
+                               f"{fmt.format(rows.loc[p, key + '_ci'])}" for p in rows.index))
     console.print(table)

@@ -24,15 +24,24 @@ class ScenarioResult:
     wall_time_s: float
 
 
+def run_policy(run: ScenarioRun, name: str,
+               progress: ProgressCallback | None = None) -> SimulationResult:
+    policy = POLICIES[name](run.setup.federation, run.config)
+    callback = (lambda k, n: progress(name, k, n)) if progress else None
+    return run_simulation(run.setup, policy, name, on_round=callback)
+
+
 def run_scenario(run: ScenarioRun, progress: ProgressCallback | None = None) -> ScenarioResult:
+    """Every policy of the scenario, one after the other in this process."""
     started = time.perf_counter()
-    scenario = run.scenario
-    results = {}
-    for name in scenario.policies:
-        policy = POLICIES[name](run.setup.federation, run.config)
-        callback = (lambda k, n, name=name: progress(name, k, n)) if progress else None
-        results[name] = run_simulation(run.setup, policy, name, on_round=callback)
-    price = scenario.carbon_price_usd_per_t
+    results = {name: run_policy(run, name, progress) for name in run.scenario.policies}
+    return scenario_result(run, results, started)
+
+
+def scenario_result(run: ScenarioRun, results: dict[str, SimulationResult],
+                    started: float) -> ScenarioResult:
+    """Summaries and savings of the policies' runs (wherever they ran)."""
+    price = run.config.carbon_price_usd_per_t
     summaries = {name: summarize(r, price) for name, r in results.items()}
     savings: tuple[Savings, ...] = ()
     if "milp" in results and "isolated" in results:

@@ -6,6 +6,12 @@ signals a scenario uses), fetches the jobs the broker assigns, acknowledges them
 starts and completions, and retries with exponential backoff and jitter while the broker is
 unreachable. Jobs are simulated: a job sleeps its run time divided by ``time_scale``.
 
+Leases: every offer lists the assignments the agent holds (``holding``), which renews them at
+the broker; assignments the broker answers as ``revoked`` (lease expired, withdrawn) are
+dropped. A restarted agent re-adopts its acknowledged and running assignments before its first
+offer, so it never offers their GPUs as free. Before registering it checks that its ``slot_h``
+is the broker's (``GET /v1/health``).
+
 It does not import ``api``: the broker's routes and bodies are the only contract.
 """
 
@@ -27,15 +33,25 @@ import pandas as pd
 
 from sites.signals import Signal, hourly_to_slots
 from sites.spec import SiteSpec
+from sites.units import SECONDS_PER_HOUR
 
 log = logging.getLogger("carbonfed.agent")
 
-SECONDS_PER_HOUR = 3600.0
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+STATE_FILE_MODE = 0o600  # it holds the site's token
+LIVE_TAKEN = ("acknowledged", "running")  # assignments a restarted agent re-adopts
 
 
 class AgentError(RuntimeError):
     """The agent cannot go on (broker unreachable for too long, site id taken, ...)."""
+
+
+class IncompatibleBrokerError(AgentError):
+    """The agent's configuration does not fit the broker's (slot length)."""
+
+
+class AgentStopped(Exception):  # noqa: N818 (a stop, not an error)
+    """The agent's run time is up (raised from inside a retry loop)."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +81,7 @@ class AgentConfig:
     signal_start: pd.Timestamp | None = None  # simulated UTC at agent start; None: this hour
     signal_hours: int = 24 * 30  # signals are read once for this long, then repeat
     seed: int = 0
-    registration_token: str | None = None
+    enrolment_token: str | None = None  # the one-time token an admin issued at enrolment
     request_timeout_s: float = 10.0
     backoff: Backoff = field(default_factory=Backoff)
 
@@ -103,7 +119,11 @@ class AgentState:
 
     def save(self, path: Path) -> None:
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.__dict__))
+        # created 0600 (it holds the token), never world-readable even for a moment
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, STATE_FILE_MODE)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(self.__dict__))
+        os.chmod(tmp, STATE_FILE_MODE)  # an older tmp file may have had wider rights
         os.replace(tmp, path)  # atomic: a crash leaves the old file or the new one
 
 
@@ -114,8 +134,12 @@ class SiteAgent:
         client: httpx.Client | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        say: Callable[[str], None] = lambda line: None,
     ) -> None:
         self.config = config
+        self.say = say  # one line per event for the operator (registered, jobs, outages)
+        self.deadline: float | None = None  # monotonic time the run must end (duration_s)
+        self.offers_announced = False
         self.client = client or httpx.Client(
             base_url=config.broker_url, timeout=config.request_timeout_s
         )
@@ -145,6 +169,8 @@ class SiteAgent:
         give_up = self.monotonic() + self.config.backoff.give_up_after_s
         attempt = 0
         while True:
+            if self.deadline is not None and self.monotonic() >= self.deadline:
+                raise AgentStopped()
             try:
                 response = self.client.request(method, path, json=body,
                                                headers=self._headers(token))
@@ -156,11 +182,25 @@ class SiteAgent:
             if self.monotonic() >= give_up:
                 raise AgentError(f"{method} {path}: broker unreachable ({problem})")
             delay = self.config.backoff.delay_s(attempt, self.rng)
+            if self.deadline is not None:
+                delay = max(0.0, min(delay, self.deadline - self.monotonic()))
             log.info("%s %s failed (%s); retry in %.2f s", method, path, problem, delay)
+            self.say(f"broker unreachable ({problem}; retrying, next try in {delay:.1f} s)")
             self.sleep(delay)
             attempt += 1
 
     # --- registration and offers --------------------------------------------------------------
+
+    def check_broker(self) -> None:
+        """Refuse to register with a broker whose slot length differs from ours."""
+        r = self.request("GET", "/v1/health")
+        if r.status_code != 200:
+            raise AgentError(f"broker health: HTTP {r.status_code}: {r.text[:200]}")
+        broker_slot_h = float(r.json().get("slot_h", math.nan))
+        if not math.isclose(broker_slot_h, self.config.slot_h):
+            raise IncompatibleBrokerError(
+                f"slot_h {self.config.slot_h:g} differs from the broker's {broker_slot_h:g}; "
+                "set slot_h in the agent config to the broker's")
 
     def ensure_registered(self) -> None:
         site = self.config.site
@@ -168,19 +208,22 @@ class SiteAgent:
             r = self.request("GET", f"/v1/sites/{site.id}", token=self.state.token)
             if r.status_code == 200:
                 log.info("resumed as site %s", site.id)
+                self.say(f"resumed as site {site.id}")
                 return
             if r.status_code != 401:
                 raise AgentError(f"resuming site {site.id}: HTTP {r.status_code}: {r.text}")
             self.state.token = None  # the broker no longer knows the token (new database)
         body = {"id": site.id, "zone": site.zone, "gpus": dict(site.gpus), "pue": site.pue,
                 "egress_usd_per_gb": site.egress_usd_per_gb}
-        r = self.request("POST", "/v1/sites", body, token=self.config.registration_token)
+        r = self.request("POST", "/v1/sites", body, token=self.config.enrolment_token)
         if r.status_code != 201:
-            raise AgentError(f"registering site {site.id}: HTTP {r.status_code}: {r.text}")
+            message = _message(r)
+            raise AgentError(f"registering site {site.id}: HTTP {r.status_code}: {message}")
         self.state.token = r.json()["token"]
         self.state.sequence = 0
         self.state.save(self.config.state_file)
         log.info("registered site %s", site.id)
+        self.say(f"registered as site {site.id}")
 
     def sim_hours(self, now_s: float | None = None) -> float:
         """Simulated hours since the agent started."""
@@ -218,7 +261,7 @@ class SiteAgent:
         self.state.sequence += 1
         body = {"sequence": self.state.sequence, "slot_h": self.config.slot_h,
                 "free_gpus": self.free_gpus(now_s), "price_usd_per_mwh": price,
-                "carbon_g_per_kwh": carbon}
+                "carbon_g_per_kwh": carbon, "holding": sorted(self.jobs)}
         r = self.request("PUT", f"/v1/sites/{self.config.site.id}/offer", body, self.state.token)
         if r.status_code == 409 and "current_sequence" in r.json():
             # the broker holds a newer sequence (say, a lost state file): continue above it
@@ -226,8 +269,15 @@ class SiteAgent:
             self.state.save(self.config.state_file)
             return False
         if r.status_code != 200:
-            raise AgentError(f"offer refused: HTTP {r.status_code}: {r.text}")
+            raise AgentError(f"offer refused: HTTP {r.status_code}: {_message(r)}")
         self.state.save(self.config.state_file)
+        for assignment_id in r.json().get("revoked", []):
+            lost = self.jobs.pop(assignment_id, None)
+            if lost is not None:
+                self.say(f"job {lost.job_id} withdrawn by the broker (lease lost): stopped")
+        if not self.offers_announced:
+            self.offers_announced = True
+            self.say(f"offer sent; sending one every {self.config.offer_interval_s:g} s")
         return True
 
     # --- jobs ---------------------------------------------------------------------------------
@@ -249,6 +299,11 @@ class SiteAgent:
             job = LocalJob(a["id"], a["job"]["id"], a["gpu_type"], a["job"]["gpus"],
                            a["transfer_h"] + a["runtime_h"])
             self.jobs[job.assignment_id] = job
+            if a.get("status") in LIVE_TAKEN:
+                # ours from before a restart: already acknowledged; its run starts over here
+                self.say(f"job {job.job_id} re-adopted after a restart (assignment {a['id']})")
+                taken += 1
+                continue
             ack = self.request("POST", self._assignment_path(job.assignment_id, "ack"),
                                token=self.state.token)
             if ack.status_code != 200:  # withdrawn (409) or gone: not ours to run
@@ -273,26 +328,43 @@ class SiteAgent:
             if job.started_s is not None and not job.start_reported:
                 self._report(job, "start")
                 job.start_reported = True
+                self.say(f"job {job.job_id} started ({job.gpus} x {job.gpu_type}, "
+                         f"assignment {job.assignment_id})")
         for job in sorted(self.jobs.values(), key=lambda j: j.assignment_id):
             if job.ends_s is not None and job.ends_s <= now_s:
-                self._report(job, "complete")
+                if self._report(job, "complete"):
+                    self.completed.append(job.job_id)
+                    self.say(f"job {job.job_id} finished")
+                else:
+                    self.say(f"job {job.job_id} finished, but the broker had withdrawn it")
                 del self.jobs[job.assignment_id]
-                self.completed.append(job.job_id)
 
-    def _report(self, job: LocalJob, action: str) -> None:
+    def _report(self, job: LocalJob, action: str) -> bool:
         r = self.request("POST", self._assignment_path(job.assignment_id, action),
                          token=self.state.token)
         if r.status_code != 200:
             log.warning("%s of assignment %s: HTTP %s %s", action, job.assignment_id,
                         r.status_code, r.text)
+        return r.status_code == 200
 
     # --- the loop -----------------------------------------------------------------------------
 
     def run(self, duration_s: float | None = None, stop: threading.Event | None = None) -> None:
-        """Register, then offer, fetch and run jobs until ``stop`` is set or time is up."""
-        self.ensure_registered()
-        c = self.config
+        """Check the broker, register, re-adopt held jobs, then offer, fetch and run jobs until
+        ``stop`` is set or ``duration_s`` is up (also while retrying an unreachable broker)."""
         ends = None if duration_s is None else self.monotonic() + duration_s
+        self.deadline = ends
+        try:
+            self.check_broker()
+            self.ensure_registered()
+            # before the first offer: jobs acknowledged before a restart hold GPUs
+            self.fetch_assignments()
+            self._loop(ends, stop)
+        except AgentStopped:
+            pass
+
+    def _loop(self, ends: float | None, stop: threading.Event | None) -> None:
+        c = self.config
         next_offer = next_poll = self.monotonic()
         while not (stop is not None and stop.is_set()):
             now = self.monotonic()
@@ -308,3 +380,12 @@ class SiteAgent:
             wake = min([next_offer, next_poll] + [j.ends_s for j in self.jobs.values()
                                                   if j.ends_s is not None])
             self.sleep(min(max(wake - self.monotonic(), 0.005), 0.25))
+
+
+def _message(r: httpx.Response) -> str:
+    """The broker's one-line message of an error answer (or the start of its text)."""
+    try:
+        body = r.json()
+    except ValueError:
+        return r.text[:200]
+    return str(body.get("message", body)) if isinstance(body, dict) else str(body)[:200]

@@ -1,29 +1,38 @@
-"""``/v1/sites/{site_id}/offer``: a site keeps its offer current (only its own)."""
+"""``/v1/sites/{site_id}/offer`` and ``/heartbeat``: a site keeps its offer and leases current."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
-from api.auth import CurrentPrincipal, Service, check_site_access
+from api.auth import CurrentPrincipal, CurrentSite, Offers, check_site_access
 from api.routers.sites import SiteId
-from api.schemas import OfferIn, OfferOut
+from api.schemas import HeartbeatIn, HeartbeatOut, OfferIn, OfferOut
+from api.services import Principal
 
-router = APIRouter(prefix="/sites/{site_id}/offer", tags=["offers"])
+router = APIRouter(prefix="/sites/{site_id}", tags=["offers"])
 
 
-@router.put("")
-async def put_offer(
-    site_id: SiteId, body: OfferIn, service: Service, who: CurrentPrincipal
-) -> OfferOut:
-    """Replace the site's offer; 409 if ``sequence`` is not above the stored one."""
+@router.put("/offer")
+async def put_offer(site_id: SiteId, body: OfferIn, offers: Offers,
+                    who: CurrentPrincipal) -> OfferOut:
+    """Replace the site's offer (409 if ``sequence`` is not above the stored one) and renew
+    the leases of the assignments it lists in ``holding``."""
     # Async with one explicit hop for the database write: a sync route would hop to the thread
     # pool twice (once more to validate the response), the hottest route of the broker.
     check_site_access(who, site_id, admin_allowed=False)
-    return await run_in_threadpool(service.put_offer, site_id, body)
+    return await run_in_threadpool(offers.put, site_id, body)
 
 
-@router.get("")
-def read_offer(site_id: SiteId, service: Service, who: CurrentPrincipal) -> OfferOut:
+@router.get("/offer")
+def read_offer(site_id: SiteId, offers: Offers, who: CurrentPrincipal) -> OfferOut:
     check_site_access(who, site_id)
-    return service.get_offer(site_id)
+    return offers.get(site_id)
+
+
+@router.post("/heartbeat")
+def heartbeat(site_id: SiteId, body: HeartbeatIn, offers: Offers,
+              me: CurrentSite) -> HeartbeatOut:
+    """Renew the leases of the listed assignments; ``revoked`` lists those no longer held."""
+    check_site_access(Principal(site_id=me), site_id, admin_allowed=False)
+    return offers.heartbeat(site_id, body)

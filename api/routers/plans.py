@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
-from fastapi.concurrency import run_in_threadpool
+import asyncio
 
-from api.auth import AdminToken, Service
+from fastapi import APIRouter, status
+
+from api.auth import AdminToken, Planning
 from api.schemas import PlanOut
 
 router = APIRouter(prefix="/plans", tags=["plans"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def run_round(service: Service, who: AdminToken) -> PlanOut:
-    """Plan now: requeue from stale sites, solve the MILP, hand out the jobs that start now."""
-    return await run_in_threadpool(service.plan_round)
+async def run_round(planning: Planning, who: AdminToken) -> PlanOut:
+    """Plan now (on the planning worker, off the request path): requeue what expired, plan
+    the most urgent queued jobs, hand out the jobs that start now."""
+    return await asyncio.wrap_future(planning.submit())
 
 
 @router.get("/latest")
-def latest_plan(service: Service, who: AdminToken) -> PlanOut:
-    return service.latest_plan()
+def latest_plan(planning: Planning, who: AdminToken) -> PlanOut:
+    return planning.latest()

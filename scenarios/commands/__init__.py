@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from scenarios.commands.admin import AdminCommand, DbCommand
 from scenarios.commands.agent import AgentCommand
 from scenarios.commands.base import Command
 from scenarios.commands.data import DataCommand
@@ -10,6 +11,7 @@ from scenarios.commands.market import MarketCommand
 from scenarios.commands.run import RunCommand
 from scenarios.commands.scenarios import ScenariosCommand
 from scenarios.commands.serve import ServeCommand
+from scenarios.commands.sweep import SweepCommand
 
 COMMANDS: dict[str, Command] = {
     "run": RunCommand(),
@@ -20,3 +22,6 @@ COMMANDS["serve"] = ServeCommand()
 COMMANDS["agent"] = AgentCommand()
 COMMANDS["data"] = DataCommand()
 COMMANDS["market"] = MarketCommand()
+COMMANDS["sweep"] = SweepCommand()
+COMMANDS["admin"] = AdminCommand()
+COMMANDS["db"] = DbCommand()

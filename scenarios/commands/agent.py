@@ -21,7 +21,7 @@ from scenarios.data_paths import DATA_ENV, DataPaths
 from scenarios.loader import validate_yaml
 from scenarios.schema import SiteSpecModel, ZoneSpec
 from sites import DEFAULT_GPUS, InputError, SiteSpec
-from sites.agent import AgentConfig, AgentError, Backoff, SiteAgent
+from sites.agent import AgentConfig, AgentError, Backoff, IncompatibleBrokerError, SiteAgent
 
 
 class BackoffSpec(BaseModel):
@@ -47,11 +47,26 @@ class AgentFile(BaseModel):
     signal_start: datetime | None = None
     signal_hours: int = Field(24 * 30, ge=1)
     seed: int = 0
-    registration_token: str | None = None
+    enrolment_token: str | None = None  # or --enrolment-token / CARBONFED_ENROLMENT_TOKEN
     backoff: BackoffSpec = BackoffSpec()
 
 
-def load_agent_config(path: Path, broker_url: str | None) -> AgentConfig:
+def check_broker_url(url: str, source: str) -> str:
+    """An http(s) URL with a host, or a one-line error naming where it came from."""
+    import httpx
+
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as error:
+        raise InputError(source, "", f"not a URL: {url!r} ({error})") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise InputError(source, "", f"not an http(s) URL with a host: {url!r} (e.g. "
+                         "http://127.0.0.1:8000)")
+    return url.rstrip("/")
+
+
+def load_agent_config(path: Path, broker_url: str | None,
+                      enrolment_token: str | None = None) -> AgentConfig:
     source = str(path)
     if not path.is_file():
         raise InputError(source, "", "no such agent config file")
@@ -65,6 +80,7 @@ def load_agent_config(path: Path, broker_url: str | None) -> AgentConfig:
     url = broker_url or spec.broker_url
     if not url:
         raise InputError(source, "broker_url", "no broker URL (give --broker or broker_url)")
+    url = check_broker_url(url, "--broker" if broker_url else f"{source}: broker_url")
     base = path.parent
     data_dir = os.environ.get(DATA_ENV)
     paths = DataPaths(source, base, Path(data_dir) if data_dir else None)
@@ -79,12 +95,12 @@ def load_agent_config(path: Path, broker_url: str | None) -> AgentConfig:
         site=SiteSpec(s.id, s.zone, dict(s.gpus), s.pue, s.egress_usd_per_gb),
         carbon_g_per_kwh=carbon,
         price_usd_per_mwh=price,
-        broker_url=url.rstrip("/"),
+        broker_url=url,
         state_file=state if state.is_absolute() else base / state,
         slot_h=spec.slot_h, horizon_slots=spec.horizon_slots,
         offer_interval_s=spec.offer_interval_s, poll_interval_s=spec.poll_interval_s,
         time_scale=spec.time_scale, signal_start=start, signal_hours=spec.signal_hours,
-        seed=spec.seed, registration_token=spec.registration_token,
+        seed=spec.seed, enrolment_token=enrolment_token or spec.enrolment_token,
         backoff=Backoff(**spec.backoff.model_dump()),
     )
 
@@ -96,15 +112,25 @@ class AgentCommand(Command):
         parser.add_argument("config", type=Path, help="agent YAML (site, signals, schedule)")
         parser.add_argument("--broker", help="broker URL, e.g. http://127.0.0.1:8000")
         parser.add_argument("--duration-s", type=float, help="stop after this many seconds")
+        parser.add_argument("--enrolment-token",
+                            default=os.environ.get("CARBONFED_ENROLMENT_TOKEN"),
+                            help="the one-time token from `carbonfed admin enrol` (or "
+                            "CARBONFED_ENROLMENT_TOKEN, or enrolment_token in the config)")
         parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
 
     def run(self, args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                             format="%(asctime)s %(name)s %(message)s")
-        config = load_agent_config(args.config, args.broker)
-        agent = SiteAgent(config)
+        if args.duration_s is not None and not args.duration_s > 0:
+            raise InputError("--duration-s", "", f"must be > 0 (got {args.duration_s:g})")
+        config = load_agent_config(args.config, args.broker, args.enrolment_token)
+        # one line per event without -v; with -v the request log says it all
+        say = (lambda line: None) if args.verbose else (lambda line: print(line, flush=True))
+        agent = SiteAgent(config, say=say)
         try:
             agent.run(duration_s=args.duration_s)
+        except IncompatibleBrokerError as error:
+            raise InputError(str(args.config), "slot_h", str(error)) from None
         except AgentError as error:
             print(f"error: {error}", flush=True)
             return 1

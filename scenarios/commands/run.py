@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import time
 from pathlib import Path
 
+import pandas as pd
 from rich.console import Console
 
 from market.ledger import ledger_frame
@@ -14,12 +16,16 @@ from market.run_ledger import run_ledger
 from market.schemes import PAYMENT_SCHEMES
 from scenarios.build import build_run
 from scenarios.commands.base import Command
+from scenarios.commands.options import add_executor_arguments, positive_int
 from scenarios.data_paths import DATA_ENV
-from scenarios.loader import load_scenario
+from scenarios.loader import LoadedScenario, load_scenario
+from scenarios.market_tasks import ScenarioRef
 from scenarios.outputs import prepare_out_dir, write_outputs
 from scenarios.progress import progress_reporter
-from scenarios.report import print_ledger, print_report
-from scenarios.runner import run_scenario
+from scenarios.report import print_ledger, print_report, print_seed_summary
+from scenarios.runner import run_scenario, scenario_result
+from scenarios.scaleout import open_executor
+from scenarios.sweep import PolicyTask, grid, policy_task, run_task, summarise
 from sites import InputError
 
 
@@ -39,6 +45,9 @@ class RunCommand(Command):
                             "or market (game rules: carbonfed market)")
         parser.add_argument("--markup", type=float, default=0.1,
                             help="cost-plus markup for --ledger (default 0.1)")
+        parser.add_argument("--seeds", metavar="K", help="K runs with seeds spawned from the "
+                            "scenario's: mean and 95%% CI of every metric")
+        add_executor_arguments(parser)
         parser.add_argument("--data", type=Path, metavar="DIR",
                             help=f"real-data folder for data-file scenarios (default: ${DATA_ENV})")
 
@@ -60,9 +69,20 @@ class RunCommand(Command):
                 loaded, scenario=loaded.scenario.model_copy(update={"policies": wanted}))
         if args.ledger and "milp" not in loaded.scenario.policies:
             raise InputError("--ledger", args.ledger, "settles the milp policy's run; add milp")
+        if args.seeds is not None:
+            return _run_seeds(loaded, positive_int(args.seeds, "--seeds"), args, console)
         run = build_run(loaded)
-        with progress_reporter("rounds") as progress:
-            result = run_scenario(run, progress)
+        if args.workers is not None or args.scheduler is not None:
+            started = time.perf_counter()
+            tasks = [PolicyTask(ScenarioRef.of(loaded), name) for name in loaded.scenario.policies]
+            with progress_reporter("policies") as progress, \
+                    open_executor(args.workers, args.scheduler, progress=progress) as executor:
+                results = executor.map(policy_task, tasks, label="policies")
+            result = scenario_result(run, dict(zip(loaded.scenario.policies, results,
+                                                   strict=True)), started)
+        else:
+            with progress_reporter("rounds") as progress:
+                result = run_scenario(run, progress)
         print_report(result, console, by_site=args.by_site)
         rows = []
         if args.ledger:
@@ -76,6 +96,24 @@ class RunCommand(Command):
                 ledger_frame(rows).to_csv(args.out / "ledger.csv", index=False)
                 console.print(f"wrote {args.out / 'ledger.csv'}")
         return 0
+
+
+def _run_seeds(loaded: LoadedScenario, seeds: int, args: argparse.Namespace,
+               console: Console) -> int:
+    """K replicates of every policy on the executor; mean and 95% CI across seeds."""
+    if args.ledger:
+        raise InputError("--ledger", args.ledger, "settles one run, not --seeds")
+    tasks = grid(ScenarioRef.of(loaded), loaded.scenario.policies, [None], seeds)
+    with progress_reporter("runs") as progress, \
+            open_executor(args.workers, args.scheduler, progress=progress) as executor:
+        records = pd.DataFrame(executor.map(run_task, tasks, label="seeds"))
+    summary = summarise(records)
+    print_seed_summary(summary, loaded.scenario.name, seeds, console)
+    if args.out:
+        records.to_csv(args.out / "seeds.csv", index=False)
+        summary.to_csv(args.out / "seeds_summary.csv", index=False)
+        console.print(f"wrote {args.out / 'seeds.csv'}\nwrote {args.out / 'seeds_summary.csv'}")
+    return 0
 
 
 def data_dir(option: Path | None) -> Path | None:

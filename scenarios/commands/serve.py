@@ -1,28 +1,71 @@
-"""``carbonfed serve``: start the live broker (FastAPI under uvicorn)."""
+"""``carbonfed serve``: start the live broker (FastAPI under uvicorn).
+
+Every setting of ``api.settings.Settings`` is a flag here (``--solver-time-limit-s``...) and an
+environment variable (``CARBONFED_SOLVER_TIME_LIMIT_S``); flags win. Bad settings, a database
+URL that cannot be used or a port that is taken are one line each and exit 2, checked before
+anything is created or printed.
+"""
 
 from __future__ import annotations
 
 import argparse
 import gc
+import socket
+import sys
+from typing import Any
 
 from scenarios.commands.base import Command
 from sites import InputError
+
+ALIASES = {"db_url": ["--db"]}  # the short flag the README always used
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_port(host: str, port_text: str) -> int:
+    """The port as a number, if it is one and nothing listens on it (one-line errors)."""
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise InputError("--port", "", f"not a port number: {port_text!r}") from None
+    if not 1 <= port <= 65535:
+        raise InputError("--port", "", f"{port} is not in 1..65535")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise InputError("--host", "", f"cannot resolve {host!r}: {error.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        # as uvicorn binds: with SO_REUSEADDR, so only a live listener makes this fail
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise InputError("--port", "", f"cannot listen on {host}:{port}: "
+                             f"{error.strerror}") from None
+    return port
 
 
 class ServeCommand(Command):
     help = "start the live broker's REST API (SQLite file by default, PostgreSQL by URL)"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--db", help="database URL (default: sqlite:///carbonfed.db, "
-                            "or CARBONFED_DB_URL); postgresql://... for PostgreSQL")
+        from api.settings import Settings
+
         parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
-        parser.add_argument("--port", type=int, default=8000, help="port (8000)")
-        parser.add_argument("--plan-interval-s", type=float,
-                            help="plan on this schedule (default: only when an admin asks)")
-        parser.add_argument("--stale-after-s", type=float,
-                            help="a site without a newer offer is stale after this (300)")
-        parser.add_argument("--time-scale", type=float,
-                            help="broker clock speed: simulated hours per real hour (1)")
+        parser.add_argument("--port", default="8000", help="port (8000)")
+        for name, field in Settings.model_fields.items():
+            flags = [*ALIASES.get(name, []), _flag(name)]
+            default = field.default
+            shown = "none" if default is None else default
+            text = f"{field.description or name} (env CARBONFED_{name.upper()}; default {shown})"
+            if field.annotation is bool:
+                parser.add_argument(*flags, dest=name, action="store_const", const=True,
+                                    default=None, help=text)
+            else:
+                parser.add_argument(*flags, dest=name, default=None, metavar="VALUE", help=text)
         parser.add_argument("--log-level", default="warning", help="uvicorn log level")
         parser.add_argument("--keep-alive-s", type=int, default=75,
                             help="close a client's idle connection after this (75; uvicorn's "
@@ -31,43 +74,67 @@ class ServeCommand(Command):
                             help="log every request (with --log-level info); off by default: "
                             "it costs every request time, and sites put offers every few seconds")
 
-    def run(self, args: argparse.Namespace) -> int:
-        import uvicorn  # heavy imports only for this command
+    def settings(self, args: argparse.Namespace) -> Any:
         from pydantic import ValidationError
 
-        from api.app import create_app
-        from api.db import Database
-        from api.service import BrokerService
+        from api.db import normalize_db_url
         from api.settings import Settings
 
+        given = {name: getattr(args, name) for name in Settings.model_fields
+                 if getattr(args, name, None) is not None}
         try:
-            settings = Settings.from_env(
-                db_url=args.db, plan_interval_s=args.plan_interval_s,
-                stale_after_s=args.stale_after_s, time_scale=args.time_scale,
-            )
+            settings = Settings(**given)
         except ValidationError as error:
             first = error.errors()[0]
-            field = ".".join(str(p) for p in first["loc"])
-            raise InputError("settings", field, first["msg"]) from None
-        # Create or migrate the schema and settle the admin token before serving, so a token
-        # generated now is printed once, here, and stored hashed for later starts.
+            name = str(first["loc"][0]) if first["loc"] else ""
+            where = f"{_flag(name)} / CARBONFED_{name.upper()}" if name else "settings"
+            raise InputError(where, "", first["msg"].removeprefix("Value error, ")) from None
+        try:
+            url = normalize_db_url(settings.db_url)
+        except ValueError as error:
+            raise InputError("--db", "", str(error)) from None
+        return settings.model_copy(update={"db_url": url})
+
+    def run(self, args: argparse.Namespace) -> int:
+        import uvicorn  # heavy imports only for this command
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from api.app import create_app
+        from api.db import Database, safe_url
+        from api.services import Services
+        from api.services.tokens import NoAdminTokenError
+
+        settings = self.settings(args)
+        port = check_port(args.host, args.port)  # before the database exists or a token prints
+        terminal = sys.stdout.isatty()
         db = Database(settings.db_url)
         try:
-            generated = BrokerService(db, settings).start()
+            generated = Services.build(db, settings).start(may_generate_admin_token=terminal)
+        except NoAdminTokenError:
+            raise InputError("admin token", "", "none set or stored: set CARBONFED_ADMIN_TOKEN "
+                             "(>= 32 bytes of entropy), or start once on a terminal to have one "
+                             "generated and shown there (never in a log)") from None
+        except SQLAlchemyError as error:
+            reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+            where = safe_url(settings.db_url)
+            raise InputError("--db", "", f"cannot use {where}: {reason}") from None
         finally:
             db.dispose()
         if generated is not None:
-            print(f"admin token (shown once; set CARBONFED_ADMIN_TOKEN to choose one): {generated}",
-                  flush=True)
-        print(f"carbonfed broker on http://{args.host}:{args.port} (docs: /docs), "
-              f"database {settings.db_url}", flush=True)
+            print(f"admin token: {generated}\n(shown once, on this terminal only; only its "
+                  "hash is stored. Keep it, e.g. export CARBONFED_ADMIN_TOKEN=...)", flush=True)
+        if settings.open_registration:
+            print("warning: open registration: anyone can register a site with any fleet, "
+                  "price and carbon (demos and tests only)", file=sys.stderr, flush=True)
+        print(f"carbonfed broker on http://{args.host}:{port} (docs: /docs), "
+              f"database {safe_url(settings.db_url)}", flush=True)
         app = create_app(settings)
         # Everything so far (imports, the app) lives as long as the process: keep it out of the
         # garbage collector's full passes, which otherwise walk it all and stall every request
         # in flight (about 100 ms each on the 2-core development machine).
         gc.collect()
         gc.freeze()
-        uvicorn.run(app, host=args.host, port=args.port,
+        uvicorn.run(app, host=args.host, port=port,
                     log_level=args.log_level, access_log=args.access_log,
                     timeout_keep_alive=args.keep_alive_s)
         return 0

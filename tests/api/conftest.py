@@ -5,7 +5,11 @@ The broker's clock is a fake one (``FakeWall``) so staleness and timestamps are 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import contextlib
+import os
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -13,10 +17,47 @@ import pytest
 
 from api.app import create_app
 from api.clock import Clock
+from api.db import make_engine, normalize_db_url
+from api.services import Services
 from api.settings import Settings
+from tests.api.processes import kill
 
-ADMIN = "admin-token-for-tests"
+ADMIN = "admin-token-for-tests-0123456789-ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 WALL0 = 1_700_000_000.0
+POSTGRES_URL = os.environ.get("CARBONFED_TEST_POSTGRES_URL")
+
+
+@contextlib.contextmanager
+def postgres_schema(url: str) -> Iterator[str]:
+    """A fresh schema of its own on the PostgreSQL server (dropped afterwards): tests, and
+    other checkouts sharing the server, never see each other's tables."""
+    from sqlalchemy.engine import make_url
+
+    name = f"carbonfed_test_{uuid.uuid4().hex[:12]}"
+    engine = make_engine(normalize_db_url(url))
+    with engine.begin() as c:
+        c.exec_driver_sql(f"CREATE SCHEMA {name}")
+    try:
+        scoped = make_url(normalize_db_url(url)).update_query_dict(
+            {"options": f"-csearch_path={name}"})
+        yield scoped.render_as_string(hide_password=False)
+    finally:
+        with engine.begin() as c:
+            c.exec_driver_sql(f"DROP SCHEMA {name} CASCADE")
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> Iterator[str]:
+    """The broker's database, once per backend (PostgreSQL when CARBONFED_TEST_POSTGRES_URL
+    names a server, else skipped)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'broker.db'}"
+        return
+    if POSTGRES_URL is None:
+        pytest.skip("set CARBONFED_TEST_POSTGRES_URL to a PostgreSQL URL")
+    with postgres_schema(POSTGRES_URL) as url:
+        yield url
 
 
 @dataclass
@@ -25,6 +66,17 @@ class FakeWall:
 
     def __call__(self) -> float:
         return self.now_s
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen]]:
+    """Processes an end-to-end test starts; all killed (SIGKILL) when it ends."""
+    started: list[subprocess.Popen] = []
+    try:
+        yield started
+    finally:
+        for p in started:
+            kill(p)
 
 
 @pytest.fixture
@@ -40,8 +92,10 @@ def wall() -> FakeWall:
 @pytest.fixture
 def make_settings(tmp_path) -> Callable[..., Settings]:
     def make(**overrides: object) -> Settings:
+        # open registration: most tests are about other things; test_enrolment.py closes it
         values = dict(db_url=f"sqlite:///{tmp_path / 'broker.db'}", admin_token=ADMIN,
-                      stale_after_s=60.0, horizon_slots=6,
+                      open_registration=True, stale_after_s=60.0, horizon_slots=6,
+                      ack_timeout_s=90.0, lease_s=600.0,
                       solver_time_limit_s=10.0, solver_method="full")
         values.update(overrides)
         return Settings.model_validate(values)
@@ -53,7 +107,7 @@ def make_settings(tmp_path) -> Callable[..., Settings]:
 class Broker:
     client: httpx.AsyncClient
     wall: FakeWall
-    service: object
+    services: Services
 
     def admin(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {ADMIN}"}
@@ -65,7 +119,7 @@ async def broker(make_settings, wall) -> AsyncIterator[Broker]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://broker") as client:
-            yield Broker(client, wall, app.state.service)
+            yield Broker(client, wall, app.state.services)
 
 
 def bearer(token: str) -> dict[str, str]:

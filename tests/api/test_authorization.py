@@ -109,19 +109,3 @@ async def test_a_site_reads_its_own(world):
         assert (await c.get(path, headers=a)).status_code == 200, path
     assert (await c.post(f"/v1/sites/a/assignments/{assignment['a']}/ack",
                          headers=a)).status_code == 200
-
-
-async def test_registration_token_when_configured(make_settings, wall):
-    import httpx
-
-    from api.app import create_app
-    from api.clock import Clock
-
-    app = create_app(make_settings(registration_token="let-me-in"), Clock(1.0, wall))
-    transport = httpx.ASGITransport(app=app)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=transport, base_url="http://broker"
-    ) as c:
-        assert (await c.post("/v1/sites", json=site_body("x"))).status_code == 401
-        r = await c.post("/v1/sites", json=site_body("x"), headers=bearer("let-me-in"))
-        assert r.status_code == 201

@@ -9,22 +9,20 @@ Bounded: every wait has a deadline, every process is killed in ``finally``.
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
-import pytest
-import yaml
 
-ADMIN = "e2e-admin-token"
-HOST = "127.0.0.1"
-DEADLINE_S = 45.0
-V100_STEPS_PER_S = 4.394774823323071  # resnet50 on a V100 (Gavel)
+from tests.api.processes import (
+    ADMIN,
+    HOST,
+    V100_STEPS_PER_S,
+    agent_config,
+    carbonfed,
+    enrol,
+    free_port,
+    kill,
+    wait_for,
+)
 
 SITES = [
     {"id": "north", "zone": "hydro", "pue": 1.1, "gpus": {"V100": 2},
@@ -39,52 +37,6 @@ SITES = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def carbonfed(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen:
-    out = log.open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "scenarios.cli", *args], env=env, stdout=out,
-        stderr=subprocess.STDOUT, start_new_session=True,
-    )
-
-
-def wait_for(check: Callable[[], bool], what: str, alive: list[subprocess.Popen],
-             timeout_s: float = DEADLINE_S) -> None:
-    ends = time.monotonic() + timeout_s
-    while time.monotonic() < ends:
-        dead = [p.args for p in alive if p.poll() is not None]
-        if dead:
-            raise AssertionError(f"while waiting for {what}: exited early: {dead}")
-        try:
-            if check():
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def kill(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen]]:
-    started: list[subprocess.Popen] = []
-    try:
-        yield started
-    finally:
-        for p in started:
-            kill(p)
-
-
 def jobs(prefix: str, n: int) -> list[dict]:
     homes = [s["id"] for s in SITES]
     return [{"id": f"{prefix}{i}", "home_site": homes[i % 3], "job_type": "resnet50", "gpus": 1,
@@ -92,28 +44,23 @@ def jobs(prefix: str, n: int) -> list[dict]:
             for i in range(n)]
 
 
-def test_broker_and_three_agents_exactly_once_and_survive_a_kill(tmp_path, processes):
+def test_broker_and_three_agents_exactly_once_and_survive_a_kill(tmp_path, processes, db_url):
     port = free_port()
     url = f"http://{HOST}:{port}"
     env = {**os.environ, "CARBONFED_ADMIN_TOKEN": ADMIN, "CARBONFED_HORIZON_SLOTS": "6",
            "CARBONFED_SOLVER_TIME_LIMIT_S": "5"}
-    db = f"sqlite:///{tmp_path / 'broker.db'}"
+    db = db_url
     serve = ("serve", "--db", db, "--host", HOST, "--port", str(port), "--plan-interval-s",
              "0.5", "--stale-after-s", "5", "--time-scale", "3600")
     processes.append(carbonfed(*serve, env=env, log=tmp_path / "broker.log"))
     admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10)
     wait_for(lambda: admin.get("/v1/health").status_code == 200, "the broker", processes)
 
-    for site in SITES:
-        config = {"site": {k: site[k] for k in ("id", "zone", "pue", "gpus")},
-                  "signals": site["signals"], "slot_h": 1, "horizon_slots": 6,
-                  "offer_interval_s": 0.3, "poll_interval_s": 0.2, "time_scale": 3600,
-                  "signal_start": "2023-06-05T00:00:00Z", "signal_hours": 48,
-                  "backoff": {"initial_s": 0.05, "max_s": 0.5, "give_up_after_s": 30}}
-        path = tmp_path / f"{site['id']}.yaml"
-        path.write_text(yaml.safe_dump(config))
-        processes.append(carbonfed("agent", str(path), "--broker", url, env=env,
-                                   log=tmp_path / f"{site['id']}.log"))
+    for site in SITES:  # enrolment is closed by default: the admin enrols each site first
+        token = enrol(site, url, env)
+        path = agent_config(site, tmp_path)
+        processes.append(carbonfed("agent", str(path), "--broker", url, "--enrolment-token",
+                                   token, env=env, log=tmp_path / f"{site['id']}.log"))
 
     def all_sites_active() -> bool:
         listed = admin.get("/v1/sites").json()

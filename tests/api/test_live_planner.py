@@ -17,13 +17,14 @@ import pytest
 from api.clock import Clock
 from api.db import Database
 from api.schemas import JobIn, OfferIn, SiteRegistration
-from api.service import BrokerService, Principal
+from api.services import Principal, Services
 from api.settings import Settings
 from broker.offers import RoundOffers
 from broker.planner import MilpPlanner
 from optimization import SolverOptions
 from scenarios.build import build_run
 from scenarios.loader import load_scenario
+from tests.api.conftest import ADMIN
 
 ROUND = 3
 ORIGIN_S = 1_700_000_000.0
@@ -58,7 +59,8 @@ def test_live_plan_equals_the_simulators(tiny, tmp_path):
     assert len(expected.assignments) >= 4  # a real decision, not an empty round
 
     settings = Settings(
-        db_url=f"sqlite:///{tmp_path / 'live.db'}", admin_token="t",
+        db_url=f"sqlite:///{tmp_path / 'live.db'}", admin_token=ADMIN,
+        open_registration=True,
         horizon_slots=setup.horizon_slots, slot_h=setup.slot_h,
         carbon_price_usd_per_t=config.carbon_price_usd_per_t,
         delay_cost_usd_per_gpu_h=config.delay_cost_usd_per_gpu_h,
@@ -66,29 +68,29 @@ def test_live_plan_equals_the_simulators(tiny, tmp_path):
         solver_time_limit_s=20.0,
     )
     wall = {"s": ORIGIN_S}
-    service = BrokerService(Database(settings.db_url), settings,
-                            Clock(1.0, lambda: wall["s"]))
+    service = Services.build(Database(settings.db_url), settings, Clock(1.0, lambda: wall["s"]))
     service.start()
     wall["s"] = ORIGIN_S + ROUND * 3600.0  # the broker's clock reads hour 3
     for i, site in enumerate(fed.sites):
-        service.register_site(SiteRegistration(id=site.id, zone=site.zone, gpus=site.gpus,
+        service.sites.register(SiteRegistration(id=site.id, zone=site.zone, gpus=site.gpus,
                                                pue=site.pue,
-                                               egress_usd_per_gb=site.egress_usd_per_gb))
+                                               egress_usd_per_gb=site.egress_usd_per_gb),
+                              None)
         free = {gpu: offers.free_gpus[fed.resource_of(site.id, gpu)].tolist()
                 for gpu, n in site.gpus.items() if n}
-        service.put_offer(site.id, OfferIn(
+        service.offers.put(site.id, OfferIn(
             sequence=1, slot_h=setup.slot_h, free_gpus=free,
             start=pd.Timestamp(wall["s"], unit="s", tz="UTC").to_pydatetime(),
             price_usd_per_mwh=offers.price_usd_per_mwh[i].tolist(),
             carbon_g_per_kwh=offers.carbon_g_per_kwh[i].tolist(),
         ))
-    service.submit_jobs(
+    service.jobs.submit(
         [JobIn(id=j.id, home_site=j.home_site, job_type=j.job_type, gpus=j.gpus,
                work_steps=j.work_steps, submit_h=j.submit_h, deadline_h=j.deadline_h,
                dataset_gb=j.dataset_gb) for j in reversed(queue)],  # order must not matter
         Principal(admin=True), ("body", "jobs"),
     )
-    live = service.plan_round()
+    live = service.planning.plan_round()
 
     got = [(p.job_id, p.site_id, p.gpu_type, p.start_offset, p.start_h) for p in live.planned]
     want = [(a.job_id, a.site_id, a.gpu_type, a.start_offset, a.start_h)

@@ -18,7 +18,7 @@ from schemathesis.checks import not_a_server_error
 
 from api.app import create_app
 from api.schemas import JobIn, OfferIn, SiteRegistration
-from api.service import Principal
+from api.services import Principal
 from tests.api.conftest import ADMIN, bearer, job_body, offer_body, site_body
 
 SITE = "fuzz-site"
@@ -26,17 +26,17 @@ EXAMPLES_PER_OPERATION = 40
 
 
 @pytest.fixture
-def fuzz_app(make_settings) -> Iterator[FastAPI]:
-    app = create_app(make_settings(solver_time_limit_s=2.0))
+def fuzz_app(make_settings, db_url) -> Iterator[FastAPI]:
+    app = create_app(make_settings(db_url=db_url, solver_time_limit_s=2.0))
     with start_blocking_portal() as portal, portal.wrap_async_context_manager(
         app.router.lifespan_context(app)
     ):  # the lifespan runs in the portal's loop; its state stays on app.state
-        service = app.state.service
-        token = service.register_site(SiteRegistration(**site_body(SITE))).token
-        service.put_offer(SITE, OfferIn(**offer_body(1)))
-        service.submit_jobs([JobIn(**job_body("fuzz-job", SITE))], Principal(admin=True),
-                            ("body",))
-        service.plan_round()
+        services = app.state.services
+        token = services.sites.register(SiteRegistration(**site_body(SITE)), None).token
+        services.offers.put(SITE, OfferIn(**offer_body(1)))
+        services.jobs.submit([JobIn(**job_body("fuzz-job", SITE))], Principal(admin=True),
+                             ("body",))
+        services.planning.plan_round()
         app.state.fuzz_site_token = token
         yield app
 

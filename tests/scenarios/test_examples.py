@@ -44,3 +44,26 @@ def test_game_example_gives_the_hand_computed_shapley_value():
     assert code == 0
     shapley = json.loads(out)["allocations"]["shapley"]
     assert shapley == pytest.approx({"montreal": 9.0, "frankfurt": 16.5, "phoenix": 12.5})
+
+
+def test_the_live_quickstart_runs_end_to_end(tmp_path):
+    """examples/live-quickstart.sh: a real broker and two real agents on 127.0.0.1, three jobs
+    submitted with curl, all completed; the summary and the ledger come back as JSON."""
+    import socket
+    import subprocess
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = subprocess.run(["bash", str(EXAMPLES / "live-quickstart.sh")], capture_output=True,
+                          text=True, timeout=240, check=False,
+                          env={**__import__("os").environ, "PORT": str(port),
+                               "WORK": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    summary = json.loads(lines[lines.index("summary:") + 1])
+    ledger = json.loads(lines[lines.index("ledger:") + 1])
+    assert summary["jobs"] == {"completed": 3}
+    assert sum(ledger["balances_usd"].values()) == pytest.approx(0.0, abs=1e-12)
+    for row in ledger["rows"]:
+        assert row["payer"] == "south" and row["payee"] == "north"

@@ -8,7 +8,14 @@ import httpx
 import pytest
 
 from sites import ConstantSignal, ListSignal, SiteSpec
-from sites.agent import AgentConfig, AgentError, Backoff, LocalJob, SiteAgent
+from sites.agent import (
+    AgentConfig,
+    AgentError,
+    Backoff,
+    IncompatibleBrokerError,
+    LocalJob,
+    SiteAgent,
+)
 
 SITE = SiteSpec("north", "hydro", {"V100": 4, "K80": 2}, pue=1.1)
 
@@ -149,3 +156,88 @@ def test_takes_acknowledges_runs_and_completes_jobs(tmp_path):
     clock.now_s += 0.2
     a.run_jobs()
     assert a.completed == ["j5"] and posted[-1] == ["5", "complete"]
+
+
+def test_the_state_file_is_private(tmp_path):
+    a = agent(tmp_path, lambda r: httpx.Response(201, json={"token": "secret", "site": {}}),
+              FakeTime())
+    (tmp_path / "state.json.tmp").write_text("{}")  # a leftover, world-readable
+    (tmp_path / "state.json.tmp").chmod(0o644)
+    a.ensure_registered()
+    assert (tmp_path / "state.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_different_slot_h_stops_the_agent_before_it_registers(tmp_path):
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.url.path))
+        if request.url.path == "/v1/health":
+            return httpx.Response(200, json={"status": "ok", "slot_h": 0.5})
+        return httpx.Response(201, json={"token": "t", "site": {}})
+
+    with pytest.raises(IncompatibleBrokerError, match=r"slot_h 1 differs from the broker's 0.5"):
+        agent(tmp_path, handler, FakeTime()).run(duration_s=5)
+    assert seen == [("GET", "/v1/health")]
+    assert not (tmp_path / "state.json").exists()
+
+
+def test_duration_is_honoured_while_the_broker_is_unreachable_and_each_retry_is_said(tmp_path):
+    clock, lines = FakeTime(), []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    a = SiteAgent(config(tmp_path, backoff=Backoff(0.5, 1.0, 300.0)),
+                  httpx.Client(base_url="http://broker", transport=httpx.MockTransport(handler)),
+                  clock.monotonic, clock.sleep, say=lines.append)
+    a.run(duration_s=3.0)  # returns: no AgentError, no 300 s of silent retries
+    assert 3.0 <= clock.now_s - 100.0 <= 3.01
+    assert lines and all(line.startswith("broker unreachable (ConnectError: refused; "
+                                         "retrying, next try in ") for line in lines)
+
+
+def test_a_restarted_agent_re_adopts_its_jobs_before_its_first_offer(tmp_path):
+    (tmp_path / "state.json").write_text(json.dumps(
+        {"site_id": "north", "broker_url": "http://broker", "token": "kept", "sequence": 3}))
+    clock, calls, lines = FakeTime(), [], []
+    held = {"id": 7, "status": "running", "gpu_type": "V100", "transfer_h": 0.0,
+            "runtime_h": 10.0, "job": {"id": "j7", "gpus": 3}}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        calls.append((request.method, path))
+        if path == "/v1/health":
+            return httpx.Response(200, json={"slot_h": 1.0})
+        if path.endswith("/assignments"):
+            return httpx.Response(200, json={"assignments": [held]})
+        if path.endswith("/offer"):
+            offered.append(json.loads(request.content))
+            return httpx.Response(200, json={"revoked": []})
+        return httpx.Response(200, json={})
+
+    offered: list[dict] = []
+    a = SiteAgent(config(tmp_path, offer_interval_s=100.0),
+                  httpx.Client(base_url="http://broker", transport=httpx.MockTransport(handler)),
+                  clock.monotonic, clock.sleep, say=lines.append)
+    a.run(duration_s=0.5)
+    first_offer = calls.index(("PUT", "/v1/sites/north/offer"))
+    assert ("GET", "/v1/sites/north/assignments") in calls[:first_offer]
+    assert not any(path.endswith("/ack") for _, path in calls)  # acknowledged long ago
+    assert offered[0]["free_gpus"]["V100"][0] == 1  # 4 - the 3 it still runs
+    assert offered[0]["holding"] == [7]
+    assert "resumed as site north" in lines
+    assert any(line.startswith("job j7 re-adopted") for line in lines)
+
+
+def test_a_revoked_lease_drops_the_job(tmp_path):
+    lines: list[str] = []
+    clock = FakeTime()
+    client = httpx.Client(base_url="http://broker", transport=httpx.MockTransport(
+        lambda r: httpx.Response(200, json={"revoked": [5]})))
+    a = SiteAgent(config(tmp_path), client, clock.monotonic, clock.sleep, say=lines.append)
+    a.state.token = "tok"
+    a.jobs[5] = LocalJob(5, "j5", "V100", 2, 3.0)
+    assert a.send_offer()
+    assert a.jobs == {}
+    assert "job j5 withdrawn by the broker (lease lost): stopped" in lines

@@ -1,0 +1,103 @@
+"""Rows to planner objects and to response bodies: every mapping of a table row, written once."""
+
+from __future__ import annotations
+
+import math
+
+from api import schemas
+from api.models import AssignmentRow, JobRow, OfferRow, PlanRoundRow, SiteRow
+from api.states import AssignmentStatus, SiteState
+from broker.jobs import Job
+from broker.live import SiteOffer
+from sites import SiteSpec
+
+
+def job(row: JobRow) -> Job:
+    return Job(row.id, row.home_site, row.job_type, row.gpus, row.work_steps, row.submit_h,
+               row.deadline_h, row.dataset_gb)
+
+
+def site_spec(row: SiteRow) -> SiteSpec:
+    return SiteSpec(row.id, row.zone, {g: int(n) for g, n in row.gpus.items()}, row.pue,
+                    row.egress_usd_per_gb)
+
+
+def site_offer(row: OfferRow) -> SiteOffer:
+    return SiteOffer(row.site_id, row.start_h, row.slot_h,
+                     {g: tuple(v) for g, v in row.free_gpus.items()},
+                     tuple(row.price_usd_per_mwh), tuple(row.carbon_g_per_kwh))
+
+
+def site_status(row: SiteRow, offer: OfferRow | None, wall_s: float, stale_after_s: float) -> str:
+    if row.state != SiteState.ACTIVE:
+        return row.state
+    if offer is None:
+        return "no-offer"
+    return "stale" if wall_s - offer.received_at_s > stale_after_s else "active"
+
+
+def site_out(row: SiteRow, offer: OfferRow | None, wall_s: float,
+             stale_after_s: float) -> schemas.SiteOut:
+    return schemas.SiteOut(
+        id=row.id, zone=row.zone, gpus=dict(row.gpus), pue=row.pue,
+        egress_usd_per_gb=row.egress_usd_per_gb,
+        status=site_status(row, offer, wall_s, stale_after_s),
+        offer_sequence=offer.sequence if offer else None,
+        offer_age_s=max(0.0, wall_s - offer.received_at_s) if offer else None,
+        bounds=schemas.ClaimBounds(
+            min_price_usd_per_mwh=row.min_price_usd_per_mwh,
+            max_price_usd_per_mwh=row.max_price_usd_per_mwh,
+            min_carbon_g_per_kwh=row.min_carbon_g_per_kwh,
+            max_carbon_g_per_kwh=row.max_carbon_g_per_kwh,
+        ),
+    )
+
+
+def offer_out(row: OfferRow, revoked: list[int] | None = None) -> schemas.OfferOut:
+    return schemas.OfferOut(
+        site_id=row.site_id, sequence=row.sequence, start_h=row.start_h, slot_h=row.slot_h,
+        free_gpus=row.free_gpus, price_usd_per_mwh=row.price_usd_per_mwh,
+        carbon_g_per_kwh=row.carbon_g_per_kwh, received_at_s=row.received_at_s,
+        holding=list(row.holding or []), revoked=revoked or [],
+    )
+
+
+def job_out(row: JobRow, live: AssignmentRow | None) -> schemas.JobOut:
+    return schemas.JobOut(
+        id=row.id, home_site=row.home_site, job_type=row.job_type, gpus=row.gpus,
+        work_steps=row.work_steps, submit_h=row.submit_h, deadline_h=row.deadline_h,
+        dataset_gb=row.dataset_gb, status=row.status,
+        attempts=row.attempts,
+        site_id=live.site_id if live else None, assignment_id=live.id if live else None,
+    )
+
+
+def assignment_out(a: AssignmentRow, job_row: JobRow) -> schemas.AssignmentOut:
+    live = a if a.status != AssignmentStatus.REQUEUED else None
+    return schemas.AssignmentOut(
+        id=a.id, job=job_out(job_row, live), site_id=a.site_id, gpu_type=a.gpu_type,
+        round_id=a.round_id, status=a.status,
+        start_h=a.start_h, transfer_h=a.transfer_h, runtime_h=a.runtime_h,
+        energy_kwh=a.energy_kwh, carbon_kg=a.carbon_kg, energy_cost_usd=a.energy_cost_usd,
+        transfer_cost_usd=a.transfer_cost_usd, requeue_reason=a.requeue_reason,
+        late_completion_at_s=a.late_completion_at_s,
+    )
+
+
+def plan_out(row: PlanRoundRow) -> schemas.PlanOut:
+    plan = row.plan
+    return schemas.PlanOut(
+        round_id=row.id, now_h=row.now_h, status=row.status,
+        objective_usd=row.objective_usd, bound_usd=row.bound_usd,
+        gap=plan.get("gap"), method=plan.get("method", "milp"), n_options=row.n_options,
+        queued=row.queued, considered=plan.get("considered", row.queued),
+        held=plan.get("held", 0), solve_time_s=row.solve_time_s,
+        elapsed_s=plan.get("elapsed_s"),
+        planned=[schemas.PlannedStart(**p) for p in plan["planned"]],
+        assigned=list(plan["assigned"]), deferred=list(plan["deferred"]),
+        requeued=list(plan["requeued"]),
+    )
+
+
+def finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None

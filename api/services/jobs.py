@@ -1,0 +1,123 @@
+"""Jobs: intake (one or a batch, all or none, bounded by the broker's settings) and reading."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy import select
+
+from api import mappers, schemas
+from api.errors import ConflictError, FieldError, ForbiddenError, NotFoundError
+from api.models import AssignmentRow, JobRow, SiteRow
+from api.services.context import Context
+from api.services.tokens import Principal
+from api.states import AssignmentStatus, JobStatus, SiteState
+from broker.federation import Federation
+from broker.jobs import Job
+
+REFERENCE_GPU = "V100"  # run-time bounds are per GPU on this type
+
+
+class JobService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def submit(
+        self, jobs: Sequence[schemas.JobIn], who: Principal, loc: tuple[str | int, ...]
+    ) -> list[schemas.JobOut]:
+        """Queue jobs, all or none; ``loc`` prefixes field names in errors (body / body.jobs)."""
+        seen: set[str] = set()
+        wall = self.ctx.clock.wall_s()
+        now_h = self.ctx.clock.hours_at(wall)
+        batch = len(loc) > 1
+        rows = []
+        with self.ctx.db.write() as s:
+            sites = {r.id: r for r in s.scalars(
+                select(SiteRow).where(SiteRow.state == SiteState.ACTIVE))}
+            fed = Federation(tuple(mappers.site_spec(r) for r in sites.values()),
+                             self.ctx.gpu_catalog, self.ctx.affinity,
+                             self.ctx.settings.transfer_gbps)
+            for i, body in enumerate(jobs):
+                where = (*loc, i) if batch else loc
+                if not who.admin and body.home_site != who.site_id:
+                    raise ForbiddenError(f"a site may submit only its own jobs (home_site "
+                                         f"'{who.site_id}'), got '{body.home_site}'")
+                if body.id in seen:
+                    raise FieldError((*where, "id"), f"duplicate job id '{body.id}'")
+                seen.add(body.id)
+                rows.append(self._row(body, where, sites, fed, now_h, wall))
+            taken = s.scalars(select(JobRow.id).where(JobRow.id.in_(seen))).all()
+            if taken:
+                raise ConflictError(f"job id already submitted: {', '.join(sorted(taken))}",
+                                    job_ids=sorted(taken))
+            s.add_all(rows)
+            s.flush()
+            return [mappers.job_out(r, None) for r in rows]
+
+    def _check_bounds(self, body: schemas.JobIn, where: tuple) -> None:
+        st = self.ctx.settings
+        limits = (("gpus", body.gpus, st.max_job_gpus), ("work_steps", body.work_steps,
+                  st.max_job_work_steps), ("dataset_gb", body.dataset_gb, st.max_job_dataset_gb))
+        for name, value, limit in limits:
+            if value > limit:
+                raise FieldError((*where, name), f"{value:g} is above the broker's limit "
+                                 f"{limit:g}")
+        rate = self.ctx.affinity.steps_per_s(body.job_type, REFERENCE_GPU)
+        runtime_h = Job(body.id, body.home_site, body.job_type, body.gpus, body.work_steps,
+                        0.0).runtime_h(rate)
+        if runtime_h > st.max_job_runtime_h:
+            raise FieldError((*where, "work_steps"), f"{runtime_h:.3g} h on {body.gpus} "
+                             f"{REFERENCE_GPU} is above the broker's limit "
+                             f"{st.max_job_runtime_h:g} h")
+
+    def _row(self, body: schemas.JobIn, where: tuple, sites: Mapping[str, SiteRow],
+             fed: Federation, now_h: float, wall: float) -> JobRow:
+        if body.home_site not in sites:
+            raise FieldError((*where, "home_site"), f"no active site '{body.home_site}'")
+        affinity = self.ctx.affinity
+        if body.job_type not in affinity.job_types:
+            raise FieldError((*where, "job_type"), f"unknown job type '{body.job_type}' "
+                             f"(known: {', '.join(affinity.job_types)})")
+        self._check_bounds(body, where)
+        submit_h = now_h if body.submit_h is None else body.submit_h
+        ahead = self.ctx.settings.max_submit_ahead_h
+        if submit_h > now_h + ahead:
+            raise FieldError((*where, "submit_h"), f"more than {ahead:g} h ahead of the "
+                             f"broker's clock ({now_h:.4f})")
+        if body.deadline_h is not None and body.deadline_h <= submit_h:
+            raise FieldError((*where, "deadline_h"), f"must be after submit_h ({submit_h:.4f})")
+        job = Job(body.id, body.home_site, body.job_type, body.gpus, body.work_steps,
+                  submit_h, body.deadline_h, body.dataset_gb)
+        fits = (fed.steps_per_s([job])[0] > 0) & (fed.resource_total_gpus >= job.gpus)
+        if not fits.any():
+            raise FieldError((*where, "gpus"), f"{body.job_type} on {body.gpus} GPUs fits no "
+                             "GPU pool of the registered sites")
+        return JobRow(
+            id=job.id, home_site=job.home_site, job_type=job.job_type, gpus=job.gpus,
+            work_steps=job.work_steps, submit_h=job.submit_h, deadline_h=job.deadline_h,
+            dataset_gb=job.dataset_gb, status=JobStatus.QUEUED, attempts=0,
+            submitted_at_s=wall,
+        )
+
+    def get(self, job_id: str, who: Principal) -> schemas.JobOut:
+        with self.ctx.db.read() as s:
+            row = s.get(JobRow, job_id)
+            live = s.scalars(select(AssignmentRow).where(
+                AssignmentRow.job_id == job_id,
+                AssignmentRow.status != AssignmentStatus.REQUEUED)).first() if row else None
+            allowed = who.admin or (row is not None and who.site_id in (
+                row.home_site, live.site_id if live else None))
+            if not allowed:  # a site learns nothing of other sites' jobs, not even existence
+                raise ForbiddenError(f"job '{job_id}' is neither from nor assigned to this site")
+            if row is None:
+                raise NotFoundError(f"no job '{job_id}'")
+            return mappers.job_out(row, live)
+
+    def list(self, status: JobStatus | None) -> list[schemas.JobOut]:
+        with self.ctx.db.read() as s:
+            query = select(JobRow).order_by(JobRow.submitted_at_s, JobRow.id)
+            if status is not None:
+                query = query.where(JobRow.status == status)
+            live = {a.job_id: a for a in s.scalars(select(AssignmentRow).where(
+                AssignmentRow.status != AssignmentStatus.REQUEUED))}
+            return [mappers.job_out(r, live.get(r.id)) for r in s.scalars(query)]

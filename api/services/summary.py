@@ -1,0 +1,100 @@
+"""The federation's totals so far (metered on completed assignments) and the broker's health."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from sqlalchemy import func, select
+
+from api import schemas
+from api.models import AssignmentRow, JobRow, PlanRoundRow, SiteRow
+from api.services.context import Context
+from api.states import LIVE, AssignmentStatus, SiteState
+from broker.costs import carbon_cost_usd, total_cost_usd
+from market.ledger import balances, job_rows
+from market.outcome import GrandOutcome, HostedJob
+from market.schemes import SchemeInputs
+
+LEDGER_SCHEME = "cost-plus"  # the live broker has no coalition values: a per-job price
+
+TOTALS = ("energy_kwh", "carbon_kg", "energy_cost_usd", "transfer_cost_usd", "total_cost_usd")
+
+
+class SummaryService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def summary(self) -> schemas.SummaryOut:
+        price = self.ctx.settings.carbon_price_usd_per_t
+        with self.ctx.db.read() as s:
+            jobs = dict(s.execute(
+                select(JobRow.status, func.count()).group_by(JobRow.status)).all())
+            sites = s.scalars(select(SiteRow.id).order_by(SiteRow.number)).all()
+            done = {r[0]: r[1:] for r in s.execute(
+                select(AssignmentRow.site_id, func.count(), func.sum(AssignmentRow.energy_kwh),
+                       func.sum(AssignmentRow.carbon_kg), func.sum(AssignmentRow.energy_cost_usd),
+                       func.sum(AssignmentRow.transfer_cost_usd))
+                .where(AssignmentRow.status == AssignmentStatus.COMPLETED)
+                .group_by(AssignmentRow.site_id))}
+            active = dict(s.execute(
+                select(AssignmentRow.site_id, func.count()).where(AssignmentRow.status.in_(LIVE))
+                .group_by(AssignmentRow.site_id)).all())
+        by_site = []
+        for site in sites:
+            n, kwh, kg, energy_usd, transfer_usd = done.get(site, (0, 0.0, 0.0, 0.0, 0.0))
+            by_site.append(schemas.SiteTotals(
+                site_id=site, jobs_completed=n, jobs_active=active.get(site, 0),
+                energy_kwh=kwh, carbon_kg=kg, energy_cost_usd=energy_usd,
+                transfer_cost_usd=transfer_usd,
+                total_cost_usd=total_cost_usd(energy_usd, transfer_usd, kg, price),
+            ))
+        total = {k: sum(getattr(t, k) for t in by_site) for k in TOTALS}
+        return schemas.SummaryOut(now_h=self.ctx.clock.now_h(), carbon_price_usd_per_t=price,
+                                  jobs=jobs, by_site=by_site, **total)
+
+    def ledger(self, site_id: str | None = None) -> schemas.LedgerOut:
+        """Cost-plus settlement of the completed jobs that ran away from home.
+
+        ``site_id``: only the rows where that site pays or is paid (and only its balance).
+        """
+        st = self.ctx.settings
+        price = st.carbon_price_usd_per_t
+        a = AssignmentRow
+        with self.ctx.db.read() as s:
+            done = s.execute(
+                select(a.job_id, JobRow.home_site, a.site_id, JobRow.gpus, a.start_h,
+                       a.transfer_h, a.runtime_h, a.energy_kwh, a.carbon_kg,
+                       a.energy_cost_usd, a.transfer_cost_usd)
+                .join(JobRow, JobRow.id == a.job_id)
+                .where(a.status == AssignmentStatus.COMPLETED, a.site_id != JobRow.home_site)
+                .order_by(a.id)).all()
+        hosted = tuple(HostedJob(
+            job_id=job, home=home, host=host, resource=-1, gpus=gpus,
+            run_from_h=start + transfer_h, run_to_h=start + transfer_h + runtime_h,
+            gpu_hours=gpus * runtime_h, energy_kwh=kwh, carbon_kg=kg, energy_cost_usd=usd,
+            carbon_cost_usd=float(carbon_cost_usd(kg, price)), transfer_cost_usd=transfer_usd,
+            delay_cost_usd=0.0)
+            for job, home, host, gpus, start, transfer_h, runtime_h, kwh, kg, usd, transfer_usd
+            in done)
+        outcome = GrandOutcome((), hosted, {}, {}, price)
+        rows = job_rows(LEDGER_SCHEME, SchemeInputs(None, outcome, (), st.ledger_markup))
+        if site_id is not None:
+            rows = [r for r in rows if site_id in (r.payer, r.payee)]
+        owed = balances(rows)
+        if site_id is not None:
+            owed = {site_id: owed.get(site_id, 0.0)}
+        return schemas.LedgerOut(
+            scheme=LEDGER_SCHEME, markup=st.ledger_markup, carbon_price_usd_per_t=price,
+            rows=[schemas.LedgerRowOut(**asdict(r)) for r in rows], balances_usd=owed)
+
+    def health(self) -> schemas.HealthOut:
+        st = self.ctx.settings
+        with self.ctx.db.read() as s:
+            n_sites = s.scalar(select(func.count()).select_from(SiteRow).where(
+                SiteRow.state == SiteState.ACTIVE))
+            n_rounds = s.scalar(select(func.count()).select_from(PlanRoundRow))
+        return schemas.HealthOut(
+            status="ok", now_h=self.ctx.clock.now_h(), time_scale=st.time_scale,
+            slot_h=st.slot_h, horizon_slots=st.horizon_slots, sites=n_sites or 0,
+            rounds=n_rounds or 0,
+        )

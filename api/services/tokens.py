@@ -1,0 +1,103 @@
+"""Bearer tokens: the admin's, each active site's, one-time enrolment tokens.
+
+Tokens are random (``secrets``) and stored only as sha256 hashes; comparisons are constant-time.
+Site tokens are cached by hash (one broker process owns the database); every operation that
+ends a token's life (disable, deregister, rotate) calls ``forget``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from api.db import read_meta, write_meta
+from api.models import SiteRow
+from api.services.context import Context
+from api.states import SiteState
+
+ADMIN_HASH_KEY = "admin_token_sha256"
+
+
+class NoAdminTokenError(RuntimeError):
+    """No admin token configured or stored, and generating one was not allowed."""
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)  # 32 bytes of entropy
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the admin, or one site."""
+
+    admin: bool = False
+    site_id: str | None = None
+
+
+class TokenService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._admin_hash: str | None = None
+        self._site_by_hash: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def settle_admin_token(self, may_generate: bool = True) -> str | None:
+        """Store the configured admin token's hash, or generate one on the first start.
+
+        Returns a newly generated token (for the caller to show once), else None.
+        """
+        generated = None
+        with self.ctx.db.write() as s:
+            given = self.ctx.settings.admin_token
+            if given is not None:
+                write_meta(s, ADMIN_HASH_KEY, token_hash(given.get_secret_value()))
+            elif read_meta(s, ADMIN_HASH_KEY) is None:
+                if not may_generate:
+                    raise NoAdminTokenError("no admin token")
+                generated = new_token()
+                write_meta(s, ADMIN_HASH_KEY, token_hash(generated))
+            self._admin_hash = read_meta(s, ADMIN_HASH_KEY)
+        return generated
+
+    def is_admin(self, token: str) -> bool:
+        return self._admin_hash is not None and hmac.compare_digest(
+            token_hash(token), self._admin_hash)
+
+    def site_for_token(self, token: str) -> str | None:
+        """The active site a token belongs to, or None."""
+        digest = token_hash(token)
+        with self._lock:
+            cached = self._site_by_hash.get(digest)
+        if cached is not None:
+            return cached
+        with self.ctx.db.read() as s:
+            row = s.scalars(select(SiteRow).where(SiteRow.token_sha256 == digest)).first()
+            if row is None or row.state != SiteState.ACTIVE or row.token_sha256 is None:
+                return None
+            # the lookup is by hash; compare again in constant time so equality is the rule
+            if not hmac.compare_digest(row.token_sha256, digest):
+                return None
+            site_id = row.id
+        with self._lock:
+            self._site_by_hash[digest] = site_id
+        return site_id
+
+    def forget(self) -> None:
+        """Drop cached site tokens (a token died or changed hands)."""
+        with self._lock:
+            self._site_by_hash.clear()
+
+    def principal(self, token: str) -> Principal | None:
+        if self.is_admin(token):
+            return Principal(admin=True)
+        site = self.site_for_token(token)
+        return Principal(site_id=site) if site is not None else None

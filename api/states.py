@@ -1,0 +1,73 @@
+"""The life cycles of sites, jobs and assignments: every status and allowed move, in one place.
+
+An assignment (one hand-over of a job to a site) moves::
+
+    assigned --ack--> acknowledged --start--> running --complete--> completed
+       |                  |                      |
+       +-- not acked -----+-- lease not renewed -+--> requeued  (its job goes back to queued)
+           within ack_timeout_s   within lease_s      (also: site disabled or deregistered)
+
+A job is ``queued`` until a round assigns it, then mirrors its live assignment's status; when
+that assignment is requeued the job is ``queued`` again. ``completed`` is final for both.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AssignmentStatus(StrEnum):
+    ASSIGNED = "assigned"
+    ACKNOWLEDGED = "acknowledged"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    REQUEUED = "requeued"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    ASSIGNED = "assigned"
+    ACKNOWLEDGED = "acknowledged"
+    RUNNING = "running"
+    COMPLETED = "completed"
+
+
+class SiteState(StrEnum):
+    ENROLLED = "enrolled"  # an admin enrolled it; it has not registered yet
+    ACTIVE = "active"  # registered: its token works
+    DISABLED = "disabled"  # an admin disabled it: token refused, live jobs requeued
+    DEREGISTERED = "deregistered"  # it left (or an admin removed it); re-enrolment is admin's
+
+
+A = AssignmentStatus
+# Forward moves a site reports (a report may skip steps: a completion implies the start), and
+# the broker's withdrawal of a live assignment. Completed and requeued are final.
+TRANSITIONS: dict[AssignmentStatus, frozenset[AssignmentStatus]] = {
+    A.ASSIGNED: frozenset({A.ACKNOWLEDGED, A.RUNNING, A.COMPLETED, A.REQUEUED}),
+    A.ACKNOWLEDGED: frozenset({A.RUNNING, A.COMPLETED, A.REQUEUED}),
+    A.RUNNING: frozenset({A.COMPLETED, A.REQUEUED}),
+    A.COMPLETED: frozenset(),
+    A.REQUEUED: frozenset(),
+}
+# Assignments that hold a job (and GPUs) at a site.
+LIVE: tuple[AssignmentStatus, ...] = (A.ASSIGNED, A.ACKNOWLEDGED, A.RUNNING)
+# Assignments under a lease that the site renews (acknowledged ones and running ones).
+LEASED: tuple[AssignmentStatus, ...] = (A.ACKNOWLEDGED, A.RUNNING)
+# The forward order, so a repeated or late report (start after complete) is a no-op.
+FORWARD_ORDER: dict[AssignmentStatus, int] = {
+    A.ASSIGNED: 0, A.ACKNOWLEDGED: 1, A.RUNNING: 2, A.COMPLETED: 3,
+}
+# The timestamp column each forward status sets when reached.
+STAMPS: dict[AssignmentStatus, str] = {
+    A.ACKNOWLEDGED: "acknowledged_at_s", A.RUNNING: "started_at_s", A.COMPLETED: "completed_at_s",
+}
+# The job status mirroring each assignment status.
+JOB_STATUS: dict[AssignmentStatus, JobStatus] = {
+    A.ASSIGNED: JobStatus.ASSIGNED, A.ACKNOWLEDGED: JobStatus.ACKNOWLEDGED,
+    A.RUNNING: JobStatus.RUNNING, A.COMPLETED: JobStatus.COMPLETED,
+    A.REQUEUED: JobStatus.QUEUED,
+}
+
+
+def may_move(current: AssignmentStatus, to: AssignmentStatus) -> bool:
+    return to in TRANSITIONS[current]

@@ -1,0 +1,175 @@
+"""``carbonfed serve``, ``agent`` and ``admin``: bad input is one line and exit 2.
+
+Errors raised before anything serves run in-process (``main``; stdout is captured, so not a
+terminal); what needs a broker uses a real ``carbonfed serve`` and real agent processes.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from scenarios.cli import main
+from tests.api.processes import ADMIN, HOST, free_port, kill, wait_for
+
+SITE = {"id": "north", "zone": "hydro", "pue": 1.1, "gpus": {"V100": 2}}
+SIGNALS = {"carbon_g_per_kwh": {"kind": "constant", "value": 30},
+           "price_usd_per_mwh": {"kind": "constant", "value": 80}}
+
+
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None,
+        timeout: float = 60) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CARBONFED_")}
+    return subprocess.run([sys.executable, "-m", "scenarios.cli", *args], cwd=cwd,
+                          env={**base, **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def main_in(cwd: Path, monkeypatch, capsys, *args: str) -> subprocess.CompletedProcess:
+    """``carbonfed ARGS`` in this process (no CARBONFED_ variables), as a CompletedProcess."""
+    for name in [k for k in os.environ if k.startswith("CARBONFED_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(cwd)
+    code = main(list(args))
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, out.out, out.err)
+
+
+def one_line_error(done: subprocess.CompletedProcess) -> str:
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr + done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    return lines[0]
+
+
+def agent_file(tmp_path: Path, **extra: object) -> Path:
+    path = tmp_path / "north.yaml"
+    path.write_text(yaml.safe_dump({"site": SITE, "signals": SIGNALS, **extra}))
+    return path
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--db", "no/such/dir/x.db"], "does not exist"),
+    (["--db", "mysql://u@h/db"], "unsupported database 'mysql'"),
+    (["--db", "postgresql://u:pw@127.0.0.1:1/db"], "cannot use postgresql://u:***@127.0.0.1:1"),
+    (["--port", "-5"], "--port: -5 is not in 1..65535"),
+    (["--port", "http"], "not a port number"),
+    (["--lease-s", "0"], "--lease-s / CARBONFED_LEASE_S: Input should be greater than 0"),
+    (["--admin-token", "short"], "32 bytes of entropy"),
+])
+def test_serve_bad_settings(tmp_path, monkeypatch, capsys, args, says):
+    line = one_line_error(main_in(tmp_path, monkeypatch, capsys, "serve", *args))
+    assert says in line and "pw" not in line
+    assert list(tmp_path.iterdir()) == []  # nothing created
+
+
+def test_serve_on_a_port_in_use_creates_nothing_and_prints_no_token(tmp_path, monkeypatch,
+                                                                     capsys):
+    with socket.socket() as taken:
+        taken.bind((HOST, 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        done = main_in(tmp_path, monkeypatch, capsys, "serve", "--db", "fed.db", "--port", port)
+    line = one_line_error(done)
+    assert "Address already in use" in line and done.stdout == ""
+    assert not (tmp_path / "fed.db").exists()
+
+
+def test_serve_without_a_terminal_never_prints_a_generated_token(tmp_path, monkeypatch, capsys):
+    done = main_in(tmp_path, monkeypatch, capsys, "serve", "--db", "fed.db", "--port",
+                   str(free_port()))
+    assert "CARBONFED_ADMIN_TOKEN" in one_line_error(done) and done.stdout == ""
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--broker", "not-a-url"], "--broker: not an http(s) URL with a host: 'not-a-url'"),
+    (["--broker", "ftp://x"], "not an http(s) URL"),
+    (["--broker", "http://127.0.0.1:1", "--duration-s", "-1"], "--duration-s: must be > 0"),
+])
+def test_agent_bad_arguments(tmp_path, monkeypatch, capsys, args, says):
+    begun = time.monotonic()
+    line = one_line_error(main_in(tmp_path, monkeypatch, capsys, "agent",
+                                  str(agent_file(tmp_path)), *args))
+    assert says in line and time.monotonic() - begun < 20
+
+
+def test_agent_says_the_broker_is_unreachable_and_stops_at_its_duration(tmp_path, monkeypatch,
+                                                                        capsys):
+    config = agent_file(tmp_path, backoff={"initial_s": 0.2, "max_s": 0.5,
+                                           "give_up_after_s": 300})
+    begun = time.monotonic()
+    done = main_in(tmp_path, monkeypatch, capsys, "agent", str(config), "--broker",
+                   f"http://{HOST}:{free_port()}", "--duration-s", "2")
+    assert done.returncode == 0 and time.monotonic() - begun < 20
+    lines = done.stdout.strip().splitlines()
+    assert lines and all("broker unreachable (" in x and "retrying, next try in" in x
+                         for x in lines), done.stdout
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("broker")
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    env = {"CARBONFED_ADMIN_TOKEN": ADMIN, "CARBONFED_SLOT_H": "0.5"}
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CARBONFED_")}
+    log = (tmp_path / "broker.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "scenarios.cli", "serve", "--db", "broker.db", "--port",
+         str(port)], cwd=tmp_path, env={**base, **env}, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True)
+    try:
+        wait_for(lambda: httpx.get(f"{url}/v1/health").status_code == 200, "broker", [server])
+        yield url, env
+    finally:
+        kill(server)
+
+
+def test_admin_enrols_and_an_agent_with_the_wrong_slot_h_never_registers(tmp_path, broker):
+    url, env = broker
+    done = run("admin", "--broker", url, "enrol", "north", "--zone", "hydro", "--gpus",
+               "V100=2", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    token = done.stdout.strip().splitlines()[-1].rsplit(" ", 1)[-1]
+    done = run("agent", str(agent_file(tmp_path)), "--broker", url, "--enrolment-token", token,
+               "--duration-s", "10", cwd=tmp_path)
+    line = one_line_error(done)
+    assert "slot_h 1 differs from the broker's 0.5" in line
+    listed = run("admin", "--broker", url, "list", cwd=tmp_path, env=env)
+    assert listed.stdout.split()[:2] == ["north", "enrolled"]  # still unregistered
+    # with the broker's slot length it registers and says so, one line per event
+    done = run("agent", str(agent_file(tmp_path, slot_h=0.5, offer_interval_s=0.5)), "--broker",
+               url, "--enrolment-token", token, "--duration-s", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[:2] == [
+        "registered as site north", "offer sent; sending one every 0.5 s"]
+    assert (tmp_path / "north.state.json").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["enrol", "x", "--zone", "z", "--gpus", "V100"], "--gpus: expected TYPE=COUNT"),
+    (["disable", "nobody"], "disable: HTTP 404: no site 'nobody'"),
+    (["enrol", "x", "--zone", "z", "--gpus", "X100=1"], "HTTP 422: body.gpus.X100: unknown"),
+])
+def test_admin_errors_are_one_line(tmp_path, broker, args, says):
+    url, env = broker
+    assert says in one_line_error(run("admin", "--broker", url, *args, cwd=tmp_path, env=env))
+
+
+def test_admin_needs_a_token_and_a_reachable_broker(tmp_path, monkeypatch, capsys):
+    done = main_in(tmp_path, monkeypatch, capsys, "admin", "list")
+    assert "CARBONFED_ADMIN_TOKEN" in one_line_error(done)
+    monkeypatch.setenv("CARBONFED_ADMIN_TOKEN", ADMIN)
+    done = subprocess.CompletedProcess([], main(
+        ["admin", "--broker", f"http://{HOST}:{free_port()}", "list"]), "", "")
+    done.stderr = capsys.readouterr().err
+    assert "broker unreachable" in one_line_error(done)

@@ -1,0 +1,131 @@
+"""Coalition values, sweeps and seeds on a real Dask cluster give the in-process numbers."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import signal
+import statistics
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from distributed import Client, LocalCluster
+
+from scenarios.cli import main
+from scenarios.loader import load_scenario
+from scenarios.market_tasks import ScenarioRef
+from scenarios.scaleout import DaskExecutor, InProcessExecutor
+from scenarios.sweep import grid, run_task, summarise
+from tests.broker.test_outside import SCENARIO as THREE_SITES
+from tests.scenarios.helpers import synthetic_text
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address="127.0.0.1:0") as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def three_sites(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("three") / "three.yaml"
+    path.write_text(THREE_SITES)
+    return path
+
+
+@pytest.mark.parametrize("mode", ["plan", "simulate"])
+def test_coalition_values_are_identical_on_a_cluster(cluster, three_sites, mode):
+    args = ("market", str(three_sites), "--value", mode, "--schemes", "shapley", "--json")
+    code, local, _ = run_cli(*args)
+    assert code == 0
+    code, remote, err = run_cli(*args, "--scheduler", cluster.scheduler_address)
+    assert code == 0, err
+    local_doc, remote_doc = json.loads(local), json.loads(remote)
+    assert len(local_doc["coalitions"]) == 7
+    assert remote_doc["coalitions"] == local_doc["coalitions"]  # the same floats
+    assert remote_doc["schemes"] == local_doc["schemes"]
+
+
+def test_a_sweep_table_is_identical_on_a_cluster(cluster, tmp_path):
+    args = ("sweep", "tiny", "--carbon-prices", "0,100", "--policies", "milp,isolated")
+    assert run_cli(*args, "--out", str(tmp_path / "here"))[0] == 0
+    code, _, err = run_cli(*args, "--out", str(tmp_path / "there"), "--scheduler",
+                           cluster.scheduler_address)
+    assert code == 0, err
+    here = pd.read_csv(tmp_path / "here" / "sweep.csv")
+    there = pd.read_csv(tmp_path / "there" / "sweep.csv")
+    assert len(here) == 4
+    pd.testing.assert_frame_equal(here, there, check_exact=True)
+
+
+def test_a_resumed_sweep_runs_only_what_is_missing(tmp_path):
+    args = ("sweep", "tiny", "--carbon-prices", "0,100", "--policies", "isolated",
+            "--out", str(tmp_path))
+    assert run_cli(*args[:-2], "--carbon-prices", "0", "--out", str(tmp_path))[0] == 0
+    first = pd.read_csv(tmp_path / "sweep.csv")
+    code, _, err = run_cli(*args, "--resume")
+    assert code == 0 and "2 runs, 1 already written" in err
+    both = pd.read_csv(tmp_path / "sweep.csv")
+    assert len(both) == 2
+    pd.testing.assert_frame_equal(both.iloc[[0]], first, check_exact=True)
+
+
+def test_a_worker_killed_mid_sweep_still_gives_the_whole_table(cluster):
+    """SIGKILL one worker while tasks run: Dask re-runs its tasks and the table is the one
+    computed in-process."""
+    loaded = load_scenario("tiny")
+    tasks = grid(ScenarioRef.of(loaded), ["isolated", "greedy-carbon"], [0.0, 50.0, 100.0], 2)
+    expected = InProcessExecutor().map(run_task, tasks)
+    killed: list[int] = []
+    with Client(cluster) as client:
+        def kill_one(label: str, done: int, total: int) -> None:
+            if done == 1 and not killed:
+                pid = next(iter(client.run(os.getpid).values()))
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+        got = DaskExecutor(client, progress=kill_one).map(run_task, tasks)
+    assert killed
+    assert pd.DataFrame(got).equals(pd.DataFrame(expected))
+
+
+def test_an_unreachable_scheduler_is_one_line_within_ten_seconds():
+    started = time.perf_counter()
+    code, out, err = run_cli("market", "tiny", "--scheduler", "tcp://127.0.0.1:9")
+    assert time.perf_counter() - started < 10
+    assert code == 2 and out == ""
+    assert [line for line in err.splitlines() if line.startswith("error: ")] == [
+        line for line in err.splitlines() if "error" in line]
+    assert "--scheduler: tcp://127.0.0.1:9: no Dask scheduler answered" in err
+
+
+def test_seeds_give_the_mean_and_a_students_t_interval(tmp_path):
+    """Three seeds of a synthetic scenario: the half-width is t(0.975, 2) x sd / sqrt(3) with
+    t(0.975, 2) = 4.302652729911275 (the two-sided 95% Student quantile with 2 degrees of
+    freedom), computed here from the three runs' own figures."""
+    path = tmp_path / "synth.yaml"
+    path.write_text(synthetic_text(seed=5, policies="[isolated]"))
+    code, out, _ = run_cli("run", str(path), "--seeds", "3", "--out", str(tmp_path / "o"))
+    assert code == 0 and "mean +/- 95% CI half-width over 3" in out
+    records = pd.read_csv(tmp_path / "o" / "seeds.csv")
+    summary = pd.read_csv(tmp_path / "o" / "seeds_summary.csv").iloc[0]
+    carbon = records["carbon_kg"].tolist()
+    assert len(set(carbon)) == 3  # different seeds, different runs
+    assert records["seed"].iloc[0] == 5  # the first replicate is the scenario's own seed
+    assert summary["carbon_kg"] == pytest.approx(statistics.mean(carbon))
+    assert summary["carbon_kg_ci"] == pytest.approx(
+        4.302652729911275 * statistics.stdev(carbon) / math.sqrt(3))
+    assert summarise(records).iloc[0]["carbon_kg_ci"] == pytest.approx(summary["carbon_kg_ci"])
