@@ -16,40 +16,69 @@ from broker.offers import RoundOffers
 from broker.planner import Assignment
 from broker.policies import Policy
 from sites.timegrid import window_mean
+from sites.units import gb_to_gbit, seconds_to_hours
 
 
 class _Placer:
-    """Tracks free GPUs over the horizon while a baseline places jobs one by one."""
+    """Tracks free GPUs over the horizon while a baseline places a round's queue one by one.
 
-    def __init__(self, federation: Federation, offers: RoundOffers) -> None:
+    Built once per round for the whole queue: the rates and the slots each job would hold on
+    each pool are computed as (jobs, pools) arrays up front, and "fits now" reads a running
+    minimum of the free GPUs over the horizon, updated only for the pool a placement uses.
+    """
+
+    def __init__(self, federation: Federation, offers: RoundOffers, queue: Sequence[Job]) -> None:
         self.federation = federation
         self.offers = offers
+        self.queue = queue
         self.free = offers.free_gpus.astype(float).copy()
+        # least free GPUs over the first k + 1 slots of each pool, at [pool, k]
+        self.least_free = np.minimum.accumulate(self.free, axis=1)
+        self.rates = federation.steps_per_s(list(queue))
+        self.gpus = np.array([j.gpus for j in queue], dtype=int)
+        self.home = np.array([federation.site_index[j.home_site] for j in queue], dtype=int)
+        self.slots = self._occupied_slots()
 
-    def occupied_slots(self, job: Job, resource: int, rate: float) -> int:
-        site = self.federation.resource_site[resource]
-        home = self.federation.site_index[job.home_site]
-        hours = job.runtime_h(rate)
-        if site != home:
-            hours += self.federation.transfer_h(job.dataset_gb)
-        return max(1, min(int(np.ceil(hours / self.offers.slot_h - 1e-9)), self.free.shape[1]))
+    def _occupied_slots(self) -> np.ndarray:
+        """Slots each job would hold each pool, transfer first when the pool is away from home,
+        clipped to [1, horizon] (the same arithmetic as ``Job.runtime_h`` and
+        ``Federation.transfer_h``, element by element)."""
+        fed, horizon = self.federation, self.free.shape[1]
+        work = np.array([j.work_steps for j in self.queue], dtype=float)
+        dataset_gb = np.array([j.dataset_gb for j in self.queue], dtype=float)
+        runs = self.rates > 0
+        with np.errstate(divide="ignore"):
+            hours = seconds_to_hours(work[:, None] / (self.gpus[:, None] * self.rates))
+        transfer_h = seconds_to_hours(gb_to_gbit(dataset_gb) / fed.transfer_gbps)
+        remote = fed.resource_site[None, :] != self.home[:, None]
+        hours = np.where(remote, hours + transfer_h[:, None], hours)
+        # a pool the job does not run on is never chosen: any slot count will do there
+        slots = np.ceil(np.where(runs, hours, 0.0) / self.offers.slot_h - 1e-9)
+        return np.clip(slots, 1, horizon).astype(int)
 
-    def fastest_with_room(self, job: Job, site: int, rates: np.ndarray) -> int | None:
-        """Resource at ``site`` where the job runs fastest and fits now; None if none."""
-        best, best_rate = None, 0.0
-        for r in map(int, np.flatnonzero(self.federation.resource_site == site)):
-            rate = rates[r]
-            if rate <= best_rate:
-                continue
-            slots = self.occupied_slots(job, r, rate)
-            if (self.free[r, :slots] >= job.gpus).all():
-                best, best_rate = int(r), rate
-        return best
+    def fitting(self, i: int) -> np.ndarray:
+        """Pools where job i runs and has room now, for all the slots it would hold them."""
+        pools = np.arange(self.free.shape[0])
+        room = self.least_free[pools, self.slots[i] - 1] >= self.gpus[i]
+        return room & (self.rates[i] > 0)
 
-    def place(self, job: Job, resource: int, rate: float) -> Assignment:
-        self.free[resource, : self.occupied_slots(job, resource, rate)] -= job.gpus
+    def fastest(self, i: int, candidates: np.ndarray) -> int | None:
+        """Among ``candidates`` (a pool mask), the pool where job i runs fastest; the first on
+        ties (pools in federation order); None if there is none."""
+        if not candidates.any():
+            return None
+        return int(np.argmax(np.where(candidates, self.rates[i], -np.inf)))
+
+    def fastest_with_room(self, i: int, site: int) -> int | None:
+        """Pool at ``site`` where job i runs fastest and fits now; None if none."""
+        return self.fastest(i, self.fitting(i) & (self.federation.resource_site == site))
+
+    def place(self, i: int, resource: int) -> Assignment:
+        self.free[resource, : self.slots[i, resource]] -= self.gpus[i]
+        self.least_free[resource] = np.minimum.accumulate(self.free[resource])
         site_i, gpu = self.federation.resources[resource]
-        return Assignment(job.id, self.federation.sites[site_i].id, gpu, 0, self.offers.now_h)
+        return Assignment(self.queue[i].id, self.federation.sites[site_i].id, gpu, 0,
+                          self.offers.now_h)
 
 
 class IsolatedPolicy(Policy):
@@ -59,13 +88,12 @@ class IsolatedPolicy(Policy):
     home_only = True
 
     def decide(self, offers: RoundOffers, queue: Sequence[Job]) -> Sequence[Assignment]:
-        placer = _Placer(self.federation, offers)
-        rates = self.federation.steps_per_s(list(queue))
+        placer = _Placer(self.federation, offers, queue)
         out = []
-        for i, job in enumerate(queue):
-            r = placer.fastest_with_room(job, self.federation.site_index[job.home_site], rates[i])
+        for i in range(len(queue)):
+            r = placer.fastest_with_room(i, int(placer.home[i]))
             if r is not None:
-                out.append(placer.place(job, r, rates[i, r]))
+                out.append(placer.place(i, r))
         return out
 
 
@@ -76,16 +104,20 @@ class _GreedyNowPolicy(Policy):
         raise NotImplementedError
 
     def decide(self, offers: RoundOffers, queue: Sequence[Job]) -> Sequence[Assignment]:
-        placer = _Placer(self.federation, offers)
-        rates = self.federation.steps_per_s(list(queue))
+        placer = _Placer(self.federation, offers, queue)
         site_order = np.argsort(self.signal_now(offers), kind="stable")
+        site_rank = np.empty(len(site_order), dtype=int)
+        site_rank[site_order] = np.arange(len(site_order))
+        pool_rank = site_rank[self.federation.resource_site]
         out = []
-        for i, job in enumerate(queue):
-            for site in site_order:
-                r = placer.fastest_with_room(job, int(site), rates[i])
-                if r is not None:
-                    out.append(placer.place(job, r, rates[i, r]))
-                    break
+        for i in range(len(queue)):
+            # the first site in signal order with a pool that fits, then its fastest pool
+            fits = placer.fitting(i)
+            if not fits.any():
+                continue
+            r = placer.fastest(i, fits & (pool_rank == pool_rank[fits].min()))
+            if r is not None:
+                out.append(placer.place(i, r))
         return out
 
 
@@ -115,29 +147,37 @@ class TemporalPolicy(Policy):
     home_only = True
 
     def decide(self, offers: RoundOffers, queue: Sequence[Job]) -> Sequence[Assignment]:
-        placer = _Placer(self.federation, offers)
-        rates = self.federation.steps_per_s(list(queue))
+        placer = _Placer(self.federation, offers, queue)
+        if not len(queue):
+            return []
+        fed = self.federation
         slot_h, horizon = offers.slot_h, offers.horizon_slots
+        at_home = fed.resource_site[None, :] == placer.home[:, None]
+        best_rate = np.where(at_home, placer.rates, 0.0).max(axis=1, initial=0.0)
+        runs = best_rate > 0
+        work = np.array([j.work_steps for j in queue], dtype=float)
+        with np.errstate(divide="ignore"):
+            runtime_h = np.where(runs, seconds_to_hours(work / (placer.gpus * best_rate)), 0.0)
+        latest_h = np.array([
+            j.deadline_h - runtime_h[i] if j.deadline_h is not None
+            else j.submit_h + self.config.max_wait_h
+            for i, j in enumerate(queue)
+        ])
+        n_starts = np.clip(np.floor((latest_h - offers.now_h) / slot_h) + 1, 1,
+                           horizon).astype(int)
+        # Every job's candidate starts in one window_mean call, one segment per job.
+        first = np.concatenate([[0], np.cumsum(n_starts)[:-1]])
+        job_of = np.repeat(np.arange(len(queue)), n_starts)
+        starts_h = (np.arange(len(job_of)) - first[job_of]) * slot_h
+        carbon = window_mean(offers.carbon_g_per_kwh, placer.home[job_of], starts_h,
+                             starts_h + runtime_h[job_of], slot_h)
+        # now is the cleanest start when it is the (first) minimum of its job's segment
+        now_cleanest = carbon[first] == np.minimum.reduceat(carbon, first)
         out = []
-        for i, job in enumerate(queue):
-            home = self.federation.site_index[job.home_site]
-            home_res = np.flatnonzero(self.federation.resource_site == home)
-            best_rate = rates[i, home_res].max() if len(home_res) else 0.0
-            if best_rate <= 0:
-                continue
-            runtime_h = job.runtime_h(best_rate)
-            latest_h = (job.deadline_h - runtime_h if job.deadline_h is not None
-                        else job.submit_h + self.config.max_wait_h)
-            n_starts = int(np.clip(np.floor((latest_h - offers.now_h) / slot_h) + 1, 1, horizon))
-            starts_h = np.arange(n_starts) * slot_h
-            rows = np.full(n_starts, home)
-            carbon = window_mean(offers.carbon_g_per_kwh, rows, starts_h, starts_h + runtime_h,
-                                 slot_h)
-            if int(np.argmin(carbon)) != 0:
-                continue  # a cleaner window is still ahead
-            r = placer.fastest_with_room(job, home, rates[i])
+        for i in np.flatnonzero(runs & now_cleanest):
+            r = placer.fastest_with_room(int(i), int(placer.home[i]))
             if r is not None:
-                out.append(placer.place(job, r, rates[i, r]))
+                out.append(placer.place(int(i), r))
         return out
 
 

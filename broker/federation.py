@@ -71,8 +71,37 @@ class Federation:
         """Hours to do ``work_steps`` on ``gpus`` GPUs of ``steps_per_s`` each (linear scaling)."""
         return seconds_to_hours(work_steps / (gpus * steps_per_s))
 
+    @cached_property
+    def resource_index(self) -> dict[tuple[int, str], int]:
+        return {resource: r for r, resource in enumerate(self.resources)}
+
     def resource_of(self, site_id: str, gpu_type: str) -> int:
-        return self.resources.index((self.site_index[site_id], gpu_type))
+        return self.resource_index[(self.site_index[site_id], gpu_type)]
+
+    @cached_property
+    def _rate_rows(self) -> dict[tuple[str, tuple[str, ...]], np.ndarray]:
+        """``steps_per_s`` rows by (job type, GPU restriction), filled as jobs ask.
+
+        Every policy asks for the rates of its whole queue every round, and the meter for every
+        job it records: the same few job types over and over.
+        """
+        return {}
+
+    def _rate_row(self, job_type: str, gpu_types: tuple[str, ...]) -> np.ndarray:
+        key = (job_type, gpu_types)
+        row = self._rate_rows.get(key)
+        if row is None:
+            aff = self.affinity
+            throughput = aff.throughput[aff.job_index(job_type)]
+            row = np.array([
+                throughput[aff.gpu_index(g)] if g in aff.gpu_types else 0.0
+                for _, g in self.resources
+            ], dtype=float)
+            if gpu_types:
+                row[[g not in gpu_types for _, g in self.resources]] = 0.0
+            row.flags.writeable = False  # shared by every caller
+            self._rate_rows[key] = row
+        return row
 
     def steps_per_s(self, jobs: list[Job]) -> np.ndarray:
         """Per-GPU throughput of each job on each resource, shape (jobs, resources).
@@ -80,19 +109,13 @@ class Federation:
         Zero where the job type does not run on the pool's GPU type, or where the job is
         restricted to other GPU types: every policy and the meter read runnability from here.
         """
-        gpu_cols = [
-            self.affinity.gpu_index(g) if g in self.affinity.gpu_types else -1
-            for _, g in self.resources
-        ]
-        rows = np.array([self.affinity.job_index(j.job_type) for j in jobs], dtype=int)
-        table = np.hstack([self.affinity.throughput, np.zeros((len(self.affinity.job_types), 1))])
         if not len(jobs):
-            return np.zeros((0, len(gpu_cols)))
-        rates = table[np.ix_(rows, np.array(gpu_cols, dtype=int))]
-        for i, job in enumerate(jobs):
-            if job.gpu_types:
-                rates[i, [g not in job.gpu_types for _, g in self.resources]] = 0.0
-        return rates
+            return np.zeros((0, len(self.resources)))
+        return np.array([self._rate_row(j.job_type, j.gpu_types) for j in jobs])
+
+    def job_steps_per_s(self, job: Job, resource: int) -> float:
+        """``steps_per_s([job])[0, resource]`` without building the row array."""
+        return float(self._rate_row(job.job_type, job.gpu_types)[resource])
 
     def transfer_h(self, dataset_gb: float) -> float:
         """Hours to ship a data set to another site at the federation's link speed."""

@@ -8,7 +8,7 @@ and carbon), ``sites.timegrid`` (which slots a run overlaps).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -70,7 +70,7 @@ class Meter:
     def record_run(self, job: Job, resource: int, start_h: float) -> JobRecord:
         fed = self.federation
         site_i, gpu = fed.resources[resource]
-        rate = float(fed.steps_per_s([job])[0, resource])
+        rate = fed.job_steps_per_s(job, resource)
         remote = fed.sites[site_i].id != job.home_site
         run_start_h = start_h + (fed.transfer_h(job.dataset_gb) if remote else 0.0)
         finish_h = run_start_h + job.runtime_h(rate)
@@ -99,11 +99,14 @@ class Meter:
         return record
 
     def jobs_frame(self) -> pd.DataFrame:
+        names = [f.name for f in fields(JobRecord)]
+        # Records hold scalars only, so plain attribute reads give what ``asdict`` gives,
+        # without its recursive deep copy of every record.
         rows = [
-            {**asdict(r), "completion_h": r.completion_h, "deadline_missed": r.deadline_missed}
+            [getattr(r, n) for n in names] + [r.completion_h, r.deadline_missed]
             for r in self.records
         ]
-        columns = [f.name for f in fields(JobRecord)] + ["completion_h", "deadline_missed"]
+        columns = [*names, "completion_h", "deadline_missed"]
         return pd.DataFrame(rows, columns=columns)  # the columns even when no job ran
 
     def idle_gpu_h(self, window_slots: int) -> np.ndarray:

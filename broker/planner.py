@@ -8,6 +8,7 @@ meets its deadline (when none of its options can, it keeps them all and will be 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -20,10 +21,14 @@ from broker.offers import RoundOffers
 from optimization import (
     SOLVE_METHODS,
     AllocationProblem,
+    AllocationSolution,
     SolverOptions,
     SolveStatus,
+    greedy_allocation,
+    relative_gap,
     solve_allocation,
 )
+from optimization.problem import breakdown_usd, deferred_of, plan_cost_usd
 from sites.timegrid import window_mean
 from sites.units import usd_per_t_to_usd_per_kg
 
@@ -184,6 +189,171 @@ def build_round_problem(
     return RoundProblem(problem=problem, demands=demands)
 
 
+# The most the rest of a round may be let off (see ``_rest_options``): where the settled jobs
+# dwarf the rest, a loose rest would still meet the round's gap but plan the contested jobs
+# badly, and those are the ones worth planning.
+MAX_REST_MIP_GAP = 0.05
+
+
+@dataclass(frozen=True)
+class Presolved:
+    """An exact reduction of a round's problem (``presolve_round``).
+
+    ``settled[o]``: jobs put on option o by the presolve, proven optimal without a solver.
+    ``rest``: what is left for the solver (None when the presolve settled every job), whose
+    option i is option ``rest_options[i]`` of the full problem and whose demand k is demand
+    ``rest_demands[k]``.
+    """
+
+    settled: np.ndarray
+    rest: AllocationProblem | None
+    rest_options: np.ndarray
+    rest_demands: np.ndarray
+
+
+def _slack_cells(p: AllocationProblem, alive: np.ndarray, occ_option: np.ndarray,
+                 occ_cell: np.ndarray, demand_gpus: np.ndarray) -> np.ndarray:
+    """Cells whose capacity no plan over the ``alive`` options can exceed.
+
+    A job takes at most one option, so the most a cell can ever hold is the GPUs of every job
+    of every demand with an alive option running in it.
+    """
+    held = alive[occ_option]
+    touches = np.zeros((p.n_demands, p.n_resources * p.n_slots), dtype=bool)
+    touches[p.option_demand[occ_option[held]], occ_cell[held]] = True
+    most = (p.demand_count * demand_gpus) @ touches
+    return most <= p.capacity_gpus.reshape(-1) + 1e-9
+
+
+def presolve_round(p: AllocationProblem, max_passes: int = 8) -> Presolved:
+    """Drop options no optimal plan needs, and settle the jobs whose choice is forced.
+
+    Options that need more GPUs than a cell they run in has free are dropped first.
+
+    Most rounds of a simulation have few queued jobs and many idle pools: most capacity cells
+    cannot bind whatever the plan. An option all of whose cells cannot bind (a *slack*
+    option) takes any number of its demand's jobs, so every option of the same demand that
+    costs as much or more is dominated (moving its jobs onto the slack option keeps the plan
+    feasible and costs no more) and is dropped. Fewer options leave less load on other cells,
+    so the test repeats until nothing changes. A demand left with only its slack option, and
+    for which running beats deferring, is settled: all its jobs take that option; it leaves
+    the problem, and so do its GPUs from the capacity (its cells stay slack for the rest).
+
+    Exact: the reduced problem has the same optimum, plus the settled cost. It is skipped
+    under a carbon cap (a slack option still spends the shared cap).
+    """
+    settled = np.zeros(p.n_options, dtype=np.int64)
+    everything = np.arange(p.n_options)
+    if p.carbon_cap_kg is not None or p.n_options == 0:
+        return Presolved(settled, p, everything, np.arange(p.n_demands))
+    cost = p.option_cost_usd
+    occ_option, occ_r, occ_t = p.occupancy()
+    occ_cell = occ_r * p.n_slots + occ_t
+    demand_gpus = np.zeros(p.n_demands)
+    demand_gpus[p.option_demand] = p.option_gpus
+    # An option that needs more GPUs than some cell it runs in has free can never be taken
+    # (options exist where the pool is big enough, not where it is free enough now).
+    too_big = p.option_gpus[occ_option] > p.capacity_gpus.reshape(-1)[occ_cell] + 1e-9
+    alive = np.ones(p.n_options, dtype=bool)
+    alive[occ_option[too_big]] = False
+    best = np.zeros(0, dtype=int)  # the cheapest slack option of each demand that has one
+    for _ in range(max_passes):
+        slack_cell = _slack_cells(p, alive, occ_option, occ_cell, demand_gpus)
+        # options with a cell that may bind (a bincount: far cheaper than logical_or.at)
+        tight = np.bincount(occ_option, weights=~slack_cell[occ_cell], minlength=p.n_options) > 0
+        slack = np.flatnonzero(alive & ~tight)
+        # by demand, then cost, then index: the first of each demand is its cheapest
+        slack = slack[np.lexsort((slack, cost[slack], p.option_demand[slack]))]
+        first = np.ones(len(slack), dtype=bool)
+        first[1:] = p.option_demand[slack[1:]] != p.option_demand[slack[:-1]]
+        best = slack[first]
+        best_cost = np.full(p.n_demands, np.inf)
+        best_cost[p.option_demand[best]] = cost[best]
+        keep = alive & (cost < best_cost[p.option_demand])
+        keep[best] = True
+        if (keep == alive).all():
+            break
+        alive = keep
+    left = np.bincount(p.option_demand[alive], minlength=p.n_demands)
+    d_best = p.option_demand[best]
+    forced = best[(left[d_best] == 1) & (cost[best] < p.deferral_penalty_usd[d_best])]
+    settled[forced] = p.demand_count[p.option_demand[forced]]
+    done = np.zeros(p.n_demands, dtype=bool)
+    done[p.option_demand[forced]] = True
+    rest_options = np.flatnonzero(alive & ~done[p.option_demand])
+    rest_demands = np.flatnonzero(~done)
+    if not len(rest_demands):
+        return Presolved(settled, None, rest_options, rest_demands)
+    used = np.bincount(occ_cell, weights=(p.option_gpus * settled)[occ_option],
+                       minlength=p.n_resources * p.n_slots)
+    renumber = np.full(p.n_demands, -1)
+    renumber[rest_demands] = np.arange(len(rest_demands))
+    rest = dataclasses.replace(
+        p,
+        capacity_gpus=p.capacity_gpus - used.reshape(p.capacity_gpus.shape),
+        demand_count=p.demand_count[rest_demands],
+        deferral_penalty_usd=p.deferral_penalty_usd[rest_demands],
+        option_demand=renumber[p.option_demand[rest_options]],
+        **{name: getattr(p, name)[rest_options] for name in (
+            "option_resource", "option_start", "option_slots", "option_gpus",
+            "option_energy_kwh", "option_energy_cost_usd", "option_carbon_kg",
+            "option_transfer_cost_usd", "option_delay_cost_usd")},
+    )
+    return Presolved(settled, rest, rest_options, rest_demands)
+
+
+def _rest_options(p: AllocationProblem, reduced: Presolved,
+                  options: SolverOptions) -> SolverOptions:
+    """The solver options for what the presolve left: the round's MIP gap, restated for it.
+
+    The MIP gap is relative to the round's objective, and the settled jobs' cost is part of it
+    at zero gap: proving the rest to ``gap x (settled + rest) / rest`` proves the round to
+    ``gap``. The rest's optimum is not known beforehand; its greedy plan's cost is an upper
+    estimate, which only makes the restated gap tighter than it need be.
+    """
+    settled_usd = float(p.option_cost_usd @ reduced.settled)
+    if options.mip_gap == 0 or settled_usd <= 0 or reduced.rest is None:
+        return options
+    rest = reduced.rest
+    greedy = greedy_allocation(rest)
+    upper = plan_cost_usd(rest, greedy, deferred_of(rest, greedy))
+    if not upper > 0:
+        return options
+    gap = min(options.mip_gap * (settled_usd + upper) / upper, MAX_REST_MIP_GAP)
+    return dataclasses.replace(options, mip_gap=max(gap, options.mip_gap))
+
+
+def solve_round(p: AllocationProblem, options: SolverOptions, method: str) -> AllocationSolution:
+    """Presolve (``presolve_round``), solve what is left, and answer for the full problem.
+
+    The bound is the settled cost plus the rest's bound (the settled part is optimal), so the
+    status and gap keep their meaning.
+    """
+    started = time.perf_counter()
+    reduced = presolve_round(p)
+    x = reduced.settled.copy()
+    if reduced.rest is None:
+        status, message = SolveStatus.OPTIMAL, "presolve settled every job"
+        build_s = solve_s = rest_bound = 0.0
+    else:
+        sub = solve_allocation(reduced.rest, _rest_options(p, reduced, options), method=method)
+        x[reduced.rest_options] += sub.option_count
+        status, message = SolveStatus(sub.status), sub.message
+        build_s, solve_s, rest_bound = sub.build_time_s, sub.solve_time_s, sub.bound_usd
+    deferred = deferred_of(p, x)
+    objective = plan_cost_usd(p, x, deferred)
+    settled_usd = float(p.option_cost_usd @ reduced.settled)
+    if status is SolveStatus.OPTIMAL and (
+            relative_gap(objective, settled_usd + rest_bound) > options.mip_gap + 1e-12):
+        status = SolveStatus.FEASIBLE  # the rest met its own gap but not the round's
+    presolve_s = time.perf_counter() - started - build_s - solve_s
+    return AllocationSolution(
+        status=status, option_count=x, deferred_count=deferred, objective_usd=objective,
+        bound_usd=settled_usd + rest_bound, cost_breakdown_usd=breakdown_usd(p, x, deferred),
+        build_time_s=build_s + presolve_s, solve_time_s=solve_s, message=message,
+    )
+
+
 class MilpPlanner:
     """Plans a round by solving the allocation MILP; the same code serves simulator and API."""
 
@@ -194,7 +364,7 @@ class MilpPlanner:
     def plan(self, offers: RoundOffers, queue: Sequence[Job]) -> Plan:
         round_problem = build_round_problem(self.federation, offers, queue, self.config)
         p = round_problem.problem
-        solution = solve_allocation(p, self.config.solver, method=self.config.method)
+        solution = solve_round(p, self.config.solver, self.config.method)
         assignments: list[Assignment] = []
         deferred: list[str] = []
         for d, jobs in enumerate(round_problem.demands):

@@ -6,9 +6,12 @@ job type runs 2 steps/s on a V100 and 1 step/s on a K80, so 7200 steps on one V1
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from broker.baselines import _Placer
 from broker.jobs import Job
+from broker.offers import RoundOffers
 from broker.planner import PlannerConfig
 from tests.scenarios.helpers import by_job, make_setup, simulate, steps_for, toy_federation
 
@@ -168,3 +171,54 @@ def test_temporal_waits_past_a_busy_home_then_starts():
     assert rows["first"]["start_h"] == 0.0
     assert rows["second"]["start_h"] == 3.0
     assert rows["second"]["site"] == "a"
+
+
+# --- the placer against the rule it implements ------------------------------------------------
+
+
+def _reference_fastest_with_room(fed, offers, free, job, site, rates):
+    """The rule written out pool by pool: at ``site``, the pool where the job runs fastest
+    among those with ``job.gpus`` free in every slot it would hold (transfer first when the
+    pool is away from home); the first such pool on ties."""
+    best, best_rate = None, 0.0
+    for r in range(len(fed.resources)):
+        if fed.resource_site[r] != site or rates[r] <= best_rate:
+            continue
+        hours = job.runtime_h(rates[r])
+        if site != fed.site_index[job.home_site]:
+            hours += fed.transfer_h(job.dataset_gb)
+        slots = max(1, min(int(np.ceil(hours / offers.slot_h - 1e-9)), free.shape[1]))
+        if (free[r, :slots] >= job.gpus).all():
+            best, best_rate = r, rates[r]
+    return best
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_placer_picks_what_the_pool_by_pool_rule_picks(seed):
+    rng = np.random.default_rng(seed)
+    fed = toy_federation({"a": {"V100": 4, "K80": 6}, "b": {"V100": 2, "K80": 2},
+                          "c": {"K80": 8}})
+    horizon = 6
+    free = rng.integers(0, 9, size=(len(fed.resources), horizon))
+    free = np.minimum(free, fed.resource_total_gpus[:, None])
+    offers = RoundOffers(3.0, 1.0, free, np.full((3, horizon), 50.0), np.full((3, horizon), 300.0))
+    queue = [Job(f"j{i}", str(rng.choice(["a", "b", "c"])), "toy", int(rng.integers(1, 5)),
+                 steps_for(float(rng.uniform(0.2, 7.0)), 1, 2.0), 0.0,
+                 dataset_gb=float(rng.choice([0.0, 2000.0, 9000.0])))
+            for i in range(25)]
+    placer = _Placer(fed, offers, queue)
+    reference_free = free.astype(float)
+    picked = 0
+    for i, job in enumerate(queue):
+        for site in range(3):
+            expected = _reference_fastest_with_room(fed, offers, reference_free, job, site,
+                                                    placer.rates[i])
+            assert placer.fastest_with_room(i, site) == expected
+        home = fed.site_index[job.home_site]
+        r = placer.fastest_with_room(i, home)
+        if r is not None:  # place it, and keep the reference's free GPUs in step
+            picked += 1
+            placer.place(i, r)
+            reference_free[r, : placer.slots[i, r]] -= job.gpus
+            assert (placer.free == reference_free).all()
+    assert 0 < picked < len(queue)  # some fit and some did not: both branches were checked
