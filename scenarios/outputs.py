@@ -32,7 +32,7 @@ KNOWN_OUTPUTS = frozenset({*TABLES, "summary.json", *PLOTS, "coalitions.csv", "s
                            "diagnostics.csv", "ledger.csv", "market.json", "game.json",
                            "gains_by_scheme.png", "abatement_curve.png", "seeds.csv",
                            "seeds_summary.csv", "sweep.csv", "sweep.parquet",
-                           "sweep_summary.csv"})
+                           "sweep_summary.csv", "report.html"})
 
 
 def prepare_out_dir(out_dir: Path, option: str = "--out",

@@ -23,6 +23,7 @@ from scenarios.commands.options import (
     positive_int,
 )
 from scenarios.commands.run import data_dir
+from scenarios.html_report import write_market_report
 from scenarios.loader import load_scenario
 from scenarios.market_report import market_document, print_market, write_market_outputs
 from scenarios.market_tasks import ExecutorEvaluate, ScenarioRef
@@ -90,7 +91,8 @@ class MarketCommand(Command):
         else:
             print_market(run, mode, points, curve, Console())
         if args.out:
-            for path in write_market_outputs(document, points, curve, args.out):
+            written = write_market_outputs(document, points, curve, args.out)
+            for path in [*written, write_market_report(document, points[0].ledger, args.out)]:
                 if not args.json:
                     print(f"wrote {path}")
         return 0

@@ -18,6 +18,7 @@ from scenarios.build import build_run
 from scenarios.commands.base import Command
 from scenarios.commands.options import add_executor_arguments, positive_int
 from scenarios.data_paths import DATA_ENV
+from scenarios.html_report import write_run_report
 from scenarios.loader import LoadedScenario, load_scenario
 from scenarios.market_tasks import ScenarioRef
 from scenarios.outputs import prepare_out_dir, write_outputs
@@ -90,7 +91,7 @@ class RunCommand(Command):
                               args.markup)
             print_ledger(rows, args.ledger, console)
         if args.out:
-            for path in write_outputs(result, args.out):
+            for path in [*write_outputs(result, args.out), write_run_report(result, args.out)]:
                 console.print(f"wrote {path}")
             if args.ledger:
                 ledger_frame(rows).to_csv(args.out / "ledger.csv", index=False)
