@@ -169,8 +169,11 @@ def test_dashboard_in_chromium_follows_a_job_and_keeps_sites_apart(tmp_path, pro
         state_files[site["id"]] = tmp_path / f"{site['id']}.state.json"
         config = agent_config(site, tmp_path, offer_interval_s=0.5, poll_interval_s=0.3,
                               state_file=str(state_files[site["id"]]))
-        processes.append(carbonfed("agent", str(config), "--broker", url, "--enrolment-token",
-                                   token, env=env, log=tmp_path / f"{site['id']}.log"))
+        # one argument with "=": a token may begin with "-", which argparse would take for
+        # an option if it came as an argument of its own
+        processes.append(carbonfed("agent", str(config), "--broker", url,
+                                   f"--enrolment-token={token}", env=env,
+                                   log=tmp_path / f"{site['id']}.log"))
     until(lambda: all(s["status"] == "active" for s in admin.get("/v1/sites").json())
           and len(admin.get("/v1/sites").json()) == 2, "both agents registered and offering")
 
