@@ -96,7 +96,7 @@ async def test_rounds_route_lists_the_last_rounds_newest_first_admin_only(broker
 # --- in a real browser ------------------------------------------------------------------------
 
 SITES = [
-    {"id": "north", "zone": "hydro", "pue": 1.1, "gpus": {"V100": 1},
+    {"id": "north", "zone": "hydro", "pue": 1.1, "gpus": {"V100": 2},
      "signals": {"carbon_g_per_kwh": {"kind": "constant", "value": 30},
                  "price_usd_per_mwh": {"kind": "constant", "value": 50}}},
     {"id": "south", "zone": "coal", "pue": 1.1, "gpus": {"V100": 1},
@@ -112,10 +112,11 @@ return Array.from(document.querySelectorAll('#' + arguments[0] + ' tbody tr')).m
 """
 
 
-def _job(job_id: str, home: str, hours: float) -> dict:
-    # 10 GB of data and egress at 0.02 USD/GB keep each job at home (equal prices)
+def _job(job_id: str, home: str, hours: float, dataset_gb: float = 10.0) -> dict:
+    # equal prices: 10 GB of data at 0.02 USD/GB egress keep a job at home; without data a
+    # job runs wherever a GPU is free now rather than wait
     return {"id": job_id, "home_site": home, "job_type": "resnet50", "gpus": 1,
-            "work_steps": V100_STEPS_PER_S * 3600.0 * hours, "dataset_gb": 10.0}
+            "work_steps": V100_STEPS_PER_S * 3600.0 * hours, "dataset_gb": dataset_gb}
 
 
 @pytest.fixture
@@ -192,14 +193,17 @@ def test_dashboard_in_chromium_follows_a_job_and_keeps_sites_apart(tmp_path, pro
     until(lambda: {r["site"]: r["status"] for r in rows("sites")}
           == {"north": "active", "south": "active"}, "both sites listed as active")
     north_row = next(r for r in rows("sites") if r["site"] == "north")
-    assert north_row["cells"][4] == "V100 1" and north_row["cells"][6] == "30"  # fleet, carbon
+    assert north_row["cells"][4] == "V100 2" and north_row["cells"][6] == "30"  # fleet, carbon
     assert north_row["cells"][7] == "50.0"  # price
     assert browser.find_element("id", "queue-panel").is_displayed()
 
-    # a job submitted now shows up in the queue, then assigned, then finished: no reload
+    # jobs submitted now show up in the queue, then assigned, then finished: no reload.
+    # d1 runs at home (north), d2 at home (south, its one GPU), d3 (south's, no data) at
+    # north: the ledger gets a row, south pays north
     assert admin.post("/v1/jobs/batch", json={"jobs": [
-        _job("d1", "north", 6.0), _job("d2", "south", 6.0)]}).status_code == 201
-    until(lambda: {r["job"] for r in rows("queue")} == {"d1", "d2"}, "both jobs in the queue")
+        _job("d1", "north", 6.0), _job("d2", "south", 6.0),
+        _job("d3", "south", 6.0, dataset_gb=0.0)]}).status_code == 201
+    until(lambda: {r["job"] for r in rows("queue")} == {"d1", "d2", "d3"}, "the jobs queued")
     assert admin.post("/v1/plans").status_code == 201
 
     def shown(job: str) -> dict | None:
@@ -210,9 +214,16 @@ def test_dashboard_in_chromium_follows_a_job_and_keeps_sites_apart(tmp_path, pro
     assert not any(r["job"] == "d1" for r in rows("queue")), "an assigned job left the queue"
     until(lambda: rows("rounds") and rows("rounds")[0]["status"] == "optimal",
           "the round listed")
-    until(lambda: all((shown(j) or {}).get("status") == "completed" for j in ("d1", "d2")),
-          "both jobs finished")
-    assert browser.find_element("id", "totals").text.count("completed 2") == 1
+    until(lambda: all((shown(j) or {}).get("status") == "completed"
+                      for j in ("d1", "d2", "d3")), "every job finished")
+    assert {r["job"]: r["site"] for r in rows("assignments")} == {
+        "d1": "north", "d2": "south", "d3": "north"}
+    assert browser.find_element("id", "totals").text.count("completed 3") == 1
+    until(lambda: [(r["job"], r["cells"][1], r["cells"][2]) for r in rows("ledger")]
+          == [("d3", "south", "north")], "the ledger row for d3")
+    balances = {r["site"]: float(r["cells"][1]) for r in rows("balances")}
+    assert set(balances) == {"north", "south"} and balances["north"] > 0
+    assert balances["north"] == pytest.approx(-balances["south"], abs=1e-4)
     browser.save_screenshot(str(tmp_path / "dashboard-admin.png"))
 
     # the token was never put anywhere but the page's memory
@@ -227,13 +238,15 @@ def test_dashboard_in_chromium_follows_a_job_and_keeps_sites_apart(tmp_path, pro
     north_token = json.loads(Path(state_files["north"]).read_text())["token"]
     log_in(north_token, "north")
     until(lambda: [r["site"] for r in rows("sites")] == ["north"]
-          and [r["job"] for r in rows("assignments")] == ["d1"], "north's own rows")
+          and sorted(r["job"] for r in rows("assignments")) == ["d1", "d3"], "north's own rows")
     assert not browser.find_element("id", "queue-panel").is_displayed()
     assert not browser.find_element("id", "rounds-panel").is_displayed()
-    for table in ("sites", "assignments", "balances", "ledger"):
-        assert not any("south" in (r["site"] or "") or "south" in r["cells"]
-                       for r in rows(table)), f"north's view shows south in #{table}"
+    assert {r["site"] for r in rows("assignments")} == {"north"}
+    assert [r["site"] for r in rows("balances")] == ["north"]
+    # the ledger row where north is paid (by south) is north's; nothing else of south's shows
+    until(lambda: [r["job"] for r in rows("ledger")] == ["d3"], "north's ledger row")
     assert "d2" not in browser.find_element("id", "board").text
+    assert "coal" not in browser.find_element("id", "board").text  # south's zone
     browser.save_screenshot(str(tmp_path / "dashboard-north.png"))
 
     # a site token with another site's id is refused at login
