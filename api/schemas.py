@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from api.states import AssignmentStatus, JobStatus
+from market.ledger import LedgerRow
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 MAX_GPUS = 100_000
@@ -266,30 +267,12 @@ class SummaryOut(Strict):
     by_site: list[SiteTotals]
 
 
-class LedgerRowOut(Strict):
-    """One job run away from home: its home pays its host (``market.ledger.LedgerRow``)."""
-
-    scheme: str
-    kind: str = Field(description="job (the live ledger has only job rows)")
-    round_h: float
-    payer: str
-    payee: str
-    job_id: str
-    gpu_hours: float
-    energy_kwh: float
-    carbon_kg: float
-    energy_usd: float
-    carbon_usd: float
-    transfer_usd: float = Field(description="egress the home paid to move the data set")
-    price_usd: float = Field(description="what the scheme adds to energy and carbon")
-    amount_usd: float = Field(description="what the payer pays the payee")
-
-
 class LedgerOut(Strict):
     scheme: str
     markup: float
     carbon_price_usd_per_t: float
-    rows: list[LedgerRowOut]
+    rows: list[LedgerRow] = Field(description="one per job run away from home: its home "
+                                  "pays its host (market.ledger.LedgerRow)")
     balances_usd: dict[str, float] = Field(description="received minus paid, per site shown")
 
 

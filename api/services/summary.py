@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from sqlalchemy import func, select
 
 from api import schemas
@@ -85,7 +83,7 @@ class SummaryService:
             owed = {site_id: owed.get(site_id, 0.0)}
         return schemas.LedgerOut(
             scheme=LEDGER_SCHEME, markup=st.ledger_markup, carbon_price_usd_per_t=price,
-            rows=[schemas.LedgerRowOut(**asdict(r)) for r in rows], balances_usd=owed)
+            rows=rows, balances_usd=owed)
 
     def health(self) -> schemas.HealthOut:
         st = self.ctx.settings
