@@ -151,8 +151,8 @@ def run_simulation(
             if solve is not None:
                 status, message = solve
                 if status is not SolveStatus.OPTIMAL:
-                    log.warning("%s round %d: solver %s (%s)", policy_name, k, status.value,
-                                message)
+                    log.warning("%s round %d: solver %s%s", policy_name, k, status.value,
+                                f" ({message})" if message else "")
             started_ids = {a.job_id for a in started}
             for a in started:
                 job = by_id[a.job_id]
