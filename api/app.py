@@ -15,17 +15,28 @@ from fastapi import APIRouter, FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from api.clock import Clock
+from api.dashboard import routes as dashboard
 from api.db import Database
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
-from api.routers import assignments, enrolments, health, jobs, offers, plans, sites, summary
+from api.routers import (
+    assignments,
+    enrolments,
+    health,
+    jobs,
+    offers,
+    plans,
+    rounds,
+    sites,
+    summary,
+)
 from api.services import Services
 from api.settings import Settings
 
 log = logging.getLogger("carbonfed.api")
 
-ROUTERS = (health, sites, enrolments, offers, jobs, plans, assignments, summary)
+ROUTERS = (health, sites, enrolments, offers, jobs, plans, rounds, assignments, summary)
 
 
 async def planning_loop(services: Services, interval_s: float) -> None:
@@ -77,5 +88,6 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     for module in ROUTERS:
         v1.include_router(module.router)
     app.include_router(v1)
+    app.include_router(dashboard.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
