@@ -23,7 +23,7 @@ for site in north south; do
   gpus=$(python3 -c "import yaml,sys; g=yaml.safe_load(open(sys.argv[1]))['site']['gpus']; print(','.join(f'{k}={v}' for k,v in g.items()))" "${work}/${site}.yaml")
   token=$(carbonfed admin --broker "${broker}" enrol "${site}" --zone "${zone}" --gpus "${gpus}" \
       | sed -n 's/^enrolment token (one time; shown once): //p')
-  carbonfed agent "${work}/${site}.yaml" --broker "${broker}" --enrolment-token "${token}" \
+  carbonfed agent "${work}/${site}.yaml" --broker "${broker}" --enrolment-token="${token}" \
       > "${work}/${site}.log" 2>&1 &
   pids+=($!)
 done

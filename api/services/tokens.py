@@ -31,8 +31,11 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+TOKEN_PREFIX = "cf_"  # a token never starts with "-", which a command line reads as an option
+
+
 def new_token() -> str:
-    return secrets.token_urlsafe(32)  # 32 bytes of entropy
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)  # 32 bytes of entropy
 
 
 @dataclass(frozen=True)
