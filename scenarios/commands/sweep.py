@@ -15,6 +15,7 @@ from rich.table import Table
 from scenarios.commands.base import Command
 from scenarios.commands.options import add_executor_arguments, numbers, positive_int
 from scenarios.commands.run import data_dir
+from scenarios.html_report import write_sweep_report
 from scenarios.loader import load_scenario
 from scenarios.market_tasks import ScenarioRef
 from scenarios.outputs import prepare_out_dir
@@ -78,6 +79,7 @@ class SweepCommand(Command):
             summary.to_csv(args.out / "sweep_summary.csv", index=False)
             with contextlib.suppress(ImportError):  # Parquet only when pyarrow is installed
                 table.to_parquet(args.out / "sweep.parquet")
+            write_sweep_report(summary, loaded.scenario.name, args.out)
         return 0
 
 
