@@ -45,7 +45,10 @@ class ColumnBlock:
 def capacity_cells(problem: AllocationProblem) -> np.ndarray:
     """Every (resource, slot) cell some option occupies, as sorted flat indices."""
     _, resources, slots = problem.occupancy()
-    return np.unique(resources * problem.n_slots + slots)
+    # A count per cell, not np.unique: linear in the nonzeros, where a sort is not.
+    occupied = np.bincount(resources * problem.n_slots + slots,
+                           minlength=problem.n_resources * problem.n_slots)
+    return np.flatnonzero(occupied)
 
 
 class AllocationLayout:

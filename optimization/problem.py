@@ -139,16 +139,19 @@ class AllocationSolution:
 def breakdown_usd(
     p: AllocationProblem, option_count: np.ndarray, deferred_count: np.ndarray
 ) -> dict[str, float]:
-    """The named cost parts (and energy/carbon totals) of an integer allocation."""
+    """The named cost parts (and energy/carbon totals) of an allocation (integer or fluid)."""
     x = np.asarray(option_count, float)
-    carbon_kg = float(p.option_carbon_kg @ x)
+    # A plan uses few of its options (a period problem has millions): sum over those only.
+    used = np.flatnonzero(x)
+    x = x[used]
+    carbon_kg = float(p.option_carbon_kg[used] @ x)
     return {
-        "energy_cost_usd": float(p.option_energy_cost_usd @ x),
+        "energy_cost_usd": float(p.option_energy_cost_usd[used] @ x),
         "carbon_cost_usd": p.carbon_price_usd_per_kg * carbon_kg,
-        "transfer_cost_usd": float(p.option_transfer_cost_usd @ x),
-        "delay_cost_usd": float(p.option_delay_cost_usd @ x),
+        "transfer_cost_usd": float(p.option_transfer_cost_usd[used] @ x),
+        "delay_cost_usd": float(p.option_delay_cost_usd[used] @ x),
         "deferral_cost_usd": float(p.deferral_penalty_usd @ np.asarray(deferred_count, float)),
-        "energy_kwh": float(p.option_energy_kwh @ x),
+        "energy_kwh": float(p.option_energy_kwh[used] @ x),
         "carbon_kg": carbon_kg,
     }
 
