@@ -1,0 +1,129 @@
+"""Scale-out on the project's own tasks (a script, not a test): ``python bench/scale_out_real.py``.
+
+Issue 11's figures, measured in one run on this machine:
+
+* federation-12's coalition values in ``plan`` mode (``scenarios.market_tasks.value_task``, the
+  code path of ``carbonfed market --workers N``): one in k of the 4,095 coalitions, drawn at
+  random with a fixed seed (so sizes come in proportion), in-process and on LocalClusters of 1
+  and 2 worker processes; time per coalition, the projection to all 4,095, and whether the three gave the same floats;
+* a 16-run sweep (``scenarios.sweep.run_task``, the path of ``carbonfed sweep``): ``default``,
+  milp, 4 carbon prices x 4 seeds, on 1 and 2 workers, and whether the tables are identical;
+* CPU seconds per coalition by coalition size (in-process), the input of the paper projection
+  for 64 workers and 20-site federations that ends the output.
+
+Needs the data folder for federation-12: ``CARBONFED_DATA=../shared/data``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import time
+from collections import defaultdict
+from math import comb
+from pathlib import Path
+
+from market.analysis import all_coalitions
+from scenarios.loader import load_scenario
+from scenarios.market_tasks import CoalitionTask, ScenarioRef, value_task
+from scenarios.scaleout import open_executor
+from scenarios.sweep import grid, run_task
+
+PRICE_USD_PER_T = 100.0
+SWEEP_PRICES = (0.0, 50.0, 100.0, 200.0)
+SWEEP_SEEDS = 4
+DASK_TASK_OVERHEAD_S = 1e-3  # scheduler round trip per task, measured by bench/scale_out.py
+
+
+def load_average() -> str:
+    return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+
+
+def coalition_tasks(data: Path, every: int) -> list[CoalitionTask]:
+    loaded = load_scenario("federation-12", data)
+    ref = ScenarioRef.of(loaded)
+    sites = tuple(s.id for s in loaded.scenario.sites)
+    everyone = all_coalitions(sites)
+    # A fixed random sample: every size in proportion (every k-th would follow bit patterns).
+    sample = sorted(random.Random(2026).sample(everyone, len(everyone) // every), key=len)
+    return [CoalitionTask(ref, "plan", PRICE_USD_PER_T, c) for c in sample]
+
+
+def cpu_by_size(tasks: list[CoalitionTask]) -> dict[int, float]:
+    """Mean CPU seconds of one coalition value, per coalition size (in this process)."""
+    value_task(tasks[0])  # builds the period problem once (cached), not counted
+    seconds: dict[int, list[float]] = defaultdict(list)
+    for task in tasks:
+        began = time.process_time()
+        value_task(task)
+        seconds[len(task.coalition)].append(time.process_time() - began)
+    return {size: statistics.mean(s) for size, s in sorted(seconds.items())}
+
+
+def timed_map(workers: int | None, fn, tasks, label: str) -> tuple[float, list]:
+    with open_executor(workers=workers) as executor:
+        executor.map(fn, tasks[:2], label="warm-up")  # each worker builds its caches
+        began = time.perf_counter()
+        results = executor.map(fn, tasks, label=label)
+        return time.perf_counter() - began, results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--every", type=int, default=32,
+                        help="sample one in k of federation-12's 4,095 coalitions (32: 127)")
+    parser.add_argument("--skip-sweep", action="store_true")
+    args = parser.parse_args()
+    data = Path(os.environ["CARBONFED_DATA"])
+
+    tasks = coalition_tasks(data, args.every)
+    print(f"federation-12, plan mode at {PRICE_USD_PER_T:g} USD/t: {len(tasks)} of 4,095 "
+          f"coalitions; {load_average()}")
+    by_size = cpu_by_size(tasks)
+    print("CPU s per coalition by size (in-process): "
+          + ", ".join(f"{k}: {v:.3f}" for k, v in by_size.items()))
+    walls: dict[str, float] = {}
+    results: dict[str, list] = {}
+    for name, workers in (("in-process", None), ("1 worker", 1), ("2 workers", 2)):
+        walls[name], results[name] = timed_map(workers, value_task, tasks, "coalitions")
+        per = walls[name] / len(tasks)
+        print(f"  {name:<10} {walls[name]:7.1f} s, {1e3 * per:6.1f} ms per coalition, "
+              f"all 4,095 projected {4095 * per / 60:5.1f} min; {load_average()}")
+    same = results["in-process"] == results["1 worker"] == results["2 workers"]
+    print(f"  speed-up 2 workers against 1: {walls['1 worker'] / walls['2 workers']:.2f}x; "
+          f"identical floats in all three: {same}")
+
+    if not args.skip_sweep:
+        ref = ScenarioRef.of(load_scenario("default"))
+        runs = grid(ref, ["milp"], list(SWEEP_PRICES), SWEEP_SEEDS)
+        sweeps: dict[str, float] = {}
+        tables: dict[str, list] = {}
+        for name, workers in (("1 worker", 1), ("2 workers", 2)):
+            sweeps[name], tables[name] = timed_map(workers, run_task, runs, "runs")
+            print(f"sweep of {len(runs)} runs (default, milp, {len(SWEEP_PRICES)} prices x "
+                  f"{SWEEP_SEEDS} seeds), {name}: {sweeps[name]:.1f} s; {load_average()}")
+        print(f"  speed-up 2 workers against 1: {sweeps['1 worker'] / sweeps['2 workers']:.2f}x;"
+              f" identical tables: {tables['1 worker'] == tables['2 workers']}")
+
+    # Paper projection: exact games need every coalition; the mean CPU per coalition of a
+    # 20-site federation is extrapolated linearly in coalition size from federation-12's.
+    sizes = sorted(by_size)
+    slope = ((by_size[sizes[-1]] - by_size[sizes[0]]) / (sizes[-1] - sizes[0])
+             if len(sizes) > 1 else 0.0)
+    mean_12 = sum(by_size[k] * comb(12, k) for k in sizes) / sum(comb(12, k) for k in sizes)
+    mean_20 = sum((by_size[sizes[0]] + slope * (k - sizes[0])) * comb(20, k)
+                  for k in range(1, 21)) / (2**20 - 1)
+    # The scheduler hands out tasks one at a time: its round trip adds up, whatever the workers.
+    print("paper projection (CPU-bound, perfect packing, plus 1 ms of scheduler per task):")
+    for n_sites, mean_s in ((12, mean_12), (20, mean_20)):
+        n = 2**n_sites - 1
+        for workers in (2, 64):
+            hours = (n * mean_s / workers + n * DASK_TASK_OVERHEAD_S) / 3600
+            print(f"  {n_sites} sites, {n:,} coalitions x {mean_s:.3f} CPU s, {workers} workers:"
+                  f" {hours:8.2f} h")
+
+
+if __name__ == "__main__":  # Dask spawns worker processes, which re-import this file
+    main()
