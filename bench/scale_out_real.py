@@ -5,7 +5,8 @@ Issue 11's figures, measured in one run on this machine:
 * federation-12's coalition values in ``plan`` mode (``scenarios.market_tasks.value_task``, the
   code path of ``carbonfed market --workers N``): one in k of the 4,095 coalitions, drawn at
   random with a fixed seed (so sizes come in proportion), in-process and on LocalClusters of 1
-  and 2 worker processes; time per coalition, the projection to all 4,095, and whether the three gave the same floats;
+  and 2 worker processes; time per coalition, the projection to all 4,095, and whether the
+  three gave the same floats;
 * a 16-run sweep (``scenarios.sweep.run_task``, the path of ``carbonfed sweep``): ``default``,
   milp, 4 carbon prices x 4 seeds, on 1 and 2 workers, and whether the tables are identical;
 * CPU seconds per coalition by coalition size (in-process), the input of the paper projection

@@ -83,8 +83,6 @@ def _print_result(action: str, body: Any) -> None:
 
 
 class AdminCommand(Command):
-    help = "enrol and manage sites of a running broker (needs the admin token)"
-
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--broker", default=os.environ.get("CARBONFED_BROKER",
                                                                 DEFAULT_BROKER),
@@ -146,8 +144,6 @@ class AdminCommand(Command):
 
 
 class DbCommand(Command):
-    help = "database schema: carbonfed db upgrade --db URL (serve also does this on start)"
-
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
         up = actions.add_parser("upgrade", help="run the migrations up to the newest schema")

@@ -106,8 +106,6 @@ def load_agent_config(path: Path, broker_url: str | None,
 
 
 class AgentCommand(Command):
-    help = "run a site agent: register with a live broker, send offers, run the jobs it assigns"
-
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("config", type=Path, help="agent YAML (site, signals, schedule)")
         parser.add_argument("--broker", help="broker URL, e.g. http://127.0.0.1:8000")

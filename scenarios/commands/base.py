@@ -13,8 +13,6 @@ class Command(ABC):
     ``sites.errors.InputError`` and turned into one line plus exit code 2 by the CLI.
     """
 
-    help: str = ""
-
     @abstractmethod
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Declare this command's options on its own sub-parser."""

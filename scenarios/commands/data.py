@@ -15,8 +15,6 @@ from scenarios.outputs import json_safe
 
 
 class DataCommand(Command):
-    help = "inspect real-data files (carbon, prices, affinity, traces, fleets, GPU power)"
-
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
         describe_parser = actions.add_parser(

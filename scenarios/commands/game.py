@@ -18,8 +18,6 @@ ALL_RULES = "all"
 
 
 class GameCommand(Command):
-    help = "Allocate a cooperative game's cost or profit (Shapley, nucleolus, least core, ...)."
-
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("file", help="game file: {players, kind: cost|profit, values}")
         parser.add_argument(

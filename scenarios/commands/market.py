@@ -36,8 +36,6 @@ DEFAULT_SWEEP_USD_PER_T = (0.0, 25.0, 50.0, 100.0, 200.0)
 
 
 class MarketCommand(Command):
-    help = "who gains by federating, how to share it, and what carbon policies do"
-
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("scenario", nargs="?", default="default",
                             help="built-in scenario name or path to a YAML file")

@@ -18,7 +18,6 @@ from scenarios.build import build_run
 from scenarios.commands.base import Command
 from scenarios.commands.options import add_executor_arguments, positive_int
 from scenarios.data_paths import DATA_ENV
-from scenarios.html_report import write_run_report
 from scenarios.loader import LoadedScenario, load_scenario
 from scenarios.market_tasks import ScenarioRef
 from scenarios.outputs import prepare_out_dir, write_outputs
@@ -31,8 +30,6 @@ from sites import InputError
 
 
 class RunCommand(Command):
-    help = "run a federation scenario (a built-in name or a YAML file) and report the savings"
-
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("scenario", nargs="?", default="default",
                             help="built-in scenario name or path to a YAML file (default: default)")
@@ -91,6 +88,9 @@ class RunCommand(Command):
                               args.markup)
             print_ledger(rows, args.ledger, console)
         if args.out:
+            # Imported here: Bokeh is the slowest import of all, and only --out needs it.
+            from scenarios.html_report import write_run_report
+
             for path in [*write_outputs(result, args.out), write_run_report(result, args.out)]:
                 console.print(f"wrote {path}")
             if args.ledger:

@@ -9,8 +9,6 @@ from scenarios.loader import builtin_scenarios
 
 
 class ScenariosCommand(Command):
-    help = "list the built-in scenarios with a one-line description each"
-
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         pass
 

@@ -49,8 +49,6 @@ def check_port(host: str, port_text: str) -> int:
 
 
 class ServeCommand(Command):
-    help = "start the live broker's REST API (SQLite file by default, PostgreSQL by URL)"
-
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         from api.settings import Settings
 

@@ -26,8 +26,6 @@ from sites import InputError
 
 
 class SweepCommand(Command):
-    help = "run a grid of scenario overrides x carbon prices x policies x seeds"
-
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("scenario", nargs="?", default="default")
         parser.add_argument("--carbon-prices", metavar="P1,P2,...",

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from distributed import Client, LocalCluster, get_task_stream
 
+from scenarios.dask_executor import DaskExecutor
 from scenarios.progress import progress_reporter
 from scenarios.scaleout import (
-    DaskExecutor,
     InProcessExecutor,
     open_executor,
     task_seed,

@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 from distributed import Client, LocalCluster
 
+from scenarios.dask_executor import DaskExecutor
 from scenarios.loader import load_scenario
 from scenarios.market_tasks import ScenarioRef
-from scenarios.scaleout import DaskExecutor, InProcessExecutor
+from scenarios.scaleout import InProcessExecutor
 from scenarios.sweep import grid, run_task, summarise
 from tests.broker.test_outside import SCENARIO as THREE_SITES
 from tests.scenarios.helpers import run_cli, synthetic_text
