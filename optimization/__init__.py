@@ -1,6 +1,10 @@
-"""Pyomo models and the HiGHS solver wrapper; arrays in, arrays out, no project imports."""
+"""Pyomo models and the HiGHS solver wrapper; arrays in, arrays out, no project imports.
 
-from optimization.allocation import build_allocation_model, solve_allocation_pyomo
+The Pyomo allocation model (``build_allocation_model``, ``solve_allocation_pyomo``) lives in
+``optimization.allocation``, imported from there: importing Pyomo is slow, and the package's
+hot paths (matrices and highspy) do not need it.
+"""
+
 from optimization.duals import AllocationDuals, allocation_lp_duals
 from optimization.greedy import greedy_allocation
 from optimization.problem import AllocationProblem, AllocationSolution, breakdown_usd
@@ -19,9 +23,7 @@ __all__ = [
     "SolverOptions",
     "allocation_lp_duals",
     "breakdown_usd",
-    "build_allocation_model",
     "greedy_allocation",
     "relative_gap",
     "solve_allocation",
-    "solve_allocation_pyomo",
 ]

@@ -21,7 +21,6 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
-import pyomo.environ as pyo
 import scipy.sparse as sp
 
 from optimization.solver import MatrixLP, SolveResult, SolverOptions, solve_model
@@ -126,9 +125,12 @@ def _members(problem: ExcessProblem, row: int) -> list[int]:
 
 
 class PyomoExcessLP(ExcessLPBackend):
-    """Readable models; fine up to ~10 players (about a thousand coalition rows)."""
+    """Readable models; fine up to ~10 players (about a thousand coalition rows). Pyomo is
+    imported in the methods (``optimization.solver.solve_model`` says why)."""
 
     def min_max_excess(self, problem, free, fixed, fixed_excess, options):
+        import pyomo.environ as pyo
+
         lower, _ = _share_bounds(problem)
         model = pyo.ConcreteModel(name="min_max_excess")
         model.PLAYERS = pyo.Set(initialize=range(problem.n_players))
@@ -165,6 +167,8 @@ class PyomoExcessLP(ExcessLPBackend):
         return StageSolution(result, float(pyo.value(model.max_excess)), shares, duals)
 
     def nearest_point(self, problem, epsilon, target, options):
+        import pyomo.environ as pyo
+
         lower, _ = _share_bounds(problem)
         model = pyo.ConcreteModel(name="nearest_epsilon_core_point")
         model.PLAYERS = pyo.Set(initialize=range(problem.n_players))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from optimization.allocation import solve_allocation_pyomo
 from optimization.lp_guided import solve_allocation_lp_guided
 from optimization.problem import AllocationProblem, AllocationSolution
 from optimization.solver import SolverOptions
@@ -16,8 +15,16 @@ from optimization.solver import SolverOptions
 # (tests hold the two equal) and can be asked for by name.
 AUTO_FULL_MAX_OPTIONS = 0
 
+def solve_allocation_full(problem: AllocationProblem, options: SolverOptions) -> AllocationSolution:
+    """The full Pyomo model (``optimization.allocation``, imported only when asked for: see
+    ``optimization.solver.solve_model``)."""
+    from optimization.allocation import solve_allocation_pyomo
+
+    return solve_allocation_pyomo(problem, options)
+
+
 ALLOCATION_METHODS: dict[str, Callable[[AllocationProblem, SolverOptions], AllocationSolution]] = {
-    "full": solve_allocation_pyomo,
+    "full": solve_allocation_full,
     "lp-guided": solve_allocation_lp_guided,
 }
 

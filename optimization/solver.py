@@ -26,14 +26,15 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import highspy
 import numpy as np
-import pyomo.environ as pyo
-from pyomo.contrib.appsi.solvers import Highs as AppsiHighs
 
 from optimization.status import SolveStatus, relative_gap
+
+if TYPE_CHECKING:
+    import pyomo.environ as pyo
 
 __all__ = [
     "HIGHS_STATUS",
@@ -159,6 +160,12 @@ def solve_model(
     constraint data object. ``warmstart=True`` hands the variables' current values to HiGHS as
     a starting solution. HiGHS failures come back as ``SolveStatus.ERROR`` (module docstring).
     """
+    # Imported here, as in every module that builds a Pyomo model: importing Pyomo costs
+    # about 1.5 s of CPU (it also makes SciPy load scipy.stats), which every command that
+    # only takes the matrix path (`carbonfed run`) would otherwise pay at start-up.
+    import pyomo.environ as pyo
+    from pyomo.contrib.appsi.solvers import Highs as AppsiHighs
+
     solver = AppsiHighs()
     if not solver.available():
         return SolveResult(SolveStatus.ERROR, message="HiGHS is not available")

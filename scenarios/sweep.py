@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from broker.policy_registry import POLICIES
 from broker.simulation import SimulationResult, run_simulation
@@ -111,6 +110,9 @@ def half_width(values: Sequence[float], confidence: float = 0.95) -> float:
     n = len(values)
     if n < 2:
         return math.nan
+    # Imported here: scipy.stats takes most of a second to import, and only --seeds needs it.
+    from scipy import stats
+
     sd = float(np.std(values, ddof=1))
     return float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
 

@@ -10,10 +10,10 @@ from optimization import (
     AllocationProblem,
     SolverOptions,
     SolveStatus,
-    build_allocation_model,
     greedy_allocation,
     solve_allocation,
 )
+from optimization.allocation import build_allocation_model
 from optimization.allocation_matrix import allocation_matrix
 from optimization.column_generation import solve_lp_by_columns
 from optimization.problem import deferred_of, plan_cost_usd

@@ -10,9 +10,9 @@ from optimization import (
     SolverOptions,
     SolveStatus,
     allocation_lp_duals,
-    build_allocation_model,
     solve_allocation,
 )
+from optimization.allocation import build_allocation_model
 from optimization.solver import solve_model
 from tests.optimization.helpers import random_problem
 
