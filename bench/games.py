@@ -9,13 +9,9 @@ games whose core is non-empty (both kinds below are convex, so the core is non-e
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from market import Game, GameKind, in_core, nucleolus, shapley_value
 from market.games.game import coalition_sums
