@@ -59,6 +59,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         # serving and shows a new one once on the terminal; an app built directly (tests) is
         # given one in its settings.
         await run_in_threadpool(services.start)
+        services.planning.start()  # the planning worker process, if any, imports meanwhile
         app.state.services = services
         task = None
         if settings.plan_interval_s is not None:

@@ -1,0 +1,80 @@
+"""Where a planning round's compute runs: a worker process (default) or the planning thread.
+
+Building a round's options and the MILP model is Python-heavy; on a thread of the API process
+it holds the GIL for seconds and every request waits behind it. ``ProcessSolver`` hands the
+round (``broker.live_round.solve_round``: small picklable inputs and outputs) to one worker
+process started with ``spawn`` (no fork of a threaded server) at a lower priority, so requests
+win the CPU while a round is solved. ``InlineSolver`` solves on the calling thread
+(``planner_process = false``: one process, e.g. where processes cannot be started).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Protocol
+
+from broker.live_round import (
+    RoundRules,
+    RoundTask,
+    SolvedRound,
+    solve_round,
+    worker_init,
+    worker_pid,
+)
+
+PLANNER_NICENESS = 10  # CFS gives a nice-0 process ~10x the CPU share of a nice-10 one
+
+
+class RoundSolver(Protocol):
+    def start(self) -> object: ...
+
+    def solve(self, rules: RoundRules, task: RoundTask, budget_s: float) -> SolvedRound: ...
+
+    def close(self) -> None: ...
+
+
+class InlineSolver:
+    """Solves on the caller's thread (the planning thread)."""
+
+    def start(self) -> None:
+        pass
+
+    def solve(self, rules: RoundRules, task: RoundTask, budget_s: float) -> SolvedRound:
+        return solve_round(rules, task, budget_s)
+
+    def close(self) -> None:
+        pass
+
+
+class ProcessSolver:
+    """Solves in one worker process; a worker that died is replaced for the next round."""
+
+    def __init__(self) -> None:
+        self._pool = self._new_pool()
+
+    @staticmethod
+    def _new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=worker_init, initargs=(PLANNER_NICENESS,))
+
+    def start(self) -> Future[int]:
+        """Start the worker now: importing the planner takes seconds, which the first round
+        would otherwise spend from its budget. Returns the worker's pid (as a future)."""
+        return self._pool.submit(worker_pid)
+
+    def solve(self, rules: RoundRules, task: RoundTask, budget_s: float) -> SolvedRound:
+        # the budget covers the trip to the worker and back too: a deadline on the wall clock,
+        # which both processes share
+        deadline_s = time.time() + budget_s
+        try:
+            return self._pool.submit(solve_round, rules, task, budget_s, deadline_s).result()
+        except BrokenProcessPool:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            raise
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
