@@ -10,7 +10,10 @@ win the CPU while a round is solved. ``InlineSolver`` solves on the calling thre
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
+import signal
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -54,6 +57,8 @@ class ProcessSolver:
 
     def __init__(self) -> None:
         self._pool = self._new_pool()
+        self._pid: Future[int] | None = None
+        self._closed = False
 
     @staticmethod
     def _new_pool() -> ProcessPoolExecutor:
@@ -63,18 +68,29 @@ class ProcessSolver:
     def start(self) -> Future[int]:
         """Start the worker now: importing the planner takes seconds, which the first round
         would otherwise spend from its budget. Returns the worker's pid (as a future)."""
-        return self._pool.submit(worker_pid)
+        if self._pid is None:
+            self._pid = self._pool.submit(worker_pid)
+        return self._pid
 
     def solve(self, rules: RoundRules, task: RoundTask, budget_s: float) -> SolvedRound:
         # the budget covers the trip to the worker and back too: a deadline on the wall clock,
         # which both processes share
         deadline_s = time.time() + budget_s
+        self.start()
         try:
             return self._pool.submit(solve_round, rules, task, budget_s, deadline_s).result()
         except BrokenProcessPool:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._new_pool()
+            if not self._closed:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool, self._pid = self._new_pool(), None
             raise
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Stop the worker at once: a round in flight is abandoned (it has claimed no job yet;
+        they stay queued) rather than waited for up to its whole budget."""
+        self._closed = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._pid is not None and self._pid.done() and self._pid.exception() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._pid.result(), signal.SIGTERM)
+        self._pool.shutdown(wait=True)

@@ -87,8 +87,8 @@ class PlanningService:
         return self._worker.submit(self.plan_round)
 
     def close(self) -> None:
+        self.solver.close()  # first: a round waiting on a worker process ends now
         self._worker.shutdown(wait=True, cancel_futures=True)
-        self.solver.close()
 
     def plan_round(self) -> schemas.PlanOut:
         with self._lock:
