@@ -3,10 +3,12 @@
 Rounds run on one worker thread of their own (``submit``), never on the request path: the API
 keeps answering while a round is solved, and two rounds never overlap. Each round:
 
-1. requeues assignments whose ack timed out, whose lease expired or whose site went stale;
-2. takes at most ``max_jobs_per_round`` queued jobs whose ``submit_h`` has come, most urgent
-   first (earliest deadline, jobs without one last; then the oldest ``submit_h``; then the
-   earliest submission), so a huge queue never makes a round unsolvable;
+1. requeues assignments whose ack timed out, whose lease expired or whose site went stale
+   (a short write transaction);
+2. reads (a read transaction: writers never wait for it) at most ``max_jobs_per_round``
+   queued jobs whose ``submit_h`` has come, most urgent first (earliest deadline, jobs
+   without one last; then the oldest ``submit_h``; then the earliest submission), so a huge
+   queue never makes a round unsolvable;
 3. plans them anytime (``broker.live.anytime_plan``): a greedy plan first, then the MILP
    within the rest of ``solver_time_limit_s``, keeping the cheaper; status and gap reported;
 4. claims each job that starts now (``UPDATE ... WHERE status = 'queued'``) for its site.
@@ -107,6 +109,11 @@ class PlanningService:
         st = self.ctx.settings
         with self.ctx.db.write() as s:
             requeued = leases.expire(s, st, wall)
+        # The rest only reads, outside the write transaction: reading and mapping a thousand
+        # sites and offers takes a good part of a second, and on SQLite every offer PUT would
+        # wait that long for the write lock. The claims in ``_record`` are conditional
+        # (``WHERE status = 'queued'``, active sites only), so what changes meanwhile is safe.
+        with self.ctx.db.read() as s:
             site_rows = s.scalars(select(SiteRow).order_by(SiteRow.number)).all()
             offer_rows = {o.site_id: o for o in s.scalars(select(OfferRow))}
             queued = s.scalar(select(func.count()).select_from(JobRow).where(
