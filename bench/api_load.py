@@ -17,7 +17,9 @@ Prints requests per second, p50/p99 latency of the offer PUTs, and:
 With ``--queued-jobs J --plan-interval-s P`` it first queues J jobs and the broker plans every
 P s during the load; it then also prints the rounds seen, jobs assigned per round (min, median,
 max), the rounds that assigned nothing while jobs were queued, each round's time, and
-duplicated jobs (a job with more than one live assignment; must be 0).
+duplicated jobs (a job with more than one live assignment; must be 0). Every run also prints
+the load average before and after, and the CPU time the broker's API process, its planning
+worker and the load generator used during the load (all on the same cores).
 
     python bench/api_load.py                 # N = 20 and 200, 10 rounds, an offer every 5 s
     python bench/api_load.py --agents 200 --rounds 20 --interval-s 0.5
@@ -299,6 +301,9 @@ def main() -> None:
                         help="jobs queued before the load (planning rounds then run over them)")
     parser.add_argument("--plan-interval-s", type=float,
                         help="the broker plans on this schedule during the load")
+    parser.add_argument("--no-planner-process", action="store_true",
+                        help="the broker solves rounds on its planning thread (default: in its "
+                        "worker process), to compare")
     parser.add_argument("--db", help="postgresql://... to run on a fresh schema of that "
                         "server (default: a fresh SQLite file)")
     args = parser.parse_args()
@@ -306,6 +311,7 @@ def main() -> None:
         port = free_port()
         url = f"http://{HOST}:{port}"
         flags = ["--plan-interval-s", str(args.plan_interval_s)] if args.plan_interval_s else []
+        flags += ["--no-planner-process"] if args.no_planner_process else []
         server = subprocess.Popen(
             [sys.executable, "-m", "scenarios.cli", "serve", "--db", db, "--host", HOST,
              "--port", str(port), *flags],
@@ -317,7 +323,8 @@ def main() -> None:
                   f"{args.interval_s} s; "
                   f"{'a client per agent' if args.client_per_agent else 'one shared client'}; "
                   f"{'PostgreSQL' if args.db else 'SQLite (WAL)'}; {args.queued_jobs} jobs "
-                  f"queued, planning every {args.plan_interval_s or '-'} s")
+                  f"queued, planning every {args.plan_interval_s or '-'} s"
+                  f"{' on the API process' if args.no_planner_process else ''}")
             print(f"{'agents':>6} {'requests':>8} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
                   f"{'max ms':>7} {'errors':>6} {'lost':>5} {'stale overwrites':>16}")
             for n in args.agents:
@@ -334,7 +341,7 @@ def main() -> None:
                     print_rounds(r)
         finally:
             server.terminate()
-            server.wait(timeout=10)
+            server.wait(timeout=30)
         if args.queued_jobs:
             print(f"jobs with more than one live or completed assignment: {duplicates(db)}")
 
