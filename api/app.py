@@ -36,7 +36,9 @@ from api.settings import Settings
 
 log = logging.getLogger("carbonfed.api")
 
-ROUTERS = (health, sites, enrolments, offers, jobs, plans, rounds, assignments, summary)
+# Routes are matched in order: the offer PUT, the hottest route by far (every site every few
+# seconds), first; behind the others it was tried against ~25 routes per request.
+ROUTERS = (offers, health, sites, enrolments, jobs, plans, rounds, assignments, summary)
 
 
 async def planning_loop(services: Services, interval_s: float) -> None:
