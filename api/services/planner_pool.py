@@ -58,6 +58,7 @@ class ProcessSolver:
     def __init__(self) -> None:
         self._pool = self._new_pool()
         self._pid: Future[int] | None = None
+        self._round: Future[SolvedRound] | None = None
         self._closed = False
 
     @staticmethod
@@ -78,7 +79,8 @@ class ProcessSolver:
         deadline_s = time.time() + budget_s
         self.start()
         try:
-            return self._pool.submit(solve_round, rules, task, budget_s, deadline_s).result()
+            self._round = self._pool.submit(solve_round, rules, task, budget_s, deadline_s)
+            return self._round.result()
         except BrokenProcessPool:
             if not self._closed:
                 self._pool.shutdown(wait=False, cancel_futures=True)
@@ -90,7 +92,9 @@ class ProcessSolver:
         they stay queued) rather than waited for up to its whole budget."""
         self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
-        if self._pid is not None and self._pid.done() and self._pid.exception() is None:
+        in_flight = self._round is not None and not self._round.done()
+        if in_flight and self._pid is not None and self._pid.done() and (
+                self._pid.exception() is None):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._pid.result(), signal.SIGTERM)
         self._pool.shutdown(wait=True)
