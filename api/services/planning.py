@@ -26,7 +26,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from api import mappers, schemas
 from api.errors import NotFoundError
@@ -172,27 +172,28 @@ class PlanningService:
             s.add(row)
             s.flush()
             active = set(s.scalars(select(SiteRow.id).where(SiteRow.state == SiteState.ACTIVE)))
-            for a in plan.starting_now if plan else ():
-                if a.site_id not in active:  # disabled or gone while we solved: stays queued
-                    continue
-                claimed = s.execute(  # an UPDATE: a CursorResult, which has rowcount
-                    update(JobRow).where(JobRow.id == a.job_id, JobRow.status == JobStatus.QUEUED)
-                    .values(status=JobStatus.ASSIGNED, attempts=JobRow.attempts + 1)
-                )
-                if getattr(claimed, "rowcount", 0) != 1:
-                    continue
-                est = (result.estimates or {})[a.job_id]
-                assignment = AssignmentRow(
-                    job_id=a.job_id, site_id=a.site_id, gpu_type=a.gpu_type, round_id=row.id,
-                    status=AssignmentStatus.ASSIGNED, start_h=a.start_h,
-                    transfer_h=est.transfer_h, runtime_h=est.runtime_h,
-                    energy_kwh=est.energy_kwh, carbon_kg=est.carbon_kg,
-                    energy_cost_usd=est.energy_cost_usd, transfer_cost_usd=est.transfer_cost_usd,
-                    created_at_s=wall,
-                )
-                s.add(assignment)
-                s.flush()
-                assigned.append(assignment.id)
+            # disabled or gone while we solved: stays queued
+            starting = [a for a in (plan.starting_now if plan else ()) if a.site_id in active]
+            # One conditional UPDATE and one INSERT for all of the round's starts: the write
+            # transaction (on SQLite: every offer PUT waits for it) stays short.
+            claimed = set(s.scalars(
+                update(JobRow).where(JobRow.id.in_([a.job_id for a in starting]),
+                                     JobRow.status == JobStatus.QUEUED)
+                .values(status=JobStatus.ASSIGNED, attempts=JobRow.attempts + 1)
+                .returning(JobRow.id).execution_options(synchronize_session=False)
+            )) if starting else set()
+            estimates = result.estimates or {}
+            rows = [dict(
+                job_id=a.job_id, site_id=a.site_id, gpu_type=a.gpu_type, round_id=row.id,
+                status=AssignmentStatus.ASSIGNED, start_h=a.start_h,
+                transfer_h=est.transfer_h, runtime_h=est.runtime_h, energy_kwh=est.energy_kwh,
+                carbon_kg=est.carbon_kg, energy_cost_usd=est.energy_cost_usd,
+                transfer_cost_usd=est.transfer_cost_usd, created_at_s=wall,
+            ) for a in starting if a.job_id in claimed for est in [estimates[a.job_id]]]
+            if rows:
+                assigned = list(s.scalars(
+                    insert(AssignmentRow).returning(AssignmentRow.id,
+                                                    sort_by_parameter_order=True), rows))
             row.plan = {**row.plan, "assigned": assigned,
                         "elapsed_s": time.perf_counter() - begun}
             return mappers.plan_out(row)
