@@ -36,7 +36,9 @@ from api.settings import Settings
 
 log = logging.getLogger("carbonfed.api")
 
-ROUTERS = (health, sites, enrolments, offers, jobs, plans, rounds, assignments, summary)
+# Routes are matched in order: the offer PUT, the hottest route by far (every site every few
+# seconds), first; behind the others it was tried against ~25 routes per request.
+ROUTERS = (offers, health, sites, enrolments, jobs, plans, rounds, assignments, summary)
 
 
 async def planning_loop(services: Services, interval_s: float) -> None:
@@ -59,6 +61,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         # serving and shows a new one once on the terminal; an app built directly (tests) is
         # given one in its settings.
         await run_in_threadpool(services.start)
+        services.planning.start()  # the planning worker process, if any, imports meanwhile
         app.state.services = services
         task = None
         if settings.plan_interval_s is not None:

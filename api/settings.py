@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     solver_time_limit_s: float = Field(10.0, gt=0, description="a round's planning budget (s)")
     solver_mip_gap: float = Field(0.01, ge=0, lt=1, description="relative MIP gap")
     solver_threads: int = Field(1, ge=1, description="HiGHS threads")
+    planner_process: bool = Field(
+        True, description="solve planning rounds in a worker process at a lower priority, so "
+        "requests are answered while a round is solved (false: on the API process's planning "
+        "thread, where its Python-heavy option building slows every request)")
     max_jobs_per_round: int = Field(
         200, ge=1, description="queued jobs a round considers, most urgent first (deadline, "
         "then age); the rest wait for later rounds")

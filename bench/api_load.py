@@ -17,7 +17,9 @@ Prints requests per second, p50/p99 latency of the offer PUTs, and:
 With ``--queued-jobs J --plan-interval-s P`` it first queues J jobs and the broker plans every
 P s during the load; it then also prints the rounds seen, jobs assigned per round (min, median,
 max), the rounds that assigned nothing while jobs were queued, each round's time, and
-duplicated jobs (a job with more than one live assignment; must be 0).
+duplicated jobs (a job with more than one live assignment; must be 0). Every run also prints
+the load average before and after, and the CPU time the broker's API process, its planning
+worker and the load generator used during the load (all on the same cores).
 
     python bench/api_load.py                 # N = 20 and 200, 10 rounds, an offer every 5 s
     python bench/api_load.py --agents 200 --rounds 20 --interval-s 0.5
@@ -39,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -54,6 +57,33 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+def process_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) of a process and of each of its live child processes (the
+    planner worker), from /proc (Linux; empty elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def one(p: int) -> float:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return {"broker": one(pid), **{f"child {c}": one(int(c)) for c in children}}
+    except OSError:
+        return {}
+
+
+def cpu_report(before: dict[str, float], after: dict[str, float], bench_s: float,
+               requests: int) -> str:
+    """Where the CPU went during the load: the broker's API process, its planner worker (a
+    child process, if any), and this load generator."""
+    used = {k: v - before.get(k, 0.0) for k, v in after.items()}
+    parts = [f"{k} {v:.1f} s" for k, v in used.items()] + [f"load generator {bench_s:.1f} s"]
+    per = (used.get("broker", 0.0) / requests * 1000) if requests else 0.0
+    return (f"CPU during the load: {', '.join(parts)}; broker API process {per:.2f} ms per "
+            f"request (rounds on the planning thread included when they run there)")
 
 
 def offer(sequence: int, rng: np.random.Generator) -> dict:
@@ -137,7 +167,8 @@ def duplicates(db_url: str) -> int:
 
 
 async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
-                   client_per_agent: bool = False, queued_jobs: int = 0) -> dict:
+                   client_per_agent: bool = False, queued_jobs: int = 0,
+                   broker_cpu: Callable[[], dict[str, float]] = dict) -> dict:
     # One client shared by N agents scans its N-connection pool on every request (httpcore):
     # at N = 200 that is milliseconds of the load generator's CPU per request.
     limits = httpx.Limits(max_connections=n_agents, max_keepalive_connections=n_agents)
@@ -174,6 +205,7 @@ async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
         stop = asyncio.Event()
         watcher = asyncio.create_task(watch_rounds(admin, seen, stop))
         begun = time.perf_counter()
+        cpu_before, bench_before = broker_cpu(), time.process_time()
         try:
             await asyncio.gather(*(one_agent(clients[site], site, token, rounds, interval_s, i,
                                              latencies, outcome)
@@ -183,6 +215,7 @@ async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
             stop.set()
             await watcher
         wall_s = time.perf_counter() - begun
+        cpu_after, bench_s = broker_cpu(), time.process_time() - bench_before
         stored = {s["id"]: s["offer_sequence"] for s in (await admin.get(
             "/v1/sites", headers={"Authorization": f"Bearer {ADMIN}"})).json()}
     lost = sum(stored.get(site) != seq for site, seq in outcome["accepted"].items())
@@ -192,7 +225,8 @@ async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
             "rps": len(latencies) / wall_s, "p50_ms": float(np.percentile(ms, 50)),
             "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max()),
             "errors": outcome["errors"], "lost_updates": lost,
-            "stale_overwrites": outcome["stale_overwrites"], "rounds": sorted(
+            "stale_overwrites": outcome["stale_overwrites"],
+            "cpu": cpu_report(cpu_before, cpu_after, bench_s, len(latencies)), "rounds": sorted(
                 seen.values(), key=lambda p: p["round_id"])}
 
 
@@ -207,6 +241,11 @@ def wait_healthy(url: str, server: subprocess.Popen) -> None:
         except httpx.TransportError:
             time.sleep(0.1)
     raise SystemExit("the broker did not come up within 30 s")
+
+
+def load_average() -> str:
+    """The machine's 1, 5 and 15 min load averages (2 cores: above 2 means waiting for CPU)."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def print_rounds(r: dict) -> None:
@@ -262,6 +301,9 @@ def main() -> None:
                         help="jobs queued before the load (planning rounds then run over them)")
     parser.add_argument("--plan-interval-s", type=float,
                         help="the broker plans on this schedule during the load")
+    parser.add_argument("--no-planner-process", action="store_true",
+                        help="the broker solves rounds on its planning thread (default: in its "
+                        "worker process), to compare")
     parser.add_argument("--db", help="postgresql://... to run on a fresh schema of that "
                         "server (default: a fresh SQLite file)")
     args = parser.parse_args()
@@ -269,6 +311,7 @@ def main() -> None:
         port = free_port()
         url = f"http://{HOST}:{port}"
         flags = ["--plan-interval-s", str(args.plan_interval_s)] if args.plan_interval_s else []
+        flags += ["--no-planner-process"] if args.no_planner_process else []
         server = subprocess.Popen(
             [sys.executable, "-m", "scenarios.cli", "serve", "--db", db, "--host", HOST,
              "--port", str(port), *flags],
@@ -280,20 +323,25 @@ def main() -> None:
                   f"{args.interval_s} s; "
                   f"{'a client per agent' if args.client_per_agent else 'one shared client'}; "
                   f"{'PostgreSQL' if args.db else 'SQLite (WAL)'}; {args.queued_jobs} jobs "
-                  f"queued, planning every {args.plan_interval_s or '-'} s")
+                  f"queued, planning every {args.plan_interval_s or '-'} s"
+                  f"{' on the API process' if args.no_planner_process else ''}")
             print(f"{'agents':>6} {'requests':>8} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
                   f"{'max ms':>7} {'errors':>6} {'lost':>5} {'stale overwrites':>16}")
             for n in args.agents:
+                print(f"load average before: {load_average()}")
                 r = asyncio.run(run_load(url, n, args.rounds, args.interval_s,
-                                         args.client_per_agent, args.queued_jobs))
+                                         args.client_per_agent, args.queued_jobs,
+                                         lambda: process_cpu_s(server.pid)))
                 print(f"{r['agents']:>6} {r['requests']:>8} {r['rps']:>7.1f} "
                       f"{r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['max_ms']:>7.1f} "
                       f"{r['errors']:>6} {r['lost_updates']:>5} {r['stale_overwrites']:>16}")
+                print(f"load wall {r['wall_s']:.1f} s; {r['cpu']}; load average after: "
+                      f"{load_average()}")
                 if args.queued_jobs:
                     print_rounds(r)
         finally:
             server.terminate()
-            server.wait(timeout=10)
+            server.wait(timeout=30)
         if args.queued_jobs:
             print(f"jobs with more than one live or completed assignment: {duplicates(db)}")
 

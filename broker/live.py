@@ -353,7 +353,7 @@ def anytime_plan(
     spent = time.perf_counter() - begun
     left = budget_s - spent - MILP_BUILD_PER_GREEDY_S * spent
     if left < MIN_SOLVER_S:
-        return AnytimePlan(greedy, GREEDY, f"{GREEDY} (no time left for the MILP)")
+        return AnytimePlan(greedy, GREEDY, f"{GREEDY} (no time for the MILP)")
     solver = replace(config.solver, time_limit_s=left)
     milp = MilpPlanner(federation, replace(config, solver=solver)).plan(offers, queue)
     solved = milp.status.has_solution and (bool(milp.assignments) or not greedy.assignments)

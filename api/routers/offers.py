@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
-from api.auth import CurrentPrincipal, CurrentSite, Offers, check_site_access
+from api.auth import AllServices, CurrentPrincipal, CurrentSite, Offers, check_site_access
 from api.routers.sites import SiteId
 from api.schemas import HeartbeatIn, HeartbeatOut, OfferIn, OfferOut
 from api.services import Principal
@@ -14,14 +14,14 @@ router = APIRouter(prefix="/sites/{site_id}", tags=["offers"])
 
 
 @router.put("/offer")
-async def put_offer(site_id: SiteId, body: OfferIn, offers: Offers,
+async def put_offer(site_id: SiteId, body: OfferIn, services: AllServices,
                     who: CurrentPrincipal) -> OfferOut:
     """Replace the site's offer (409 if ``sequence`` is not above the stored one) and renew
     the leases of the assignments it lists in ``holding``."""
     # Async with one explicit hop for the database write: a sync route would hop to the thread
     # pool twice (once more to validate the response), the hottest route of the broker.
     check_site_access(who, site_id, admin_allowed=False)
-    return await run_in_threadpool(offers.put, site_id, body)
+    return await run_in_threadpool(services.offers.put, site_id, body)
 
 
 @router.get("/offer")

@@ -3,46 +3,42 @@
 Rounds run on one worker thread of their own (``submit``), never on the request path: the API
 keeps answering while a round is solved, and two rounds never overlap. Each round:
 
-1. requeues assignments whose ack timed out, whose lease expired or whose site went stale;
-2. takes at most ``max_jobs_per_round`` queued jobs whose ``submit_h`` has come, most urgent
-   first (earliest deadline, jobs without one last; then the oldest ``submit_h``; then the
-   earliest submission), so a huge queue never makes a round unsolvable;
+1. requeues assignments whose ack timed out, whose lease expired or whose site went stale
+   (a short write transaction);
+2. reads (a read transaction: writers never wait for it) at most ``max_jobs_per_round``
+   queued jobs whose ``submit_h`` has come, most urgent first (earliest deadline, jobs
+   without one last; then the oldest ``submit_h``; then the earliest submission), so a huge
+   queue never makes a round unsolvable;
 3. plans them anytime (``broker.live.anytime_plan``): a greedy plan first, then the MILP
    within the rest of ``solver_time_limit_s``, keeping the cheaper; status and gap reported;
 4. claims each job that starts now (``UPDATE ... WHERE status = 'queued'``) for its site.
+
+Step 3 (``broker.live_round.solve_round``) runs in a worker process by default
+(``planner_process``, ``api.services.planner_pool``): on the planning thread its Python-heavy
+option building would hold the GIL for seconds, and every request would wait. The database
+reads and writes (steps 1, 2 and 4) stay on the planning thread.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from api import mappers, schemas
 from api.errors import NotFoundError
 from api.models import AssignmentRow, JobRow, OfferRow, PlanRoundRow, SiteRow
 from api.services import leases
 from api.services.context import Context
+from api.services.planner_pool import InlineSolver, ProcessSolver, RoundSolver
 from api.states import LIVE, AssignmentStatus, JobStatus, SiteState
-from broker.federation import Federation
 from broker.jobs import Job
-from broker.live import (
-    Reservation,
-    SiteOffer,
-    anytime_plan,
-    estimate_run,
-    live_federation,
-    plan_gap,
-    round_offers,
-    shortlist_sites,
-)
-from broker.offers import RoundOffers
-from broker.planner import Plan, PlannerConfig
+from broker.live import Reservation, SiteOffer, plan_gap
+from broker.live_round import RoundRules, RoundTask, SolvedRound
+from broker.planner import PlannerConfig
 from sites import SiteSpec
 
 
@@ -56,13 +52,10 @@ def planner_config(ctx: Context) -> PlannerConfig:
     )
 
 
-@dataclass(frozen=True)
-class PlannedRound:
-    federation: Federation
-    offers: RoundOffers
-    plan: Plan | None
-    status: str
-    method: str = "milp"
+def round_rules(ctx: Context) -> RoundRules:
+    st = ctx.settings
+    return RoundRules(planner_config(ctx), dict(ctx.gpu_catalog), ctx.affinity,
+                      st.transfer_gbps, st.slot_h, st.horizon_slots, st.max_sites_per_round)
 
 
 @dataclass(frozen=True)
@@ -80,15 +73,23 @@ class RoundInput:
 class PlanningService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.config = planner_config(ctx)
+        self.rules = round_rules(ctx)
         self._lock = threading.Lock()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="carbonfed-planner")
+        self.solver: RoundSolver = (ProcessSolver() if ctx.settings.planner_process
+                                    else InlineSolver())
+
+    def start(self) -> None:
+        """Start the planning worker process, if rounds are solved in one (the app's
+        lifespan calls this; ``close`` stops it)."""
+        self.solver.start()
 
     def submit(self) -> Future[schemas.PlanOut]:
         """Run a round on the planning worker (await with ``asyncio.wrap_future``)."""
         return self._worker.submit(self.plan_round)
 
     def close(self) -> None:
+        self.solver.close()  # first: a round waiting on a worker process ends now
         self._worker.shutdown(wait=True, cancel_futures=True)
 
     def plan_round(self) -> schemas.PlanOut:
@@ -99,14 +100,20 @@ class PlanningService:
             data = self._read(wall, now_h)
             # the budget covers the whole round: what reading the database took is spent
             budget_s = self.ctx.settings.solver_time_limit_s - (time.perf_counter() - begun)
-            result = self.plan(data.sites, data.usable, data.offers, data.queue, now_h,
-                               data.reservations, budget_s)
+            task = RoundTask(data.sites, frozenset(data.usable), data.offers, data.queue, now_h,
+                             data.reservations)
+            result = self.solver.solve(self.rules, task, budget_s)
             return self._record(result, data, now_h, wall, begun)
 
     def _read(self, wall: float, now_h: float) -> RoundInput:
         st = self.ctx.settings
         with self.ctx.db.write() as s:
             requeued = leases.expire(s, st, wall)
+        # The rest only reads, outside the write transaction: reading and mapping a thousand
+        # sites and offers takes a good part of a second, and on SQLite every offer PUT would
+        # wait that long for the write lock. The claims in ``_record`` are conditional
+        # (``WHERE status = 'queued'``, active sites only), so what changes meanwhile is safe.
+        with self.ctx.db.read() as s:
             site_rows = s.scalars(select(SiteRow).order_by(SiteRow.number)).all()
             offer_rows = {o.site_id: o for o in s.scalars(select(OfferRow))}
             queued = s.scalar(select(func.count()).select_from(JobRow).where(
@@ -138,27 +145,7 @@ class PlanningService:
             ]
         return RoundInput(sites, usable, offers, queue, reservations, queued, held, requeued)
 
-    def plan(
-        self, sites: Sequence[SiteSpec], usable: set[str], offers: dict[str, SiteOffer],
-        queue: Sequence[Job], now_h: float, reservations: Sequence[Reservation] = (),
-        budget_s: float | None = None,
-    ) -> PlannedRound:
-        """The planner's answer for a round (pure: no database), exposed for tests."""
-        st = self.ctx.settings
-        usable = shortlist_sites(offers, usable, st.max_sites_per_round,
-                                 st.carbon_price_usd_per_t)
-        fed = live_federation(sites, usable, self.ctx.gpu_catalog, self.ctx.affinity,
-                              st.transfer_gbps)
-        round_ = round_offers(fed, offers, now_h, st.slot_h, st.horizon_slots, reservations)
-        if not queue:
-            return PlannedRound(fed, round_, None, "empty-queue")
-        if not fed.resources or not np.asarray(round_.free_gpus).any():
-            return PlannedRound(fed, round_, None, "no-capacity")
-        budget = st.solver_time_limit_s if budget_s is None else budget_s
-        found = anytime_plan(fed, round_, queue, self.config, budget)
-        return PlannedRound(fed, round_, found.plan, found.status, found.method)
-
-    def _record(self, result: PlannedRound, data: RoundInput, now_h: float,
+    def _record(self, result: SolvedRound, data: RoundInput, now_h: float,
                 wall: float, begun: float) -> schemas.PlanOut:
         plan = result.plan
         by_id = {j.id: j for j in data.queue}
@@ -180,33 +167,33 @@ class PlanningService:
                       "requeued": data.requeued, "assigned": [],
                       "considered": len(data.queue), "held": data.held,
                       "gap": plan_gap(plan) if plan else None,
-                      "method": result.method},
+                      "method": result.method, "solved_by_pid": result.pid},
             )
             s.add(row)
             s.flush()
             active = set(s.scalars(select(SiteRow.id).where(SiteRow.state == SiteState.ACTIVE)))
-            for a in plan.starting_now if plan else ():
-                if a.site_id not in active:  # disabled or gone while we solved: stays queued
-                    continue
-                claimed = s.execute(  # an UPDATE: a CursorResult, which has rowcount
-                    update(JobRow).where(JobRow.id == a.job_id, JobRow.status == JobStatus.QUEUED)
-                    .values(status=JobStatus.ASSIGNED, attempts=JobRow.attempts + 1)
-                )
-                if getattr(claimed, "rowcount", 0) != 1:
-                    continue
-                est = estimate_run(result.federation, result.offers, by_id[a.job_id],
-                                   a.site_id, a.gpu_type, a.start_offset)
-                assignment = AssignmentRow(
-                    job_id=a.job_id, site_id=a.site_id, gpu_type=a.gpu_type, round_id=row.id,
-                    status=AssignmentStatus.ASSIGNED, start_h=a.start_h,
-                    transfer_h=est.transfer_h, runtime_h=est.runtime_h,
-                    energy_kwh=est.energy_kwh, carbon_kg=est.carbon_kg,
-                    energy_cost_usd=est.energy_cost_usd, transfer_cost_usd=est.transfer_cost_usd,
-                    created_at_s=wall,
-                )
-                s.add(assignment)
-                s.flush()
-                assigned.append(assignment.id)
+            # disabled or gone while we solved: stays queued
+            starting = [a for a in (plan.starting_now if plan else ()) if a.site_id in active]
+            # One conditional UPDATE and one INSERT for all of the round's starts: the write
+            # transaction (on SQLite: every offer PUT waits for it) stays short.
+            claimed = set(s.scalars(
+                update(JobRow).where(JobRow.id.in_([a.job_id for a in starting]),
+                                     JobRow.status == JobStatus.QUEUED)
+                .values(status=JobStatus.ASSIGNED, attempts=JobRow.attempts + 1)
+                .returning(JobRow.id).execution_options(synchronize_session=False)
+            )) if starting else set()
+            estimates = result.estimates or {}
+            rows = [dict(
+                job_id=a.job_id, site_id=a.site_id, gpu_type=a.gpu_type, round_id=row.id,
+                status=AssignmentStatus.ASSIGNED, start_h=a.start_h,
+                transfer_h=est.transfer_h, runtime_h=est.runtime_h, energy_kwh=est.energy_kwh,
+                carbon_kg=est.carbon_kg, energy_cost_usd=est.energy_cost_usd,
+                transfer_cost_usd=est.transfer_cost_usd, created_at_s=wall,
+            ) for a in starting if a.job_id in claimed for est in [estimates[a.job_id]]]
+            if rows:
+                assigned = list(s.scalars(
+                    insert(AssignmentRow).returning(AssignmentRow.id,
+                                                    sort_by_parameter_order=True), rows))
             row.plan = {**row.plan, "assigned": assigned,
                         "elapsed_s": time.perf_counter() - begun}
             return mappers.plan_out(row)

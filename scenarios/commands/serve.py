@@ -59,8 +59,8 @@ class ServeCommand(Command):
             default = field.default
             shown = "none" if default is None else default
             text = f"{field.description or name} (env CARBONFED_{name.upper()}; default {shown})"
-            if field.annotation is bool:
-                parser.add_argument(*flags, dest=name, action="store_const", const=True,
+            if field.annotation is bool:  # --name and --no-name (a default may be true)
+                parser.add_argument(*flags, dest=name, action=argparse.BooleanOptionalAction,
                                     default=None, help=text)
             else:
                 parser.add_argument(*flags, dest=name, default=None, metavar="VALUE", help=text)

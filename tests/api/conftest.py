@@ -92,11 +92,13 @@ def wall() -> FakeWall:
 @pytest.fixture
 def make_settings(tmp_path) -> Callable[..., Settings]:
     def make(**overrides: object) -> Settings:
-        # open registration: most tests are about other things; test_enrolment.py closes it
+        # open registration: most tests are about other things; test_enrolment.py closes it.
+        # Rounds on the planning thread: a worker process takes seconds to start, which every
+        # app would pay; test_planner_process.py and the end-to-end servers use the process.
         values = dict(db_url=f"sqlite:///{tmp_path / 'broker.db'}", admin_token=ADMIN,
                       open_registration=True, stale_after_s=60.0, horizon_slots=6,
                       ack_timeout_s=90.0, lease_s=600.0,
-                      solver_time_limit_s=10.0, solver_method="full")
+                      solver_time_limit_s=10.0, solver_method="full", planner_process=False)
         values.update(overrides)
         return Settings.model_validate(values)
 

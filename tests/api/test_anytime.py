@@ -14,6 +14,7 @@ import pytest
 
 from api.app import create_app
 from api.clock import Clock
+from api.models import PlanRoundRow
 from broker.jobs import Job
 from broker.live import (
     GREEDY,
@@ -135,5 +136,7 @@ def test_anytime_keeps_the_milp_when_it_is_better_and_the_greedy_when_it_has_no_
     assert best.plan.objective_usd <= greedy.objective_usd + 1e-9
     hurried = anytime_plan(fed, round_, queue, config, budget_s=0.0)
     assert hurried.status.startswith(GREEDY) and hurried.method == GREEDY
+    # PostgreSQL refuses a status longer than its column (SQLite would store it anyway)
+    assert len(hurried.status) <= PlanRoundRow.__table__.c.status.type.length
     assert hurried.plan.assignments
     assert hurried.plan.objective_usd == pytest.approx(greedy.objective_usd)

@@ -1,0 +1,100 @@
+"""Where a planning round's compute runs: a worker process (default) or the planning thread.
+
+Building a round's options and the MILP model is Python-heavy; on a thread of the API process
+it holds the GIL for seconds and every request waits behind it. ``ProcessSolver`` hands the
+round (``broker.live_round.solve_round``: small picklable inputs and outputs) to one worker
+process started with ``spawn`` (no fork of a threaded server) at a lower priority, so requests
+win the CPU while a round is solved. ``InlineSolver`` solves on the calling thread
+(``planner_process = false``: one process, e.g. where processes cannot be started).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Protocol
+
+from broker.live_round import (
+    RoundRules,
+    RoundTask,
+    SolvedRound,
+    solve_round,
+    worker_init,
+    worker_pid,
+)
+
+PLANNER_NICENESS = 10  # CFS gives a nice-0 process ~10x the CPU share of a nice-10 one
+
+
+class RoundSolver(Protocol):
+    def start(self) -> object: ...
+
+    def solve(self, rules: RoundRules, task: RoundTask, budget_s: float) -> SolvedRound: ...
+
+    def close(self) -> None: ...
+
+
+class InlineSolver:
+    """Solves on the caller's thread (the planning thread)."""
+
+    def start(self) -> None:
+        pass
+
+    def solve(self, rules: RoundRules, task: RoundTask, budget_s: float) -> SolvedRound:
+        return solve_round(rules, task, budget_s)
+
+    def close(self) -> None:
+        pass
+
+
+class ProcessSolver:
+    """Solves in one worker process; a worker that died is replaced for the next round."""
+
+    def __init__(self) -> None:
+        self._pool = self._new_pool()
+        self._pid: Future[int] | None = None
+        self._round: Future[SolvedRound] | None = None
+        self._closed = False
+
+    @staticmethod
+    def _new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=worker_init, initargs=(PLANNER_NICENESS,))
+
+    def start(self) -> Future[int]:
+        """Start the worker now: importing the planner takes seconds, which the first round
+        would otherwise spend from its budget. Returns the worker's pid (as a future)."""
+        if self._pid is None:
+            self._pid = self._pool.submit(worker_pid)
+        return self._pid
+
+    def solve(self, rules: RoundRules, task: RoundTask, budget_s: float) -> SolvedRound:
+        # the budget covers the trip to the worker and back too: a deadline on the wall clock,
+        # which both processes share
+        deadline_s = time.time() + budget_s
+        self.start()
+        try:
+            self._round = self._pool.submit(solve_round, rules, task, budget_s, deadline_s)
+            return self._round.result()
+        except BrokenProcessPool:
+            if not self._closed:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool, self._pid = self._new_pool(), None
+            raise
+
+    def close(self) -> None:
+        """Stop the worker at once: a round in flight is abandoned (it has claimed no job yet;
+        they stay queued) rather than waited for up to its whole budget."""
+        self._closed = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        in_flight = self._round is not None and not self._round.done()
+        if in_flight and self._pid is not None and self._pid.done() and (
+                self._pid.exception() is None):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._pid.result(), signal.SIGTERM)
+        self._pool.shutdown(wait=True)
