@@ -94,7 +94,7 @@ def offer(sequence: int, rng: np.random.Generator) -> dict:
 
 
 async def one_agent(client: httpx.AsyncClient, site: str, token: str, rounds: int,
-                    interval_s: float, seed: int, latencies: list[float],
+                    interval_s: float, seed: int, latencies: list[tuple[float, float]],
                     outcome: dict) -> None:
     rng = np.random.default_rng(seed)
     headers = {"Authorization": f"Bearer {token}"}
@@ -105,10 +105,10 @@ async def one_agent(client: httpx.AsyncClient, site: str, token: str, rounds: in
             r = await client.put(f"/v1/sites/{site}/offer", json=offer(sequence, rng),
                                  headers=headers)
         except httpx.TransportError:  # a timeout counts as an error (and its wait as latency)
-            latencies.append(time.perf_counter() - begun)
+            latencies.append((begun, time.perf_counter() - begun))
             outcome["errors"] += 1
             continue
-        latencies.append(time.perf_counter() - begun)
+        latencies.append((begun, time.perf_counter() - begun))
         if r.status_code == 200:
             outcome["accepted"][site] = sequence
         else:
@@ -117,7 +117,7 @@ async def one_agent(client: httpx.AsyncClient, site: str, token: str, rounds: in
             begun = time.perf_counter()
             r = await client.put(f"/v1/sites/{site}/offer", json=offer(sequence - 1, rng),
                                  headers=headers)
-            latencies.append(time.perf_counter() - begun)
+            latencies.append((begun, time.perf_counter() - begun))
             outcome["stale_overwrites"] += r.status_code == 200
             outcome["errors"] += r.status_code not in (200, 409)
         await asyncio.sleep(max(0.0, interval_s - (time.perf_counter() - begun)))
@@ -194,7 +194,7 @@ async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
         clients = {site: await stack.enter_async_context(
             httpx.AsyncClient(base_url=url, timeout=60, verify=tls)) if client_per_agent
             else admin for site in tokens}
-        latencies: list[float] = []
+        latencies: list[tuple[float, float]] = []  # (sent at, seconds to the answer)
         outcome = {"accepted": {}, "errors": 0, "stale_overwrites": 0}
         if client_per_agent:
             # and the load generator's full garbage collections (~80 ms over the N clients)
@@ -220,10 +220,15 @@ async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
             "/v1/sites", headers={"Authorization": f"Bearer {ADMIN}"})).json()}
     lost = sum(stored.get(site) != seq for site, seq in outcome["accepted"].items())
     lost += n_agents - len(outcome["accepted"])
-    ms = np.array(latencies) * 1000
+    sent = np.array([t for t, _ in latencies]) - begun
+    ms = np.array([seconds for _, seconds in latencies]) * 1000
+    # p99 per 10 s window of sending: a tail at the start (every agent opening its connection
+    # at once) reads differently from one that recurs with the planning rounds.
+    windows = [ms[(sent >= w) & (sent < w + 10)] for w in range(0, int(wall_s) + 1, 10)]
     return {"agents": n_agents, "requests": len(latencies), "wall_s": wall_s,
             "rps": len(latencies) / wall_s, "p50_ms": float(np.percentile(ms, 50)),
             "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max()),
+            "p99_by_10s_ms": [float(np.percentile(w, 99)) for w in windows if len(w)],
             "errors": outcome["errors"], "lost_updates": lost,
             "stale_overwrites": outcome["stale_overwrites"],
             "cpu": cpu_report(cpu_before, cpu_after, bench_s, len(latencies)), "rounds": sorted(
@@ -335,6 +340,8 @@ def main() -> None:
                 print(f"{r['agents']:>6} {r['requests']:>8} {r['rps']:>7.1f} "
                       f"{r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['max_ms']:>7.1f} "
                       f"{r['errors']:>6} {r['lost_updates']:>5} {r['stale_overwrites']:>16}")
+                print("p99 ms per 10 s of sending: "
+                      + ", ".join(f"{v:.0f}" for v in r["p99_by_10s_ms"]))
                 print(f"load wall {r['wall_s']:.1f} s; {r['cpu']}; load average after: "
                       f"{load_average()}")
                 if args.queued_jobs:
