@@ -261,8 +261,9 @@ def solve_allocation_lp_guided(p: AllocationProblem, options: SolverOptions) -> 
         value = plan_cost_usd(p, solved.option_count, deferred_of(p, solved.option_count))
         if value < upper:
             x, upper, source = solved.option_count, value, "restricted MILP"
-        if np.isfinite(solved.result.bound):
+        if solved.result.status is SolveStatus.OPTIMAL:
             # Plans within ``keep`` cost at least its bound, the others at least outside_usd.
+            # (Not read on time: HiGHS may report a dual bound of 0 before it has one.)
             bound = max(bound, min(solved.result.bound, outside_usd, upper))
         if outside_usd > -np.inf:
             break  # it held every option that could improve or prove: proven, or out of time
