@@ -58,7 +58,7 @@ from optimization.status import relative_gap
 RESTRICTED_OPTIONS_PER_DEMAND = 20
 # The first restricted MILP holds the pricing set (every option that could prove or improve
 # the plan) instead of each demand's best options when it is at most this many times larger.
-EXACT_SET_GROWTH = 2.0
+EXACT_SET_GROWTH = 1.0
 PROOF_MARGIN = 0.999
 INTEGRAL_TOLERANCE = 1e-6
 FIT_TOLERANCE = 1e-9
