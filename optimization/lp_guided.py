@@ -11,16 +11,20 @@ round that runs out of time still returns a plan (FEASIBLE) with an honest gap.
    the option the LP likes best wherever the fixed jobs' GPUs still fit (and, under a carbon
    cap, their emissions still fit under the cap), re-price and re-solve the LP, repeat until
    the LP solution is integral.
-3. While the incumbent UB is further than the MIP gap from the bound (and time remains), a
-   MILP restricted to each demand's ``RESTRICTED_OPTIONS_PER_DEMAND`` options of lowest
-   reduced cost plus the incumbent's options, with every row of the full problem (capacity
-   and carbon cap), is solved warm-started from the incumbent; it stops early at a plan the
-   bound alone proves. When it ends proven at its own gap without closing the global one, the
-   next MILP holds every option (its root bound, with HiGHS's cuts, can close the gap); when
-   it ends on time, the set doubles.
-4. Reduced-cost fixing: with the complete LP, an option with rc_o > UB - LB cannot be part of
-   a solution better than UB. When every option with rc_o <= UB - LB was in the restricted
-   MILP, its bound is valid for the full problem.
+3. Reduced-cost fixing towards a proof: with the complete LP (optimum LB, reduced costs rc),
+   a plan using an option with rc_o > B - LB costs more than B, where B = UB - gap |UB| is
+   the bound that would prove the incumbent UB. The *pricing set* {o : rc_o <= B - LB} plus
+   the incumbent's options is often a small fraction of all options, and a MILP over it has a
+   bound valid for the whole problem (the smaller of its own bound and B), so proving it
+   within the gap proves the plan.
+4. While UB is further than the MIP gap from the bound (and time remains), a restricted MILP
+   with every row of the full problem (capacity and carbon cap), warm-started from the
+   incumbent, stopping early at a plan the bound alone proves. It holds the pricing set when
+   that is at most ``EXACT_SET_GROWTH`` times the alternative, each demand's
+   ``RESTRICTED_OPTIONS_PER_DEMAND`` options of lowest reduced cost plus the incumbent's
+   options (a heuristic set: its bound is not the problem's). When the heuristic set ends
+   proven at its own gap without closing the global one, the next MILP holds the pricing set
+   (every option when the LP is not complete); when it ends on time, the set doubles.
 """
 
 from __future__ import annotations
@@ -52,6 +56,10 @@ from optimization.solver import SolveResult, SolverOptions, SolveStatus
 from optimization.status import relative_gap
 
 RESTRICTED_OPTIONS_PER_DEMAND = 20
+# The first restricted MILP holds the pricing set (every option that could prove or improve
+# the plan) instead of each demand's best options when it is at most this many times larger.
+EXACT_SET_GROWTH = 1.0
+PROOF_MARGIN = 0.999
 INTEGRAL_TOLERANCE = 1e-6
 FIT_TOLERANCE = 1e-9
 
@@ -129,6 +137,38 @@ def incumbent_by_diving(master: Master, priced: PricedLP, deadline: float) -> Di
         option_x, bound = solved.option_x, solved.bound_usd
 
 
+@dataclass(frozen=True)
+class PricingSet:
+    """Options a plan must use to cost less than ``outside_usd``; any other plan costs more."""
+
+    options: np.ndarray
+    outside_usd: float
+
+
+def proof_bound_usd(upper_usd: float, mip_gap: float) -> float:
+    """The smallest bound B with relative_gap(upper, B) <= mip_gap: B = U - gap |U|."""
+    return upper_usd - mip_gap * abs(upper_usd)
+
+
+def pricing_set(priced: PricedLP, incumbent: np.ndarray, upper_usd: float,
+                mip_gap: float) -> PricingSet:
+    r"""Reduced-cost fixing towards a proof. With the complete LP (optimum LB, reduced costs
+    rc >= 0) every plan x costs at least LB + sum_o rc_o x_o, so a plan using an option with
+
+        rc_o > B - LB,   B = proof_bound_usd(UB, gap),
+
+    costs more than B. A MILP over the other options (and the incumbent's) then has a bound
+    b valid for the whole problem as min(b, B): proving it within the gap proves UB, and its
+    optimum is the problem's when below B.
+    """
+    # A hair inside the gap, so that a bound of exactly B proves despite rounding.
+    outside_usd = proof_bound_usd(upper_usd, mip_gap * PROOF_MARGIN)
+    slack_usd = outside_usd - priced.objective_usd + INTEGRAL_TOLERANCE
+    keep = np.union1d(np.flatnonzero(priced.reduced_cost_usd <= slack_usd),
+                      np.flatnonzero(incumbent > 0))
+    return PricingSet(keep, outside_usd)
+
+
 def goal_usd(bound_usd: float, mip_gap: float) -> float:
     """The largest cost U with relative_gap(U, bound) <= mip_gap: a plan this cheap is proven
     within the gap by the bound alone."""
@@ -199,9 +239,20 @@ def solve_allocation_lp_guided(p: AllocationProblem, options: SolverOptions) -> 
                 x, upper, source = dive.option_count, value, "LP diving"
     highs_s = master.lp.solve_s
     score = p.option_cost_usd if priced is None else priced.reduced_cost_usd
+    complete_lp = priced if priced is not None and priced.complete else None
     per_demand = RESTRICTED_OPTIONS_PER_DEMAND
+    go_exact = False
     while not proven() and time.perf_counter() < deadline:
         keep = np.union1d(cheapest_per_demand(p, score, per_demand), np.flatnonzero(x > 0))
+        outside_usd = -np.inf  # what any plan using an option outside ``keep`` costs at least
+        if complete_lp is not None:
+            exact = pricing_set(complete_lp, x, upper, options.mip_gap)
+            if go_exact or len(exact.options) <= EXACT_SET_GROWTH * len(keep):
+                keep, outside_usd = exact.options, exact.outside_usd
+            elif np.isin(exact.options, keep).all():
+                outside_usd = exact.outside_usd
+        elif go_exact:
+            keep, outside_usd = np.arange(p.n_options), np.inf
         solved = solve_restricted_mip(layout, keep, options, deadline, x,
                                       goal_usd(bound, options.mip_gap))
         if solved is None:
@@ -210,21 +261,19 @@ def solve_allocation_lp_guided(p: AllocationProblem, options: SolverOptions) -> 
         value = plan_cost_usd(p, solved.option_count, deferred_of(p, solved.option_count))
         if value < upper:
             x, upper, source = solved.option_count, value, "restricted MILP"
-        optimal = solved.result.status is SolveStatus.OPTIMAL
-        if optimal and len(keep) == p.n_options:
-            bound = max(bound, min(solved.result.bound, upper))  # it was the full MILP
-            break
-        if optimal and priced is not None and priced.complete:
-            # The restricted optimum is the global one when every option that could improve
-            # on it (reduced cost within the gap to LB) was in the restricted set.
-            could_improve = np.flatnonzero(score <= upper - priced.objective_usd + 1e-9)
-            if np.isin(could_improve, keep).all():
-                bound = max(bound, min(solved.result.bound, upper))
-                break
-        # A restricted MILP proven at its own gap stopped near its own (higher) bound: a bigger
-        # restricted set warm-started from the same plan stops at once the same way, so go
-        # straight to every option, whose root bound (with HiGHS's cuts) can close the gap.
-        per_demand = p.n_options if optimal else 2 * per_demand
+        if solved.result.status is SolveStatus.OPTIMAL:
+            # Plans within ``keep`` cost at least its bound, the others at least outside_usd.
+            # (Not read on time: HiGHS may report a dual bound of 0 before it has one.)
+            bound = max(bound, min(solved.result.bound, outside_usd, upper))
+        if outside_usd > -np.inf:
+            break  # it held every option that could improve or prove: proven, or out of time
+        if solved.result.status is SolveStatus.OPTIMAL:
+            # Proven at its own gap, it stopped near its own (higher) bound: a bigger restricted
+            # set warm-started from the same plan stops at once the same way, so go straight
+            # to every option that could matter (whose bound is the problem's).
+            go_exact = True
+        else:
+            per_demand *= 2
     status = SolveStatus.OPTIMAL if proven() else SolveStatus.FEASIBLE
     elapsed = time.perf_counter() - started
     return make_solution(p, status, x, bound, elapsed - highs_s, highs_s,
