@@ -35,7 +35,7 @@ from scenarios.sweep import grid, run_task
 PRICE_USD_PER_T = 100.0
 SWEEP_PRICES = (0.0, 50.0, 100.0, 200.0)
 SWEEP_SEEDS = 4
-DASK_TASK_OVERHEAD_S = 1e-3  # scheduler round trip per task, measured by bench/scale_out.py
+SCHEDULER_S_PER_TASK = 5e-3  # a task's cost in a bulk map on 2 local workers (bench/scale_out.py)
 
 
 def load_average() -> str:
@@ -116,14 +116,18 @@ def main() -> None:
     mean_12 = sum(by_size[k] * comb(12, k) for k in sizes) / sum(comb(12, k) for k in sizes)
     mean_20 = sum((by_size[sizes[0]] + slope * (k - sizes[0])) * comb(20, k)
                   for k in range(1, 21)) / (2**20 - 1)
-    # The scheduler hands out tasks one at a time: its round trip adds up, whatever the workers.
-    print("paper projection (CPU-bound, perfect packing, plus 1 ms of scheduler per task):")
+    # The scheduler hands out tasks one at a time: its cost per task adds up whatever the
+    # workers, so at 10^6 coalitions tasks must carry a batch of coalitions each.
+    print(f"paper projection (CPU-bound, perfect packing, {1e3 * SCHEDULER_S_PER_TASK:g} ms of "
+          f"scheduler per task, serial):")
     for n_sites, mean_s in ((12, mean_12), (20, mean_20)):
         n = 2**n_sites - 1
         for workers in (2, 64):
-            hours = (n * mean_s / workers + n * DASK_TASK_OVERHEAD_S) / 3600
-            print(f"  {n_sites} sites, {n:,} coalitions x {mean_s:.3f} CPU s, {workers} workers:"
-                  f" {hours:8.2f} h")
+            for batch in (1, 1000):
+                tasks = -(-n // batch)
+                hours = (n * mean_s / workers + tasks * SCHEDULER_S_PER_TASK) / 3600
+                print(f"  {n_sites} sites, {n:,} coalitions x {mean_s:.3f} CPU s, {workers} "
+                      f"workers, {batch} coalition(s) a task: {hours:8.2f} h")
 
 
 if __name__ == "__main__":  # Dask spawns worker processes, which re-import this file
