@@ -47,6 +47,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from sites.agent import KEEPALIVE_S
+
 ADMIN = "bench-admin-token-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEF"
 V100_STEPS_PER_S = 4.394774823323071  # resnet50 on a V100
 HOST = "127.0.0.1"
@@ -168,7 +170,8 @@ def duplicates(db_url: str) -> int:
 
 async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
                    client_per_agent: bool = False, queued_jobs: int = 0,
-                   broker_cpu: Callable[[], dict[str, float]] = dict) -> dict:
+                   broker_cpu: Callable[[], dict[str, float]] = dict,
+                   keepalive_s: float = KEEPALIVE_S) -> dict:
     # One client shared by N agents scans its N-connection pool on every request (httpcore):
     # at N = 200 that is milliseconds of the load generator's CPU per request.
     limits = httpx.Limits(max_connections=n_agents, max_keepalive_connections=n_agents)
@@ -192,7 +195,9 @@ async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
             await queue_jobs(admin, list(tokens), queued_jobs)
         tls = ssl.create_default_context()  # plain http; one context instead of N (~20 ms each)
         clients = {site: await stack.enter_async_context(
-            httpx.AsyncClient(base_url=url, timeout=60, verify=tls)) if client_per_agent
+            httpx.AsyncClient(base_url=url, timeout=60, verify=tls,
+                              limits=httpx.Limits(keepalive_expiry=keepalive_s)))
+            if client_per_agent
             else admin for site in tokens}
         latencies: list[tuple[float, float]] = []  # (sent at, seconds to the answer)
         outcome = {"accepted": {}, "errors": 0, "stale_overwrites": 0}
@@ -309,6 +314,9 @@ def main() -> None:
     parser.add_argument("--no-planner-process", action="store_true",
                         help="the broker solves rounds on its planning thread (default: in its "
                         "worker process), to compare")
+    parser.add_argument("--keepalive-s", type=float, default=KEEPALIVE_S,
+                        help="how long an agent's idle connection is kept (default: as "
+                        "carbonfed agent keeps it; 5 is httpx's default)")
     parser.add_argument("--db", help="postgresql://... to run on a fresh schema of that "
                         "server (default: a fresh SQLite file)")
     args = parser.parse_args()
@@ -336,7 +344,8 @@ def main() -> None:
                 print(f"load average before: {load_average()}")
                 r = asyncio.run(run_load(url, n, args.rounds, args.interval_s,
                                          args.client_per_agent, args.queued_jobs,
-                                         lambda: process_cpu_s(server.pid)))
+                                         lambda: process_cpu_s(server.pid),
+                                         args.keepalive_s))
                 print(f"{r['agents']:>6} {r['requests']:>8} {r['rps']:>7.1f} "
                       f"{r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['max_ms']:>7.1f} "
                       f"{r['errors']:>6} {r['lost_updates']:>5} {r['stale_overwrites']:>16}")
