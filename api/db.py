@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,25 @@ def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+
+
+@contextlib.contextmanager
+def postgres_schema(url: str, prefix: str = "carbonfed") -> Iterator[str]:
+    """A fresh schema of its own on the PostgreSQL server at ``url``, dropped afterwards; yields
+    a URL whose connections use it. Tests, benchmarks and other checkouts sharing one server
+    never see each other's tables."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    engine = make_engine(normalize_db_url(url))
+    with engine.begin() as c:
+        c.exec_driver_sql(f"CREATE SCHEMA {name}")
+    try:
+        scoped = make_url(normalize_db_url(url)).update_query_dict(
+            {"options": f"-csearch_path={name}"})
+        yield scoped.render_as_string(hide_password=False)
+    finally:
+        with engine.begin() as c:
+            c.exec_driver_sql(f"DROP SCHEMA {name} CASCADE")
+        engine.dispose()
 
 
 def _make_sqlite_safe(engine: Engine) -> None:

@@ -280,22 +280,10 @@ def database(url: str | None, tmp: Path):
     if url is None:
         yield f"sqlite:///{tmp / 'bench.db'}"
         return
-    from sqlalchemy.engine import make_url
+    from api.db import postgres_schema
 
-    from api.db import make_engine, normalize_db_url
-
-    name = f"carbonfed_bench_{os.getpid()}"
-    engine = make_engine(normalize_db_url(url))
-    with engine.begin() as c:
-        c.exec_driver_sql(f"CREATE SCHEMA {name}")
-    try:
-        scoped = make_url(normalize_db_url(url)).update_query_dict(
-            {"options": f"-csearch_path={name}"})
-        yield scoped.render_as_string(hide_password=False)
-    finally:
-        with engine.begin() as c:
-            c.exec_driver_sql(f"DROP SCHEMA {name} CASCADE")
-        engine.dispose()
+    with postgres_schema(url, "carbonfed_bench") as scoped:
+        yield scoped
 
 
 def main() -> None:

@@ -35,11 +35,9 @@ from api.services import leases
 from api.services.context import Context
 from api.services.planner_pool import InlineSolver, ProcessSolver, RoundSolver
 from api.states import LIVE, AssignmentStatus, JobStatus, SiteState
-from broker.jobs import Job
-from broker.live import Reservation, SiteOffer, plan_gap
+from broker.live import Reservation, plan_gap
 from broker.live_round import RoundRules, RoundTask, SolvedRound
 from broker.planner import PlannerConfig
-from sites import SiteSpec
 
 
 def planner_config(ctx: Context) -> PlannerConfig:
@@ -60,11 +58,9 @@ def round_rules(ctx: Context) -> RoundRules:
 
 @dataclass(frozen=True)
 class RoundInput:
-    sites: list[SiteSpec]
-    usable: set[str]
-    offers: dict[str, SiteOffer]
-    queue: list[Job]
-    reservations: list[Reservation]
+    """What a round read: the solver's task, and the counts its record keeps beside the plan."""
+
+    task: RoundTask
     queued: int
     held: int
     requeued: list[str]
@@ -100,9 +96,7 @@ class PlanningService:
             data = self._read(wall, now_h)
             # the budget covers the whole round: what reading the database took is spent
             budget_s = self.ctx.settings.solver_time_limit_s - (time.perf_counter() - begun)
-            task = RoundTask(data.sites, frozenset(data.usable), data.offers, data.queue, now_h,
-                             data.reservations)
-            result = self.solver.solve(self.rules, task, budget_s)
+            result = self.solver.solve(self.rules, data.task, budget_s)
             return self._record(result, data, now_h, wall, begun)
 
     def _read(self, wall: float, now_h: float) -> RoundInput:
@@ -143,12 +137,13 @@ class PlanningService:
                             a.start_h + a.transfer_h + a.runtime_h)
                 for a in live if a.site_id in usable and a.id not in holding[a.site_id]
             ]
-        return RoundInput(sites, usable, offers, queue, reservations, queued, held, requeued)
+        task = RoundTask(sites, frozenset(usable), offers, queue, now_h, reservations)
+        return RoundInput(task, queued, held, requeued)
 
     def _record(self, result: SolvedRound, data: RoundInput, now_h: float,
                 wall: float, begun: float) -> schemas.PlanOut:
         plan = result.plan
-        by_id = {j.id: j for j in data.queue}
+        by_id = {j.id: j for j in data.task.queue}
         planned = [] if plan is None else [
             schemas.PlannedStart(job_id=a.job_id, site_id=a.site_id, gpu_type=a.gpu_type,
                                  start_offset=a.start_offset, start_h=a.start_h)
@@ -165,7 +160,7 @@ class PlanningService:
                 solve_time_s=plan.solve_time_s if plan else 0.0,
                 plan={"planned": [p.model_dump() for p in planned], "deferred": deferred,
                       "requeued": data.requeued, "assigned": [],
-                      "considered": len(data.queue), "held": data.held,
+                      "considered": len(data.task.queue), "held": data.held,
                       "gap": plan_gap(plan) if plan else None,
                       "method": result.method, "solved_by_pid": result.pid},
             )

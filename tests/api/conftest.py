@@ -5,10 +5,8 @@ The broker's clock is a fake one (``FakeWall``) so staleness and timestamps are 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
@@ -17,7 +15,7 @@ import pytest
 
 from api.app import create_app
 from api.clock import Clock
-from api.db import make_engine, normalize_db_url
+from api.db import postgres_schema
 from api.services import Services
 from api.settings import Settings
 from tests.api.processes import kill
@@ -25,26 +23,6 @@ from tests.api.processes import kill
 ADMIN = "admin-token-for-tests-0123456789-ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 WALL0 = 1_700_000_000.0
 POSTGRES_URL = os.environ.get("CARBONFED_TEST_POSTGRES_URL")
-
-
-@contextlib.contextmanager
-def postgres_schema(url: str) -> Iterator[str]:
-    """A fresh schema of its own on the PostgreSQL server (dropped afterwards): tests, and
-    other checkouts sharing the server, never see each other's tables."""
-    from sqlalchemy.engine import make_url
-
-    name = f"carbonfed_test_{uuid.uuid4().hex[:12]}"
-    engine = make_engine(normalize_db_url(url))
-    with engine.begin() as c:
-        c.exec_driver_sql(f"CREATE SCHEMA {name}")
-    try:
-        scoped = make_url(normalize_db_url(url)).update_query_dict(
-            {"options": f"-csearch_path={name}"})
-        yield scoped.render_as_string(hide_password=False)
-    finally:
-        with engine.begin() as c:
-            c.exec_driver_sql(f"DROP SCHEMA {name} CASCADE")
-        engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -56,7 +34,7 @@ def db_url(request, tmp_path) -> Iterator[str]:
         return
     if POSTGRES_URL is None:
         pytest.skip("set CARBONFED_TEST_POSTGRES_URL to a PostgreSQL URL")
-    with postgres_schema(POSTGRES_URL) as url:
+    with postgres_schema(POSTGRES_URL, "carbonfed_test") as url:
         yield url
 
 

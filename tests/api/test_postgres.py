@@ -1,6 +1,6 @@
 """The same broker on PostgreSQL, when a server is given (``CARBONFED_TEST_POSTGRES_URL``).
 
-Each test runs in a fresh schema of its own (``conftest.postgres_schema``). The schemathesis
+Each test runs in a fresh schema of its own (``api.db.postgres_schema``). The schemathesis
 run and the end-to-end tests also run on PostgreSQL through the ``db_url`` fixture.
 """
 
@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from api.app import create_app
-from api.db import Database, schema_revision
-from tests.api.conftest import ADMIN, POSTGRES_URL, bearer, job_body, offer_body, postgres_schema
+from api.db import Database, postgres_schema, schema_revision
+from tests.api.conftest import ADMIN, POSTGRES_URL, bearer, job_body, offer_body
 
 pytestmark = [
     pytest.mark.anyio,
@@ -24,7 +24,7 @@ pytestmark = [
 
 async def test_enrol_register_offer_plan_complete_on_postgres(make_settings):
     assert POSTGRES_URL is not None
-    with postgres_schema(POSTGRES_URL) as url:
+    with postgres_schema(POSTGRES_URL, "carbonfed_test") as url:
         app = create_app(make_settings(db_url=url, open_registration=False))
         site, job = f"pg-{uuid.uuid4().hex[:8]}", f"pg-job-{uuid.uuid4().hex[:8]}"
         admin = bearer(ADMIN)
