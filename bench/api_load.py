@@ -4,10 +4,10 @@ planning rounds run over a queue of jobs (loopback; SQLite, or PostgreSQL with `
 Starts ``carbonfed serve`` on a fresh SQLite file (or a fresh schema of the PostgreSQL server
 given by ``--db postgresql://...``) on 127.0.0.1, enrols and registers N sites, then every
 agent puts ``--rounds`` offers with growing sequence numbers, one every ``--interval-s`` seconds
-(each agent starts at a random phase, as real agents would), through one httpx.AsyncClient.
-``--client-per-agent`` gives every agent its own client and connection instead, as separate
-agent processes would have; the shared client's pool of N connections costs the load generator
-several ms of CPU per request at N = 200, which on a 2-core machine competes with the broker.
+(each agent starts at a random phase, as real agents would), each on a keep-alive connection of
+its own (``--client``: bare asyncio streams by default, so that the load generator, which shares
+the broker's cores, costs little; ``httpx`` gives every agent an httpx client as
+``carbonfed agent`` has; ``shared`` one httpx client for all).
 Every fifth offer is followed by a replay of an older sequence, which must be refused (409).
 
 Prints requests per second, p50/p99 latency of the offer PUTs, and:
@@ -18,14 +18,16 @@ With ``--queued-jobs J --plan-interval-s P`` it first queues J jobs and the brok
 P s during the load; it then also prints the rounds seen, jobs assigned per round (min, median,
 max), the rounds that assigned nothing while jobs were queued, each round's time, and
 duplicated jobs (a job with more than one live assignment; must be 0). Every run also prints
-the load average before and after, and the CPU time the broker's API process, its planning
-worker and the load generator used during the load (all on the same cores).
+the load average before and after, the CPU time the broker's API process, its planning worker
+and the load generator used during the load (all on the same cores), how late the load
+generator's event loop ran (a delay in every latency it measures), and the share of CPU time
+the hypervisor stole from this virtual machine.
 
     python bench/api_load.py                 # N = 20 and 200, 10 rounds, an offer every 5 s
     python bench/api_load.py --agents 200 --rounds 20 --interval-s 0.5
     python bench/api_load.py --interval-s 0  # closed loop: as fast as the server answers
     python bench/api_load.py --agents 1000 --queued-jobs 2000 --plan-interval-s 10 \
-        --client-per-agent                   # issue 12's run (add --db postgresql://... too)
+        --rounds 12                          # issue 12's run (add --db postgresql://... too)
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import json
 import os
 import socket
 import ssl
@@ -41,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -77,6 +80,23 @@ def process_cpu_s(pid: int) -> dict[str, float]:
         return {}
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """The machine's (all, stolen) CPU ticks so far, from /proc/stat (Linux; zeros elsewhere).
+    Steal is time a virtual machine's CPUs were runnable but the hypervisor ran someone else:
+    on the development VM it reached 15-29% for seconds at a time, and every latency then
+    grew, whatever the broker did."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return 0, 0
+    return sum(fields[:8]), fields[7]  # user nice system idle iowait irq softirq steal
+
+
+def stolen_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    total = after[0] - before[0]
+    return (after[1] - before[1]) / total if total else 0.0
+
+
 def cpu_report(before: dict[str, float], after: dict[str, float], bench_s: float,
                requests: int) -> str:
     """Where the CPU went during the load: the broker's API process, its planner worker (a
@@ -95,34 +115,110 @@ def offer(sequence: int, rng: np.random.Generator) -> dict:
             "carbon_g_per_kwh": rng.uniform(20, 700, SLOTS).round(1).tolist()}
 
 
-async def one_agent(client: httpx.AsyncClient, site: str, token: str, rounds: int,
-                    interval_s: float, seed: int, latencies: list[tuple[float, float]],
-                    outcome: dict) -> None:
-    rng = np.random.default_rng(seed)
+class RawConnection:
+    """One agent's keep-alive HTTP/1.1 connection, on bare asyncio streams.
+
+    httpx costs about 2.5 ms of CPU a request, as much as the broker spends answering it: at
+    1,000 agents the load generator took half of one of the machine's two cores from the
+    broker, and its busy event loop delayed the answers it timed. Real agents run elsewhere.
+    This client writes the request and reads the status, headers and ``content-length`` body
+    (what uvicorn sends), reconnecting if the broker closed the idle connection.
+    """
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host, self.port = host, port
+        self.head = f"Host: {host}:{port}\r\nAuthorization: Bearer {token}\r\n" \
+                    "Content-Type: application/json\r\n"
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def put(self, path: str, body: dict) -> int:
+        data = json.dumps(body).encode()
+        request = (f"PUT {path} HTTP/1.1\r\n{self.head}Content-Length: {len(data)}\r\n\r\n"
+                   .encode() + data)
+        for attempt in (0, 1):  # a connection the broker closed while idle: once more, anew
+            if self.streams is None:
+                self.streams = await asyncio.open_connection(self.host, self.port)
+            reader, writer = self.streams
+            try:
+                writer.write(request)
+                status_line = await reader.readuntil(b"\r\n")
+                if not status_line:
+                    raise ConnectionResetError("closed")
+                length, close = 0, False
+                while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+                    name, _, value = line.decode("latin-1").partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                    elif name.lower() == "connection" and value.strip().lower() == "close":
+                        close = True
+                await reader.readexactly(length)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                self.close()
+                if attempt:
+                    raise
+                continue
+            if close:
+                self.close()
+            return int(status_line.split(b" ", 2)[1])
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self.streams is not None:
+            self.streams[1].close()
+            self.streams = None
+
+
+Put = Callable[[str, dict], Awaitable[int]]  # (path, JSON body) -> HTTP status
+CLIENTS = {
+    "raw": "a keep-alive connection per agent on bare asyncio streams (cheapest to generate)",
+    "httpx": "an httpx client per agent, as the agent has (its keep-alive, --keepalive-s)",
+    "shared": "one httpx client and pool of N connections for all agents",
+}
+
+
+def httpx_put(client: httpx.AsyncClient, token: str) -> Put:
     headers = {"Authorization": f"Bearer {token}"}
+
+    async def put(path: str, body: dict) -> int:
+        return (await client.put(path, json=body, headers=headers)).status_code
+
+    return put
+
+
+async def one_agent(put: Put, site: str, rounds: int, interval_s: float, seed: int,
+                    latencies: list[tuple[float, float]], outcome: dict) -> None:
+    rng = np.random.default_rng(seed)
     await asyncio.sleep(rng.uniform(0, interval_s))
     for sequence in range(1, rounds + 1):
         begun = time.perf_counter()
         try:
-            r = await client.put(f"/v1/sites/{site}/offer", json=offer(sequence, rng),
-                                 headers=headers)
-        except httpx.TransportError:  # a timeout counts as an error (and its wait as latency)
+            status = await put(f"/v1/sites/{site}/offer", offer(sequence, rng))
+        except (httpx.TransportError, OSError, asyncio.IncompleteReadError):
+            # a failure counts as an error (and its wait as latency)
             latencies.append((begun, time.perf_counter() - begun))
             outcome["errors"] += 1
             continue
         latencies.append((begun, time.perf_counter() - begun))
-        if r.status_code == 200:
+        if status == 200:
             outcome["accepted"][site] = sequence
         else:
             outcome["errors"] += 1
         if sequence % 5 == 0 and sequence > 1:  # a late duplicate of an older offer
             begun = time.perf_counter()
-            r = await client.put(f"/v1/sites/{site}/offer", json=offer(sequence - 1, rng),
-                                 headers=headers)
+            status = await put(f"/v1/sites/{site}/offer", offer(sequence - 1, rng))
             latencies.append((begun, time.perf_counter() - begun))
-            outcome["stale_overwrites"] += r.status_code == 200
-            outcome["errors"] += r.status_code not in (200, 409)
+            outcome["stale_overwrites"] += status == 200
+            outcome["errors"] += status not in (200, 409)
         await asyncio.sleep(max(0.0, interval_s - (time.perf_counter() - begun)))
+
+
+async def watch_loop_lag(lags_ms: list[float], stop: asyncio.Event) -> None:
+    """How late this load generator's event loop wakes a 10 ms sleep: a busy generator adds
+    that delay to every latency it measures, which would be charged to the broker."""
+    while not stop.is_set():
+        begun = time.perf_counter()
+        await asyncio.sleep(0.01)
+        lags_ms.append((time.perf_counter() - begun - 0.01) * 1000)
 
 
 async def watch_rounds(admin: httpx.AsyncClient, seen: dict[int, dict],
@@ -169,7 +265,7 @@ def duplicates(db_url: str) -> int:
 
 
 async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
-                   client_per_agent: bool = False, queued_jobs: int = 0,
+                   client: str = "raw", queued_jobs: int = 0,
                    broker_cpu: Callable[[], dict[str, float]] = dict,
                    keepalive_s: float = KEEPALIVE_S) -> dict:
     # One client shared by N agents scans its N-connection pool on every request (httpcore):
@@ -193,34 +289,47 @@ async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
             tokens[site] = r.json()["token"]
         if queued_jobs:
             await queue_jobs(admin, list(tokens), queued_jobs)
-        tls = ssl.create_default_context()  # plain http; one context instead of N (~20 ms each)
-        clients = {site: await stack.enter_async_context(
-            httpx.AsyncClient(base_url=url, timeout=60, verify=tls,
-                              limits=httpx.Limits(keepalive_expiry=keepalive_s)))
-            if client_per_agent
-            else admin for site in tokens}
+        puts: dict[str, Put] = {}
+        if client == "raw":
+            address = httpx.URL(url)
+            for site, token in tokens.items():
+                connection = RawConnection(address.host, address.port or 80, token)
+                stack.callback(connection.close)
+                puts[site] = connection.put
+        elif client == "httpx":
+            tls = ssl.create_default_context()  # plain http; one context, not N (~20 ms each)
+            for site, token in tokens.items():
+                puts[site] = httpx_put(await stack.enter_async_context(httpx.AsyncClient(
+                    base_url=url, timeout=60, verify=tls,
+                    limits=httpx.Limits(keepalive_expiry=keepalive_s))), token)
+        else:
+            puts = {site: httpx_put(admin, token) for site, token in tokens.items()}
         latencies: list[tuple[float, float]] = []  # (sent at, seconds to the answer)
         outcome = {"accepted": {}, "errors": 0, "stale_overwrites": 0}
-        if client_per_agent:
-            # and the load generator's full garbage collections (~80 ms over the N clients)
-            # would stall every request in flight and count as broker latency
-            gc.collect()
-            gc.freeze()
+        # No garbage collection in the load generator while it measures: its passes (up to
+        # 230 ms over the N clients and the growing list of latencies) stalled every request
+        # in flight and counted as broker latency. A minute of garbage fits in memory.
+        gc.collect()
+        gc.disable()
         seen: dict[int, dict] = {}
         stop = asyncio.Event()
         watcher = asyncio.create_task(watch_rounds(admin, seen, stop))
+        lags_ms: list[float] = []
+        lag_watcher = asyncio.create_task(watch_loop_lag(lags_ms, stop))
         begun = time.perf_counter()
         cpu_before, bench_before = broker_cpu(), time.process_time()
+        steal_before = cpu_ticks()
         try:
-            await asyncio.gather(*(one_agent(clients[site], site, token, rounds, interval_s, i,
-                                             latencies, outcome)
-                                   for i, (site, token) in enumerate(tokens.items())))
+            await asyncio.gather(*(one_agent(puts[site], site, rounds, interval_s, i, latencies,
+                                             outcome) for i, site in enumerate(tokens)))
         finally:
-            gc.unfreeze()
             stop.set()
             await watcher
+            await lag_watcher
+            gc.enable()
         wall_s = time.perf_counter() - begun
         cpu_after, bench_s = broker_cpu(), time.process_time() - bench_before
+        steal = stolen_share(steal_before, cpu_ticks())
         stored = {s["id"]: s["offer_sequence"] for s in (await admin.get(
             "/v1/sites", headers={"Authorization": f"Bearer {ADMIN}"})).json()}
     lost = sum(stored.get(site) != seq for site, seq in outcome["accepted"].items())
@@ -234,6 +343,8 @@ async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
             "rps": len(latencies) / wall_s, "p50_ms": float(np.percentile(ms, 50)),
             "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max()),
             "p99_by_10s_ms": [float(np.percentile(w, 99)) for w in windows if len(w)],
+            "loop_lag_p99_ms": float(np.percentile(lags_ms, 99)),
+            "loop_lag_max_ms": float(max(lags_ms)), "steal": steal,
             "errors": outcome["errors"], "lost_updates": lost,
             "stale_overwrites": outcome["stale_overwrites"],
             "cpu": cpu_report(cpu_before, cpu_after, bench_s, len(latencies)), "rounds": sorted(
@@ -292,9 +403,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--interval-s", type=float, default=5.0,
                         help="seconds between one agent's offers (agents default to 5)")
-    parser.add_argument("--client-per-agent", action="store_true",
-                        help="every agent its own httpx client and connection, as separate "
-                        "agent processes (default: one client, one pool of N connections)")
+    parser.add_argument("--client", choices=CLIENTS, default="raw",
+                        help="how agents send: " + "; ".join(f"{k}: {v}" for k, v in
+                                                            CLIENTS.items()))
     parser.add_argument("--queued-jobs", type=int, default=0,
                         help="jobs queued before the load (planning rounds then run over them)")
     parser.add_argument("--plan-interval-s", type=float,
@@ -322,7 +433,7 @@ def main() -> None:
             wait_healthy(url, server)
             print(f"offers of {SLOTS} slots, {args.rounds} rounds per agent, one every "
                   f"{args.interval_s} s; "
-                  f"{'a client per agent' if args.client_per_agent else 'one shared client'}; "
+                  f"{CLIENTS[args.client]}; "
                   f"{'PostgreSQL' if args.db else 'SQLite (WAL)'}; {args.queued_jobs} jobs "
                   f"queued, planning every {args.plan_interval_s or '-'} s"
                   f"{' on the API process' if args.no_planner_process else ''}")
@@ -331,7 +442,7 @@ def main() -> None:
             for n in args.agents:
                 print(f"load average before: {load_average()}")
                 r = asyncio.run(run_load(url, n, args.rounds, args.interval_s,
-                                         args.client_per_agent, args.queued_jobs,
+                                         args.client, args.queued_jobs,
                                          lambda: process_cpu_s(server.pid),
                                          args.keepalive_s))
                 print(f"{r['agents']:>6} {r['requests']:>8} {r['rps']:>7.1f} "
@@ -339,6 +450,9 @@ def main() -> None:
                       f"{r['errors']:>6} {r['lost_updates']:>5} {r['stale_overwrites']:>16}")
                 print("p99 ms per 10 s of sending: "
                       + ", ".join(f"{v:.0f}" for v in r["p99_by_10s_ms"]))
+                print(f"load generator's event-loop lag (in every latency above): p99 "
+                      f"{r['loop_lag_p99_ms']:.0f} ms, max {r['loop_lag_max_ms']:.0f} ms; "
+                      f"CPU stolen by the hypervisor: {r['steal']:.1%}")
                 print(f"load wall {r['wall_s']:.1f} s; {r['cpu']}; load average after: "
                       f"{load_average()}")
                 if args.queued_jobs:

@@ -97,11 +97,6 @@ def solve_round(rules: RoundRules, task: RoundTask, budget_s: float,
     return SolvedRound(found.plan, found.status, found.method, estimates, pid)
 
 
-def worker_pid() -> int:
-    """The worker's pid; submitting it first starts the worker and imports the planner."""
-    return os.getpid()
-
-
 def worker_init(niceness: int) -> None:
     """A planning worker's initializer: yield the CPU to the API (requests before rounds), and
     exit when the broker does, even if it was killed (nothing else would end the worker: it

@@ -1,11 +1,12 @@
-"""Where a planning round's compute runs: a worker process (default) or the planning thread.
+"""Where a planning round is read and solved: a worker process (default) or the planning thread.
 
-Building a round's options and the MILP model is Python-heavy; on a thread of the API process
-it holds the GIL for seconds and every request waits behind it. ``ProcessSolver`` hands the
-round (``broker.live_round.solve_round``: small picklable inputs and outputs) to one worker
-process started with ``spawn`` (no fork of a threaded server) at a lower priority, so requests
-win the CPU while a round is solved. ``InlineSolver`` solves on the calling thread
-(``planner_process = false``: one process, e.g. where processes cannot be started).
+Reading a round and building its options and MILP model is Python-heavy; on a thread of the API
+process it holds the GIL for seconds and every request waits behind it. ``ProcessSolver`` hands
+the round (``api.services.round_read.read_and_solve``: a picklable query in, the plan out) to
+one worker process started with ``spawn`` (no fork of a threaded server) at a lower priority,
+so requests win the CPU while a round is solved; the worker opens the database itself.
+``InlineSolver`` reads and solves on the calling thread (``planner_process = false``: one
+process, e.g. where processes cannot be started, or a database only this process can see).
 """
 
 from __future__ import annotations
@@ -19,14 +20,9 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Protocol
 
-from broker.live_round import (
-    RoundRules,
-    RoundTask,
-    SolvedRound,
-    solve_round,
-    worker_init,
-    worker_pid,
-)
+from api.db import Database
+from api.services.round_read import RoundOutcome, RoundQuery, read_and_solve, worker_ready
+from broker.live_round import RoundRules, worker_init
 
 PLANNER_NICENESS = 10  # CFS gives a nice-0 process ~10x the CPU share of a nice-10 one
 
@@ -34,19 +30,28 @@ PLANNER_NICENESS = 10  # CFS gives a nice-0 process ~10x the CPU share of a nice
 class RoundSolver(Protocol):
     def start(self) -> object: ...
 
-    def solve(self, rules: RoundRules, task: RoundTask, budget_s: float) -> SolvedRound: ...
+    def ready(self) -> None:
+        """Wait until a round handed over now would be picked up at once."""
+
+    def solve(self, rules: RoundRules, query: RoundQuery, budget_s: float) -> RoundOutcome: ...
 
     def close(self) -> None: ...
 
 
 class InlineSolver:
-    """Solves on the caller's thread (the planning thread)."""
+    """Reads (from the API's own database engine) and solves on the caller's thread."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def start(self) -> None:
         pass
 
-    def solve(self, rules: RoundRules, task: RoundTask, budget_s: float) -> SolvedRound:
-        return solve_round(rules, task, budget_s)
+    def ready(self) -> None:
+        pass
+
+    def solve(self, rules: RoundRules, query: RoundQuery, budget_s: float) -> RoundOutcome:
+        return read_and_solve(rules, query, budget_s, db=self.db)
 
     def close(self) -> None:
         pass
@@ -58,7 +63,7 @@ class ProcessSolver:
     def __init__(self) -> None:
         self._pool = self._new_pool()
         self._pid: Future[int] | None = None
-        self._round: Future[SolvedRound] | None = None
+        self._round: Future[RoundOutcome] | None = None
         self._closed = False
 
     @staticmethod
@@ -70,16 +75,22 @@ class ProcessSolver:
         """Start the worker now: importing the planner takes seconds, which the first round
         would otherwise spend from its budget. Returns the worker's pid (as a future)."""
         if self._pid is None:
-            self._pid = self._pool.submit(worker_pid)
+            self._pid = self._pool.submit(worker_ready)
         return self._pid
 
-    def solve(self, rules: RoundRules, task: RoundTask, budget_s: float) -> SolvedRound:
+    def ready(self) -> None:
+        """Wait for the worker to have started (imported the planner); a worker that failed
+        to start is replaced by ``solve``, which then reports it."""
+        with contextlib.suppress(Exception):
+            self.start().result()
+
+    def solve(self, rules: RoundRules, query: RoundQuery, budget_s: float) -> RoundOutcome:
         # the budget covers the trip to the worker and back too: a deadline on the wall clock,
         # which both processes share
         deadline_s = time.time() + budget_s
         self.start()
         try:
-            self._round = self._pool.submit(solve_round, rules, task, budget_s, deadline_s)
+            self._round = self._pool.submit(read_and_solve, rules, query, budget_s, deadline_s)
             return self._round.result()
         except BrokenProcessPool:
             if not self._closed:

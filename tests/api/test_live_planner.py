@@ -24,7 +24,7 @@ from broker.planner import MilpPlanner
 from optimization import SolverOptions
 from scenarios.build import build_run
 from scenarios.loader import load_scenario
-from tests.api.conftest import ADMIN
+from tests.api.conftest import ADMIN, FakeWall
 
 ROUND = 3
 ORIGIN_S = 1_700_000_000.0
@@ -67,10 +67,10 @@ def test_live_plan_equals_the_simulators(tiny, tmp_path):
         transfer_gbps=fed.transfer_gbps, solver_method="full", solver_mip_gap=0.0,
         solver_time_limit_s=20.0,
     )
-    wall = {"s": ORIGIN_S}
-    service = Services.build(Database(settings.db_url), settings, Clock(1.0, lambda: wall["s"]))
+    wall = FakeWall(ORIGIN_S)  # picklable: the round reads the clock in the planning worker
+    service = Services.build(Database(settings.db_url), settings, Clock(1.0, wall))
     service.start()
-    wall["s"] = ORIGIN_S + ROUND * 3600.0  # the broker's clock reads hour 3
+    wall.now_s = ORIGIN_S + ROUND * 3600.0  # the broker's clock reads hour 3
     for i, site in enumerate(fed.sites):
         service.sites.register(SiteRegistration(id=site.id, zone=site.zone, gpus=site.gpus,
                                                pue=site.pue,
@@ -80,7 +80,7 @@ def test_live_plan_equals_the_simulators(tiny, tmp_path):
                 for gpu, n in site.gpus.items() if n}
         service.offers.put(site.id, OfferIn(
             sequence=1, slot_h=setup.slot_h, free_gpus=free,
-            start=pd.Timestamp(wall["s"], unit="s", tz="UTC").to_pydatetime(),
+            start=pd.Timestamp(wall.now_s, unit="s", tz="UTC").to_pydatetime(),
             price_usd_per_mwh=offers.price_usd_per_mwh[i].tolist(),
             carbon_g_per_kwh=offers.carbon_g_per_kwh[i].tolist(),
         ))

@@ -1,16 +1,19 @@
 """Planning rounds solved in a worker process (``planner_process``, the default).
 
 The round really runs in another process (its pid is recorded and is a child of this one), it
-plans exactly what the planning thread plans, a worker that dies is replaced, and a real
-broker's worker runs at a lower priority and ends with the broker, even a killed one.
+reads from the database and plans exactly what the planning thread does, a worker that dies is
+replaced, and a real broker's worker runs at a lower priority and ends with the broker, even a
+killed one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -22,13 +25,9 @@ from sqlalchemy import select
 from api.app import create_app
 from api.clock import Clock
 from api.models import PlanRoundRow
+from api.services import Services
 from api.services.planner_pool import PLANNER_NICENESS, InlineSolver, ProcessSolver
-from broker.jobs import Job
-from broker.live import SiteOffer
-from broker.live_round import RoundRules, RoundTask
-from broker.planner import PlannerConfig
-from optimization import SolverOptions
-from sites import DEFAULT_GPUS, SiteSpec, default_affinity
+from api.services.round_read import RoundQuery
 from tests.api import processes as e2e
 from tests.api.conftest import ADMIN, bearer, job_body, offer_body, site_body
 
@@ -57,48 +56,70 @@ async def test_a_round_is_solved_in_a_child_process(make_settings, wall):
         assert solved_by in children
 
 
-def tiny_task() -> tuple[RoundRules, RoundTask]:
-    sites = [SiteSpec(f"s{i}", f"z{i}", {"V100": 4, "P100": 2}, 1.1 + 0.1 * i, 0.02)
-             for i in range(3)]
-    offers = {s.id: SiteOffer(s.id, 0.0, 1.0, {g: [n] * 6 for g, n in s.gpus.items()},
-                              [40.0 + 15 * i] * 6, [200.0 + 50 * i] * 6)
-              for i, s in enumerate(sites)}
-    rng = np.random.default_rng(5)
-    queue = [Job(f"j{i}", f"s{i % 3}", "resnet50", int(rng.integers(1, 3)),
-                 float(rng.uniform(2e4, 6e4)), 0.0) for i in range(12)]
-    config = PlannerConfig(solver=SolverOptions(20.0, 0.0, 1), method="full")
-    rules = RoundRules(config, dict(DEFAULT_GPUS), default_affinity(), 10.0, 1.0, 6, 32)
-    return rules, RoundTask(sites, frozenset(offers), offers, queue, 0.0)
+@contextlib.asynccontextmanager
+async def tiny_broker(make_settings, wall) -> AsyncIterator[tuple[Services, RoundQuery]]:
+    """A broker (rounds on demand) holding three sites that differ in price and carbon, each
+    with a fresh offer, and twelve queued jobs of one or two GPUs; and the query of a round
+    over them now."""
+    settings = make_settings()
+    app = create_app(settings, Clock(1.0, wall))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://broker"
+    ) as c:
+        fleet = {"V100": 4, "P100": 2}
+        for i in range(3):
+            site = f"s{i}"
+            r = await c.post("/v1/sites", json=site_body(site, fleet, pue=1.1 + 0.1 * i))
+            offer = offer_body(1, fleet, price=40.0 + 15 * i, carbon=200.0 + 50 * i)
+            r = await c.put(f"/v1/sites/{site}/offer", json=offer,
+                            headers=bearer(r.json()["token"]))
+            assert r.status_code == 200
+        rng = np.random.default_rng(5)
+        jobs = [job_body(f"j{i}", f"s{i % 3}", gpus=int(rng.integers(1, 3)),
+                         work_steps=float(rng.uniform(2e4, 6e4))) for i in range(12)]
+        r = await c.post("/v1/jobs/batch", json={"jobs": jobs}, headers=bearer(ADMIN))
+        assert r.status_code in (200, 201)
+        services: Services = app.state.services
+        yield services, RoundQuery(settings.db_url, services.ctx.clock, settings.stale_after_s,
+                                   settings.max_jobs_per_round)
 
 
-def test_the_worker_process_plans_what_the_planning_thread_plans():
-    rules, task = tiny_task()
-    inline = InlineSolver().solve(rules, task, 20.0)
-    solver = ProcessSolver()
-    try:
-        remote = solver.solve(rules, task, 20.0)
-    finally:
-        solver.close()
-    assert inline.plan is not None and remote.plan is not None
-    assert inline.pid == os.getpid() and remote.pid != os.getpid()
-    assert (remote.status, remote.method) == (inline.status, inline.method) == ("optimal", "milp")
-    assert remote.plan.assignments == inline.plan.assignments
-    assert remote.plan.objective_usd == pytest.approx(inline.plan.objective_usd, rel=1e-12)
-    assert remote.estimates == inline.estimates and inline.estimates
+@pytest.mark.anyio
+async def test_the_worker_process_reads_and_plans_what_the_planning_thread_does(make_settings,
+                                                                              wall):
+    async with tiny_broker(make_settings, wall) as (services, query):
+        rules = services.planning.rules
+        inline = InlineSolver(services.ctx.db).solve(rules, query, 20.0)
+        solver = ProcessSolver()  # opens the database itself, from the query's URL
+        try:
+            remote = solver.solve(rules, query, 20.0)
+        finally:
+            solver.close()
+    assert (remote.considered, remote.queued, remote.held) == (
+        inline.considered, inline.queued, inline.held) == (
+        tuple(sorted(f"j{i}" for i in range(12))), 12, 0)  # ties: by id
+    here, there = inline.solved, remote.solved
+    assert here.plan is not None and there.plan is not None
+    assert here.pid == os.getpid() and there.pid != os.getpid()
+    assert (there.status, there.method) == (here.status, here.method) == ("optimal", "milp")
+    assert there.plan.assignments == here.plan.assignments and here.plan.starting_now
+    assert there.plan.objective_usd == pytest.approx(here.plan.objective_usd, rel=1e-12)
+    assert there.estimates == here.estimates and here.estimates
 
 
-def test_a_worker_that_died_is_replaced_for_the_next_round():
-    rules, task = tiny_task()
-    solver = ProcessSolver()
-    try:
-        first = solver.start().result()
-        os.kill(first, signal.SIGKILL)
-        with pytest.raises(BrokenProcessPool):
-            solver.solve(rules, task, 20.0)
-        again = solver.solve(rules, task, 20.0)
-        assert again.plan is not None and again.pid not in (first, os.getpid())
-    finally:
-        solver.close()
+@pytest.mark.anyio
+async def test_a_worker_that_died_is_replaced_for_the_next_round(make_settings, wall):
+    async with tiny_broker(make_settings, wall) as (services, query):
+        solver = ProcessSolver()
+        try:
+            first = solver.start().result()
+            os.kill(first, signal.SIGKILL)
+            with pytest.raises(BrokenProcessPool):
+                solver.solve(services.planning.rules, query, 20.0)
+            again = solver.solve(services.planning.rules, query, 20.0).solved
+            assert again.plan is not None and again.pid not in (first, os.getpid())
+        finally:
+            solver.close()
 
 
 def planner_workers(pid: int) -> list[int]:

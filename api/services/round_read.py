@@ -1,0 +1,131 @@
+"""A planning round's read and solve, together, wherever the round is solved.
+
+Reading a round's inputs maps a thousand sites and offers to domain objects: a good part of a
+second of Python. On a thread of the API process that held the GIL, and every request in
+flight waited (p99 of the offer PUTs rose with every round). So the read travels with the
+solve: ``read_and_solve`` takes a picklable ``RoundQuery``, opens the database itself when it
+runs in the planning worker process (``api.services.planner_pool``), reads, solves, and sends
+back only the plan and the counts the round's record keeps (``RoundOutcome``).
+
+The read is a read transaction (writers never wait for it). What changes between the read and
+the claims is safe: claims are conditional (``WHERE status = 'queued'``, active sites only).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import configure_mappers
+
+from api import mappers
+from api.clock import Clock
+from api.db import Database
+from api.models import AssignmentRow, JobRow, OfferRow, SiteRow
+from api.states import LIVE, JobStatus, SiteState
+from broker.live import Reservation
+from broker.live_round import RoundRules, RoundTask, SolvedRound, solve_round
+
+
+@dataclass(frozen=True)
+class RoundQuery:
+    """What a round reads: the database, the broker's clock, and its read limits.
+
+    The round's time is taken from the clock when the read begins, not when the query is
+    made: offers put in between would start after the round's "now" (an hour after, at
+    ``time_scale`` 3600, for a second spent handing the round over) and leave nothing to start
+    now. So the clock travels with the query (its ``wall`` must pickle: ``time.time`` does).
+    """
+
+    db_url: str
+    clock: Clock
+    stale_after_s: float
+    max_jobs: int
+
+
+@dataclass(frozen=True)
+class RoundRead:
+    """What a round read: the solver's task, and the queue's counts."""
+
+    task: RoundTask
+    wall_s: float  # when it was read
+    queued: int  # every queued job
+    held: int  # queued jobs whose submit_h has not come
+
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    """What comes back to the API process: the solved round, the jobs it considered (most
+    urgent first) and the queue's counts."""
+
+    solved: SolvedRound
+    wall_s: float  # the round's time: when it was read
+    now_h: float
+    considered: tuple[str, ...]
+    queued: int
+    held: int
+
+
+def read_round(db: Database, q: RoundQuery) -> RoundRead:
+    """The round's inputs: active sites with a fresh offer, at most ``max_jobs`` due queued
+    jobs, most urgent first (earliest deadline, jobs without one last; then the oldest
+    ``submit_h``; then the earliest submission), and the GPUs live assignments hold."""
+    wall_s = q.clock.wall_s()
+    now_h = q.clock.hours_at(wall_s)
+    with db.read() as s:
+        site_rows = s.scalars(select(SiteRow).order_by(SiteRow.number)).all()
+        offer_rows = {o.site_id: o for o in s.scalars(select(OfferRow))}
+        queued = s.scalar(select(func.count()).select_from(JobRow).where(
+            JobRow.status == JobStatus.QUEUED)) or 0
+        due = select(JobRow).where(JobRow.status == JobStatus.QUEUED, JobRow.submit_h <= now_h)
+        queue = [mappers.job(r) for r in s.scalars(due.order_by(
+            JobRow.deadline_h.is_(None), JobRow.deadline_h, JobRow.submit_h,
+            JobRow.submitted_at_s, JobRow.id).limit(q.max_jobs))]
+        held = queued - (s.scalar(select(func.count()).select_from(due.subquery())) or 0)
+        live = s.scalars(select(AssignmentRow).where(AssignmentRow.status.in_(LIVE))).all()
+        homes = {j.home_site for j in queue}
+        usable = {
+            r.id for r in site_rows if r.state == SiteState.ACTIVE and r.id in offer_rows
+            and offer_rows[r.id].received_at_s >= wall_s - q.stale_after_s
+        }
+        sites = [mappers.site_spec(r) for r in site_rows
+                 if r.state == SiteState.ACTIVE or r.id in homes]
+        offers = {k: mappers.site_offer(v) for k, v in offer_rows.items() if k in usable}
+        job_gpus = dict(s.execute(select(JobRow.id, JobRow.gpus).where(
+            JobRow.id.in_([a.job_id for a in live]))).all())
+        # GPUs of live assignments the site's offer does not say it holds: never offered
+        # twice (an offer lists the assignments whose GPUs it already left out).
+        holding = {site: set(offer_rows[site].holding or ()) for site in usable}
+        reservations = [
+            Reservation(a.site_id, a.gpu_type, job_gpus[a.job_id], a.start_h,
+                        a.start_h + a.transfer_h + a.runtime_h)
+            for a in live if a.site_id in usable and a.id not in holding[a.site_id]
+        ]
+    task = RoundTask(sites, frozenset(usable), offers, queue, now_h, reservations)
+    return RoundRead(task, wall_s, queued, held)
+
+
+def read_and_solve(rules: RoundRules, q: RoundQuery, budget_s: float,
+                   deadline_s: float | None = None, db: Database | None = None) -> RoundOutcome:
+    """Read the round (from ``db``, or from a connection of its own to ``q.db_url``) and solve
+    it within what is left of ``budget_s`` (and before ``deadline_s`` on ``time.time()``)."""
+    begun = time.perf_counter()
+    own = db is None
+    source = Database(q.db_url) if db is None else db
+    try:
+        read = read_round(source, q)
+    finally:
+        if own:
+            source.dispose()
+    solved = solve_round(rules, read.task, budget_s - (time.perf_counter() - begun), deadline_s)
+    return RoundOutcome(solved, read.wall_s, read.task.now_h,
+                        tuple(j.id for j in read.task.queue), read.queued, read.held)
+
+
+def worker_ready() -> int:
+    """Make a planning worker ready (this module's imports, the ORM's mappers configured, so
+    the first round pays for neither); returns its pid."""
+    configure_mappers()
+    return os.getpid()
