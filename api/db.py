@@ -8,13 +8,13 @@ whatever the timeout), and in-process writers take turns on a lock first: SQLite
 wait sleeps in steps of up to 100 ms, which under 200 concurrent writers cost seconds at p99.
 Read-only transactions begin deferred and never wait.
 
-The routes every site calls every few seconds hand their write to ``run_write``. On SQLite it
-runs on the event loop itself: writes are serial there anyway, local, and about a millisecond
-each. Handed to a thread (the pool's, or one writer thread), a write waited for the GIL at every
-SQLite call while the loop parsed the next requests (a convoy): at 1,000 agents the writes fell
-up to 700 behind and p99 was 0.6-3 s; inline, p99 is 61-83 ms (``bench/api_load.py``). The
-loop does wait while a round records its claims (tens of ms). PostgreSQL writes go to the
-thread pool: they wait on the network, and its writers run concurrently.
+The routes every site calls every few seconds (offer, heartbeat) write right on the event loop,
+on SQLite and PostgreSQL alike. Handed to threads (anyio's pool, or one writer thread), a write
+waited for the GIL after every call into the driver while the loop parsed the next requests (a
+convoy): at 1,000 agents the writes fell up to 700 behind, p99 0.6-3 s on SQLite and 5.7 s on
+PostgreSQL, although each write takes 1-4 ms. Inline, p99 is 61-83 ms on SQLite and 1.7-7.8 s
+on PostgreSQL, whose round trips to the server now stall the loop instead (an async driver is
+the way past that). The loop also waits while a round records its claims (tens of ms).
 """
 
 from __future__ import annotations
@@ -22,11 +22,10 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import anyio.to_thread
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
@@ -40,8 +39,6 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The revision of a database made before Alembic (its tables, no alembic_version table).
 PRE_ALEMBIC_REVISION = "0001"
-
-T = TypeVar("T")
 
 
 def normalize_db_url(url: str) -> str:
@@ -158,17 +155,17 @@ class Database:
             yield session
 
     @contextlib.contextmanager
-    def write_connection(self) -> Iterator[Connection]:
-        """Like ``write()`` but a Core connection, for hot paths that need no ORM objects."""
-        with self._write_lock or contextlib.nullcontext(), self.engine.begin() as connection:
-            yield connection
+    def write_connection(self, soft: bool = False) -> Iterator[Connection]:
+        """Like ``write()`` but a Core connection, for hot paths that need no ORM objects.
 
-    async def run_write(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)``, a short blocking function that writes: on SQLite right here on the
-        event loop, elsewhere on the thread pool (see the module's docstring)."""
-        if self._write_lock is not None:
-            return fn(*args)
-        return await anyio.to_thread.run_sync(fn, *args)
+        ``soft``: state its writer sends again within seconds (an offer). On PostgreSQL its
+        commit does not wait for the WAL flush (``synchronous_commit = off``: a crash may lose
+        the last moments of such commits, never consistency); SQLite's WAL commits never wait
+        for a flush here anyway (``synchronous=NORMAL``)."""
+        with self._write_lock or contextlib.nullcontext(), self.engine.begin() as connection:
+            if soft and connection.dialect.name == "postgresql":
+                connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            yield connection
 
     def dispose(self) -> None:
         self.engine.dispose()

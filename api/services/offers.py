@@ -65,7 +65,7 @@ class OfferService:
             carbon_g_per_kwh=list(body.carbon_g_per_kwh), received_at_s=wall,
             holding=holding,
         )
-        with self.ctx.db.write_connection() as c:
+        with self.ctx.db.write_connection(soft=True) as c:
             site = c.execute(OFFER_SITE, {"where_site_id": site_id}).first()
             if site is None or site.state != SiteState.ACTIVE:
                 raise NotFoundError(f"no active site '{site_id}'")
