@@ -91,7 +91,10 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    # No ping before each use ("optimistic" disconnect handling): the ping's round trip made
+    # an offer cost 3.4 ms of API CPU instead of 2.2 and p99 6.9 s instead of 0.45 s at 1,000
+    # agents. A connection found dead invalidates the pool; that request gets 503 (api.errors).
+    return create_engine(url, pool_size=20, max_overflow=20)
 
 
 @contextlib.contextmanager

@@ -63,7 +63,9 @@ class Services:
                 origin = repr(self.ctx.clock.wall_s())
                 write_meta(s, CLOCK_ORIGIN_KEY, origin)
             self.ctx.clock.origin_s = float(origin)
-        return self.tokens.settle_admin_token(may_generate_admin_token)
+        generated = self.tokens.settle_admin_token(may_generate_admin_token)
+        self.tokens.warm()
+        return generated
 
     def close(self) -> None:
         self.planning.close()

@@ -97,7 +97,7 @@ class SiteService:
                 out = self._out(row, None, wall)
         except IntegrityError:
             raise ConflictError(f"site '{body.id}' is already enrolled") from None
-        self.tokens.forget()
+        self.tokens.forget(body.id)
         return schemas.Enrolled(site=out, enrolment_token=token)
 
     def _admin_change(self, site_id: str, allowed: tuple[SiteState, ...], what: str,
@@ -111,7 +111,7 @@ class SiteService:
                 raise ConflictError(f"cannot {what} site '{site_id}': it is {row.state}")
             change(s, row, wall)
             out = self._out(row, s.get(OfferRow, site_id), wall)
-        self.tokens.forget()
+        self.tokens.forget(site_id)
         return out
 
     def disable(self, site_id: str) -> schemas.SiteOut:
@@ -234,5 +234,5 @@ class SiteService:
                 s.execute(delete(OfferRow).where(OfferRow.site_id == site_id))
                 leases.requeue_site(s, site_id, wall, leases.SITE_LEFT)
             out = self._out(row, None, wall)
-        self.tokens.forget()
+        self.tokens.forget(site_id)
         return out

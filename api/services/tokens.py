@@ -1,8 +1,9 @@
 """Bearer tokens: the admin's, each active site's, one-time enrolment tokens.
 
 Tokens are random (``secrets``) and stored only as sha256 hashes; comparisons are constant-time.
-Site tokens are cached by hash (one broker process owns the database); every operation that
-ends a token's life (disable, deregister, rotate) calls ``forget``.
+Site tokens are cached by hash (one broker process owns the database), all of them at start-up
+(``warm``); every operation that ends a token's life (disable, deregister, rotate, re-enrol)
+calls ``forget`` for its site.
 """
 
 from __future__ import annotations
@@ -94,10 +95,23 @@ class TokenService:
             self._site_by_hash[digest] = site_id
         return site_id
 
-    def forget(self) -> None:
-        """Drop cached site tokens (a token died or changed hands)."""
+    def warm(self) -> int:
+        """Cache every active site's token hash now, in one read: after a restart, a thousand
+        agents' first requests would otherwise each look theirs up on the event loop at once.
+        Returns how many were cached."""
+        with self.ctx.db.read() as s:
+            rows = s.execute(select(SiteRow.token_sha256, SiteRow.id).where(
+                SiteRow.state == SiteState.ACTIVE, SiteRow.token_sha256.is_not(None))).all()
         with self._lock:
-            self._site_by_hash.clear()
+            self._site_by_hash.update({digest: site for digest, site in rows if digest})
+        return len(rows)
+
+    def forget(self, site_id: str) -> None:
+        """Drop a site's cached tokens (one died or changed hands). Only that site's: clearing
+        them all made every agent look its token up again on the event loop."""
+        with self._lock:
+            for digest in [d for d, site in self._site_by_hash.items() if site == site_id]:
+                del self._site_by_hash[digest]
 
     def principal(self, token: str) -> Principal | None:
         if self.is_admin(token):

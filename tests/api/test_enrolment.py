@@ -173,3 +173,26 @@ def test_strong_admin_tokens_are_accepted():
 
     for token in (secrets.token_urlsafe(32), secrets.token_hex(32), ADMIN):
         assert Settings(admin_token=token).admin_token is not None
+
+
+async def test_a_restarted_broker_caches_the_tokens_of_active_sites_only(make_settings, wall):
+    """At start-up the broker caches every active site's token in one read (a thousand agents
+    reconnecting would otherwise each look theirs up); a disabled or merely enrolled site's
+    is not cached, and neither works."""
+    settings = make_settings(open_registration=False)
+    app = create_app(settings, Clock(1.0, wall))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://broker"
+    ) as c:
+        tokens = {site: await register(c, site, await enrol(c, site))
+                  for site in ("north", "south", "east")}
+        await enrol(c, "west")  # enrolled, never registered
+        assert (await c.post("/v1/sites/east/disable", headers=bearer(ADMIN))).status_code == 200
+    again = create_app(settings, Clock(1.0, wall))
+    async with again.router.lifespan_context(again), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=again), base_url="http://broker"
+    ) as c:
+        assert again.state.services.tokens.warm() == 2  # north and south
+        for site, expected in (("north", 200), ("south", 200), ("east", 401)):
+            r = await c.get(f"/v1/sites/{site}", headers=bearer(tokens[site]))
+            assert r.status_code == expected, site
