@@ -12,9 +12,10 @@ The routes every site calls every few seconds (offer, heartbeat) write right on 
 on SQLite and PostgreSQL alike. Handed to threads (anyio's pool, or one writer thread), a write
 waited for the GIL after every call into the driver while the loop parsed the next requests (a
 convoy): at 1,000 agents the writes fell up to 700 behind, p99 0.6-3 s on SQLite and 5.7 s on
-PostgreSQL, although each write takes 1-4 ms. Inline, p99 is 61-83 ms on SQLite and 1.7-7.8 s
-on PostgreSQL, whose round trips to the server now stall the loop instead (an async driver is
-the way past that). The loop also waits while a round records its claims (tens of ms).
+PostgreSQL, although each write takes 1-4 ms. Inline, p99 is 23-230 ms on SQLite and
+0.45-2.2 s on PostgreSQL, whose round trips to the server now stall the loop instead (an async
+driver is the way past that). The loop also waits while a round records its claims (tens of
+ms, up to 170 ms seen).
 """
 
 from __future__ import annotations
