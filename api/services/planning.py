@@ -64,8 +64,8 @@ class PlanningService:
         self._lock = threading.Lock()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="carbonfed-planner")
         # a worker process cannot open a database that lives in this process's memory
-        in_process = ctx.settings.planner_process and not is_in_memory(ctx.db.url)
-        self.solver: RoundSolver = ProcessSolver() if in_process else InlineSolver(ctx.db)
+        in_worker = ctx.settings.planner_process and not is_in_memory(ctx.db.url)
+        self.solver: RoundSolver = ProcessSolver() if in_worker else InlineSolver(ctx.db)
 
     def start(self) -> None:
         """Start the planning worker process, if rounds are solved in one (the app's
