@@ -6,9 +6,7 @@ job never has two live assignments and never none while it is unfinished.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import ColumnElement, Connection, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from api.models import AssignmentRow, JobRow, OfferRow
@@ -22,62 +20,64 @@ SITE_DISABLED = "site-disabled"
 SITE_LEFT = "site-deregistered"
 
 
-def requeue(s: Session, assignments: Iterable[AssignmentRow], wall_s: float,
-            reason: str) -> list[str]:
-    requeued = []
-    for a in list(assignments):
-        a.status = AssignmentStatus.REQUEUED
-        a.requeued_at_s = wall_s
-        a.requeue_reason = reason
-        s.execute(update(JobRow).where(JobRow.id == a.job_id).values(status=JobStatus.QUEUED))
-        requeued.append(a.job_id)
-    return requeued
+def _withdraw(c: Session | Connection, which: ColumnElement[bool], wall_s: float,
+              reason: str) -> list[str]:
+    """Requeue the live assignments ``which`` selects, and their jobs: two statements,
+    whatever their number (rounds run this under the write lock every offer waits for)."""
+    jobs = sorted(c.scalars(
+        update(AssignmentRow).where(which)
+        .values(status=AssignmentStatus.REQUEUED, requeued_at_s=wall_s, requeue_reason=reason)
+        .returning(AssignmentRow.job_id).execution_options(synchronize_session=False)
+    ))
+    if jobs:
+        c.execute(update(JobRow).where(JobRow.id.in_(jobs)).values(status=JobStatus.QUEUED)
+                  .execution_options(synchronize_session=False))
+    return jobs
 
 
-def requeue_site(s: Session, site_id: str, wall_s: float, reason: str) -> list[str]:
-    return requeue(s, s.scalars(select(AssignmentRow).where(
-        AssignmentRow.site_id == site_id, AssignmentRow.status.in_(LIVE))), wall_s, reason)
+def requeue_site(c: Session | Connection, site_id: str, wall_s: float,
+                 reason: str) -> list[str]:
+    return _withdraw(c, (AssignmentRow.site_id == site_id) & AssignmentRow.status.in_(LIVE),
+                     wall_s, reason)
 
 
-def expire(s: Session, settings: Settings, wall_s: float) -> list[str]:
+def expire(c: Session | Connection, settings: Settings, wall_s: float) -> list[str]:
     """Requeue what no site holds any more; returns the requeued job ids.
 
     * assigned, not acknowledged within ``ack_timeout_s`` (or its site went stale);
     * acknowledged or running, lease not renewed within ``lease_s``.
     """
+    assigned = AssignmentRow.status == AssignmentStatus.ASSIGNED
     fresh = select(OfferRow.site_id).where(
         OfferRow.received_at_s >= wall_s - settings.stale_after_s)
-    unacked = s.scalars(select(AssignmentRow).where(
-        AssignmentRow.status == AssignmentStatus.ASSIGNED,
-        or_(AssignmentRow.created_at_s < wall_s - settings.ack_timeout_s,
-            AssignmentRow.site_id.not_in(fresh)),
-    )).all()
-    requeued = requeue(s, [a for a in unacked if a.created_at_s < wall_s - settings.ack_timeout_s],
-                       wall_s, ACK_TIMEOUT)
-    requeued += requeue(s, [a for a in unacked if a.status == AssignmentStatus.ASSIGNED],
-                        wall_s, SITE_STALE)
-    expired = s.scalars(select(AssignmentRow).where(
-        AssignmentRow.status.in_(LEASED),
-        or_(AssignmentRow.renewed_at_s.is_(None),
-            AssignmentRow.renewed_at_s < wall_s - settings.lease_s),
-    ))
-    requeued += requeue(s, expired, wall_s, LEASE_EXPIRED)
-    return requeued
+    return (
+        _withdraw(c, assigned & (AssignmentRow.created_at_s < wall_s - settings.ack_timeout_s),
+                  wall_s, ACK_TIMEOUT)
+        + _withdraw(c, assigned & AssignmentRow.site_id.not_in(fresh), wall_s, SITE_STALE)
+        + _withdraw(c, AssignmentRow.status.in_(LEASED) & or_(
+            AssignmentRow.renewed_at_s.is_(None),
+            AssignmentRow.renewed_at_s < wall_s - settings.lease_s), wall_s, LEASE_EXPIRED)
+    )
 
 
 def renew(s: Session | Connection, site_id: str, holding: list[int],
           wall_s: float) -> tuple[list[int], list[int]]:
     """Renew the leases a site lists; returns (renewed, revoked): listed ids that are live at
-    the site, and listed ids that are not (withdrawn or never its own)."""
+    the site, and listed ids that are not (withdrawn or never its own).
+
+    One statement (an offer makes it on every round trip it saves, and it is exact whatever
+    runs meanwhile): it touches the site's live listed assignments, stamps the leased ones
+    (acknowledged or running; an unacknowledged one has no lease yet) and returns them all.
+    """
     if not holding:
         return [], []
     listed = sorted(set(holding))
-    live = set(s.scalars(select(AssignmentRow.id).where(
-        AssignmentRow.site_id == site_id, AssignmentRow.id.in_(listed),
-        AssignmentRow.status.in_(LIVE))))
-    leased = [i for i in listed if i in live]
-    if leased:
-        s.execute(update(AssignmentRow).where(
-            AssignmentRow.id.in_(leased), AssignmentRow.status.in_(LEASED),
-        ).values(renewed_at_s=wall_s))
-    return leased, [i for i in listed if i not in live]
+    live = set(s.scalars(
+        update(AssignmentRow)
+        .where(AssignmentRow.site_id == site_id, AssignmentRow.id.in_(listed),
+               AssignmentRow.status.in_(LIVE))
+        .values(renewed_at_s=case((AssignmentRow.status.in_(LEASED), wall_s),
+                                  else_=AssignmentRow.renewed_at_s))
+        .returning(AssignmentRow.id).execution_options(synchronize_session=False)
+    ))
+    return [i for i in listed if i in live], [i for i in listed if i not in live]
