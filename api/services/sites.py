@@ -19,6 +19,7 @@ from api.errors import ConflictError, FieldError, ForbiddenError, NotFoundError,
 from api.models import OfferRow, SiteRow
 from api.services import leases
 from api.services.context import Context
+from api.services.offers import ClaimsCache
 from api.services.tokens import TokenService, new_token, token_hash
 from api.states import SiteState
 
@@ -29,9 +30,15 @@ BOUND_FIELDS = ("min_price_usd_per_mwh", "max_price_usd_per_mwh", "min_carbon_g_
 
 
 class SiteService:
-    def __init__(self, ctx: Context, tokens: TokenService) -> None:
+    def __init__(self, ctx: Context, tokens: TokenService, claims: ClaimsCache) -> None:
         self.ctx = ctx
         self.tokens = tokens
+        self.claims = claims  # the offers' cache of each site's fleet and bounds
+
+    def _forget(self, site_id: str) -> None:
+        """A site's token or claims may have changed or ended: drop what is cached."""
+        self.tokens.forget(site_id)
+        self.claims.forget(site_id)
 
     def _out(self, row: SiteRow, offer: OfferRow | None, wall_s: float) -> schemas.SiteOut:
         return mappers.site_out(row, offer, wall_s, self.ctx.settings.stale_after_s)
@@ -97,7 +104,7 @@ class SiteService:
                 out = self._out(row, None, wall)
         except IntegrityError:
             raise ConflictError(f"site '{body.id}' is already enrolled") from None
-        self.tokens.forget(body.id)
+        self._forget(body.id)
         return schemas.Enrolled(site=out, enrolment_token=token)
 
     def _admin_change(self, site_id: str, allowed: tuple[SiteState, ...], what: str,
@@ -111,7 +118,7 @@ class SiteService:
                 raise ConflictError(f"cannot {what} site '{site_id}': it is {row.state}")
             change(s, row, wall)
             out = self._out(row, s.get(OfferRow, site_id), wall)
-        self.tokens.forget(site_id)
+        self._forget(site_id)
         return out
 
     def disable(self, site_id: str) -> schemas.SiteOut:
@@ -178,6 +185,8 @@ class SiteService:
             row.enrol_token_sha256 = None  # one time only
             row.state = SiteState.ACTIVE
             out = self._out(row, None, wall)
+            self.claims.forget(row.id)  # its fleet is what it registers now
+            self.tokens.remember(row.id, site_token)
         return schemas.SiteRegistered(site=out, token=site_token)
 
     def _register_open(self, body: schemas.SiteRegistration) -> schemas.SiteRegistered:
@@ -198,6 +207,7 @@ class SiteService:
                 s.add(row)
                 s.flush()
                 out = self._out(row, None, wall)
+                self.tokens.remember(row.id, token)
         except IntegrityError:  # a concurrent registration of the same id won the race
             raise ConflictError(f"site '{body.id}' is already registered") from None
         return schemas.SiteRegistered(site=out, token=token)
@@ -234,5 +244,5 @@ class SiteService:
                 s.execute(delete(OfferRow).where(OfferRow.site_id == site_id))
                 leases.requeue_site(s, site_id, wall, leases.SITE_LEFT)
             out = self._out(row, None, wall)
-        self.tokens.forget(site_id)
+        self._forget(site_id)
         return out

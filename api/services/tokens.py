@@ -1,9 +1,9 @@
 """Bearer tokens: the admin's, each active site's, one-time enrolment tokens.
 
 Tokens are random (``secrets``) and stored only as sha256 hashes; comparisons are constant-time.
-Site tokens are cached by hash (one broker process owns the database), all of them at start-up
-(``warm``); every operation that ends a token's life (disable, deregister, rotate, re-enrol)
-calls ``forget`` for its site.
+Site tokens are cached by hash (one broker process owns the database): all of them at start-up
+(``warm``), and each new one as its site registers (``remember``); every operation that ends a
+token's life (disable, deregister, rotate, re-enrol) calls ``forget`` for its site.
 """
 
 from __future__ import annotations
@@ -105,6 +105,14 @@ class TokenService:
         with self._lock:
             self._site_by_hash.update({digest: site for digest, site in rows if digest})
         return len(rows)
+
+    def remember(self, site_id: str, token: str) -> None:
+        """Cache a site's new token. Call it inside the transaction that stores it: a disable
+        or deregistration of the site commits after that transaction and then ``forget``s it,
+        so the cache never outlives the token. Sites register in bursts (a fleet enrolled at
+        once), and each first request would otherwise look its token up on the event loop."""
+        with self._lock:
+            self._site_by_hash[token_hash(token)] = site_id
 
     def forget(self, site_id: str) -> None:
         """Drop a site's cached tokens (one died or changed hands). Only that site's: clearing

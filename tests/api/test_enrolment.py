@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from api.app import create_app
 from api.clock import Clock
@@ -196,3 +197,47 @@ async def test_a_restarted_broker_caches_the_tokens_of_active_sites_only(make_se
         for site, expected in (("north", 200), ("south", 200), ("east", 401)):
             r = await c.get(f"/v1/sites/{site}", headers=bearer(tokens[site]))
             assert r.status_code == expected, site
+
+
+async def test_a_new_site_token_is_cached_as_it_registers_and_dies_with_its_site(
+        make_settings, wall):
+    """A registering fleet's first requests find their tokens cached (no database read each,
+    on the event loop); a site disabled before it ever used its token is refused all the
+    same."""
+    app = create_app(make_settings(open_registration=False), Clock(1.0, wall))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://broker"
+    ) as c:
+        north = await register(c, "north", await enrol(c, "north"))
+        south = await register(c, "south", await enrol(c, "south"))
+        statements: list[str] = []
+        engine = app.state.services.ctx.db.engine
+        listen = ("before_cursor_execute",
+                  lambda conn, cursor, statement, *rest: statements.append(statement))
+        event.listen(engine, *listen)
+        try:
+            assert (await c.get("/v1/sites/north/offer", headers=bearer(north))).status_code == 404
+        finally:
+            event.remove(engine, *listen)
+        assert not [s for s in statements if "token_sha256" in s], statements
+        assert (await c.post("/v1/sites/south/disable", headers=bearer(ADMIN))).status_code == 200
+        assert (await c.get("/v1/sites/south", headers=bearer(south))).status_code == 401
+
+
+@pytest.mark.parametrize("new_fleet", [2, 8])
+async def test_offers_are_checked_against_the_fleet_of_the_latest_enrolment(closed, new_fleet):
+    """Offers are checked against each site's cached claims; re-enrolling the site with a
+    smaller or larger fleet takes effect at once."""
+    c = closed
+    token = await register(c, "north", await enrol(c, "north", {"V100": 4}), {"V100": 4})
+    put = lambda sequence, n: c.put(  # noqa: E731
+        "/v1/sites/north/offer", json=offer_body(sequence, {"V100": n}), headers=bearer(token))
+    assert (await put(1, 4)).status_code == 200  # claims read and cached
+    assert (await c.post("/v1/sites/north/disable", headers=bearer(ADMIN))).status_code == 200
+    token = await register(c, "north", await enrol(c, "north", {"V100": new_fleet}),
+                           {"V100": new_fleet})
+    r = await put(2, new_fleet + 1)
+    assert r.status_code == 422 and f"more than the {new_fleet} registered" in r.text
+    assert (await put(3, new_fleet)).status_code == 200
+    r = await put(3, new_fleet)
+    assert r.status_code == 409 and r.json()["current_sequence"] == 3
