@@ -12,10 +12,12 @@ The routes every site calls every few seconds (offer, heartbeat) write right on 
 on SQLite and PostgreSQL alike. Handed to threads (anyio's pool, or one writer thread), a write
 waited for the GIL after every call into the driver while the loop parsed the next requests (a
 convoy): at 1,000 agents the writes fell up to 700 behind, p99 0.6-3 s on SQLite and 5.7 s on
-PostgreSQL, although each write takes 1-4 ms. Inline, p99 is 23-230 ms on SQLite and
-0.45-2.2 s on PostgreSQL, whose round trips to the server now stall the loop instead (an async
-driver is the way past that). The loop also waits while a round records its claims (tens of
-ms, up to 170 ms seen).
+PostgreSQL, although each write takes 1-4 ms. On the loop, every round trip to PostgreSQL
+stalls it, so an offer makes one (``soft_write``: autocommit, one guarded statement; it made
+five in a transaction). An asyncio driver (psycopg's, through SQLAlchemy's asyncio extension)
+was tried and measured worse on the 2-core machine: 3.9 ms of API CPU a request against 2.7,
+p99 6.6 s against 1.9 s. The loop also waits while a planning round writes (a few statements,
+milliseconds).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from api.models import Meta
 
@@ -90,12 +93,31 @@ def make_engine(url: str) -> Engine:
         )
         _make_sqlite_safe(engine)
         return engine
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     # No ping before each use ("optimistic" disconnect handling): the ping's round trip made
     # an offer cost 3.4 ms of API CPU instead of 2.2 and p99 6.9 s instead of 0.45 s at 1,000
     # agents. A connection found dead invalidates the pool; that request gets 503 (api.errors).
-    return create_engine(url, pool_size=20, max_overflow=20)
+    return create_engine(_psycopg(url), pool_size=20, max_overflow=20)
+
+
+def _soft_engine(url: str) -> Engine:
+    """PostgreSQL connections in autocommit, each with ``synchronous_commit = off``. The
+    event loop uses one at a time (a few more for the threads' rare writes)."""
+    engine = create_engine(_psycopg(url), isolation_level="AUTOCOMMIT", pool_size=4,
+                           max_overflow=16)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit = off")
+        dbapi_connection.commit()
+
+    return engine
+
+
+def _psycopg(url: str) -> str:
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
 
 
 @contextlib.contextmanager
@@ -104,7 +126,8 @@ def postgres_schema(url: str, prefix: str = "carbonfed") -> Iterator[str]:
     a URL whose connections use it. Tests, benchmarks and other checkouts sharing one server
     never see each other's tables."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    engine = make_engine(normalize_db_url(url))
+    # a connection per use: one kept in a pool between CREATE and DROP could have died
+    engine = create_engine(_psycopg(normalize_db_url(url)), poolclass=NullPool)
     with engine.begin() as c:
         c.exec_driver_sql(f"CREATE SCHEMA {name}")
     try:
@@ -145,6 +168,7 @@ class Database:
         self.engine = make_engine(url)
         self._reader = self.engine.execution_options(**{READ_ONLY: True})
         self._write_lock = threading.Lock() if url.startswith("sqlite") else None
+        self._soft_engine: Engine | None = None  # PostgreSQL: made on first use
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
@@ -159,20 +183,35 @@ class Database:
             yield session
 
     @contextlib.contextmanager
-    def write_connection(self, soft: bool = False) -> Iterator[Connection]:
-        """Like ``write()`` but a Core connection, for hot paths that need no ORM objects.
-
-        ``soft``: state its writer sends again within seconds (an offer). On PostgreSQL its
-        commit does not wait for the WAL flush (``synchronous_commit = off``: a crash may lose
-        the last moments of such commits, never consistency); SQLite's WAL commits never wait
-        for a flush here anyway (``synchronous=NORMAL``)."""
+    def write_connection(self) -> Iterator[Connection]:
+        """Like ``write()`` but a Core connection, for hot paths that need no ORM objects."""
         with self._write_lock or contextlib.nullcontext(), self.engine.begin() as connection:
-            if soft and connection.dialect.name == "postgresql":
-                connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            yield connection
+
+    @contextlib.contextmanager
+    def soft_write(self) -> Iterator[Connection]:
+        """A connection for state its writer sends again within seconds (an offer), whose
+        statements each stand alone (conditional, guarded: no transaction needed).
+
+        On PostgreSQL: autocommit and ``synchronous_commit = off`` from a pool of its own, so
+        a statement is one round trip to the server: a transaction added BEGIN, SET LOCAL and
+        COMMIT to each offer's two, all on the event loop. A crash may lose the last moments
+        of such commits, never consistency. On SQLite: a write transaction
+        (``write_connection``), whose BEGIN and COMMIT are local calls; its WAL commits never
+        wait for a flush here anyway (``synchronous=NORMAL``)."""
+        if self._write_lock is not None:
+            with self.write_connection() as connection:
+                yield connection
+            return
+        if self._soft_engine is None:
+            self._soft_engine = _soft_engine(self.url)
+        with self._soft_engine.connect() as connection:
             yield connection
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._soft_engine is not None:
+            self._soft_engine.dispose()
 
 
 def upgrade_schema(engine: Engine) -> None:

@@ -20,7 +20,7 @@ from api.db import Database, read_meta, upgrade_schema, write_meta
 from api.services.assignments import AssignmentService
 from api.services.context import Context
 from api.services.jobs import JobService
-from api.services.offers import OfferService
+from api.services.offers import ClaimsCache, OfferService
 from api.services.planning import PlanningService
 from api.services.sites import SiteService
 from api.services.summary import SummaryService
@@ -46,8 +46,9 @@ class Services:
     @classmethod
     def build(cls, db: Database, settings: Settings, clock: Clock | None = None) -> Services:
         ctx = Context(db, settings, clock or Clock(settings.time_scale))
-        tokens = TokenService(ctx)
-        return cls(ctx, tokens, SiteService(ctx, tokens), OfferService(ctx), JobService(ctx),
+        tokens, claims = TokenService(ctx), ClaimsCache()
+        return cls(ctx, tokens, SiteService(ctx, tokens, claims), OfferService(ctx, claims),
+                   JobService(ctx),
                    AssignmentService(ctx), PlanningService(ctx), SummaryService(ctx))
 
     def start(self, may_generate_admin_token: bool = True) -> str | None:

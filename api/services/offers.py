@@ -8,9 +8,12 @@ narrowed them at enrolment); outside: 422 naming the slot and the bound.
 from __future__ import annotations
 
 import math
-from typing import cast
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Executable, Table, bindparam, exists, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from api import mappers, schemas
 from api.errors import ConflictError, FieldError, NotFoundError
@@ -20,22 +23,37 @@ from api.services.context import Context
 from api.states import SiteState
 
 # The offer route's statements, built once (parameters by name at execution): sites put an
-# offer every few seconds, so it skips the ORM (identity map, attribute events).
+# offer every few seconds, so it skips the ORM (identity map, attribute events) and makes as
+# few round trips to the database as it can (``Database.soft_write``).
 _OFFERS = cast(Table, OfferRow.__table__)
 _COLUMNS = ("sequence", "start_h", "slot_h", "free_gpus", "price_usd_per_mwh",
             "carbon_g_per_kwh", "received_at_s", "holding")
+# the site's claims and state, and its stored sequence (an outer join: maybe no offer yet)
 OFFER_SITE = select(
     SiteRow.state, SiteRow.gpus, SiteRow.min_price_usd_per_mwh, SiteRow.max_price_usd_per_mwh,
-    SiteRow.min_carbon_g_per_kwh, SiteRow.max_carbon_g_per_kwh,
-).where(SiteRow.id == bindparam("where_site_id"))
+    SiteRow.min_carbon_g_per_kwh, SiteRow.max_carbon_g_per_kwh, _OFFERS.c.sequence,
+).select_from(cast(Table, SiteRow.__table__).outerjoin(_OFFERS, _OFFERS.c.site_id == SiteRow.id)
+              ).where(SiteRow.id == bindparam("where_site_id"))
 OFFER_SEQUENCE = select(_OFFERS.c.sequence).where(_OFFERS.c.site_id == bindparam("where_site_id"))
-OFFER_UPDATE = (
-    update(_OFFERS)
-    .where(_OFFERS.c.site_id == bindparam("where_site_id"),
-           _OFFERS.c.sequence < bindparam("below_sequence"))
-    .values({name: bindparam(name) for name in _COLUMNS})
-)
-OFFER_INSERT = insert(_OFFERS)
+
+
+def _offer_upsert(dialect_insert: Callable[[Table], Any]) -> Executable:
+    """Store the offer if its site is active and it is new or newer than the stored one; one
+    statement, whose RETURNING is empty otherwise. Conditional, so two concurrent offers
+    cannot both win and a late one cannot overwrite a newer one; guarded by the site's state,
+    so an offer racing the site's disabling is not stored for a disabled site."""
+    names = ("site_id", *_COLUMNS)
+    row = select(*(bindparam(n, type_=_OFFERS.c[n].type) for n in names)).where(exists().where(
+        SiteRow.id == bindparam("site_id"), SiteRow.state == SiteState.ACTIVE))
+    insert = dialect_insert(_OFFERS).from_select(names, row)
+    return insert.on_conflict_do_update(
+        index_elements=[_OFFERS.c.site_id], set_={n: insert.excluded[n] for n in _COLUMNS},
+        where=_OFFERS.c.sequence < insert.excluded.sequence,
+    ).returning(_OFFERS.c.sequence)
+
+
+OFFER_UPSERT = {"sqlite": _offer_upsert(sqlite.insert),
+                "postgresql": _offer_upsert(postgresql.insert)}
 
 
 def _check_range(values: list[float], loc: str, low: float, high: float, unit: str) -> None:
@@ -46,9 +64,61 @@ def _check_range(values: list[float], loc: str, low: float, high: float, unit: s
             raise FieldError(("body", loc, i), f"{value:g} is above the maximum {high:g} {unit}")
 
 
+@dataclass(frozen=True)
+class Claims:
+    """What an active site's offers may claim: no more GPUs of a type than its fleet, prices
+    and carbon intensities within its bounds (the broker's settings where an admin set none
+    at enrolment)."""
+
+    gpus: dict[str, int]
+    price_usd_per_mwh: tuple[float, float]
+    carbon_g_per_kwh: tuple[float, float]
+
+    def check(self, site_id: str, body: schemas.OfferIn) -> None:
+        """Raise a FieldError (422) naming the first claim out of bounds."""
+        for gpu, counts in body.free_gpus.items():
+            fleet = self.gpus.get(gpu)
+            if fleet is None:
+                raise FieldError(("body", "free_gpus", gpu),
+                                 f"site '{site_id}' registered no {gpu} GPUs")
+            if max(counts, default=0) > fleet:
+                raise FieldError(("body", "free_gpus", gpu), f"more than the {fleet} registered")
+        _check_range(body.price_usd_per_mwh, "price_usd_per_mwh", *self.price_usd_per_mwh,
+                     "USD/MWh")
+        _check_range(body.carbon_g_per_kwh, "carbon_g_per_kwh", *self.carbon_g_per_kwh, "g/kWh")
+
+    def admits(self, site_id: str, body: schemas.OfferIn) -> bool:
+        try:
+            self.check(site_id, body)
+        except FieldError:
+            return False
+        return True
+
+
+class ClaimsCache:
+    """Each active site's claims, as its last offer read them, so that an offer is one
+    statement. ``SiteService`` forgets a site's whenever they may change (enrolment,
+    registration) or its life ends; an offer that does not fit the cached claims, or is not
+    stored, reads them again before it is refused, so a stale entry costs a read, never a
+    wrong answer."""
+
+    def __init__(self) -> None:
+        self._by_site: dict[str, Claims] = {}
+
+    def get(self, site_id: str) -> Claims | None:
+        return self._by_site.get(site_id)
+
+    def put(self, site_id: str, claims: Claims) -> None:
+        self._by_site[site_id] = claims
+
+    def forget(self, site_id: str) -> None:
+        self._by_site.pop(site_id, None)
+
+
 class OfferService:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, claims: ClaimsCache) -> None:
         self.ctx = ctx
+        self.claims = claims
 
     def put(self, site_id: str, body: schemas.OfferIn) -> schemas.OfferOut:
         st = self.ctx.settings
@@ -65,37 +135,38 @@ class OfferService:
             carbon_g_per_kwh=list(body.carbon_g_per_kwh), received_at_s=wall,
             holding=holding,
         )
-        with self.ctx.db.write_connection(soft=True) as c:
-            site = c.execute(OFFER_SITE, {"where_site_id": site_id}).first()
-            if site is None or site.state != SiteState.ACTIVE:
-                raise NotFoundError(f"no active site '{site_id}'")
-            for gpu, counts in body.free_gpus.items():
-                fleet = site.gpus.get(gpu)
-                if fleet is None:
-                    raise FieldError(("body", "free_gpus", gpu),
-                                     f"site '{site_id}' registered no {gpu} GPUs")
-                if max(counts, default=0) > fleet:
-                    raise FieldError(("body", "free_gpus", gpu),
-                                     f"more than the {fleet} registered")
-            _check_range(body.price_usd_per_mwh, "price_usd_per_mwh",
-                         _or(site.min_price_usd_per_mwh, st.min_price_usd_per_mwh),
-                         _or(site.max_price_usd_per_mwh, st.max_price_usd_per_mwh), "USD/MWh")
-            _check_range(body.carbon_g_per_kwh, "carbon_g_per_kwh",
-                         _or(site.min_carbon_g_per_kwh, st.min_carbon_g_per_kwh),
-                         _or(site.max_carbon_g_per_kwh, st.max_carbon_g_per_kwh), "g/kWh")
-            # Only a higher sequence may replace the stored offer: one conditional statement, so
-            # two concurrent offers cannot both win and a late one cannot overwrite a newer one.
-            changed = c.execute(
-                OFFER_UPDATE, {"where_site_id": site_id, "below_sequence": body.sequence, **values}
-            ).rowcount
-            if changed == 0:
-                current = c.scalar(OFFER_SEQUENCE, {"where_site_id": site_id})
+        upsert = {"site_id": site_id, **values}
+        cached = self.claims.get(site_id)
+        with self.ctx.db.soft_write() as c:
+            stored = cached is not None and cached.admits(site_id, body) and (
+                c.execute(OFFER_UPSERT[c.dialect.name], upsert).first() is not None)
+            if not stored:  # read the site: why not, or its claims for the first time
+                site = c.execute(OFFER_SITE, {"where_site_id": site_id}).first()
+                if site is None or site.state != SiteState.ACTIVE:
+                    self.claims.forget(site_id)
+                    raise NotFoundError(f"no active site '{site_id}'")
+                claims = Claims(
+                    dict(site.gpus),
+                    (_or(site.min_price_usd_per_mwh, st.min_price_usd_per_mwh),
+                     _or(site.max_price_usd_per_mwh, st.max_price_usd_per_mwh)),
+                    (_or(site.min_carbon_g_per_kwh, st.min_carbon_g_per_kwh),
+                     _or(site.max_carbon_g_per_kwh, st.max_carbon_g_per_kwh)),
+                )
+                self.claims.put(site_id, claims)
+                claims.check(site_id, body)
+                current = site.sequence
+                if current is None or current < body.sequence:
+                    if c.execute(OFFER_UPSERT[c.dialect.name], upsert).first() is not None:
+                        current = None
+                    else:  # a concurrent offer or the site's disabling won the race
+                        current = c.scalar(OFFER_SEQUENCE, {"where_site_id": site_id})
+                        if current is None:
+                            raise NotFoundError(f"no active site '{site_id}'")
                 if current is not None:
                     raise ConflictError(
                         f"stale offer: sequence {body.sequence} is not above the stored "
                         f"{current}", current_sequence=current,
                     )
-                c.execute(OFFER_INSERT, {"site_id": site_id, **values})
             _, revoked = leases.renew(c, site_id, holding, wall)
         return schemas.OfferOut(site_id=site_id, revoked=revoked, **values)
 

@@ -60,3 +60,36 @@ async def test_enrol_register_offer_plan_complete_on_postgres(make_settings):
         db = Database(url)
         assert schema_revision(db.engine) == "0002"  # through Alembic, in its own schema
         db.dispose()
+
+
+async def test_offers_survive_a_server_side_disconnect(make_settings):
+    """When the server drops its connections (a restart, a failover), the request that finds
+    its pooled connection dead gets 503, and the next one succeeds on a fresh connection:
+    offers (autocommit connections of their own) and everything else alike."""
+    assert POSTGRES_URL is not None
+    with postgres_schema(POSTGRES_URL, "carbonfed_test") as url:
+        app = create_app(make_settings(db_url=url))
+        site = f"pg-{uuid.uuid4().hex[:8]}"
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://broker"
+        ) as c:
+            r = await c.post("/v1/sites", json={"id": site, "zone": "z", "gpus": {"V100": 4}})
+            token = bearer(r.json()["token"])
+            assert (await c.put(f"/v1/sites/{site}/offer", json=offer_body(1),
+                                headers=token)).status_code == 200
+            killer = Database(url)
+            with killer.engine.connect() as k:
+                killed = k.exec_driver_sql(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()").scalar()
+            killer.dispose()
+            assert killed >= 1
+            statuses = [(await c.put(f"/v1/sites/{site}/offer", json=offer_body(n),
+                                     headers=token)).status_code for n in (2, 3)]
+            assert statuses == [503, 200]
+            # heartbeats and reads use the other pool, whose connections died too: once
+            beats = [(await c.post(f"/v1/sites/{site}/heartbeat", json={"holding": []},
+                                   headers=token)).status_code for _ in range(2)]
+            assert beats == [503, 200]
+            r = await c.get(f"/v1/sites/{site}/offer", headers=token)
+            assert r.status_code == 200 and r.json()["sequence"] == 3
