@@ -346,7 +346,7 @@ async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
             "loop_lag_p99_ms": float(np.percentile(lags_ms, 99)),
             "loop_lag_max_ms": float(max(lags_ms)), "steal": steal,
             "errors": outcome["errors"], "lost_updates": lost,
-            "stale_overwrites": outcome["stale_overwrites"],
+            "stale_overwrites": outcome["stale_overwrites"], "sent_s": sent, "latency_ms": ms,
             "cpu": cpu_report(cpu_before, cpu_after, bench_s, len(latencies)), "rounds": sorted(
                 seen.values(), key=lambda p: p["round_id"])}
 
@@ -416,6 +416,9 @@ def main() -> None:
     parser.add_argument("--keepalive-s", type=float, default=KEEPALIVE_S,
                         help="how long an agent's idle connection is kept (default: as "
                         "carbonfed agent keeps it; 5 is httpx's default)")
+    parser.add_argument("--latencies-csv", type=Path, metavar="FILE",
+                        help="also write every offer's latency (agents, sent_s: seconds into "
+                        "the load, latency_ms) to FILE, to plot or cut finer than 10 s")
     parser.add_argument("--db", help="postgresql://... to run on a fresh schema of that "
                         "server (default: a fresh SQLite file)")
     args = parser.parse_args()
@@ -439,6 +442,7 @@ def main() -> None:
                   f"{' on the API process' if args.no_planner_process else ''}")
             print(f"{'agents':>6} {'requests':>8} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
                   f"{'max ms':>7} {'errors':>6} {'lost':>5} {'stale overwrites':>16}")
+            rows = []  # (agents, sent_s, latency_ms) for --latencies-csv
             for n in args.agents:
                 print(f"load average before: {load_average()}")
                 r = asyncio.run(run_load(url, n, args.rounds, args.interval_s,
@@ -457,6 +461,11 @@ def main() -> None:
                       f"{load_average()}")
                 if args.queued_jobs:
                     print_rounds(r)
+                rows += [(n, sent, ms)
+                         for sent, ms in zip(r["sent_s"], r["latency_ms"], strict=True)]
+            if args.latencies_csv:
+                args.latencies_csv.write_text("agents,sent_s,latency_ms\n" + "".join(
+                    f"{n},{sent:.4f},{ms:.3f}\n" for n, sent, ms in rows))
         finally:
             server.terminate()
             server.wait(timeout=30)
