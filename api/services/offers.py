@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Executable, Table, bindparam, exists, select
+from sqlalchemy import Connection, Executable, Table, bindparam, exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from api import mappers, schemas
@@ -138,37 +138,40 @@ class OfferService:
         upsert = {"site_id": site_id, **values}
         cached = self.claims.get(site_id)
         with self.ctx.db.soft_write() as c:
-            stored = cached is not None and cached.admits(site_id, body) and (
-                c.execute(OFFER_UPSERT[c.dialect.name], upsert).first() is not None)
-            if not stored:  # read the site: why not, or its claims for the first time
-                site = c.execute(OFFER_SITE, {"where_site_id": site_id}).first()
-                if site is None or site.state != SiteState.ACTIVE:
-                    self.claims.forget(site_id)
-                    raise NotFoundError(f"no active site '{site_id}'")
-                claims = Claims(
-                    dict(site.gpus),
-                    (_or(site.min_price_usd_per_mwh, st.min_price_usd_per_mwh),
-                     _or(site.max_price_usd_per_mwh, st.max_price_usd_per_mwh)),
-                    (_or(site.min_carbon_g_per_kwh, st.min_carbon_g_per_kwh),
-                     _or(site.max_carbon_g_per_kwh, st.max_carbon_g_per_kwh)),
-                )
-                self.claims.put(site_id, claims)
-                claims.check(site_id, body)
-                current = site.sequence
-                if current is None or current < body.sequence:
-                    if c.execute(OFFER_UPSERT[c.dialect.name], upsert).first() is not None:
-                        current = None
-                    else:  # a concurrent offer or the site's disabling won the race
-                        current = c.scalar(OFFER_SEQUENCE, {"where_site_id": site_id})
-                        if current is None:
-                            raise NotFoundError(f"no active site '{site_id}'")
-                if current is not None:
-                    raise ConflictError(
-                        f"stale offer: sequence {body.sequence} is not above the stored "
-                        f"{current}", current_sequence=current,
-                    )
+            # the common case, one statement: claims cached and fitting, the offer stored
+            if not (cached is not None and cached.admits(site_id, body) and _upsert(c, upsert)):
+                self._put_after_reading(c, site_id, body, upsert)
             _, revoked = leases.renew(c, site_id, holding, wall)
         return schemas.OfferOut(site_id=site_id, revoked=revoked, **values)
+
+    def _put_after_reading(self, c: Connection, site_id: str, body: schemas.OfferIn,
+                           upsert: dict[str, Any]) -> None:
+        """Read the site (its claims for the first time, or why the offer was not stored),
+        then store the offer or refuse it: 404 inactive, 422 beyond its claims, 409 stale."""
+        site = c.execute(OFFER_SITE, {"where_site_id": site_id}).first()
+        if site is None or site.state != SiteState.ACTIVE:
+            self.claims.forget(site_id)
+            raise NotFoundError(f"no active site '{site_id}'")
+        st = self.ctx.settings
+        claims = Claims(
+            dict(site.gpus),
+            (_or(site.min_price_usd_per_mwh, st.min_price_usd_per_mwh),
+             _or(site.max_price_usd_per_mwh, st.max_price_usd_per_mwh)),
+            (_or(site.min_carbon_g_per_kwh, st.min_carbon_g_per_kwh),
+             _or(site.max_carbon_g_per_kwh, st.max_carbon_g_per_kwh)),
+        )
+        self.claims.put(site_id, claims)
+        claims.check(site_id, body)
+        stored = site.sequence
+        if stored is None or stored < body.sequence:
+            if _upsert(c, upsert):
+                return
+            # a concurrent newer offer, or the site's disabling, won the race
+            stored = c.scalar(OFFER_SEQUENCE, {"where_site_id": site_id})
+            if stored is None:
+                raise NotFoundError(f"no active site '{site_id}'")
+        raise ConflictError(f"stale offer: sequence {body.sequence} is not above the stored "
+                            f"{stored}", current_sequence=stored)
 
     def get(self, site_id: str) -> schemas.OfferOut:
         with self.ctx.db.read() as s:
@@ -186,6 +189,12 @@ class OfferService:
                 raise NotFoundError(f"no active site '{site_id}'")
             renewed, revoked = leases.renew(s, site_id, body.holding, wall)
         return schemas.HeartbeatOut(renewed=renewed, revoked=revoked)
+
+
+def _upsert(c: Connection, values: dict[str, Any]) -> bool:
+    """Store an offer (``OFFER_UPSERT``); False if its site is not active or the stored offer
+    is not older."""
+    return c.execute(OFFER_UPSERT[c.dialect.name], values).first() is not None
 
 
 def _or(value: float | None, default: float) -> float:
