@@ -422,6 +422,8 @@ def main() -> None:
     parser.add_argument("--db", help="postgresql://... to run on a fresh schema of that "
                         "server (default: a fresh SQLite file)")
     args = parser.parse_args()
+    if args.latencies_csv is not None and not args.latencies_csv.parent.is_dir():
+        parser.error(f"--latencies-csv: folder {args.latencies_csv.parent} does not exist")
     with tempfile.TemporaryDirectory() as tmp, database(args.db, Path(tmp)) as db:
         port = free_port()
         url = f"http://{HOST}:{port}"

@@ -48,8 +48,8 @@ class Services:
         ctx = Context(db, settings, clock or Clock(settings.time_scale))
         tokens, claims = TokenService(ctx), ClaimsCache()
         return cls(ctx, tokens, SiteService(ctx, tokens, claims), OfferService(ctx, claims),
-                   JobService(ctx),
-                   AssignmentService(ctx), PlanningService(ctx), SummaryService(ctx))
+                   JobService(ctx), AssignmentService(ctx), PlanningService(ctx),
+                   SummaryService(ctx))
 
     def start(self, may_generate_admin_token: bool = True) -> str | None:
         """Migrate the schema, restore the clock, settle the admin token.

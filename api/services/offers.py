@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Connection, Executable, Table, bindparam, exists, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,6 +20,7 @@ from api.errors import ConflictError, FieldError, NotFoundError
 from api.models import OfferRow, SiteRow
 from api.services import leases
 from api.services.context import Context
+from api.settings import Settings
 from api.states import SiteState
 
 # The offer route's statements, built once (parameters by name at execution): sites put an
@@ -62,6 +63,23 @@ def _check_range(values: list[float], loc: str, low: float, high: float, unit: s
             raise FieldError(("body", loc, i), f"{value:g} is below the minimum {low:g} {unit}")
         if value > high:
             raise FieldError(("body", loc, i), f"{value:g} is above the maximum {high:g} {unit}")
+
+
+class HasBounds(Protocol):
+    min_price_usd_per_mwh: float | None
+    max_price_usd_per_mwh: float | None
+    min_carbon_g_per_kwh: float | None
+    max_carbon_g_per_kwh: float | None
+
+
+def effective_bounds(own: HasBounds, settings: Settings) -> tuple[tuple[float, float],
+                                                                  tuple[float, float]]:
+    """A site's (price USD/MWh, carbon g/kWh) bounds, each (low, high): its own where an admin
+    set them at enrolment, else the broker's."""
+    return ((_or(own.min_price_usd_per_mwh, settings.min_price_usd_per_mwh),
+             _or(own.max_price_usd_per_mwh, settings.max_price_usd_per_mwh)),
+            (_or(own.min_carbon_g_per_kwh, settings.min_carbon_g_per_kwh),
+             _or(own.max_carbon_g_per_kwh, settings.max_carbon_g_per_kwh)))
 
 
 @dataclass(frozen=True)
@@ -152,14 +170,7 @@ class OfferService:
         if site is None or site.state != SiteState.ACTIVE:
             self.claims.forget(site_id)
             raise NotFoundError(f"no active site '{site_id}'")
-        st = self.ctx.settings
-        claims = Claims(
-            dict(site.gpus),
-            (_or(site.min_price_usd_per_mwh, st.min_price_usd_per_mwh),
-             _or(site.max_price_usd_per_mwh, st.max_price_usd_per_mwh)),
-            (_or(site.min_carbon_g_per_kwh, st.min_carbon_g_per_kwh),
-             _or(site.max_carbon_g_per_kwh, st.max_carbon_g_per_kwh)),
-        )
+        claims = Claims(dict(site.gpus), *effective_bounds(site, self.ctx.settings))
         self.claims.put(site_id, claims)
         claims.check(site_id, body)
         stored = site.sequence

@@ -19,7 +19,7 @@ from api.errors import ConflictError, FieldError, ForbiddenError, NotFoundError,
 from api.models import OfferRow, SiteRow
 from api.services import leases
 from api.services.context import Context
-from api.services.offers import ClaimsCache
+from api.services.offers import ClaimsCache, effective_bounds
 from api.services.tokens import TokenService, new_token, token_hash
 from api.states import SiteState
 
@@ -54,14 +54,7 @@ class SiteService:
     def _check_bounds(self, bounds: schemas.ClaimBounds) -> None:
         """Per-site bounds may only narrow the broker's."""
         st = self.ctx.settings
-        lo_p = st.min_price_usd_per_mwh if bounds.min_price_usd_per_mwh is None else (
-            bounds.min_price_usd_per_mwh)
-        hi_p = st.max_price_usd_per_mwh if bounds.max_price_usd_per_mwh is None else (
-            bounds.max_price_usd_per_mwh)
-        lo_c = st.min_carbon_g_per_kwh if bounds.min_carbon_g_per_kwh is None else (
-            bounds.min_carbon_g_per_kwh)
-        hi_c = st.max_carbon_g_per_kwh if bounds.max_carbon_g_per_kwh is None else (
-            bounds.max_carbon_g_per_kwh)
+        (lo_p, hi_p), (lo_c, hi_c) = effective_bounds(bounds, st)
         checks = (("min_price_usd_per_mwh", lo_p, st.min_price_usd_per_mwh, hi_p),
                   ("max_price_usd_per_mwh", hi_p, lo_p, st.max_price_usd_per_mwh),
                   ("min_carbon_g_per_kwh", lo_c, st.min_carbon_g_per_kwh, hi_c),
