@@ -68,11 +68,12 @@ async def bearer_token(credentials: Credentials) -> str | None:
     return credentials.credentials if credentials is not None else None
 
 
-async def current_principal(credentials: Credentials, services: AllServices) -> Principal:
+async def current_principal(request: Request, credentials: Credentials) -> Principal:
     """Who calls. Async on purpose: the token lookup is cached or one indexed read (well under
     a millisecond, never waits for a writer), cheaper inline than a hop to the thread pool."""
     if credentials is None:
         raise UnauthorizedError("missing bearer token")
+    services: Services = request.app.state.services
     who = services.tokens.principal(credentials.credentials)
     if who is None:
         raise UnauthorizedError("unknown or revoked token")
