@@ -113,24 +113,59 @@ class Claims:
         return True
 
 
+@dataclass(frozen=True)
+class _Known:
+    claims: Claims | None
+    sequence: int | None  # the stored offer's, as this process last wrote or read it
+    epoch: int  # the site's epoch when what it holds was read: stale once ``forget`` bumps it
+
+
 class ClaimsCache:
-    """Each active site's claims, as its last offer read them, so that an offer is one
-    statement. ``SiteService`` forgets a site's whenever they may change (enrolment,
-    registration) or its life ends; an offer that does not fit the cached claims, or is not
-    stored, reads them again before it is refused, so a stale entry costs a read, never a
-    wrong answer."""
+    """Each active site's claims and stored offer sequence, as its last offer found them, so
+    that an offer is one statement and an offer replayed with an old sequence none.
+
+    ``SiteService`` forgets a site whenever they may change (enrolment, registration, a reset
+    sequence) or its life ends, after the change commits. What an offer read before such a
+    change is stored under the epoch it began in, and ``forget`` bumps the epoch, so it is
+    never taken for current. Sequences only grow between forgets, so a remembered one is a
+    lower bound of the stored one: an offer at or below it is stale for sure. An offer that
+    does not fit the cached claims, or is not stored, reads the site again before it is
+    refused, so a stale entry costs a read, never a wrong answer. One process: another
+    broker process writing the same database would need this cache off."""
 
     def __init__(self) -> None:
-        self._by_site: dict[str, Claims] = {}
+        self._known: dict[str, _Known] = {}
+        self._epochs: dict[str, int] = {}
+
+    def epoch(self, site_id: str) -> int:
+        return self._epochs.get(site_id, 0)
+
+    def _current(self, site_id: str) -> _Known | None:
+        known = self._known.get(site_id)
+        return known if known is not None and known.epoch == self.epoch(site_id) else None
 
     def get(self, site_id: str) -> Claims | None:
-        return self._by_site.get(site_id)
+        known = self._current(site_id)
+        return None if known is None else known.claims
 
-    def put(self, site_id: str, claims: Claims) -> None:
-        self._by_site[site_id] = claims
+    def sequence(self, site_id: str) -> int | None:
+        known = self._current(site_id)
+        return None if known is None else known.sequence
+
+    def put(self, site_id: str, epoch: int, *, claims: Claims | None = None,
+            sequence: int | None = None) -> None:
+        """Remember what an offer that began in ``epoch`` found (None: keep what is known)."""
+        if epoch != self.epoch(site_id):
+            return  # forgotten meanwhile: what the offer read may predate the change
+        known = self._current(site_id)
+        if known is not None:
+            claims = known.claims if claims is None else claims
+            sequence = known.sequence if sequence is None else max(sequence, known.sequence or 0)
+        self._known[site_id] = _Known(claims, sequence, epoch)
 
     def forget(self, site_id: str) -> None:
-        self._by_site.pop(site_id, None)
+        self._epochs[site_id] = self.epoch(site_id) + 1
+        self._known.pop(site_id, None)
 
 
 class OfferService:
@@ -154,16 +189,22 @@ class OfferService:
             holding=holding,
         )
         upsert = {"site_id": site_id, **values}
+        epoch = self.claims.epoch(site_id)
         cached = self.claims.get(site_id)
+        fits = cached is not None and cached.admits(site_id, body)
+        known = self.claims.sequence(site_id)
+        if fits and known is not None and body.sequence <= known:
+            raise _stale(body.sequence, known)  # a replay, refused without a statement
         with self.ctx.db.soft_write() as c:
             # the common case, one statement: claims cached and fitting, the offer stored
-            if not (cached is not None and cached.admits(site_id, body) and _upsert(c, upsert)):
-                self._put_after_reading(c, site_id, body, upsert)
+            if not (fits and _upsert(c, upsert)):
+                self._put_after_reading(c, site_id, body, upsert, epoch)
             _, revoked = leases.renew(c, site_id, holding, wall)
+        self.claims.put(site_id, epoch, sequence=body.sequence)
         return schemas.OfferOut(site_id=site_id, revoked=revoked, **values)
 
     def _put_after_reading(self, c: Connection, site_id: str, body: schemas.OfferIn,
-                           upsert: dict[str, Any]) -> None:
+                           upsert: dict[str, Any], epoch: int) -> None:
         """Read the site (its claims for the first time, or why the offer was not stored),
         then store the offer or refuse it: 404 inactive, 422 beyond its claims, 409 stale."""
         site = c.execute(OFFER_SITE, {"where_site_id": site_id}).first()
@@ -171,7 +212,7 @@ class OfferService:
             self.claims.forget(site_id)
             raise NotFoundError(f"no active site '{site_id}'")
         claims = Claims(dict(site.gpus), *effective_bounds(site, self.ctx.settings))
-        self.claims.put(site_id, claims)
+        self.claims.put(site_id, epoch, claims=claims)
         claims.check(site_id, body)
         stored = site.sequence
         if stored is None or stored < body.sequence:
@@ -181,8 +222,8 @@ class OfferService:
             stored = c.scalar(OFFER_SEQUENCE, {"where_site_id": site_id})
             if stored is None:
                 raise NotFoundError(f"no active site '{site_id}'")
-        raise ConflictError(f"stale offer: sequence {body.sequence} is not above the stored "
-                            f"{stored}", current_sequence=stored)
+        self.claims.put(site_id, epoch, sequence=stored)
+        raise _stale(body.sequence, stored)
 
     def get(self, site_id: str) -> schemas.OfferOut:
         with self.ctx.db.read() as s:
@@ -200,6 +241,11 @@ class OfferService:
                 raise NotFoundError(f"no active site '{site_id}'")
             renewed, revoked = leases.renew(s, site_id, body.holding, wall)
         return schemas.HeartbeatOut(renewed=renewed, revoked=revoked)
+
+
+def _stale(sequence: int, stored: int) -> ConflictError:
+    return ConflictError(f"stale offer: sequence {sequence} is not above the stored {stored}",
+                         current_sequence=stored)
 
 
 def _upsert(c: Connection, values: dict[str, Any]) -> bool:

@@ -178,8 +178,8 @@ class SiteService:
             row.enrol_token_sha256 = None  # one time only
             row.state = SiteState.ACTIVE
             out = self._out(row, None, wall)
-            self.claims.forget(row.id)  # its fleet is what it registers now
             self.tokens.remember(row.id, site_token)
+        self.claims.forget(body.id)  # its fleet is what it registers now
         return schemas.SiteRegistered(site=out, token=site_token)
 
     def _register_open(self, body: schemas.SiteRegistration) -> schemas.SiteRegistered:
