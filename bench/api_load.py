@@ -221,13 +221,20 @@ async def watch_loop_lag(lags_ms: list[float], stop: asyncio.Event) -> None:
         lags_ms.append((time.perf_counter() - begun - 0.01) * 1000)
 
 
+async def latest_round_id(admin: httpx.AsyncClient) -> int:
+    r = await admin.get("/v1/plans/latest", headers={"Authorization": f"Bearer {ADMIN}"})
+    return r.json()["round_id"] if r.status_code == 200 else 0
+
+
 async def watch_rounds(admin: httpx.AsyncClient, seen: dict[int, dict],
                        stop: asyncio.Event) -> None:
-    """Every planning round the broker runs during the load (polled twice a second)."""
+    """Every planning round the broker runs during the load (polled twice a second); not
+    those it ran before the load, while sites were registering and had offered nothing."""
     headers = {"Authorization": f"Bearer {ADMIN}"}
+    before = await latest_round_id(admin)
     while not stop.is_set():
         r = await admin.get("/v1/plans/latest", headers=headers)
-        if r.status_code == 200:
+        if r.status_code == 200 and r.json()["round_id"] > before:
             plan = r.json()
             seen[plan["round_id"]] = plan
         with contextlib.suppress(asyncio.TimeoutError):
