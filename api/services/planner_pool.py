@@ -100,12 +100,13 @@ class ProcessSolver:
 
     def close(self) -> None:
         """Stop the worker at once: a round in flight is abandoned (it has claimed no job yet;
-        they stay queued) rather than waited for up to its whole budget."""
+        they stay queued) rather than waited for up to its whole budget. The pool is shut down
+        and waited for, so its queues' semaphores are released before this process exits
+        (uvicorn ends it by re-raising SIGTERM, which runs no exit handler)."""
         self._closed = True
-        self._pool.shutdown(wait=False, cancel_futures=True)
         in_flight = self._round is not None and not self._round.done()
         if in_flight and self._pid is not None and self._pid.done() and (
                 self._pid.exception() is None):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._pid.result(), signal.SIGTERM)
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -159,3 +159,30 @@ def test_a_real_brokers_worker_is_niced_and_ends_when_the_broker_is_killed(tmp_p
     os.kill(broker.pid, signal.SIGKILL)  # only the broker, not its process group
     broker.wait(timeout=10)
     e2e.wait_for(lambda: not alive(found[0]), "the worker to end with the broker", [])
+
+
+def test_a_broker_stopped_by_sigterm_leaves_no_semaphore_behind(tmp_path, processes):
+    """Its worker pool is shut down and waited for: multiprocessing's resource tracker, which
+    outlives the broker, finds nothing to clean up (it used to warn of 5 leaked semaphores at
+    every stop)."""
+    port = e2e.free_port()
+    env = {**os.environ, "CARBONFED_ADMIN_TOKEN": e2e.ADMIN}
+    log = tmp_path / "broker.log"
+    broker = e2e.carbonfed("serve", "--db", f"sqlite:///{tmp_path / 'broker.db'}", "--host",
+                           e2e.HOST, "--port", str(port), env=env, log=log)
+    processes.append(broker)
+    e2e.wait_for(lambda: len(planner_workers(broker.pid)) == 1, "the planning worker", [broker])
+    e2e.wait_for(lambda: httpx.get(f"http://{e2e.HOST}:{port}/v1/health").status_code == 200,
+                 "the broker", [broker])
+    broker.send_signal(signal.SIGTERM)
+    broker.wait(timeout=30)
+
+    def group_gone() -> bool:  # the tracker too: it writes its warning as it ends
+        try:
+            os.killpg(broker.pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    e2e.wait_for(group_gone, "the broker's processes to end", [])
+    assert "leaked semaphore" not in log.read_text()
