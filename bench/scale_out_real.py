@@ -10,7 +10,10 @@ Issue 11's figures, measured in one run on this machine:
 * a 16-run sweep (``scenarios.sweep.run_task``, the path of ``carbonfed sweep``): ``default``,
   milp, 4 carbon prices x 4 seeds, on 1 and 2 workers, and whether the tables are identical;
 * CPU seconds per coalition by coalition size (in-process), the input of the paper projection
-  for 64 workers and 20-site federations that ends the output.
+  for 64 workers and 20-site federations that ends the output;
+* batching (``scenarios.market_tasks.ExecutorEvaluate``): federation-12's 298 coalitions of 1-3
+  sites (milliseconds each, where a task's cost to the scheduler shows) on 2 workers, one a task
+  against the batch chosen for 2 workers, and whether the values are the same.
 
 Needs the data folder for federation-12: ``CARBONFED_DATA=../shared/data``.
 """
@@ -27,8 +30,16 @@ from math import comb
 from pathlib import Path
 
 from market.analysis import all_coalitions
+from market.valuation import VALUATIONS
+from scenarios.build import build_run
 from scenarios.loader import load_scenario
-from scenarios.market_tasks import CoalitionTask, ScenarioRef, value_task
+from scenarios.market_tasks import (
+    CoalitionTask,
+    ExecutorEvaluate,
+    ScenarioRef,
+    batch_size,
+    value_task,
+)
 from scenarios.scaleout import open_executor
 from scenarios.sweep import grid, run_task
 
@@ -49,7 +60,7 @@ def coalition_tasks(data: Path, every: int) -> list[CoalitionTask]:
     everyone = all_coalitions(sites)
     # A fixed random sample: every size in proportion (every k-th would follow bit patterns).
     sample = sorted(random.Random(2026).sample(everyone, len(everyone) // every), key=len)
-    return [CoalitionTask(ref, "plan", PRICE_USD_PER_T, c) for c in sample]
+    return [CoalitionTask(ref, "plan", PRICE_USD_PER_T, (c,)) for c in sample]
 
 
 def cpu_by_size(tasks: list[CoalitionTask]) -> dict[int, float]:
@@ -59,7 +70,7 @@ def cpu_by_size(tasks: list[CoalitionTask]) -> dict[int, float]:
     for task in tasks:
         began = time.process_time()
         value_task(task)
-        seconds[len(task.coalition)].append(time.process_time() - began)
+        seconds[len(task.coalitions[0])].append(time.process_time() - began)
     return {size: statistics.mean(s) for size, s in sorted(seconds.items())}
 
 
@@ -71,13 +82,39 @@ def timed_map(workers: int | None, fn, tasks, label: str) -> tuple[float, list]:
         return time.perf_counter() - began, results
 
 
+def batching(data: Path) -> None:
+    """Small coalitions on 2 workers: one a task against ``batch_size``'s batches."""
+    loaded = load_scenario("federation-12", data)
+    run = build_run(loaded)
+    valuation = VALUATIONS["plan"](run.setup, run.config)
+    small = [c for c in all_coalitions(tuple(s.id for s in loaded.scenario.sites)) if len(c) <= 3]
+    walls, values = {}, {}
+    with open_executor(workers=2) as executor:
+        auto = batch_size(len(small), executor.slots)
+        for batch in (1, auto, 1, auto):  # alternated: the machine's speed drifts
+            evaluate = ExecutorEvaluate(executor, ScenarioRef.of(loaded), "plan", batch)
+            evaluate(valuation, small[:4])  # every worker builds its period problem first
+            began = time.perf_counter()
+            values[batch] = evaluate(valuation, small)
+            walls.setdefault(batch, []).append(time.perf_counter() - began)
+    print(f"batching: {len(small)} coalitions of 1-3 sites on 2 workers: "
+          + "; ".join(f"{b} a task ({-(-len(small) // b)} tasks) "
+                      + ", ".join(f"{w:.2f}" for w in walls[b]) + " s" for b in walls)
+          + f"; speed-up {min(walls[1]) / min(walls[auto]):.2f}x (best of two); "
+          f"identical values: {values[1] == values[auto]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--every", type=int, default=32,
                         help="sample one in k of federation-12's 4,095 coalitions (32: 127)")
     parser.add_argument("--skip-sweep", action="store_true")
+    parser.add_argument("--only-batching", action="store_true")
     args = parser.parse_args()
     data = Path(os.environ["CARBONFED_DATA"])
+    if args.only_batching:
+        batching(data)
+        return
 
     tasks = coalition_tasks(data, args.every)
     print(f"federation-12, plan mode at {PRICE_USD_PER_T:g} USD/t: {len(tasks)} of 4,095 "
@@ -128,6 +165,7 @@ def main() -> None:
                 hours = (n * mean_s / workers + tasks * SCHEDULER_S_PER_TASK) / 3600
                 print(f"  {n_sites} sites, {n:,} coalitions x {mean_s:.3f} CPU s, {workers} "
                       f"workers, {batch} coalition(s) a task: {hours:8.2f} h")
+    batching(data)
 
 
 if __name__ == "__main__":  # Dask spawns worker processes, which re-import this file

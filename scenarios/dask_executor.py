@@ -38,6 +38,10 @@ class DaskExecutor(Executor):
         self.client = client
         self.retries = retries
 
+    @property
+    def slots(self) -> int:
+        return max(1, sum(self.client.nthreads().values()))
+
     def map(self, fn: Callable[[T], R], tasks: Sequence[T], *, label: str = "tasks") -> list[R]:
         if not tasks:
             return []

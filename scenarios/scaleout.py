@@ -69,6 +69,11 @@ class Executor(ABC):
     def map(self, fn: Callable[[T], R], tasks: Sequence[T], *, label: str = "tasks") -> list[R]:
         """``[fn(task) for task in tasks]``; ``fn`` must be importable (module level) and pure."""
 
+    @property
+    @abstractmethod
+    def slots(self) -> int:
+        """How many tasks run at once (a cluster's worker threads, as it stands now)."""
+
     def _report(self, label: str, done: int, total: int) -> None:
         if self.progress is not None:
             self.progress(label, done, total)
@@ -76,6 +81,10 @@ class Executor(ABC):
 
 class InProcessExecutor(Executor):
     """Runs the tasks one after the other in this process (the default; no Dask involved)."""
+
+    @property
+    def slots(self) -> int:
+        return 1
 
     def map(self, fn: Callable[[T], R], tasks: Sequence[T], *, label: str = "tasks") -> list[R]:
         pinned = OneThread(fn)

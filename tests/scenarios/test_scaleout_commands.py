@@ -12,11 +12,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, get_task_stream
 
+from market.analysis import all_coalitions
+from market.valuation import VALUATIONS
+from scenarios.build import build_run
 from scenarios.dask_executor import DaskExecutor
 from scenarios.loader import load_scenario
-from scenarios.market_tasks import ScenarioRef
+from scenarios.market_tasks import ExecutorEvaluate, ScenarioRef
 from scenarios.scaleout import InProcessExecutor
 from scenarios.sweep import grid, run_task, summarise
 from tests.broker.test_outside import SCENARIO as THREE_SITES
@@ -25,9 +28,12 @@ from tests.scenarios.helpers import run_cli, synthetic_text
 
 @pytest.fixture(scope="module")
 def cluster():
+    environ = dict(os.environ)  # the nannies write their workers' variables into ours
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address="127.0.0.1:0") as local:
         yield local
+    os.environ.clear()
+    os.environ.update(environ)
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +54,22 @@ def test_coalition_values_are_identical_on_a_cluster(cluster, three_sites, mode)
     assert len(local_doc["coalitions"]) == 7
     assert remote_doc["coalitions"] == local_doc["coalitions"]  # the same floats
     assert remote_doc["schemes"] == local_doc["schemes"]
+
+
+def test_coalition_batches_on_a_cluster_give_the_in_process_values(cluster, three_sites):
+    loaded = load_scenario(str(three_sites))
+    run = build_run(loaded)
+    valuation = VALUATIONS["plan"](run.setup, run.config)
+    coalitions = all_coalitions(valuation.sites)
+    expected = [valuation.value(c) for c in coalitions]
+    with Client(cluster) as client:
+        executor = DaskExecutor(client)
+        assert executor.slots == 2
+        with get_task_stream(client) as stream:
+            got = ExecutorEvaluate(executor, ScenarioRef.of(loaded), "plan", 3)(
+                valuation, coalitions)
+    assert got == expected
+    assert len(stream.data) == 3  # 7 coalitions in batches of 3
 
 
 def test_a_sweep_table_is_identical_on_a_cluster(cluster, tmp_path):
