@@ -5,10 +5,11 @@ Issue 11's figures, measured in one run on this machine:
 * federation-12's coalition values in ``plan`` mode (``scenarios.market_tasks.value_task``, the
   code path of ``carbonfed market --workers N``): one in k of the 4,095 coalitions, drawn at
   random with a fixed seed (so sizes come in proportion), in-process and on LocalClusters of 1
-  and 2 worker processes; time per coalition, the projection to all 4,095, and whether the
-  three gave the same floats;
+  and 2 worker processes (``--rounds`` times each, alternated); time per coalition, the
+  projection to all 4,095, and whether the three gave the same floats;
 * a 16-run sweep (``scenarios.sweep.run_task``, the path of ``carbonfed sweep``): ``default``,
-  milp, 4 carbon prices x 4 seeds, on 1 and 2 workers, and whether the tables are identical;
+  milp, 4 carbon prices x 4 seeds, on 1 and 2 workers (alternated), and whether the tables are
+  identical;
 * CPU seconds per coalition by coalition size (in-process), the input of the paper projection
   for 64 workers and 20-site federations that ends the output;
 * batching (``scenarios.market_tasks.ExecutorEvaluate``): federation-12's 298 coalitions of 1-3
@@ -26,6 +27,7 @@ import random
 import statistics
 import time
 from collections import defaultdict
+from contextlib import ExitStack
 from math import comb
 from pathlib import Path
 
@@ -76,10 +78,36 @@ def cpu_by_size(tasks: list[CoalitionTask]) -> dict[int, float]:
 
 def timed_map(workers: int | None, fn, tasks, label: str) -> tuple[float, list]:
     with open_executor(workers=workers) as executor:
-        executor.map(fn, tasks[:2], label="warm-up")  # each worker builds its caches
+        executor.map(fn, tasks[:2], label="warm-up")  # builds this process's caches
         began = time.perf_counter()
         results = executor.map(fn, tasks, label=label)
         return time.perf_counter() - began, results
+
+
+def interleaved(fn, tasks, label: str, rounds: int) -> tuple[dict[str, list[float]], dict]:
+    """Wall seconds of mapping ``fn`` over ``tasks`` on 1 and on 2 workers, ``rounds`` times
+    each, alternated: the machine's speed drifts (other tenants), and a burst then falls on
+    both rather than on one. Both clusters stay up; an idle one costs nothing."""
+    walls: dict[str, list[float]] = {}
+    results: dict[str, list] = {}
+    with ExitStack() as stack:
+        executors = {name: stack.enter_context(open_executor(workers=workers))
+                     for name, workers in (("1 worker", 1), ("2 workers", 2))}
+        for executor in executors.values():  # every worker builds its caches first
+            executor.map(fn, tasks[:4 * executor.slots], label="warm-up")
+        for _ in range(rounds):
+            for name, executor in executors.items():
+                began = time.perf_counter()
+                results[name] = executor.map(fn, tasks, label=label)
+                walls.setdefault(name, []).append(time.perf_counter() - began)
+    return walls, results
+
+
+def speedup(walls: dict[str, list[float]]) -> str:
+    one, two = walls["1 worker"], walls["2 workers"]
+    rounds = ", ".join(f"{a / b:.2f}x" for a, b in zip(one, two, strict=True))
+    return (f"speed-up 2 workers against 1: {statistics.median(one) / statistics.median(two):.2f}x"
+            f" on medians (rounds: {rounds})")
 
 
 def batching(data: Path) -> None:
@@ -109,6 +137,8 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=32,
                         help="sample one in k of federation-12's 4,095 coalitions (32: 127)")
     parser.add_argument("--skip-sweep", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="timed maps on each cluster, 1 and 2 workers alternated (3)")
     parser.add_argument("--only-batching", action="store_true")
     args = parser.parse_args()
     data = Path(os.environ["CARBONFED_DATA"])
@@ -122,28 +152,25 @@ def main() -> None:
     by_size = cpu_by_size(tasks)
     print("CPU s per coalition by size (in-process): "
           + ", ".join(f"{k}: {v:.3f}" for k, v in by_size.items()))
-    walls: dict[str, float] = {}
-    results: dict[str, list] = {}
-    for name, workers in (("in-process", None), ("1 worker", 1), ("2 workers", 2)):
-        walls[name], results[name] = timed_map(workers, value_task, tasks, "coalitions")
-        per = walls[name] / len(tasks)
-        print(f"  {name:<10} {walls[name]:7.1f} s, {1e3 * per:6.1f} ms per coalition, "
-              f"all 4,095 projected {4095 * per / 60:5.1f} min; {load_average()}")
-    same = results["in-process"] == results["1 worker"] == results["2 workers"]
-    print(f"  speed-up 2 workers against 1: {walls['1 worker'] / walls['2 workers']:.2f}x; "
-          f"identical floats in all three: {same}")
+    wall_in, in_process = timed_map(None, value_task, tasks, "coalitions")
+    walls, results = interleaved(value_task, tasks, "coalitions", args.rounds)
+    for name, seconds in (("in-process", [wall_in]), *walls.items()):
+        per = statistics.median(seconds) / len(tasks)
+        print(f"  {name:<10} {', '.join(f'{w:.1f}' for w in seconds)} s, {1e3 * per:6.1f} ms "
+              f"per coalition (median), all 4,095 projected {4095 * per / 60:5.1f} min")
+    same = in_process == results["1 worker"] == results["2 workers"]
+    print(f"  {speedup(walls)}; identical floats in all three: {same}; {load_average()}")
 
     if not args.skip_sweep:
         ref = ScenarioRef.of(load_scenario("default"))
         runs = grid(ref, ["milp"], list(SWEEP_PRICES), SWEEP_SEEDS)
-        sweeps: dict[str, float] = {}
-        tables: dict[str, list] = {}
-        for name, workers in (("1 worker", 1), ("2 workers", 2)):
-            sweeps[name], tables[name] = timed_map(workers, run_task, runs, "runs")
-            print(f"sweep of {len(runs)} runs (default, milp, {len(SWEEP_PRICES)} prices x "
-                  f"{SWEEP_SEEDS} seeds), {name}: {sweeps[name]:.1f} s; {load_average()}")
-        print(f"  speed-up 2 workers against 1: {sweeps['1 worker'] / sweeps['2 workers']:.2f}x;"
-              f" identical tables: {tables['1 worker'] == tables['2 workers']}")
+        sweeps, tables = interleaved(run_task, runs, "runs", args.rounds)
+        print(f"sweep of {len(runs)} runs (default, milp, {len(SWEEP_PRICES)} prices x "
+              f"{SWEEP_SEEDS} seeds): " + "; ".join(
+                  f"{name} {', '.join(f'{w:.1f}' for w in seconds)} s"
+                  for name, seconds in sweeps.items()))
+        print(f"  {speedup(sweeps)}; identical tables: "
+              f"{tables['1 worker'] == tables['2 workers']}; {load_average()}")
 
     # Paper projection: exact games need every coalition; the mean CPU per coalition of a
     # 20-site federation is extrapolated linearly in coalition size from federation-12's.
@@ -160,7 +187,7 @@ def main() -> None:
     for n_sites, mean_s in ((12, mean_12), (20, mean_20)):
         n = 2**n_sites - 1
         for workers in (2, 64):
-            for batch in (1, 1000):
+            for batch in (1, batch_size(n, workers)):  # one a task, and ExecutorEvaluate's
                 tasks = -(-n // batch)
                 hours = (n * mean_s / workers + tasks * SCHEDULER_S_PER_TASK) / 3600
                 print(f"  {n_sites} sites, {n:,} coalitions x {mean_s:.3f} CPU s, {workers} "
