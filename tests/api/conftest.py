@@ -5,6 +5,7 @@ The broker's clock is a fake one (``FakeWall``) so staleness and timestamps are 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from sqlalchemy import Engine, event
 
 from api.app import create_app
 from api.clock import Clock
@@ -93,13 +96,35 @@ class Broker:
         return {"Authorization": f"Bearer {ADMIN}"}
 
 
+@contextlib.asynccontextmanager
+async def served(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The app through its lifespan, and a client that calls it in-process."""
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://broker"
+    ) as client:
+        yield client
+
+
+@contextlib.contextmanager
+def statements_on(engine: Engine) -> Iterator[list[str]]:
+    """The SQL statements ``engine`` runs inside the block, as they run."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *rest) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
 @pytest.fixture
 async def broker(make_settings, wall) -> AsyncIterator[Broker]:
     app = create_app(make_settings(), Clock(1.0, wall))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://broker") as client:
-            yield Broker(client, wall, app.state.services)
+    async with served(app) as client:
+        yield Broker(client, wall, app.state.services)
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import httpx
 import numpy as np
 import pytest
 
@@ -27,7 +26,7 @@ from broker.live import (
 from broker.planner import PlannerConfig
 from optimization import SolverOptions, SolveStatus
 from sites import DEFAULT_GPUS, SiteSpec, default_affinity
-from tests.api.conftest import ADMIN, bearer, offer_body, site_body
+from tests.api.conftest import ADMIN, bearer, offer_body, served, site_body
 
 GPU_TYPES = ("V100", "P100", "K80")
 JOB_TYPES = ("resnet50", "resnet18", "transformer", "lm", "recommendation")
@@ -50,9 +49,7 @@ def distinct_jobs(n: int, n_sites: int, rng: np.random.Generator) -> list[dict]:
 async def default_planner(make_settings, wall):
     """The broker's default planning settings (method auto, 10 s budget), a 6-slot horizon."""
     app = create_app(make_settings(solver_method="auto"), Clock(1.0, wall))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://broker"
-    ) as client:
+    async with served(app) as client:
         yield client, app.state.services
 
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from sqlalchemy import event
 
 from api.app import create_app
 from api.clock import Clock
 from api.settings import Settings
-from tests.api.conftest import ADMIN, bearer, job_body, offer_body, site_body
+from tests.api.conftest import ADMIN, bearer, job_body, offer_body, served, site_body, statements_on
 
 pytestmark = pytest.mark.anyio
 
@@ -21,9 +20,7 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 async def closed(make_settings, wall):
     app = create_app(make_settings(open_registration=False), Clock(1.0, wall))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://broker"
-    ) as client:
+    async with served(app) as client:
         yield client
 
 
@@ -182,9 +179,7 @@ async def test_a_restarted_broker_caches_the_tokens_of_active_sites_only(make_se
     is not cached, and neither works."""
     settings = make_settings(open_registration=False)
     app = create_app(settings, Clock(1.0, wall))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://broker"
-    ) as c:
+    async with served(app) as c:
         tokens = {site: await register(c, site, await enrol(c, site))
                   for site in ("north", "south", "east")}
         await enrol(c, "west")  # enrolled, never registered
@@ -205,20 +200,11 @@ async def test_a_new_site_token_is_cached_as_it_registers_and_dies_with_its_site
     on the event loop); a site disabled before it ever used its token is refused all the
     same."""
     app = create_app(make_settings(open_registration=False), Clock(1.0, wall))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://broker"
-    ) as c:
+    async with served(app) as c:
         north = await register(c, "north", await enrol(c, "north"))
         south = await register(c, "south", await enrol(c, "south"))
-        statements: list[str] = []
-        engine = app.state.services.ctx.db.engine
-        listen = ("before_cursor_execute",
-                  lambda conn, cursor, statement, *rest: statements.append(statement))
-        event.listen(engine, *listen)
-        try:
+        with statements_on(app.state.services.ctx.db.engine) as statements:
             assert (await c.get("/v1/sites/north/offer", headers=bearer(north))).status_code == 404
-        finally:
-            event.remove(engine, *listen)
         assert not [s for s in statements if "token_sha256" in s], statements
         assert (await c.post("/v1/sites/south/disable", headers=bearer(ADMIN))).status_code == 200
         assert (await c.get("/v1/sites/south", headers=bearer(south))).status_code == 401

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import re
 
-import httpx
 import pytest
 
 from api.app import create_app
 from api.clock import Clock
-from tests.api.conftest import bearer, job_body, site_body
+from tests.api.conftest import bearer, job_body, served, site_body
 
 pytestmark = pytest.mark.anyio
 
@@ -18,9 +17,7 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 async def small(make_settings, wall):
     app = create_app(make_settings(max_body_bytes=4096), Clock(1.0, wall))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://broker"
-    ) as client:
+    async with served(app) as client:
         yield client
 
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import httpx
 import pytest
 
 from api.app import create_app
 from api.clock import Clock
 from api.db import Database, schema_revision, upgrade_schema
 from scenarios.cli import main
-from tests.api.conftest import bearer
+from tests.api.conftest import bearer, served
 
 DUMP = Path(__file__).parent / "data" / "broker_v1.sql"
 OLD_ADMIN = "admin-token-for-tests"
@@ -80,9 +79,7 @@ async def test_the_broker_serves_an_upgraded_database(tmp_path, make_settings, w
     path = v1_database(tmp_path)
     settings = make_settings(db_url=f"sqlite:///{path}", admin_token=None)
     app = create_app(settings, Clock(1.0, wall))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://broker"
-    ) as c:
+    async with served(app) as c:
         admin = bearer(OLD_ADMIN)  # its stored hash still works
         jobs = (await c.get("/v1/jobs", headers=admin)).json()
         assert sorted(j["status"] for j in jobs) == [

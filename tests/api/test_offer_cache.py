@@ -7,14 +7,12 @@ current.
 
 from __future__ import annotations
 
-import httpx
 import pytest
-from sqlalchemy import event
 
 from api.app import create_app
 from api.clock import Clock
 from api.services.offers import Claims, ClaimsCache
-from tests.api.conftest import ADMIN, bearer, offer_body
+from tests.api.conftest import ADMIN, bearer, offer_body, served, statements_on
 from tests.api.test_enrolment import enrol, register
 
 CLAIMS = Claims({"V100": 4}, (-500.0, 5000.0), (0.0, 2000.0))
@@ -45,24 +43,15 @@ def test_what_was_read_before_a_forget_is_never_current():
 @pytest.mark.anyio
 async def test_a_replayed_offer_is_refused_without_a_statement(make_settings, wall):
     app = create_app(make_settings(open_registration=False), Clock(1.0, wall))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://broker"
-    ) as c:
+    async with served(app) as c:
         token = await register(c, "north", await enrol(c, "north"))
         put = lambda sequence: c.put(  # noqa: E731
             "/v1/sites/north/offer", json=offer_body(sequence), headers=bearer(token))
         assert (await put(5)).status_code == 200
-        statements: list[str] = []
-        engine = app.state.services.ctx.db.engine
-        listen = ("before_cursor_execute",
-                  lambda conn, cursor, statement, *rest: statements.append(statement))
-        event.listen(engine, *listen)
-        try:
+        with statements_on(app.state.services.ctx.db.engine) as statements:
             for replayed in (3, 5):
                 r = await put(replayed)
                 assert r.status_code == 409 and r.json()["current_sequence"] == 5
-        finally:
-            event.remove(engine, *listen)
         assert statements == []
         assert (await put(6)).status_code == 200
         assert (await c.post("/v1/sites/north/reset-sequence",

@@ -29,15 +29,13 @@ from api.services import Services
 from api.services.planner_pool import PLANNER_NICENESS, InlineSolver, ProcessSolver
 from api.services.round_read import RoundQuery
 from tests.api import processes as e2e
-from tests.api.conftest import ADMIN, bearer, job_body, offer_body, site_body
+from tests.api.conftest import ADMIN, bearer, job_body, offer_body, served, site_body
 
 
 @pytest.mark.anyio
 async def test_a_round_is_solved_in_a_child_process(make_settings, wall):
     app = create_app(make_settings(planner_process=True), Clock(1.0, wall))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://broker"
-    ) as c:
+    async with served(app) as c:
         for site in ("north", "south"):
             token = (await c.post("/v1/sites", json=site_body(site))).json()["token"]
             r = await c.put(f"/v1/sites/{site}/offer", json=offer_body(1),
@@ -63,9 +61,7 @@ async def tiny_broker(make_settings, wall) -> AsyncIterator[tuple[Services, Roun
     over them now."""
     settings = make_settings()
     app = create_app(settings, Clock(1.0, wall))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://broker"
-    ) as c:
+    async with served(app) as c:
         fleet = {"V100": 4, "P100": 2}
         for i in range(3):
             site = f"s{i}"

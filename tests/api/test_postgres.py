@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
 import pytest
 
 from api.app import create_app
 from api.db import Database, postgres_schema, schema_revision
-from tests.api.conftest import ADMIN, POSTGRES_URL, bearer, job_body, offer_body
+from tests.api.conftest import ADMIN, POSTGRES_URL, bearer, job_body, offer_body, served
 
 pytestmark = [
     pytest.mark.anyio,
@@ -28,9 +27,7 @@ async def test_enrol_register_offer_plan_complete_on_postgres(make_settings):
         app = create_app(make_settings(db_url=url, open_registration=False))
         site, job = f"pg-{uuid.uuid4().hex[:8]}", f"pg-job-{uuid.uuid4().hex[:8]}"
         admin = bearer(ADMIN)
-        async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://broker"
-        ) as c:
+        async with served(app) as c:
             once = (await c.post("/v1/enrolments", json={"id": site, "zone": "z",
                                                         "gpus": {"V100": 4}},
                                  headers=admin)).json()["enrolment_token"]
@@ -70,9 +67,7 @@ async def test_offers_survive_a_server_side_disconnect(make_settings):
     with postgres_schema(POSTGRES_URL, "carbonfed_test") as url:
         app = create_app(make_settings(db_url=url))
         site = f"pg-{uuid.uuid4().hex[:8]}"
-        async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://broker"
-        ) as c:
+        async with served(app) as c:
             r = await c.post("/v1/sites", json={"id": site, "zone": "z", "gpus": {"V100": 4}})
             token = bearer(r.json()["token"])
             assert (await c.put(f"/v1/sites/{site}/offer", json=offer_body(1),
