@@ -110,5 +110,7 @@ class ExecutorEvaluate:
         batch = self.batch or batch_size(len(coalitions), self.executor.slots)
         batches = strided(coalitions, math.ceil(len(coalitions) / batch))
         tasks = [CoalitionTask(self.scenario, self.mode, price, b) for b in batches]
-        label = f"coalitions at {price:g} USD/t" + (f", {batch} a task" if batch > 1 else "")
+        # progress counts tasks: one a coalition, unless the label gives the batch
+        label = (f"coalition values at {price:g} USD/t"
+                 + (f", {batch} coalitions a task" if batch > 1 else ""))
         return unstrided(self.executor.map(value_task, tasks, label=label))

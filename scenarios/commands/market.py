@@ -78,7 +78,7 @@ class MarketCommand(Command):
         valuation = VALUATIONS[mode](run.setup, run.config)
         policies = ([CarbonPolicy(CarbonPolicyKind.TAX, p) for p in prices] if prices
                     else [policy])
-        with progress_reporter("coalitions") as progress, \
+        with progress_reporter("tasks") as progress, \
                 open_executor(args.workers, args.scheduler, progress=progress) as executor:
             evaluate = ExecutorEvaluate(executor, ScenarioRef.of(loaded), mode)
             points = [analyse(valuation, p, settings, evaluate) for p in policies]

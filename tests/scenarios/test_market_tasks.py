@@ -44,6 +44,7 @@ class CountingExecutor(InProcessExecutor):
         super().__init__()
         self._slots = slots
         self.tasks: list[int] = []
+        self.labels: list[str] = []
 
     @property
     def slots(self) -> int:
@@ -51,6 +52,7 @@ class CountingExecutor(InProcessExecutor):
 
     def map(self, fn, tasks, *, label="tasks"):
         self.tasks.append(len(tasks))
+        self.labels.append(label)
         return super().map(fn, tasks, label=label)
 
 
@@ -70,6 +72,9 @@ def test_batched_values_are_the_valuations_own_in_order(three, batch):
     executor = CountingExecutor(slots=2)
     got = ExecutorEvaluate(executor, ref, "plan", batch)(valuation, coalitions)
     assert executor.tasks == [-(-7 // batch)]
+    price = f"{valuation.config.carbon_price_usd_per_t:g}"
+    assert executor.labels == [f"coalition values at {price} USD/t"
+                               + (f", {batch} coalitions a task" if batch > 1 else "")]
     assert [v.sites for v in got] == coalitions
     assert got == [valuation.value(c) for c in coalitions]  # the same floats
 
