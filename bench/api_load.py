@@ -234,8 +234,8 @@ async def watch_rounds(admin: httpx.AsyncClient, seen: dict[int, dict],
     before = await latest_round_id(admin)
     while not stop.is_set():
         r = await admin.get("/v1/plans/latest", headers=headers)
-        if r.status_code == 200 and r.json()["round_id"] > before:
-            plan = r.json()
+        plan = r.json() if r.status_code == 200 else None
+        if plan is not None and plan["round_id"] > before:
             seen[plan["round_id"]] = plan
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.5)

@@ -14,11 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 from market.valuation import VALUATIONS, CoalitionValue, Valuation, at_carbon_price
 from scenarios.build import build_run
 from scenarios.loader import LoadedScenario, parse_scenario
 from scenarios.scaleout import Executor
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ def batch_size(n_coalitions: int, slots: int) -> int:
     return max(1, min(MAX_BATCH, n_coalitions // (slots * TASKS_PER_SLOT)))
 
 
-def strided(items: Sequence[tuple[str, ...]], n_batches: int) -> list[tuple[tuple[str, ...], ...]]:
+def strided(items: Sequence[T], n_batches: int) -> list[tuple[T, ...]]:
     """``n_batches`` batches, item i in batch i % n_batches: coalitions come enumerated by size
     or by bitmask, so contiguous batches would differ in cost by orders of magnitude (0.003
     CPU s for 2 of federation-12's sites, 0.76 for 12); strided, every batch takes a share of
@@ -86,7 +89,7 @@ def strided(items: Sequence[tuple[str, ...]], n_batches: int) -> list[tuple[tupl
     return [tuple(items[k::n_batches]) for k in range(n_batches)]
 
 
-def unstrided(batches: Sequence[Sequence[CoalitionValue]]) -> list[CoalitionValue]:
+def unstrided(batches: Sequence[Sequence[T]]) -> list[T]:
     """The results of ``strided`` batches back in the items' order (item i is batch i % n's
     (i // n)-th)."""
     n = len(batches)

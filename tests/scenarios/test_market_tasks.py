@@ -34,9 +34,9 @@ def test_strided_batches_mix_sizes_and_come_back_in_order():
     batches = strided(items, 3)
     assert batches == [(("0",), ("3",), ("6",), ("9",)), (("1",), ("4",), ("7",)),
                        (("2",), ("5",), ("8",))]
-    assert unstrided(batches) == items  # type: ignore[arg-type]
-    assert unstrided(strided(items, 10)) == items  # type: ignore[arg-type]
-    assert unstrided(strided(items, 1)) == items  # type: ignore[arg-type]
+    assert unstrided(batches) == items
+    assert unstrided(strided(items, 10)) == items
+    assert unstrided(strided(items, 1)) == items
 
 
 class CountingExecutor(InProcessExecutor):
