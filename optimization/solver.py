@@ -23,7 +23,11 @@ into rounds that silently defer every job.
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import math
+import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -84,6 +88,44 @@ class SolveResult:
     def gap(self) -> float:
         """Relative gap between incumbent and bound (:func:`relative_gap`)."""
         return relative_gap(self.objective, self.bound)
+
+
+_log = logging.getLogger(__name__)
+
+
+def _quiet_first_highs() -> str:
+    """Construct this process's first ``Highs`` object with file descriptor 1 sent to a
+    temporary file, and return what HiGHS wrote there.
+
+    highspy 1.16 prints its banner ("Running HiGHS ... Copyright") from C++ straight to file
+    descriptor 1 when the first ``Highs`` object is made, before any ``output_flag`` can be
+    set: ``--json`` output and the serve log would carry it. Python's ``sys.stdout`` never
+    sees it, so swapping ``sys.stdout`` would not help. The banner is kept for the log
+    (debug level: ``--verbose``).
+    """
+    try:
+        stdout_fd = 1
+        saved = os.dup(stdout_fd)
+    except OSError:  # no file descriptor 1 (a daemon): nothing to guard
+        highspy.Highs()
+        return ""
+    libc = ctypes.CDLL(None)
+    with tempfile.TemporaryFile() as sink:
+        libc.fflush(None)
+        os.dup2(sink.fileno(), stdout_fd)
+        try:
+            highspy.Highs()
+            libc.fflush(None)  # C's stdio buffer, before the descriptor is given back
+        finally:
+            os.dup2(saved, stdout_fd)
+            os.close(saved)
+        sink.seek(0)
+        return sink.read().decode(errors="replace")
+
+
+HIGHS_BANNER = _quiet_first_highs()
+if HIGHS_BANNER:
+    _log.debug("%s", HIGHS_BANNER.rstrip())
 
 
 class SolverError(RuntimeError):

@@ -114,3 +114,18 @@ def test_programming_errors_are_not_swallowed():
     m.cost.set_value(m.x[1] * m.x[2])
     with pytest.raises(Exception, match=r"(?i)degree|quadratic|linear"):
         solve_model(m, SolverOptions(5, 0.0, 1))
+
+
+def test_highs_banner_never_reaches_file_descriptor_1() -> None:
+    """highspy 1.16 writes its banner from C++ to fd 1 at the first ``Highs()``; a process that
+    imports the solver wrapper and then makes Highs objects writes nothing there (read through a
+    real pipe, as ``carbonfed ... --json | jq`` would), and the banner is kept for the log."""
+    import subprocess
+    import sys
+
+    code = ("import highspy, optimization.solver as s; highspy.Highs(); highspy.Highs(); "
+            "import sys; sys.stderr.write(s.HIGHS_BANNER)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout == ""
+    assert "HiGHS" in done.stderr
