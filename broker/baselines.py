@@ -13,10 +13,11 @@ import numpy as np
 from broker.federation import Federation
 from broker.jobs import Job
 from broker.offers import RoundOffers
+from broker.options import at_starts, job_runs
 from broker.planner import Assignment
 from broker.policies import Policy
+from sites import scaling
 from sites.timegrid import window_mean
-from sites.units import gb_to_gbit, seconds_to_hours
 
 
 class _Placer:
@@ -40,21 +41,13 @@ class _Placer:
         self.slots = self._occupied_slots()
 
     def _occupied_slots(self) -> np.ndarray:
-        """Slots each job would hold each pool, transfer first when the pool is away from home,
-        clipped to [1, horizon] (the same arithmetic as ``Job.runtime_h`` and
-        ``Federation.transfer_h``, element by element)."""
-        fed, horizon = self.federation, self.free.shape[1]
-        work = np.array([j.work_steps for j in self.queue], dtype=float)
-        dataset_gb = np.array([j.dataset_gb for j in self.queue], dtype=float)
-        runs = self.rates > 0
-        with np.errstate(divide="ignore"):
-            hours = seconds_to_hours(work[:, None] / (self.gpus[:, None] * self.rates))
-        transfer_h = seconds_to_hours(gb_to_gbit(dataset_gb) / fed.transfer_gbps)
-        remote = fed.resource_site[None, :] != self.home[:, None]
-        hours = np.where(remote, hours + transfer_h[:, None], hours)
-        # a pool the job does not run on is never chosen: any slot count will do there
-        slots = np.ceil(np.where(runs, hours, 0.0) / self.offers.slot_h - 1e-9)
-        return np.clip(slots, 1, horizon).astype(int)
+        """Slots each job would hold each pool it fits (its run's, ``broker.options``), clipped
+        to [1, horizon]; 1 on pools it does not fit, where it is never placed."""
+        runs = job_runs(self.federation, self.queue)
+        held = at_starts(runs, np.zeros(1, dtype=int), self.offers.slot_h).slots
+        slots = np.ones((len(self.queue), self.free.shape[0]), dtype=int)
+        slots[runs.job, runs.resource] = np.minimum(held, self.free.shape[1])
+        return slots
 
     def fitting(self, i: int) -> np.ndarray:
         """Pools where job i runs and has room now, for all the slots it would hold them."""
@@ -77,8 +70,8 @@ class _Placer:
         self.free[resource, : self.slots[i, resource]] -= self.gpus[i]
         self.least_free[resource] = np.minimum.accumulate(self.free[resource])
         site_i, gpu = self.federation.resources[resource]
-        return Assignment(self.queue[i].id, self.federation.sites[site_i].id, gpu, 0,
-                          self.offers.now_h)
+        return Assignment(self.queue[i].id, self.federation.sites[site_i].id, gpu,
+                          int(self.gpus[i]), 0, self.offers.now_h)
 
 
 class IsolatedPolicy(Policy):
@@ -156,8 +149,8 @@ class TemporalPolicy(Policy):
         best_rate = np.where(at_home, placer.rates, 0.0).max(axis=1, initial=0.0)
         runs = best_rate > 0
         work = np.array([j.work_steps for j in queue], dtype=float)
-        with np.errstate(divide="ignore"):
-            runtime_h = np.where(runs, seconds_to_hours(work / (placer.gpus * best_rate)), 0.0)
+        throughput = scaling.throughput_steps_per_s(best_rate, placer.gpus)
+        runtime_h = np.where(runs, scaling.runtime_h(work, throughput), 0.0)
         latest_h = np.array([
             j.deadline_h - runtime_h[i] if j.deadline_h is not None
             else j.submit_h + self.config.max_wait_h

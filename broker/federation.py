@@ -66,11 +66,6 @@ class Federation:
         return energy_kwh(gpus, self.resource_board_power_w[resource],
                           self.resource_pue[resource], hours)
 
-    @staticmethod
-    def runtime_h(work_steps: np.ndarray, gpus: np.ndarray, steps_per_s: np.ndarray) -> np.ndarray:
-        """Hours to do ``work_steps`` on ``gpus`` GPUs of ``steps_per_s`` each (linear scaling)."""
-        return seconds_to_hours(work_steps / (gpus * steps_per_s))
-
     @cached_property
     def resource_index(self) -> dict[tuple[int, str], int]:
         return {resource: r for r, resource in enumerate(self.resources)}

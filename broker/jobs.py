@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sites.units import seconds_to_hours
+from sites import scaling
 
 
 @dataclass(frozen=True)
 class Job:
     """A training job submitted at its home site.
 
-    ``work_steps`` is the number of training steps; on a GPU type with throughput ``r`` steps/s
-    per GPU, the job runs ``work_steps / (gpus * r * 3600)`` hours (linear multi-GPU scaling).
+    ``work_steps`` is the number of training steps; its run time on GPUs of a type is
+    ``sites.scaling.runtime_h`` of its throughput there (``sites.scaling``).
     Moving it off its home site ships ``dataset_gb`` (egress money, transfer time).
     ``gpu_types`` restricts where it may run (a trace's GPU-model constraint); empty: anywhere.
     """
@@ -40,7 +40,7 @@ class Job:
             raise ValueError(f"job {self.id}: dataset_gb must be >= 0")
 
     def runtime_h(self, steps_per_s: float) -> float:
-        """Hours to finish on GPUs that each do ``steps_per_s``; infinite if it cannot run."""
-        if steps_per_s <= 0:
-            return float("inf")
-        return seconds_to_hours(self.work_steps / (self.gpus * steps_per_s))
+        """Hours to finish on its GPUs of a type where one GPU does ``steps_per_s`` alone;
+        infinite if it cannot run there."""
+        return float(scaling.runtime_h(
+            self.work_steps, scaling.throughput_steps_per_s(steps_per_s, self.gpus)))

@@ -18,26 +18,24 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from broker.costs import cost_per_kwh_usd, emissions_kg, energy_cost_usd, transfer_cost_usd
+from broker.costs import cost_per_kwh_usd
 from broker.federation import Federation
 from broker.jobs import Job
 from broker.offers import RoundOffers
+from broker.options import at_starts, price_options, run_of
 from broker.planner import (
-    Assignment,
     MilpPlanner,
     Plan,
     PlannerConfig,
     RoundProblem,
+    assignments_from_counts,
     build_round_problem,
 )
 from optimization import SolveStatus, relative_gap
 from sites.affinity import AffinityMatrix
 from sites.gpus import GpuType
-from sites.power import job_energy_kwh
 from sites.spec import SiteSpec
-from sites.timegrid import window_mean
-
-SLOT_EPS = 1e-9
+from sites.timegrid import SLOT_EPS, slot_index
 
 
 @dataclass(frozen=True)
@@ -115,7 +113,7 @@ def live_federation(
 
 def _offer_slots(offer: SiteOffer, now_h: float, slot_h: float, horizon_slots: int) -> np.ndarray:
     """Index into the offer of each round slot (may fall outside the offer)."""
-    first = math.floor((now_h - offer.start_h) / slot_h + SLOT_EPS)
+    first = slot_index(now_h - offer.start_h, slot_h)
     return first + np.arange(horizon_slots)
 
 
@@ -196,38 +194,26 @@ class RunEstimate:
 
 def estimate_run(
     federation: Federation, round_: RoundOffers, job: Job, site_id: str, gpu_type: str,
-    start_offset: int,
+    start_offset: int, gpus: int | None = None,
 ) -> RunEstimate:
-    """Run time, energy, emissions and cost of ``job`` on a pool, with the planner's formulas.
-
-    Energy = GPUs x board power x PUE x run time (``sites.power``); its cost and emissions are
-    the window means of the round's forecasts over the run (``sites.timegrid``), exactly what
-    the planner charged for the option.
-    """
+    """Run time, energy, emissions and cost of ``job`` on ``gpus`` GPUs (default: its own
+    count) of a pool: the round's option for it (``broker.options``), priced on the round's
+    forecasts exactly as the planner priced it."""
     r = _resource(federation, site_id, gpu_type)
     if r is None:
         raise ValueError(f"no pool {gpu_type} at {site_id}")
-    site_i = federation.site_index[site_id]
-    site = federation.sites[site_i]
-    rate = float(federation.steps_per_s([job])[0, r])
-    runtime_h = job.runtime_h(rate)
-    remote = site_id != job.home_site
-    transfer_h = federation.transfer_h(job.dataset_gb) if remote else 0.0
-    home = federation.sites[federation.site_index[job.home_site]]
-    kwh = job_energy_kwh(job.gpus, federation.gpu_catalog[gpu_type], site.pue, runtime_h)
-    run_from = np.array([start_offset * round_.slot_h + transfer_h])
-    run_to = run_from + runtime_h
-    row = np.array([site_i])
-    price = float(window_mean(round_.price_usd_per_mwh, row, run_from, run_to, round_.slot_h)[0])
-    carbon = float(window_mean(round_.carbon_g_per_kwh, row, run_from, run_to, round_.slot_h)[0])
+    option = at_starts(run_of(federation, job, r, gpus), np.array([start_offset]),
+                       round_.slot_h)
+    priced = price_options(option, round_.price_usd_per_mwh, round_.carbon_g_per_kwh,
+                           round_.slot_h, delay_from_h=0.0, delay_cost_usd_per_gpu_h=0.0)
+    run = option.runs
     return RunEstimate(
-        transfer_h=transfer_h,
-        runtime_h=runtime_h,
-        energy_kwh=kwh,
-        carbon_kg=emissions_kg(kwh, carbon),
-        energy_cost_usd=energy_cost_usd(kwh, price),
-        transfer_cost_usd=transfer_cost_usd(job.dataset_gb, home.egress_usd_per_gb)
-        if remote else 0.0,
+        transfer_h=float(run.transfer_h[0]),
+        runtime_h=float(run.runtime_h[0]),
+        energy_kwh=float(run.energy_kwh[0]),
+        carbon_kg=float(priced.carbon_kg[0]),
+        energy_cost_usd=float(priced.energy_cost_usd[0]),
+        transfer_cost_usd=float(run.transfer_cost_usd[0]),
     )
 
 
@@ -288,20 +274,7 @@ def plan_from_counts(
 ) -> Plan:
     """A ``Plan`` from option counts, mapping counts to jobs as ``MilpPlanner`` does."""
     p = rp.problem
-    assignments: list[Assignment] = []
-    deferred: list[str] = []
-    for d, jobs in enumerate(rp.demands):
-        pending = list(jobs)
-        for o in np.flatnonzero((p.option_demand == d) & (counts > 0)):
-            site_i, gpu = federation.resources[p.option_resource[o]]
-            for _ in range(int(counts[o])):
-                job = pending.pop(0)
-                assignments.append(Assignment(
-                    job_id=job.id, site_id=federation.sites[site_i].id, gpu_type=gpu,
-                    start_offset=int(p.option_start[o]),
-                    start_h=offers.now_h + int(p.option_start[o]) * offers.slot_h,
-                ))
-        deferred.extend(j.id for j in pending)
+    assignments, deferred = assignments_from_counts(federation, offers, rp, counts)
     placed = np.zeros(p.n_demands)
     np.add.at(placed, p.option_demand, counts)
     objective = float(counts @ p.option_cost_usd

@@ -92,7 +92,7 @@ def solve_round(rules: RoundRules, task: RoundTask, budget_s: float,
                          budget_s - (time.perf_counter() - begun))
     by_id = {j.id: j for j in task.queue}
     estimates = {a.job_id: estimate_run(fed, round_, by_id[a.job_id], a.site_id, a.gpu_type,
-                                        a.start_offset)
+                                        a.start_offset, a.gpus)
                  for a in found.plan.starting_now}
     return SolvedRound(found.plan, found.status, found.method, estimates, pid)
 

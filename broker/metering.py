@@ -13,9 +13,10 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pandas as pd
 
-from broker.costs import emissions_kg, energy_cost_usd, transfer_cost_usd
+from broker.costs import emissions_kg, energy_cost_usd
 from broker.federation import Federation
 from broker.jobs import Job
+from broker.options import meets_deadline, run_of
 from sites.power import energy_kwh
 from sites.timegrid import slot_overlaps
 
@@ -50,7 +51,7 @@ class JobRecord:
 
     @property
     def deadline_missed(self) -> bool:
-        return self.deadline_h is not None and self.finish_h > self.deadline_h + 1e-9
+        return not meets_deadline(self.finish_h, self.deadline_h)
 
 
 class Meter:
@@ -67,32 +68,36 @@ class Meter:
         self.energy_kwh = np.zeros((len(federation.sites), n_slots))
         self.records: list[JobRecord] = []
 
-    def record_run(self, job: Job, resource: int, start_h: float) -> JobRecord:
+    def record_run(self, job: Job, resource: int, start_h: float,
+                   gpus: int | None = None) -> JobRecord:
+        """Meter ``job`` run on ``gpus`` GPUs (default: its own count) of pool ``resource``
+        from ``start_h`` (its option's run and transfer, ``broker.options``), slot by slot on
+        the actual signals."""
         fed = self.federation
         site_i, gpu = fed.resources[resource]
-        rate = fed.job_steps_per_s(job, resource)
+        run = run_of(fed, job, resource, gpus)
         remote = fed.sites[site_i].id != job.home_site
-        run_start_h = start_h + (fed.transfer_h(job.dataset_gb) if remote else 0.0)
-        finish_h = run_start_h + job.runtime_h(rate)
+        run_start_h = start_h + float(run.transfer_h[0])
+        finish_h = run_start_h + float(run.runtime_h[0])
+        gpus = int(run.gpus[0])
         slots, hours = slot_overlaps(run_start_h, finish_h, self.slot_h)
         if slots[-1] >= self.energy_kwh.shape[1]:
             raise ValueError(f"job {job.id} runs past the end of the signals")
-        kwh = fed.run_energy_kwh(np.full(len(hours), job.gpus), np.full(len(hours), resource),
+        kwh = fed.run_energy_kwh(np.full(len(hours), gpus), np.full(len(hours), resource),
                                  hours)
-        self.busy_gpu_h[resource, slots] += job.gpus * hours
+        self.busy_gpu_h[resource, slots] += gpus * hours
         self.energy_kwh[site_i, slots] += kwh
-        home = fed.sites[fed.site_index[job.home_site]]
         record = JobRecord(
             job_id=job.id, home_site=job.home_site, site=fed.sites[site_i].id, gpu_type=gpu,
-            job_type=job.job_type, gpus=job.gpus, work_steps=job.work_steps, steps_per_s=rate,
+            job_type=job.job_type, gpus=gpus, work_steps=job.work_steps,
+            steps_per_s=float(run.gpu_steps_per_s[0]),
             submit_h=job.submit_h, start_h=start_h, run_start_h=run_start_h, finish_h=finish_h,
-            deadline_h=job.deadline_h, gpu_hours=float(job.gpus * hours.sum()),
+            deadline_h=job.deadline_h, gpu_hours=float(gpus * hours.sum()),
             energy_kwh=float(kwh.sum()),
             carbon_kg=float(emissions_kg(kwh, self.carbon_g_per_kwh[site_i, slots]).sum()),
             energy_cost_usd=float(
                 energy_cost_usd(kwh, self.price_usd_per_mwh[site_i, slots]).sum()),
-            transfer_cost_usd=transfer_cost_usd(job.dataset_gb, home.egress_usd_per_gb)
-            if remote else 0.0,
+            transfer_cost_usd=float(run.transfer_cost_usd[0]),
             transferred_gb=job.dataset_gb if remote else 0.0,
         )
         self.records.append(record)

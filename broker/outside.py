@@ -25,6 +25,7 @@ import pandas as pd
 from broker.costs import emissions_kg, transfer_cost_usd
 from broker.federation import Federation
 from broker.jobs import Job
+from broker.options import meets_deadline
 from sites.power import energy_kwh
 
 # On-demand list prices per GPU-hour, 2023. GCP us-central1 GPU prices (the GPU alone, no VM):
@@ -120,7 +121,7 @@ def unserved_reasons(jobs: Sequence[Job], federation: Federation,
             out.append(NO_POOL_FITS)
             continue
         fastest_h = job.runtime_h(float(rates[i, fits[i]].max()))
-        if job.deadline_h is not None and job.submit_h + fastest_h > job.deadline_h + 1e-9:
+        if not meets_deadline(job.submit_h + fastest_h, job.deadline_h):
             out.append(DEADLINE_UNREACHABLE)
         else:
             out.append(STILL_QUEUED)

@@ -43,14 +43,9 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from broker.costs import (
-    carbon_cost_usd,
-    delay_cost_usd,
-    emissions_kg,
-    energy_cost_usd,
-    transfer_cost_usd,
-)
+from broker.costs import carbon_cost_usd, delay_cost_usd
 from broker.jobs import Job
+from broker.options import at_starts, job_runs, price_options
 from broker.simulation import SimulationSetup
 from optimization import (
     AllocationProblem,
@@ -59,7 +54,7 @@ from optimization import (
     allocation_lp_duals,
     breakdown_usd,
 )
-from sites.timegrid import window_mean
+from sites.timegrid import slots_until
 from sites.units import usd_per_t_to_usd_per_kg
 
 FRACTION_TOLERANCE = 1e-9
@@ -133,31 +128,20 @@ def build_period_problem(setup: SimulationSetup, carbon_price_usd_per_t: float,
     slot_h = settings.slot_h
     waits = max(1, math.floor(settings.max_wait_h / slot_h) + 1)
     gpus = np.array([j.gpus for j in jobs], dtype=int)
-    rate = fed.steps_per_s(list(jobs))
-    fits = (rate > 0) & (fed.resource_total_gpus[None, :] >= gpus[:, None])
-    pair_j, pair_r = np.nonzero(fits) if len(jobs) else (np.zeros(0, int), np.zeros(0, int))
-    work = np.array([j.work_steps for j in jobs], dtype=float)
-    runtime_h = fed.runtime_h(work[pair_j], gpus[pair_j], rate[pair_j, pair_r])
     home = np.array([fed.site_index[j.home_site] for j in jobs], dtype=int)
-    site = fed.resource_site[pair_r]
-    remote = site != home[pair_j]
-    dataset_gb = np.array([j.dataset_gb for j in jobs], dtype=float)[pair_j]
-    transfer_h = np.where(remote, fed.transfer_h(1.0) * dataset_gb, 0.0)
-    egress = np.array([s.egress_usd_per_gb for s in fed.sites])[home[pair_j]]
-    occupy_h = transfer_h + runtime_h
     submit = np.array([j.submit_h for j in jobs], dtype=float)
-    first_slot = np.ceil(submit / slot_h - 1e-9).astype(int)
-
-    pair = np.repeat(np.arange(len(pair_j)), waits)
-    start = first_slot[pair_j][pair] + np.tile(np.arange(waits), len(pair_j))
-    start_h = start * slot_h
-    n_slots_o = np.maximum(np.ceil(occupy_h[pair] / slot_h - 1e-9).astype(int), 1)
-    n_slots = max(int((start + n_slots_o).max()) if len(start) else 1,
+    first_slot = slots_until(submit, slot_h)  # the first plan slot at or after submission
+    runs = job_runs(fed, jobs)
+    options = at_starts(runs, first_slot[runs.job][:, None] + np.arange(waits), slot_h)
+    priced = price_options(options, setup.price_usd_per_mwh, setup.carbon_g_per_kwh,
+                           setup.slot_h, delay_from_h=submit,
+                           delay_cost_usd_per_gpu_h=settings.delay_cost_usd_per_gpu_h)
+    n_slots_o = options.slots
+    n_slots = max(int((options.start + n_slots_o).max()) if len(options) else 1,
                   int(first_slot.max()) + 1 if len(first_slot) else 1)
-    run_from, run_to = start_h + transfer_h[pair], start_h + occupy_h[pair]
-    price = window_mean(setup.price_usd_per_mwh, site[pair], run_from, run_to, setup.slot_h)
-    carbon = window_mean(setup.carbon_g_per_kwh, site[pair], run_from, run_to, setup.slot_h)
-    kwh = fed.run_energy_kwh(gpus[pair_j][pair], pair_r[pair], runtime_h[pair])
+    # fluid capacity: the option's GPU-hours spread evenly over the slots it touches
+    fluid_gpus = options.runs.gpus * options.runs.occupy_h / (n_slots_o * slot_h)
+    columns = priced.problem_columns(held_gpus=fluid_gpus)
     outside = setup.outside.serve(jobs, fed, ["plan"] * len(jobs))
     cloud = fed.resource_site.size  # the outside option's pool, after the federation's
     n_jobs = len(jobs)
@@ -169,27 +153,27 @@ def build_period_problem(setup: SimulationSetup, carbon_price_usd_per_t: float,
     penalty = 10.0 * (out_bill + out_egress + carbon_cost_usd(out_kg, 1e4)) + 1.0
     capacity = np.vstack([np.repeat(fed.resource_total_gpus[:, None].astype(float), n_slots, 1),
                           np.full((1, n_slots), float(gpus.sum()) + 1.0)])
+    # The cloud's options, one per job at its submission, after the federation's.
+    cloud_columns = {
+        "option_demand": np.arange(n_jobs),
+        "option_resource": np.full(n_jobs, cloud),
+        "option_start": np.minimum(first_slot, n_slots - 1),
+        "option_slots": np.ones(n_jobs, dtype=int),
+        "option_gpus": gpus.astype(float),
+        "option_energy_kwh": out_kwh,
+        "option_energy_cost_usd": out_bill,
+        "option_carbon_kg": out_kg,
+        "option_transfer_cost_usd": out_egress,
+        "option_delay_cost_usd": delay_cost_usd(gpus, out_h,
+                                                settings.delay_cost_usd_per_gpu_h),
+    }
     problem = AllocationProblem(
         capacity_gpus=capacity,
         demand_count=np.ones(n_jobs, dtype=int),
         deferral_penalty_usd=penalty,
-        option_demand=np.concatenate([pair_j[pair], np.arange(n_jobs)]),
-        option_resource=np.concatenate([pair_r[pair], np.full(n_jobs, cloud)]),
-        option_start=np.concatenate([start, np.minimum(first_slot, n_slots - 1)]),
-        option_slots=np.concatenate([n_slots_o, np.ones(n_jobs, dtype=int)]),
-        # fluid capacity: the option's GPU-hours spread evenly over the slots it touches
-        option_gpus=np.concatenate([gpus[pair_j][pair] * occupy_h[pair] / (n_slots_o * slot_h),
-                                    gpus.astype(float)]),
-        option_energy_kwh=np.concatenate([kwh, out_kwh]),
-        option_energy_cost_usd=np.concatenate([energy_cost_usd(kwh, price), out_bill]),
-        option_carbon_kg=np.concatenate([emissions_kg(kwh, carbon), out_kg]),
-        option_transfer_cost_usd=np.concatenate([
-            np.where(remote, transfer_cost_usd(dataset_gb, egress), 0.0)[pair], out_egress]),
-        option_delay_cost_usd=delay_cost_usd(
-            np.concatenate([gpus[pair_j][pair], gpus]),
-            np.concatenate([start_h + occupy_h[pair] - submit[pair_j][pair], out_h]),
-            settings.delay_cost_usd_per_gpu_h),
+        **{name: np.concatenate([columns[name], cloud_columns[name]]) for name in columns},
         carbon_price_usd_per_kg=usd_per_t_to_usd_per_kg(carbon_price_usd_per_t),
+        carbon_cap_kg=None,
     )
     return PeriodProblem(problem, jobs, home, fed.resource_site.copy(),
                          tuple(s.id for s in fed.sites), outside, settings)

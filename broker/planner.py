@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from broker.costs import delay_cost_usd, emissions_kg, energy_cost_usd, transfer_cost_usd
+from broker.costs import delay_cost_usd
 from broker.federation import Federation
 from broker.jobs import Job
 from broker.offers import RoundOffers
+from broker.options import at_starts, deadline_options, job_runs, price_options
 from optimization import (
     SOLVE_METHODS,
     AllocationProblem,
@@ -29,7 +30,6 @@ from optimization import (
     solve_allocation,
 )
 from optimization.problem import breakdown_usd, deferred_of, plan_cost_usd
-from sites.timegrid import window_mean
 from sites.units import usd_per_t_to_usd_per_kg
 
 
@@ -68,6 +68,7 @@ class Assignment:
     job_id: str
     site_id: str
     gpu_type: str
+    gpus: int  # GPUs of that type the job runs on
     start_offset: int  # horizon slot the job starts in (0 = now)
     start_h: float
 
@@ -114,77 +115,37 @@ def group_identical_jobs(queue: Sequence[Job]) -> tuple[tuple[Job, ...], ...]:
 def build_round_problem(
     federation: Federation, offers: RoundOffers, queue: Sequence[Job], config: PlannerConfig
 ) -> RoundProblem:
+    """The round's allocation problem: one demand per group of identical jobs, one option per
+    run of a demand (``broker.options``) at each start offset, deadline-feasible ones only
+    (every option of a demand that can meet its deadline nowhere), priced on the offers'
+    forecasts; options hold their pool until they end or the horizon does."""
     demands = group_identical_jobs(queue)
     reps = [d[0] for d in demands]
-    n_res = len(federation.resources)
     horizon = offers.horizon_slots
-    slot_h = offers.slot_h
     offsets = np.array(
         config.start_offsets if config.start_offsets is not None else range(horizon), dtype=int
     )
     offsets = offsets[offsets < horizon]
-
-    # (demand, resource) pairs that can run at all.
-    gpus = np.array([j.gpus for j in reps], dtype=int)
-    rate = federation.steps_per_s(reps)
-    fits = (rate > 0) & (federation.resource_total_gpus[None, :] >= gpus[:, None])
-    pair_d, pair_r = np.nonzero(fits) if len(reps) else (np.zeros(0, int), np.zeros(0, int))
-    work = np.array([j.work_steps for j in reps])[pair_d]
-    runtime_h = federation.runtime_h(work, gpus[pair_d], rate[pair_d, pair_r])
-    home = np.array([federation.site_index[j.home_site] for j in reps], dtype=int)[pair_d]
-    site = federation.resource_site[pair_r]
-    remote = site != home
-    dataset_gb = np.array([j.dataset_gb for j in reps])[pair_d]
-    transfer_h = np.where(remote, federation.transfer_h(1.0) * dataset_gb, 0.0)
-    egress = np.array([s.egress_usd_per_gb for s in federation.sites])[home]
-    transfer_usd = np.where(remote, transfer_cost_usd(dataset_gb, egress), 0.0)
-    energy_kwh = federation.run_energy_kwh(gpus[pair_d], pair_r, runtime_h)
-
-    # Expand pairs over start offsets.
-    n_pairs, n_off = len(pair_d), len(offsets)
-    pair = np.repeat(np.arange(n_pairs), n_off)
-    start = np.tile(offsets, n_pairs)
-    start_rel_h = start * slot_h
-    occupy_h = transfer_h[pair] + runtime_h[pair]
-    completion_rel_h = start_rel_h + occupy_h
-    deadline = np.array([np.inf if j.deadline_h is None else j.deadline_h for j in reps])
-    meets = offers.now_h + completion_rel_h <= deadline[pair_d[pair]] + 1e-9
-    any_meets = np.zeros(len(reps), bool)
-    np.logical_or.at(any_meets, pair_d[pair], meets)
-    keep = meets | ~any_meets[pair_d[pair]]
-    pair, start, start_rel_h, occupy_h, completion_rel_h = (
-        a[keep] for a in (pair, start, start_rel_h, occupy_h, completion_rel_h)
-    )
-
-    run_from = start_rel_h + transfer_h[pair]
-    run_to = start_rel_h + occupy_h
-    price = window_mean(offers.price_usd_per_mwh, site[pair], run_from, run_to, slot_h)
-    carbon = window_mean(offers.carbon_g_per_kwh, site[pair], run_from, run_to, slot_h)
-    option_kwh = energy_kwh[pair]
-    option_gpus = gpus[pair_d[pair]]
-    slots = np.minimum(np.ceil(occupy_h / slot_h - 1e-9).astype(int), horizon - start)
+    options = at_starts(job_runs(federation, reps), offsets, offers.slot_h)
+    options = options.take(np.flatnonzero(deadline_options(options, reps, offers.now_h)))
+    priced = price_options(options, offers.price_usd_per_mwh, offers.carbon_g_per_kwh,
+                           offers.slot_h, delay_from_h=0.0,
+                           delay_cost_usd_per_gpu_h=config.delay_cost_usd_per_gpu_h)
     problem = AllocationProblem(
-        capacity_gpus=np.asarray(offers.free_gpus, dtype=float).reshape(n_res, horizon),
+        capacity_gpus=np.asarray(offers.free_gpus, dtype=float).reshape(
+            len(federation.resources), horizon),
         demand_count=np.array([len(d) for d in demands], dtype=int),
         deferral_penalty_usd=np.zeros(len(reps)),
-        option_demand=pair_d[pair],
-        option_resource=pair_r[pair],
-        option_start=start,
-        option_slots=np.maximum(slots, 1),
-        option_gpus=option_gpus,
-        option_energy_kwh=option_kwh,
-        option_energy_cost_usd=energy_cost_usd(option_kwh, price),
-        option_carbon_kg=emissions_kg(option_kwh, carbon),
-        option_transfer_cost_usd=transfer_usd[pair],
-        option_delay_cost_usd=delay_cost_usd(option_gpus, completion_rel_h,
-                                             config.delay_cost_usd_per_gpu_h),
+        **priced.problem_columns(held_slots=np.minimum(options.slots, horizon - options.start)),
         carbon_price_usd_per_kg=usd_per_t_to_usd_per_kg(config.carbon_price_usd_per_t),
         carbon_cap_kg=config.carbon_cap_kg,
     )
     # Deferring must look worse than any option: the dearest option plus a horizon of delay.
+    gpus = np.array([j.gpus for j in reps], dtype=int)
     dearest = np.zeros(len(reps))
     np.maximum.at(dearest, problem.option_demand, problem.option_cost_usd)
-    penalty = dearest + delay_cost_usd(gpus, horizon * slot_h, config.delay_cost_usd_per_gpu_h)
+    penalty = dearest + delay_cost_usd(gpus, horizon * offers.slot_h,
+                                       config.delay_cost_usd_per_gpu_h)
     problem = dataclasses.replace(problem, deferral_penalty_usd=penalty)
     return RoundProblem(problem=problem, demands=demands)
 
@@ -354,6 +315,29 @@ def solve_round(p: AllocationProblem, options: SolverOptions, method: str) -> Al
     )
 
 
+def assignments_from_counts(
+    federation: Federation, offers: RoundOffers, rp: RoundProblem, counts: np.ndarray,
+) -> tuple[list[Assignment], list[str]]:
+    """Jobs put on options (``counts[o]`` jobs of option o's demand, in submit order), and the
+    ids of the jobs left over (deferred)."""
+    p = rp.problem
+    assignments: list[Assignment] = []
+    deferred: list[str] = []
+    for d, jobs in enumerate(rp.demands):
+        pending = list(jobs)
+        for o in np.flatnonzero((p.option_demand == d) & (counts > 0)):
+            site_i, gpu = federation.resources[p.option_resource[o]]
+            for _ in range(int(counts[o])):
+                job = pending.pop(0)
+                assignments.append(Assignment(
+                    job_id=job.id, site_id=federation.sites[site_i].id, gpu_type=gpu,
+                    gpus=int(p.option_gpus[o]), start_offset=int(p.option_start[o]),
+                    start_h=offers.now_h + int(p.option_start[o]) * offers.slot_h,
+                ))
+        deferred.extend(j.id for j in pending)
+    return assignments, deferred
+
+
 class MilpPlanner:
     """Plans a round by solving the allocation MILP; the same code serves simulator and API."""
 
@@ -365,20 +349,8 @@ class MilpPlanner:
         round_problem = build_round_problem(self.federation, offers, queue, self.config)
         p = round_problem.problem
         solution = solve_round(p, self.config.solver, self.config.method)
-        assignments: list[Assignment] = []
-        deferred: list[str] = []
-        for d, jobs in enumerate(round_problem.demands):
-            pending = list(jobs)
-            for o in np.flatnonzero((p.option_demand == d) & (solution.option_count > 0)):
-                site_i, gpu = self.federation.resources[p.option_resource[o]]
-                for _ in range(int(solution.option_count[o])):
-                    job = pending.pop(0)
-                    assignments.append(Assignment(
-                        job_id=job.id, site_id=self.federation.sites[site_i].id, gpu_type=gpu,
-                        start_offset=int(p.option_start[o]),
-                        start_h=offers.now_h + int(p.option_start[o]) * offers.slot_h,
-                    ))
-            deferred.extend(j.id for j in pending)
+        assignments, deferred = assignments_from_counts(
+            self.federation, offers, round_problem, solution.option_count)
         return Plan(
             assignments=tuple(assignments),
             deferred=tuple(deferred),

@@ -35,6 +35,7 @@ import pandas as pd
 
 from broker.costs import carbon_cost_usd, cost_per_kwh_usd, emissions_kg
 from broker.simulation import SimulationResult, SimulationSetup
+from sites import scaling
 from sites.power import energy_kwh
 from sites.timegrid import window_mean
 
@@ -123,7 +124,8 @@ def _chain(setup: SimulationSetup, jobs: pd.DataFrame) -> _Chain:
     runtime_act = (jobs["finish_h"] - jobs["run_start_h"]).to_numpy(float)
     ref_rate = np.where(runs_home, rates[rows, best_home], 1.0)
     runtime_ref = np.where(runs_home,
-                           fed.runtime_h(jobs["work_steps"].to_numpy(float), gpus, ref_rate),
+                           scaling.runtime_h(jobs["work_steps"].to_numpy(float),
+                                             scaling.throughput_steps_per_s(ref_rate, gpus)),
                            runtime_act)
     pue = np.array([s.pue for s in fed.sites])
     board_w = np.array([fed.gpu_catalog[g].board_power_w for g in jobs["gpu_type"]])

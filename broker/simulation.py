@@ -11,7 +11,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from broker.outside import OutsideOption, unserved_reasons
 from broker.planner import Assignment
 from broker.policies import Policy
 from optimization import SolveStatus
+from sites.timegrid import slots_until
 
 COMPLETION, ARRIVAL = 0, 1
 log = logging.getLogger(__name__)
@@ -157,9 +157,8 @@ def run_simulation(
             for a in started:
                 job = by_id[a.job_id]
                 resource = fed.resource_of(a.site_id, a.gpu_type)
-                record = meter.record_run(job, resource, now_h)
-                end_slot = math.ceil(record.finish_h / setup.slot_h - 1e-9)
-                reserved[resource, k:end_slot] += job.gpus
+                record = meter.record_run(job, resource, now_h, a.gpus)
+                reserved[resource, k:slots_until(record.finish_h, setup.slot_h)] += a.gpus
                 heapq.heappush(events, (record.finish_h, COMPLETION, next(seq), job.id))
             queue = [j for j in queue if j.id not in started_ids]
         stats.append(RoundStats(k, len(queue) + len(started), len(started), decide_s, status))

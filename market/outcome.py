@@ -18,6 +18,7 @@ import pandas as pd
 from broker.costs import carbon_cost_usd, delay_cost_usd
 from broker.period_plan import PeriodOutcome, PeriodProblem
 from broker.simulation import SimulationResult, SimulationSetup
+from sites.timegrid import slot_overlaps
 
 
 @dataclass(frozen=True)
@@ -143,11 +144,7 @@ def capacity_rent_usd(job: HostedJob, prices_usd_per_gpu_slot: np.ndarray,
                       slot_h: float) -> float:
     """sum over plan slots t of price[pool, t] x the GPU-slots the job held in t."""
     row = prices_usd_per_gpu_slot[job.resource]
-    first = int(np.floor(job.run_from_h / slot_h + 1e-12))
-    last = max(first, int(np.ceil(job.run_to_h / slot_h - 1e-12)) - 1)
-    total = 0.0
-    for t in range(first, min(last, len(row) - 1) + 1):
-        lo, hi = t * slot_h, (t + 1) * slot_h
-        overlap = max(0.0, min(hi, job.run_to_h) - max(lo, job.run_from_h))
-        total += float(row[t]) * job.gpus * overlap / slot_h
+    slots, hours = slot_overlaps(job.run_from_h, job.run_to_h, slot_h)
+    inside = slots < len(row)
+    total = float(row[slots[inside]] @ hours[inside]) * job.gpus / slot_h
     return job.share * total

@@ -14,6 +14,7 @@ import pandas as pd
 
 from broker.federation import Federation
 from broker.jobs import Job
+from broker.options import runs_on
 from broker.planner import PlannerConfig
 from broker.simulation import SimulationSetup
 from broker.traces import (
@@ -29,6 +30,7 @@ from scenarios.resolve import resolve_data
 from scenarios.schema import JobListWorkload, Scenario, TraceWorkloadSpec
 from sites import AffinityMatrix, InputError, SiteSpec
 from sites.streams import child_int, stream
+from sites.timegrid import slot_index
 from sites.units import hours_to_seconds
 
 
@@ -61,7 +63,7 @@ def build_run(loaded: LoadedScenario) -> ScenarioRun:
     horizon_slots = max(1, round(s.horizon_h / slot_h))
     longest_h = _longest_run_h(jobs, federation)
     total_h = math.ceil(s.period_h + s.drain_h + s.horizon_h + longest_h + 2 * slot_h + 1)
-    n_slots = math.floor(total_h / slot_h + 1e-9)
+    n_slots = slot_index(total_h, slot_h)  # whole slots only
     start = pd.Timestamp(s.start).tz_convert("UTC") if pd.Timestamp(s.start).tzinfo else (
         pd.Timestamp(s.start).tz_localize("UTC"))
     zone_slots = {}
@@ -150,14 +152,11 @@ def _check_jobs_fit(jobs: tuple[Job, ...], federation: Federation, source: str,
 
 
 def _longest_run_h(jobs: tuple[Job, ...], federation: Federation) -> float:
-    """The longest a job could take anywhere it fits (transfer included)."""
+    """The longest a job could take on a GPU type it runs on (transfer included)."""
     if not jobs:
         return 0.0
-    rates = federation.steps_per_s(list(jobs))
-    work = np.array([j.work_steps for j in jobs])
-    gpus = np.array([j.gpus for j in jobs])
-    with np.errstate(divide="ignore"):
-        runtime = np.where(rates > 0, federation.runtime_h(work[:, None], gpus[:, None], rates),
-                           0.0)
+    job, resource = np.nonzero(federation.steps_per_s(list(jobs)) > 0)
+    runs = runs_on(federation, jobs, job, resource)
+    runtime = float(runs.runtime_h.max()) if len(runs) else 0.0
     transfer = max(federation.transfer_h(j.dataset_gb) for j in jobs)
-    return float(runtime.max() + transfer)
+    return runtime + transfer

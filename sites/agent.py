@@ -33,6 +33,7 @@ import pandas as pd
 
 from sites.signals import Signal, hourly_to_slots
 from sites.spec import SiteSpec
+from sites.timegrid import slot_index
 from sites.units import SECONDS_PER_HOUR
 
 log = logging.getLogger("carbonfed.agent")
@@ -257,7 +258,7 @@ class SiteAgent:
 
     def forecast(self, now_s: float) -> tuple[list[float], list[float]]:
         """Price (USD/MWh) and carbon (g/kWh) for the horizon's slots, from the signals."""
-        first = math.floor(self.sim_hours(now_s) / self.config.slot_h + 1e-9)
+        first = slot_index(self.sim_hours(now_s), self.config.slot_h)
         idx = (first + np.arange(self.config.horizon_slots)) % len(self.price_slots)
         return self.price_slots[idx].tolist(), self.carbon_slots[idx].tolist()
 

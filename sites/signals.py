@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from sites.readers.timeseries import TimeTable
-from sites.timegrid import hourly_to_slots
+from sites.timegrid import hourly_to_slots, slots_until
 
 
 class Signal(ABC):
@@ -27,7 +27,7 @@ class Signal(ABC):
     def slots(self, start: pd.Timestamp, n_slots: int, slot_h: float,
               rng: np.random.Generator) -> np.ndarray:
         """Values for ``n_slots`` slots of ``slot_h`` hours (hourly values, then resampled)."""
-        hours = math.ceil(n_slots * slot_h - 1e-9)
+        hours = slots_until(n_slots * slot_h, 1.0)  # whole hours covering the slots
         return hourly_to_slots(self.hourly(start, hours, rng), slot_h)[:n_slots]
 
 

@@ -6,6 +6,9 @@ mean over ``[a, b)`` is ``(F(b) - F(a)) / (b - a)``. One idea serves the planner
 prices (``window_mean``), the meter's slot overlaps (``slot_overlaps``), resampling hourly
 signals to slots (``hourly_to_slots``) and data files of any resolution (``step_means``).
 Times are hours from the grid's origin.
+
+Which slot a time falls in, and how many slots an interval covers, are counted here and only
+here (``slot_index``, ``slots_until``, ``slot_overlaps``), with one tolerance: ``SLOT_EPS``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,28 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from sites.units import Q
+
+# A time within this many slots of a slot boundary is on the boundary: sums of hours carry float
+# noise (0.1 + 0.2 h), and a job that ends at 2.0000000000000004 h must not hold a third slot.
+SLOT_EPS = 1e-9
+
+
+def slot_index(at_h: Q, slot_h: float) -> Q:
+    """The slot holding time ``at_h`` (slot k covers [k slot_h, (k + 1) slot_h))."""
+    index = np.floor(np.asarray(at_h, dtype=float) / slot_h + SLOT_EPS).astype(int)
+    return int(index) if index.ndim == 0 else index
+
+
+def slots_until(to_h: Q, slot_h: float) -> Q:
+    """How many slots [0, ``to_h``) touches: the first slot at or after ``to_h``.
+
+    Also the slots a run of ``to_h`` hours holds when it starts on a slot boundary, and the
+    first slot that starts no earlier than ``to_h``.
+    """
+    count = np.ceil(np.asarray(to_h, dtype=float) / slot_h - SLOT_EPS).astype(int)
+    return int(count) if count.ndim == 0 else count
 
 
 def running_integral(values: np.ndarray, slot_h: float) -> np.ndarray:
@@ -63,8 +88,8 @@ def _integral_at(
 
 def slot_overlaps(from_h: float, to_h: float, slot_h: float) -> tuple[np.ndarray, np.ndarray]:
     """Slots overlapping [from_h, to_h) and the hours of overlap in each."""
-    first = math.floor(from_h / slot_h + 1e-12)
-    last = max(first, math.ceil(to_h / slot_h - 1e-12) - 1)
+    first = slot_index(from_h, slot_h)
+    last = max(first, slots_until(to_h, slot_h) - 1)
     slots = np.arange(first, last + 1)
     edges = slots * slot_h
     hours = np.minimum(to_h, edges + slot_h) - np.maximum(from_h, edges)
@@ -89,6 +114,6 @@ def hourly_to_slots(hourly: np.ndarray, slot_h: float) -> np.ndarray:
     hourly = np.asarray(hourly, dtype=float)
     if slot_h == 1:
         return hourly.copy()
-    n_slots = math.floor(len(hourly) / slot_h + 1e-9)
+    n_slots = slot_index(len(hourly), slot_h)  # whole slots only
     knots = np.arange(len(hourly) + 1, dtype=float)
     return step_means(knots, hourly, np.arange(n_slots + 1) * slot_h)

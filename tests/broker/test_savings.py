@@ -113,7 +113,7 @@ class HomeK80(Policy):
     """Test policy: start every queued job now at home on a K80."""
 
     def decide(self, offers, queue: Sequence[Job]) -> Sequence[Assignment]:
-        return [Assignment(j.id, j.home_site, "K80", 0, offers.now_h) for j in queue]
+        return [Assignment(j.id, j.home_site, "K80", j.gpus, 0, offers.now_h) for j in queue]
 
 
 def test_affinity_part_of_a_slower_gpu():

@@ -1,0 +1,238 @@
+"""Options: a job on a GPU pool with a GPU count and a start, built and priced in one place.
+
+An option is (job j, pool r = a GPU type at a site, GPU count k, start slot t). Every consumer
+builds its options here: the round planner and its greedy plan, the period plan (market), the
+live broker's estimates, the baselines' slot counts and the meter's run times. The formulas:
+
+    throughput   = throughput(j, r, k) in steps/s                        (``sites.scaling``)
+    runtime_h    = work_steps / throughput / 3600                        (``sites.scaling``)
+    transfer_h   = data set (GB) x 8 / link (Gbit/s) / 3600 when r is away from j's home, else 0
+    occupy_h     = transfer_h + runtime_h       (the pool's GPUs are held from the start)
+    slots        = max(1, slots_until(occupy_h))                     (``sites.timegrid``)
+    energy_kwh   = k x board power x PUE x runtime_h                         (``sites.power``)
+    energy_cost_usd, carbon_kg = energy_kwh x the mean price / carbon intensity of the pool's
+                   site over the run [start_h + transfer_h, start_h + occupy_h) (``broker.costs``)
+    delay_cost_usd = delay price x k x (start_h + occupy_h - reference), the reference being
+                   now (a round) or the job's submission (the period plan)
+
+Three steps, one function each: ``job_runs`` (what running a job on a pool takes, any start),
+``at_starts`` (runs x start slots), ``price_options`` (cost parts from the signals). A run is
+placed where the pool has a GPU type the job runs on (throughput > 0) in enough number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from broker.costs import delay_cost_usd, emissions_kg, energy_cost_usd, transfer_cost_usd
+from broker.federation import Federation
+from broker.jobs import Job
+from sites.scaling import runtime_h, throughput_steps_per_s
+from sites.timegrid import slots_until, window_mean
+
+# A completion this close after a deadline (hours) still meets it: sums of hours carry noise.
+DEADLINE_TOLERANCE_H = 1e-9
+
+
+def meets_deadline(finish_h: np.ndarray | float, deadline_h: np.ndarray | float | None) -> bool:
+    """Whether work finishing at ``finish_h`` meets ``deadline_h`` (None: no deadline)."""
+    if deadline_h is None:
+        return True
+    return bool(np.all(np.asarray(finish_h) <= np.asarray(deadline_h) + DEADLINE_TOLERANCE_H))
+
+
+def _take(obj: object, index: np.ndarray) -> dict[str, np.ndarray]:
+    return {f.name: getattr(obj, f.name)[index] for f in dataclasses.fields(obj)  # type: ignore[arg-type]
+            if isinstance(getattr(obj, f.name), np.ndarray)}
+
+
+@dataclass(frozen=True)
+class Runs:
+    """What running job ``job[i]`` on pool ``resource[i]`` takes, whenever it starts.
+
+    ``job`` indexes the job sequence the runs were built for.
+    """
+
+    job: np.ndarray
+    resource: np.ndarray
+    site: np.ndarray  # site index of the pool
+    gpus: np.ndarray
+    gpu_steps_per_s: np.ndarray  # one GPU's rate (the affinity matrix)
+    steps_per_s: np.ndarray  # the job's throughput on its ``gpus`` GPUs
+    runtime_h: np.ndarray
+    transfer_h: np.ndarray
+    transfer_cost_usd: np.ndarray
+    energy_kwh: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.job)
+
+    @property
+    def occupy_h(self) -> np.ndarray:
+        """Hours the pool's GPUs are held: the data transfer first, then the run."""
+        return self.transfer_h + self.runtime_h
+
+    def take(self, index: np.ndarray) -> Runs:
+        return Runs(**_take(self, index))
+
+
+def runs_on(federation: Federation, jobs: Sequence[Job], job: np.ndarray,
+            resource: np.ndarray, gpus: np.ndarray | None = None) -> Runs:
+    """The runs of the given (job index, pool) pairs (``job_runs`` picks the pairs), on
+    ``gpus`` GPUs each (default: each job's own count)."""
+    job, resource = np.asarray(job, dtype=int), np.asarray(resource, dtype=int)
+    rate = federation.steps_per_s(list(jobs))[job, resource]
+    if gpus is None:
+        gpus = np.array([j.gpus for j in jobs], dtype=int)[job]
+    work = np.array([j.work_steps for j in jobs], dtype=float)[job]
+    home = np.array([federation.site_index[j.home_site] for j in jobs], dtype=int)[job]
+    dataset_gb = np.array([j.dataset_gb for j in jobs], dtype=float)[job]
+    egress = np.array([s.egress_usd_per_gb for s in federation.sites])
+    site = federation.resource_site[resource]
+    remote = site != home
+    steps_per_s = throughput_steps_per_s(rate, gpus)
+    hours = runtime_h(work, steps_per_s)
+    return Runs(
+        job=job, resource=resource, site=site, gpus=gpus, gpu_steps_per_s=rate,
+        steps_per_s=steps_per_s, runtime_h=hours,
+        transfer_h=np.where(remote, federation.transfer_h(dataset_gb), 0.0),
+        transfer_cost_usd=np.where(remote, transfer_cost_usd(dataset_gb, egress[home]), 0.0),
+        energy_kwh=federation.run_energy_kwh(gpus, resource, hours),
+    )
+
+
+def job_runs(federation: Federation, jobs: Sequence[Job]) -> Runs:
+    """Every (job, pool) pair where the job can run: a GPU type it runs on (throughput > 0),
+    in enough number; in job then pool order."""
+    gpus = np.array([j.gpus for j in jobs], dtype=int)
+    fits = ((federation.steps_per_s(list(jobs)) > 0)
+            & (federation.resource_total_gpus[None, :] >= gpus[:, None]))
+    job, resource = np.nonzero(fits)
+    return runs_on(federation, jobs, job, resource)
+
+
+def run_of(federation: Federation, job: Job, resource: int, gpus: int | None = None) -> Runs:
+    """The one run of ``job`` on ``gpus`` GPUs (default: its own count) of pool ``resource``
+    (the meter's and the live broker's view)."""
+    count = None if gpus is None else np.array([gpus], dtype=int)
+    return runs_on(federation, [job], np.zeros(1, dtype=int), np.array([resource]), count)
+
+
+@dataclass(frozen=True)
+class Options:
+    """Runs at start slots: option ``o`` is run ``run[o]`` starting in slot ``start[o]``.
+
+    ``start_h`` is on the time frame of the signals the options are priced with (a round's:
+    hours from now; the period plan's: hours from the start of the run).
+    """
+
+    runs: Runs  # one entry per option (the run each option starts)
+    run: np.ndarray
+    start: np.ndarray
+    start_h: np.ndarray
+    slot_h: float
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    @property
+    def job(self) -> np.ndarray:
+        return self.runs.job
+
+    @property
+    def completion_h(self) -> np.ndarray:
+        return self.start_h + self.runs.occupy_h
+
+    @property
+    def slots(self) -> np.ndarray:
+        """Slots each option holds its GPUs in, from its start (at least one)."""
+        return np.maximum(slots_until(self.runs.occupy_h, self.slot_h), 1)
+
+    def take(self, index: np.ndarray) -> Options:
+        return Options(self.runs.take(index), self.run[index], self.start[index],
+                       self.start_h[index], self.slot_h)
+
+
+def at_starts(runs: Runs, starts: np.ndarray, slot_h: float) -> Options:
+    """Each run at each of its start slots: ``starts`` is (runs, k), or k slots for all runs.
+
+    Options come run by run, each run's starts in the order given.
+    """
+    starts = np.asarray(starts, dtype=int)
+    if starts.ndim == 1:
+        starts = np.broadcast_to(starts, (len(runs), len(starts)))
+    per_run = starts.shape[1] if starts.ndim == 2 else 0
+    run = np.repeat(np.arange(len(runs)), per_run)
+    start = starts.reshape(-1)
+    return Options(runs.take(run), run, start, start * slot_h, slot_h)
+
+
+def deadline_options(options: Options, jobs: Sequence[Job], origin_h: float) -> np.ndarray:
+    """Which options to keep for deadlines: those that meet their job's deadline, and every
+    option of a job none of whose options can (it will be late wherever it runs).
+
+    ``origin_h``: the time of the options' frame origin (a round's now).
+    """
+    deadline = np.array([np.inf if j.deadline_h is None else j.deadline_h for j in jobs])
+    meets = origin_h + options.completion_h <= deadline[options.job] + DEADLINE_TOLERANCE_H
+    any_meets = np.zeros(len(jobs), dtype=bool)
+    np.logical_or.at(any_meets, options.job, meets)
+    return meets | ~any_meets[options.job]
+
+
+@dataclass(frozen=True)
+class PricedOptions:
+    """Options with their cost parts for one job each (``AllocationProblem``'s columns)."""
+
+    options: Options
+    energy_cost_usd: np.ndarray
+    carbon_kg: np.ndarray
+    delay_cost_usd: np.ndarray
+
+    def problem_columns(self, held_slots: np.ndarray | None = None,
+                        held_gpus: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The ``option_*`` arrays of ``optimization.AllocationProblem`` (demand = job index).
+
+        ``held_slots``/``held_gpus`` replace the options' own (a horizon's clipping, the period
+        plan's fluid capacity).
+        """
+        o, runs = self.options, self.options.runs
+        return {
+            "option_demand": runs.job,
+            "option_resource": runs.resource,
+            "option_start": o.start,
+            "option_slots": o.slots if held_slots is None else held_slots,
+            "option_gpus": runs.gpus if held_gpus is None else held_gpus,
+            "option_energy_kwh": runs.energy_kwh,
+            "option_energy_cost_usd": self.energy_cost_usd,
+            "option_carbon_kg": self.carbon_kg,
+            "option_transfer_cost_usd": runs.transfer_cost_usd,
+            "option_delay_cost_usd": self.delay_cost_usd,
+        }
+
+
+def price_options(options: Options, price_usd_per_mwh: np.ndarray,
+                  carbon_g_per_kwh: np.ndarray, signal_slot_h: float,
+                  delay_from_h: np.ndarray | float,
+                  delay_cost_usd_per_gpu_h: float) -> PricedOptions:
+    """Energy cost and emissions over each option's run from the signals (rows: sites, slots
+    of ``signal_slot_h`` on the options' frame), and its delay cost from ``delay_from_h`` (per
+    job, or one time for all) to its completion."""
+    runs = options.runs
+    run_from = options.start_h + runs.transfer_h
+    run_to = options.start_h + runs.occupy_h
+    price = window_mean(price_usd_per_mwh, runs.site, run_from, run_to, signal_slot_h)
+    carbon = window_mean(carbon_g_per_kwh, runs.site, run_from, run_to, signal_slot_h)
+    reference = (np.asarray(delay_from_h, dtype=float)[runs.job]
+                 if np.ndim(delay_from_h) else float(delay_from_h))
+    return PricedOptions(
+        options=options,
+        energy_cost_usd=energy_cost_usd(runs.energy_kwh, price),
+        carbon_kg=emissions_kg(runs.energy_kwh, carbon),
+        delay_cost_usd=delay_cost_usd(runs.gpus, options.completion_h - reference,
+                                      delay_cost_usd_per_gpu_h),
+    )
