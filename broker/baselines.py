@@ -35,7 +35,7 @@ class _Placer:
         self.free = offers.free_gpus.astype(float).copy()
         # least free GPUs over the first k + 1 slots of each pool, at [pool, k]
         self.least_free = np.minimum.accumulate(self.free, axis=1)
-        self.rates = federation.steps_per_s(list(queue))
+        self.rates = federation.throughput(list(queue))  # whole jobs, on their own GPU counts
         self.gpus = np.array([j.gpus for j in queue], dtype=int)
         self.home = np.array([federation.site_index[j.home_site] for j in queue], dtype=int)
         self.slots = self._occupied_slots()
@@ -146,11 +146,10 @@ class TemporalPolicy(Policy):
         fed = self.federation
         slot_h, horizon = offers.slot_h, offers.horizon_slots
         at_home = fed.resource_site[None, :] == placer.home[:, None]
-        best_rate = np.where(at_home, placer.rates, 0.0).max(axis=1, initial=0.0)
+        best_rate = np.where(at_home, fed.throughput(list(queue)), 0.0).max(axis=1, initial=0.0)
         runs = best_rate > 0
         work = np.array([j.work_steps for j in queue], dtype=float)
-        throughput = scaling.throughput_steps_per_s(best_rate, placer.gpus)
-        runtime_h = np.where(runs, scaling.runtime_h(work, throughput), 0.0)
+        runtime_h = np.where(runs, scaling.runtime_h(work, best_rate), 0.0)
         latest_h = np.array([
             j.deadline_h - runtime_h[i] if j.deadline_h is not None
             else j.submit_h + self.config.max_wait_h

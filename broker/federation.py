@@ -112,6 +112,30 @@ class Federation:
         """``steps_per_s([job])[0, resource]`` without building the row array."""
         return float(self._rate_row(job.job_type, job.gpu_types)[resource])
 
+    @cached_property
+    def _throughput_rows(self) -> dict[tuple[str, tuple[str, ...], int], np.ndarray]:
+        return {}
+
+    def throughput_row(self, job_type: str, gpu_types: tuple[str, ...], gpus: int) -> np.ndarray:
+        """A job's whole throughput on ``gpus`` GPUs of each pool (steps/s; 0 where it does not
+        run), from the affinity matrix's scaling model (``sites.scaling``)."""
+        key = (job_type, gpu_types, gpus)
+        row = self._throughput_rows.get(key)
+        if row is None:
+            one_gpu = self._rate_row(job_type, gpu_types)
+            scaling = self.affinity.scaling
+            row = np.array([scaling.throughput(job_type, g, gpus, float(one_gpu[r]))
+                            for r, (_, g) in enumerate(self.resources)], dtype=float)
+            row.flags.writeable = False
+            self._throughput_rows[key] = row
+        return row
+
+    def throughput(self, jobs: list[Job]) -> np.ndarray:
+        """Each job's whole throughput on each pool with its own GPU count, (jobs, resources)."""
+        if not len(jobs):
+            return np.zeros((0, len(self.resources)))
+        return np.array([self.throughput_row(j.job_type, j.gpu_types, j.gpus) for j in jobs])
+
     def transfer_h(self, dataset_gb: float) -> float:
         """Hours to ship a data set to another site at the federation's link speed."""
         return seconds_to_hours(gb_to_gbit(dataset_gb) / self.transfer_gbps)

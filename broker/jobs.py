@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sites import scaling
+from sites.affinity import AffinityMatrix
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,10 @@ class Job:
             raise ValueError(f"job {self.id}: dataset_gb must be >= 0")
 
     def runtime_h(self, steps_per_s: float) -> float:
-        """Hours to finish on its GPUs of a type where one GPU does ``steps_per_s`` alone;
-        infinite if it cannot run there."""
-        return float(scaling.runtime_h(
-            self.work_steps, scaling.throughput_steps_per_s(steps_per_s, self.gpus)))
+        """Hours to finish at a throughput of ``steps_per_s`` (the whole job's, on all its
+        GPUs: ``AffinityMatrix.job_steps_per_s``); infinite if it cannot run (0)."""
+        return float(scaling.runtime_h(self.work_steps, steps_per_s))
+
+    def runtime_on_h(self, affinity: AffinityMatrix, gpu_type: str) -> float:
+        """Hours to finish on its GPUs of ``gpu_type`` (infinite where it does not run)."""
+        return self.runtime_h(affinity.job_steps_per_s(self.job_type, gpu_type, self.gpus))

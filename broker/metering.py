@@ -32,7 +32,8 @@ class JobRecord:
     job_type: str
     gpus: int
     work_steps: float
-    steps_per_s: float
+    steps_per_s: float  # one GPU of the type alone (the affinity matrix)
+    job_steps_per_s: float  # the job on its GPUs (the scaling model): work / run time
     submit_h: float
     start_h: float  # GPUs reserved from here (data transfer first when it moved)
     run_start_h: float  # computing from here
@@ -91,6 +92,7 @@ class Meter:
             job_id=job.id, home_site=job.home_site, site=fed.sites[site_i].id, gpu_type=gpu,
             job_type=job.job_type, gpus=gpus, work_steps=job.work_steps,
             steps_per_s=float(run.gpu_steps_per_s[0]),
+            job_steps_per_s=float(run.steps_per_s[0]),
             submit_h=job.submit_h, start_h=start_h, run_start_h=run_start_h, finish_h=finish_h,
             deadline_h=job.deadline_h, gpu_hours=float(gpus * hours.sum()),
             energy_kwh=float(kwh.sum()),

@@ -4,7 +4,7 @@ An option is (job j, pool r = a GPU type at a site, GPU count k, start slot t). 
 builds its options here: the round planner and its greedy plan, the period plan (market), the
 live broker's estimates, the baselines' slot counts and the meter's run times. The formulas:
 
-    throughput   = throughput(j, r, k) in steps/s                        (``sites.scaling``)
+    throughput   = the job's steps/s on k GPUs of r's type       (``sites.scaling``, measured)
     runtime_h    = work_steps / throughput / 3600                        (``sites.scaling``)
     transfer_h   = data set (GB) x 8 / link (Gbit/s) / 3600 when r is away from j's home, else 0
     occupy_h     = transfer_h + runtime_h       (the pool's GPUs are held from the start)
@@ -31,7 +31,7 @@ import numpy as np
 from broker.costs import delay_cost_usd, emissions_kg, energy_cost_usd, transfer_cost_usd
 from broker.federation import Federation
 from broker.jobs import Job
-from sites.scaling import runtime_h, throughput_steps_per_s
+from sites.scaling import runtime_h
 from sites.timegrid import slots_until, window_mean
 
 # A completion this close after a deadline (hours) still meets it: sums of hours carry noise.
@@ -88,13 +88,18 @@ def runs_on(federation: Federation, jobs: Sequence[Job], job: np.ndarray,
     rate = federation.steps_per_s(list(jobs))[job, resource]
     if gpus is None:
         gpus = np.array([j.gpus for j in jobs], dtype=int)[job]
+        steps_per_s = federation.throughput(list(jobs))[job, resource]
+    else:
+        gpus = np.asarray(gpus, dtype=int)
+        steps_per_s = np.array([
+            federation.throughput_row(jobs[i].job_type, jobs[i].gpu_types, int(k))[r]
+            for i, r, k in zip(job, resource, gpus, strict=True)], dtype=float)
     work = np.array([j.work_steps for j in jobs], dtype=float)[job]
     home = np.array([federation.site_index[j.home_site] for j in jobs], dtype=int)[job]
     dataset_gb = np.array([j.dataset_gb for j in jobs], dtype=float)[job]
     egress = np.array([s.egress_usd_per_gb for s in federation.sites])
     site = federation.resource_site[resource]
     remote = site != home
-    steps_per_s = throughput_steps_per_s(rate, gpus)
     hours = runtime_h(work, steps_per_s)
     return Runs(
         job=job, resource=resource, site=site, gpus=gpus, gpu_steps_per_s=rate,

@@ -68,7 +68,8 @@ class OutsideOption:
                    and aff.steps_per_s(job.job_type, g) > 0]
         if self.reference_gpu in allowed:
             return self.reference_gpu
-        return max(allowed, key=lambda g: aff.steps_per_s(job.job_type, g), default=None)
+        return max(allowed, key=lambda g: aff.job_steps_per_s(job.job_type, g, job.gpus),
+                   default=None)
 
     def serve(self, jobs: Sequence[Job], federation: Federation,
               reasons: Sequence[str]) -> pd.DataFrame:
@@ -78,7 +79,7 @@ class OutsideOption:
             gpu = self.gpu_type_for(job, federation)
             if gpu is None:
                 raise ValueError(f"job {job.id}: the outside option has no GPU type it runs on")
-            hours = job.runtime_h(federation.affinity.steps_per_s(job.job_type, gpu))
+            hours = job.runtime_on_h(federation.affinity, gpu)
             kwh = float(energy_kwh(job.gpus, federation.gpu_catalog[gpu].board_power_w,
                                    self.pue, hours))
             home = federation.sites[federation.site_index[job.home_site]]
@@ -112,7 +113,7 @@ def unserved_reasons(jobs: Sequence[Job], federation: Federation,
     """
     if not jobs:
         return []
-    rates = federation.steps_per_s(list(jobs))
+    rates = federation.throughput(list(jobs))
     gpus = np.array([j.gpus for j in jobs])
     fits = reachable & (rates > 0) & (federation.resource_total_gpus[None, :] >= gpus[:, None])
     out = []

@@ -111,7 +111,7 @@ def _chain(setup: SimulationSetup, jobs: pd.DataFrame) -> _Chain:
     fed = setup.federation
     by_id = {j.id: j for j in setup.jobs}
     queue = [by_id[i] for i in jobs["job_id"]]
-    rates = fed.steps_per_s(queue)
+    rates = fed.throughput(queue)  # whole jobs, each on its own GPU count
     home = np.array([fed.site_index[j.home_site] for j in queue], dtype=int)
     site = np.array([fed.site_index[s] for s in jobs["site"]], dtype=int)
     home_res = fed.resource_site[None, :] == home[:, None]
@@ -124,8 +124,7 @@ def _chain(setup: SimulationSetup, jobs: pd.DataFrame) -> _Chain:
     runtime_act = (jobs["finish_h"] - jobs["run_start_h"]).to_numpy(float)
     ref_rate = np.where(runs_home, rates[rows, best_home], 1.0)
     runtime_ref = np.where(runs_home,
-                           scaling.runtime_h(jobs["work_steps"].to_numpy(float),
-                                             scaling.throughput_steps_per_s(ref_rate, gpus)),
+                           scaling.runtime_h(jobs["work_steps"].to_numpy(float), ref_rate),
                            runtime_act)
     pue = np.array([s.pue for s in fed.sites])
     board_w = np.array([fed.gpu_catalog[g].board_power_w for g in jobs["gpu_type"]])

@@ -121,8 +121,8 @@ def gavel_trace_jobs(trace: pd.DataFrame, home_site: str, affinity: AffinityMatr
             submit_h=float(submit[i]),
             dataset_gb=float(dataset_gb[int(i)]) if dataset_gb is not None else 0.0,
         )
-        if (window.max_runtime_h is not None and job.runtime_h(
-                affinity.steps_per_s(job.job_type, reference_gpu)) > window.max_runtime_h):
+        if (window.max_runtime_h is not None
+                and job.runtime_on_h(affinity, reference_gpu) > window.max_runtime_h):
             too_long += 1
             continue
         jobs.append(job)
@@ -219,9 +219,9 @@ def alibaba_pod_jobs(pods: pd.DataFrame, home_site: str, affinity: AffinityMatri
     jobs = []
     for i in np.flatnonzero(keep):
         job_type = job_types[chosen[i]]
-        rate = affinity.steps_per_s(job_type, reference_gpu)
+        rate = affinity.job_steps_per_s(job_type, reference_gpu, int(gpus[i]))
         hours = max(runtime_h[i] * share[i], 1.0 / SECONDS_PER_HOUR)  # at least a second
         jobs.append(Job(id=f"{id_prefix}{i:05d}", home_site=home_site, job_type=job_type,
-                        gpus=int(gpus[i]), work_steps=hours * gpus[i] * rate * SECONDS_PER_HOUR,
+                        gpus=int(gpus[i]), work_steps=hours * rate * SECONDS_PER_HOUR,
                         submit_h=float(submit[i]), gpu_types=allowed[i]))
     return TraceJobs(tuple(jobs), {k: int(v.sum()) for k, v in reasons.items() if v.any()})

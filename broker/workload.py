@@ -96,7 +96,7 @@ class SyntheticWorkload:
     def _job(self, i: int, home_site: str, job_type: str, gpus: int, runtime_h: float,
              submit_h: float, affinity: AffinityMatrix, rng: np.random.Generator) -> Job:
         """A job of ``runtime_h`` on the reference GPU, with its deadline and data set drawn."""
-        ref_rate = affinity.steps_per_s(job_type, self.reference_gpu)
+        ref_rate = affinity.job_steps_per_s(job_type, self.reference_gpu, gpus)
         deadline = None
         if rng.random() < self.deadline_fraction:
             slack = rng.uniform(*self.deadline_slack)
@@ -104,7 +104,7 @@ class SyntheticWorkload:
         dataset_gb = float(rng.lognormal(math.log(self.median_dataset_gb), self.dataset_sigma))
         return Job(
             id=f"j{i:05d}", home_site=home_site, job_type=job_type, gpus=gpus,
-            work_steps=runtime_h * gpus * ref_rate * SECONDS_PER_HOUR, submit_h=submit_h,
+            work_steps=runtime_h * ref_rate * SECONDS_PER_HOUR, submit_h=submit_h,
             deadline_h=deadline, dataset_gb=round(dataset_gb, 3),
         )
 

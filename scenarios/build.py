@@ -123,8 +123,8 @@ def _jobs(s: Scenario, sites: tuple[SiteSpec, ...], affinity: AffinityMatrix,
         for spec in w.jobs:
             work = spec.work_steps
             if work is None:
-                rate = affinity.steps_per_s(spec.job_type, w.reference_gpu)
-                work = hours_to_seconds(spec.reference_runtime_h) * spec.gpus * rate
+                rate = affinity.job_steps_per_s(spec.job_type, w.reference_gpu, spec.gpus)
+                work = hours_to_seconds(spec.reference_runtime_h) * rate
             out.append(Job(spec.id, spec.home_site, spec.job_type, spec.gpus, work,
                            spec.submit_h, spec.deadline_h, spec.dataset_gb))
         return out

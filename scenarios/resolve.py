@@ -6,9 +6,11 @@ from scenarios.data_paths import DataPaths
 from scenarios.schema import FLEET_FILES, Scenario
 from scenarios.validation import ResolvedData
 from sites import DEFAULT_GPUS, AffinityMatrix, GpuType, InputError, default_affinity
+from sites.affinity import GAVEL_MEDIAN_SERIAL_FRACTION, default_measurements
 from sites.readers.fleets import read_alibaba_nodes, read_pai_machines
-from sites.readers.gavel_affinity import read_gavel_throughputs
+from sites.readers.gavel_affinity import gavel_measurements, read_gavel_throughputs
 from sites.readers.gpu_power import read_gpu_tdp
+from sites.scaling import ScalingModel
 
 FLEET_READERS = {"alibaba-nodes": read_alibaba_nodes, "pai-machines": read_pai_machines}
 
@@ -30,20 +32,32 @@ def gpu_catalog(scenario: Scenario, paths: DataPaths | None = None) -> dict[str,
 
 
 def affinity_matrix(scenario: Scenario, paths: DataPaths | None = None) -> AffinityMatrix:
-    """The built-in catalog, then the affinity file's job types, then the scenario's overrides."""
+    """The built-in catalog, then the affinity file's job types, then the scenario's overrides;
+    its scaling model fitted to the built-in, the file's and the scenario's measurements."""
     base = default_affinity()
     table = {j: {g: float(base.throughput[i, k]) for k, g in enumerate(base.gpu_types)}
              for i, j in enumerate(base.job_types)}
+    measured = default_measurements()
     spec_file = scenario.affinity_file
     if spec_file is not None and paths is not None:
-        measured = read_gavel_throughputs(paths.data_file(spec_file.path, "affinity_file.path"),
-                                          spec_file.unconsolidated)
-        extra = measured.affinity(spec_file.scale_factor)
+        path = paths.data_file(spec_file.path, "affinity_file.path")
+        extra = read_gavel_throughputs(path, spec_file.unconsolidated).affinity()
         for i, job in enumerate(extra.job_types):
             table[job] = {g: float(extra.throughput[i, k]) for k, g in enumerate(extra.gpu_types)}
+        measured.update({key: dict(points) for key, points in gavel_measurements(path).items()})
     for job_type, row in scenario.affinity.items():
         table.setdefault(job_type, {}).update(row)
-    return AffinityMatrix.from_nested(table)
+    for job_type, per_gpu in scenario.scaling.items():
+        for gpu, points in per_gpu.items():
+            one = table.get(job_type, {}).get(gpu, 0.0)
+            if one <= 0:
+                source = paths.source if paths is not None else "scenario"
+                raise InputError(source, f"scaling.{job_type}.{gpu}",
+                                 f"no one-GPU throughput of {job_type} on {gpu} to scale "
+                                 "(give it under affinity)")
+            measured[(job_type, gpu, True)] = {1: one, **points}
+    scaling = ScalingModel.fitted(measured, GAVEL_MEDIAN_SERIAL_FRACTION)
+    return AffinityMatrix.from_nested(table, scaling)
 
 
 def site_gpus(scenario: Scenario, paths: DataPaths) -> tuple[dict[str, int], ...]:

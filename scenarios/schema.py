@@ -89,7 +89,8 @@ class AffinityFileSpec(Strict):
     """Gavel's throughput JSON; its job types join (and override) the built-in catalog's."""
 
     path: Path = Path(GAVEL_FILE)
-    scale_factor: int = Field(1, ge=1)
+    # One-GPU rates come from scale factor 1; k GPUs from the file's scaling measurements.
+    scale_factor: Literal[1] = 1
     unconsolidated: bool = False
 
 
@@ -171,6 +172,9 @@ class Scenario(Strict):
     solver: SolverSpec = SolverSpec()
     gpus: dict[str, GpuSpec] = {}
     affinity: dict[str, dict[str, Annotated[float, Field(ge=0)]]] = {}
+    # Measured whole-job steps/s on k GPUs (one server): {job type: {GPU type: {k: steps/s}}}
+    scaling: dict[str, dict[str, dict[Annotated[int, Field(ge=2)],
+                                      Annotated[float, Field(gt=0)]]]] = {}
     affinity_file: AffinityFileSpec | None = None
     gpu_power_file: GpuPowerFileSpec | None = None
     forecast: ForecastSpec = ForecastSpec()

@@ -62,9 +62,8 @@ class JobService:
             if value > limit:
                 raise FieldError((*where, name), f"{value:g} is above the broker's limit "
                                  f"{limit:g}")
-        rate = self.ctx.affinity.steps_per_s(body.job_type, REFERENCE_GPU)
         runtime_h = Job(body.id, body.home_site, body.job_type, body.gpus, body.work_steps,
-                        0.0).runtime_h(rate)
+                        0.0).runtime_on_h(self.ctx.affinity, REFERENCE_GPU)
         if runtime_h > st.max_job_runtime_h:
             raise FieldError((*where, "work_steps"), f"{runtime_h:.3g} h on {body.gpus} "
                              f"{REFERENCE_GPU} is above the broker's limit "

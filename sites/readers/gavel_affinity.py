@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sites.affinity import NEWER_GPU_SPEEDUP_OVER_V100, AffinityMatrix
 from sites.errors import InputError
+from sites.scaling import Measurements
 
 GAVEL_GPUS = {"k80": "K80", "p100": "P100", "v100": "V100"}
 UNCONSOLIDATED = "_unconsolidated"
@@ -81,6 +82,10 @@ class GavelThroughputs:
 
 def read_gavel_throughputs(path: Path | str, unconsolidated: bool = False) -> GavelThroughputs:
     """Read and check the JSON; ``unconsolidated`` picks the spread-over-servers entries."""
+    return _throughputs(_load(path), str(path), unconsolidated)
+
+
+def _load(path: Path | str) -> dict:
     source = str(path)
     try:
         data = json.loads(Path(path).read_text())
@@ -90,6 +95,10 @@ def read_gavel_throughputs(path: Path | str, unconsolidated: bool = False) -> Ga
         raise InputError(source, "", f"not valid JSON ({error})") from None
     if not isinstance(data, dict) or not data:
         raise InputError(source, "", "not an affinity table: expected {gpu: {job: {...}}}")
+    return data
+
+
+def _throughputs(data: dict, source: str, unconsolidated: bool) -> GavelThroughputs:
     suffix = UNCONSOLIDATED if unconsolidated else ""
     wanted = {f"{key}{suffix}": name for key, name in GAVEL_GPUS.items()}
     found = [k for k in data if k in wanted]
@@ -111,6 +120,21 @@ def read_gavel_throughputs(path: Path | str, unconsolidated: bool = False) -> Ga
                 raise InputError(source, field, f"throughput must be finite and >= 0, got {value}")
             table.setdefault((carbonfed_job_type(job), scale), {})[wanted[gpu_key]] = float(value)
     return GavelThroughputs(source, table)
+
+
+def gavel_measurements(path: Path | str) -> Measurements:
+    """Whole-job throughputs of every (job type, GPU type, placement) at each scale factor
+    Gavel measured, consolidated and (where the file has them) spread, for
+    ``sites.scaling.ScalingModel.fitted``."""
+    data, source = _load(path), str(path)
+    spread = any(str(key).endswith(UNCONSOLIDATED) for key in data)
+    out: dict[tuple[str, str, bool], dict[int, float]] = {}
+    for consolidated in (True, False) if spread else (True,):
+        measured = _throughputs(data, source, unconsolidated=not consolidated)
+        for (job, k), per_gpu in measured.table.items():
+            for gpu, value in per_gpu.items():
+                out.setdefault((job, gpu, consolidated), {})[k] = value
+    return out
 
 
 def _parse_job_key(key: str, source: str, gpu_key: str) -> tuple[str, int]:

@@ -111,7 +111,7 @@ def test_the_greedy_plan_respects_capacity_in_every_slot():
     plan = greedy_plan(fed, round_, queue, PlannerConfig())
     assert plan.status == SolveStatus.FEASIBLE and plan.assignments
     gpus = {j.id: j.gpus for j in queue}
-    rates = fed.steps_per_s(queue)
+    rates = fed.throughput(queue)  # whole jobs
     use = np.zeros_like(round_.free_gpus)
     for a in plan.assignments:
         r = fed.resource_of(a.site_id, a.gpu_type)

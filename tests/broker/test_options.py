@@ -1,7 +1,9 @@
 """The one option model (``broker.options``) against the five pipelines it replaced.
 
 ``legacy_options`` holds the code as it was (frozen copies); on the built-in ``default``
-scenario and on ``federation-12`` (real data), rounds at several times of the run must give the
+scenario and on ``federation-12`` (real data), with the linear scaling the old code assumed
+(the measured scaling model is tested in ``tests/sites/test_scaling.py``), rounds at several
+times of the run must give the
 very same options (same jobs, pools, starts, held slots, GPUs) at the same prices, the period
 plan the same problem, the baselines the same slot counts, the live broker the same estimates
 and the meter the same run times. Tolerance 1e-12 relative: the old code multiplied the link's
@@ -9,6 +11,8 @@ hours per GB by the data set, the new one converts the data set (the last bit ma
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -23,6 +27,7 @@ from broker.planner import PlannerConfig, build_round_problem, group_identical_j
 from broker.simulation import SimulationSetup
 from scenarios.build import build_run
 from scenarios.loader import load_scenario
+from sites.scaling import LINEAR
 from sites.timegrid import slot_index, slot_overlaps, slots_until
 from tests.broker import legacy_options as legacy
 from tests.realdata import DATA_DIR, needs_data
@@ -31,7 +36,11 @@ RTOL = 1e-12
 
 
 def _setup(name: str) -> SimulationSetup:
-    return build_run(load_scenario(name, DATA_DIR)).setup
+    """The scenario with linear scaling, what the old pipelines assumed."""
+    setup = build_run(load_scenario(name, DATA_DIR)).setup
+    fed = setup.federation
+    linear = dataclasses.replace(fed.affinity, scaling=LINEAR)
+    return dataclasses.replace(setup, federation=dataclasses.replace(fed, affinity=linear))
 
 
 def _rounds(setup: SimulationSetup, n: int = 4) -> list[tuple[RoundOffers, list]]:

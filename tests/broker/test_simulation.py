@@ -185,19 +185,26 @@ def test_completion_frees_gpus_before_an_arrival_at_the_same_instant():
 
 @pytest.mark.parametrize("name", POLICY_NAMES)
 def test_gpu_hours_are_work_over_throughput(synthetic, name):
-    """Per job: gpu_hours = work_steps / (steps_per_s x 3600) (linear multi-GPU scaling), and
-    steps_per_s is the affinity entry of the job type on the GPU type it ran on."""
+    """Per job: run time = work_steps / (job_steps_per_s x 3600) and gpu_hours = gpus x run
+    time, where job_steps_per_s is the scaling model's throughput of the job type on its GPU
+    count of the GPU type it ran on, and steps_per_s the affinity entry (one GPU alone). The
+    synthetic run has multi-GPU jobs, and their throughput is not gpus x one GPU's."""
     run, result = synthetic
     affinity = run.setup.federation.affinity
     jobs = result.results[name].jobs
+    not_linear = 0
     for row in jobs.to_dict("records"):
-        rate = affinity.throughput[affinity.job_index(row["job_type"]),
-                                   affinity.gpu_index(row["gpu_type"])]
-        assert rate > 0
-        assert row["steps_per_s"] == pytest.approx(rate, rel=1e-12)
-        assert row["gpu_hours"] == pytest.approx(row["work_steps"] / (rate * 3600.0), rel=1e-9)
-        runtime = row["work_steps"] / (row["gpus"] * rate * 3600.0)
+        one = affinity.throughput[affinity.job_index(row["job_type"]),
+                                  affinity.gpu_index(row["gpu_type"])]
+        rate = affinity.job_steps_per_s(row["job_type"], row["gpu_type"], row["gpus"])
+        assert one > 0 and rate > 0
+        assert row["steps_per_s"] == pytest.approx(one, rel=1e-12)
+        assert row["job_steps_per_s"] == pytest.approx(rate, rel=1e-12)
+        runtime = row["work_steps"] / (rate * 3600.0)
         assert row["finish_h"] - row["run_start_h"] == pytest.approx(runtime, rel=1e-9)
+        assert row["gpu_hours"] == pytest.approx(row["gpus"] * runtime, rel=1e-9)
+        not_linear += row["gpus"] > 1 and abs(rate / (row["gpus"] * one) - 1) > 0.01
+    assert not_linear > 0
 
 
 def _independent_site_slot_energy(setup, jobs: pd.DataFrame) -> np.ndarray:

@@ -45,7 +45,7 @@ def test_gavel_trace_to_jobs_with_window_and_rate_scale(tmp_path):
     assert [(j.job_type, j.gpus, j.submit_h) for j in taken.jobs] == [
         ("resnet18-bs64", 2, 0.0), ("lm", 1, 1.0)]
     # 7200 steps on 2 GPUs at 2 steps/s each: 7200 / 4 = 1800 s = 0.5 h
-    assert taken.jobs[0].runtime_h(2.0) == 0.5
+    assert taken.jobs[0].runtime_on_h(AFFINITY, "V100") == 0.5  # AFFINITY scales linearly
 
 
 def test_gavel_trace_counts_what_it_leaves_out(tmp_path):
@@ -98,8 +98,8 @@ def test_alibaba_pods_fractional_gpus_and_constraints(tmp_path):
     taken = alibaba_pod_jobs(pods, "a", AFFINITY, ["lm"], "V100", TraceWindow(), 168,
                              np.random.default_rng(0), "a-")
     assert [(j.gpus, j.submit_h) for j in taken.jobs] == [(1, 0.0), (2, 1.0)]
-    assert taken.jobs[0].runtime_h(1.0) == pytest.approx(1.0)  # 2 h x 0.5 GPU
-    assert taken.jobs[1].runtime_h(1.0) == pytest.approx(2.0)
+    assert taken.jobs[0].runtime_on_h(AFFINITY, "V100") == pytest.approx(1.0)  # 2 h x 0.5 GPU
+    assert taken.jobs[1].runtime_on_h(AFFINITY, "V100") == pytest.approx(2.0)
     assert taken.skipped == {"no GPU": 1, "never scheduled": 1}
 
 

@@ -57,10 +57,10 @@ def test_submit_times_deadlines_and_ids():
 
 
 def test_work_is_the_reference_runtime_at_the_reference_rate():
-    """work = runtime_ref x gpus x rate(V100) x 3600, so the reference run time
-    work / (gpus x rate(V100) x 3600) is capped at max_runtime_h = 10 h."""
+    """work = runtime_ref x throughput(V100, gpus) x 3600, so the reference run time
+    work / (throughput(V100, gpus) x 3600) is capped at max_runtime_h = 10 h."""
     jobs = generate(5)
-    runtimes = np.array([j.runtime_h(AFFINITY.steps_per_s(j.job_type, "V100")) for j in jobs])
+    runtimes = np.array([j.runtime_on_h(AFFINITY, "V100") for j in jobs])
     assert runtimes.max() <= 10.0 + 1e-9
     assert runtimes.min() > 0
     assert 0.5 < np.median(runtimes) < 8  # lognormal with median 2 h
