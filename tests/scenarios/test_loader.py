@@ -124,3 +124,17 @@ def test_a_folder_named_like_a_builtin_does_not_shadow_it(tmp_path, monkeypatch)
     (tmp_path / "tiny").mkdir()
     monkeypatch.chdir(tmp_path)
     assert load_scenario("tiny").scenario.name == "tiny"
+
+
+def test_load_yaml_refuses_duplicates_at_every_depth_and_keeps_merge_keys():
+    from scenarios.loader import DuplicateKeyError, load_yaml
+
+    with pytest.raises(DuplicateKeyError) as raised:
+        load_yaml("a: 1\nb:\n  c: 2\n  d: 3\n  c: 4\n")
+    assert (raised.value.key, raised.value.first_line, raised.value.second_line) == ("c", 3, 5)
+    with pytest.raises(DuplicateKeyError):
+        load_yaml("jobs:\n  - {id: a, gpus: 1, gpus: 2}\n")
+    # the same key in two different mappings is no duplicate, and a merge key may be
+    # overridden by the mapping that merges it (that is what merge keys are for)
+    assert load_yaml("x: {k: 1}\ny: {k: 2}\n") == {"x": {"k": 1}, "y": {"k": 2}}
+    assert load_yaml("base: &b {k: 1, j: 1}\nz:\n  <<: *b\n  k: 2\n")["z"] == {"k": 2, "j": 1}
