@@ -10,10 +10,12 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from scenarios.cli import main
-from tests.scenarios.helpers import BASE_SCENARIO
+from tests.scenarios.helpers import BASE_SCENARIO, build_from_text
 
 NORTH = "  - {id: north, zone: clean, pue: 1.1, gpus: {V100: 2}}"
 SOUTH = "  - {id: south, zone: dirty, pue: 1.3, gpus: {K80: 2, P100: 1}}"
@@ -72,6 +74,16 @@ CASES = [
     ("negative-seed", "seed: 7", "seed: -1", "seed", "greater than or equal to 0 (got -1)"),
     ("typo-in-a-required-key", "period_h: 6", "perod_h: 6", "period_h",
      "missing field (found unknown field 'perod_h': a typo?)"),
+    # filling gaps in a data file is explicit and bounded
+    ("fill-without-max-gap", CLEAN_CARBON, "{kind: csv, path: ci.csv, column: ci, fill: ffill}",
+     "zones.clean.carbon_g_per_kwh", "fill: ffill needs max_gap_h"),
+    ("max-gap-without-fill", CLEAN_CARBON, "{kind: csv, path: ci.csv, column: ci, max_gap_h: 1}",
+     "zones.clean.carbon_g_per_kwh", "max_gap_h does nothing without fill: ffill"),
+    ("max-gap-of-two-days", CLEAN_CARBON,
+     "{kind: lwa, region: ger, fill: ffill, max_gap_h: 48}",
+     "zones.clean.carbon_g_per_kwh.max_gap_h", "less than or equal to 24"),
+    ("unknown-fill", CLEAN_CARBON, "{kind: lwa, region: ger, fill: interpolate, max_gap_h: 1}",
+     "zones.clean.carbon_g_per_kwh.fill", "'ffill'"),
 ]
 
 
@@ -406,3 +418,39 @@ def test_a_cap_that_binds_says_so_in_json(tmp_path):
         sum(policy["allowances_kg"].values()) / 1000, rel=1e-12)
     text = carbonfed("market", "tiny", "--policy", "cap-and-trade", "--cut", "0.3").stdout
     assert "does not bind" not in text
+
+
+def gappy_csv(tmp_path, missing_hours: tuple[int, ...]):
+    """Hourly carbon for the base scenario's 2 days, without the hours in ``missing_hours``."""
+    start = pd.Timestamp("2023-06-05T00:00:00")
+    rows = [f"{start + pd.Timedelta(hours=h)},{100 + h}" for h in range(48)
+            if h not in missing_hours]
+    (tmp_path / "ci.csv").write_text("Datetime (UTC),ci\n" + "\n".join(rows) + "\n")
+
+
+def test_a_short_gap_is_filled_only_when_asked(tmp_path):
+    """Hour 3 missing from a data file: refused (naming the gap's start and length, and the
+    option), then run with fill: ffill, max_gap_h: 1, where hour 3 repeats hour 2."""
+    gappy_csv(tmp_path, (3,))
+    path = write_case(tmp_path, CLEAN_CARBON, "{kind: csv, path: ci.csv, column: ci}")
+    line = refused(carbonfed("run", str(path), "--policies", "isolated"))
+    assert line.endswith("ci.csv: gap in the data: no value for 2023-06-05 03:00:00+00:00 (the "
+                         "gap starts at 2023-06-05 03:00:00+00:00 and lasts 1 h; fill: ffill "
+                         "with max_gap_h fills short gaps)")
+    assert "zones.clean.carbon_g_per_kwh" in line
+    path = write_case(tmp_path, CLEAN_CARBON,
+                      "{kind: csv, path: ci.csv, column: ci, fill: ffill, max_gap_h: 1}")
+    done = carbonfed("run", str(path), "--policies", "isolated")
+    assert done.returncode == 0, done.stderr
+    carbon = build_from_text(path.read_text(), tmp_path).setup.carbon_g_per_kwh[0]
+    np.testing.assert_array_equal(carbon[:6], [100, 101, 102, 102, 104, 105])
+
+
+def test_a_gap_longer_than_max_gap_h_is_refused_with_its_start_and_length(tmp_path):
+    gappy_csv(tmp_path, (3, 4))
+    path = write_case(tmp_path, CLEAN_CARBON,
+                      "{kind: csv, path: ci.csv, column: ci, fill: ffill, max_gap_h: 1}")
+    line = refused(carbonfed("run", str(path), "--policies", "isolated"))
+    assert line.endswith("no value for 2023-06-05 03:00:00+00:00 (the gap starts at "
+                         "2023-06-05 03:00:00+00:00 and lasts 2 h, longer than max_gap_h (1 h): "
+                         "not filled)")
