@@ -398,12 +398,15 @@ def test_a_cap_that_does_not_bind_says_so_in_tonnes(tmp_path):
     assert policy["cap_in_force_t"] == pytest.approx(allowances_t, rel=1e-12)
     assert policy["cap_binds"] is False
     assert policy["price_in_force_usd_per_t"] == 0.0
-    done = carbonfed("market", "default", "--policy", "cap-and-trade", "--cut", "0.2")
+    done = carbonfed("market", "default", "--policy", "cap-and-trade", "--cut", "0.2",
+                     "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr
     text = " ".join(done.stdout.split())  # rich wraps lines
     assert f"cap {allowances_t:,.6g} t" in text
     assert "the cap does not bind: the federation emits" in text
     assert f"within the cap of {allowances_t:,.6g} t" in text
+    assert (f"cap {allowances_t:,.6g} t (it does not bind: the federation meets it without a "
+            "carbon price)") in (tmp_path / "report.html").read_text()
 
 
 def test_a_cap_that_binds_says_so_in_json(tmp_path):
