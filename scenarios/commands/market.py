@@ -134,8 +134,7 @@ def _policy_names(args: argparse.Namespace, loaded: LoadedScenario) -> dict[str,
     in_file = loaded.scenario.carbon_cap_t is not None
     return {"cap_t": ("--cap-t", "") if args.cap_t is not None or not in_file
             else (loaded.source, "carbon_cap_t"),
-            "cut": ("--cut", "") if args.cut is not None else (loaded.source, "allowance_cut"),
-            "price_usd_per_t": (loaded.source, "carbon_price_usd_per_t")}
+            "cut": ("--cut", "") if args.cut is not None else (loaded.source, "allowance_cut")}
 
 
 def _policy(args: argparse.Namespace, scenario_policy: CarbonPolicy) -> CarbonPolicy:
