@@ -8,6 +8,9 @@ clipped at 0 (prices may be negative and keep their sign's meaning).
 Each round's errors come from a generator seeded by (run seed, round), not from a stream the
 policies share: every policy sees the very same forecasts, and the same seed gives the same
 run.
+
+``ForecastNoise`` was ``ForecastError``: the error of a forecast, not an exception, and a name
+that read like one (issue 24); the scenario field keeps its name, ``forecast``.
 """
 
 from __future__ import annotations
@@ -16,18 +19,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sites.errors import InputError
+
 HOURS_PER_DAY = 24.0
 
 
 @dataclass(frozen=True)
-class ForecastError:
+class ForecastNoise:
     carbon_error_sd: float = 0.0
     price_error_sd: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.carbon_error_sd < 0 or self.price_error_sd < 0:
-            raise ValueError("forecast error sd must be >= 0")
+        for name in ("carbon_error_sd", "price_error_sd"):
+            value = getattr(self, name)
+            if not value >= 0:  # NaN too
+                raise InputError("forecast", name, f"must be >= 0 (got {value:g})")
 
     @property
     def exact(self) -> bool:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from broker.federation import Federation
-from broker.forecast import ForecastError
+from broker.forecast import ForecastNoise
 from broker.jobs import Job
 from broker.metering import Meter
 from broker.offers import RoundOffers
@@ -52,7 +52,7 @@ class SimulationSetup:
     period_slots: int
     drain_slots: int
     horizon_slots: int
-    forecast: ForecastError = field(default_factory=ForecastError)
+    forecast: ForecastNoise = field(default_factory=ForecastNoise)
     outside: OutsideOption = field(default_factory=OutsideOption)
 
     @property

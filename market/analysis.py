@@ -21,7 +21,14 @@ from market.carbon_policy import CarbonPolicy, CarbonPolicyKind, implied_price
 from market.games import Game, GameKind, RuleSettings, ShapleyEstimate, sampled_shapley
 from market.ledger import LedgerRow, ledger_rows
 from market.outcome import GrandOutcome
-from market.schemes import SCHEMES, SchemeInputs, SchemeResult, apply_scheme
+from market.schemes import (
+    DEFAULT_MARKUP,
+    SCHEMES,
+    SchemeInputs,
+    SchemeResult,
+    apply_scheme,
+    check_markup,
+)
 from market.valuation import CoalitionValue, PlanValuation, Valuation, at_carbon_price
 from optimization import allocation_lp_duals
 from sites.units import KG_PER_T, usd_per_t_to_usd_per_kg
@@ -38,12 +45,15 @@ def evaluate_in_process(valuation: Valuation,
 @dataclass(frozen=True)
 class MarketSettings:
     schemes: tuple[str, ...] = tuple(SCHEMES)
-    markup: float = 0.1
+    markup: float = DEFAULT_MARKUP
     exact_up_to: int = 12  # sites; beyond, Shapley by permutation sampling
     exact: bool | None = None  # force exact (True) or sampled (False)
     samples: int = 200  # permutations when sampled
     seed: int = 0
     rules: RuleSettings = field(default_factory=RuleSettings)
+
+    def __post_init__(self) -> None:
+        check_markup(self.markup)  # before any coalition is valued, not after
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,8 @@ class MarketPoint:
     ledger: list[LedgerRow]
     outcome: GrandOutcome
     allowances_kg: dict[str, float] | None  # cap-and-trade
+    cap_kg: float | None = None  # cap and cap-and-trade: the cap in force (given or from cut)
+    cap_binds: bool | None = None  # False: the federation meets the cap at price 0
 
     @property
     def grand(self) -> CoalitionValue:
@@ -88,18 +100,18 @@ def cost_game(sites: Sequence[str], values: dict[Coalition, CoalitionValue]) -> 
 
 
 def price_in_force(valuation: Valuation, policy: CarbonPolicy,
-                   cap_kg: float | None) -> tuple[float, float | None]:
-    """(carbon price in force, cap dual in plan mode or None)."""
+                   cap_kg: float | None) -> tuple[float, float | None, bool | None]:
+    """(carbon price in force, cap dual in plan mode or None, whether the cap binds or None)."""
     if policy.kind is CarbonPolicyKind.NONE:
-        return 0.0, None
+        return 0.0, None, None
     if policy.kind is CarbonPolicyKind.TAX:
-        return policy.price_usd_per_t, None
+        return policy.price_usd_per_t, None, None
     assert cap_kg is not None
     found = implied_price(
         lambda price: at_carbon_price(valuation, price).value(valuation.sites).carbon_kg, cap_kg)
     dual = cap_dual_usd_per_t(valuation, cap_kg) if isinstance(valuation,
                                                                PlanValuation) else None
-    return found.price_usd_per_t, dual
+    return found.price_usd_per_t, dual, found.binds
 
 
 def cap_dual_usd_per_t(valuation: Valuation, cap_kg: float) -> float | None:
@@ -125,7 +137,7 @@ def analyse(valuation: Valuation, policy: CarbonPolicy, settings: MarketSettings
         total = sum(standalone.values())
         cap_kg = cap_kg if cap_kg is not None else total * (1 - policy.cut)
         allowances = {s: cap_kg * standalone[s] / total for s in sites}
-    price, dual = price_in_force(valuation, policy, cap_kg)
+    price, dual, binds = price_in_force(valuation, policy, cap_kg)
     valuation = at_carbon_price(valuation, price)
     exact = settings.exact if settings.exact is not None else len(sites) <= settings.exact_up_to
     estimate = None
@@ -154,7 +166,7 @@ def analyse(valuation: Valuation, policy: CarbonPolicy, settings: MarketSettings
             if name != "isolated" and schemes[name].diagnostics is not None:
                 ledger += ledger_rows(inputs, schemes[name])
     return MarketPoint(policy, price, dual, values, game, estimate, schemes, ledger, outcome,
-                       allowances)
+                       allowances, cap_kg if policy.kind.capped else None, binds)
 
 
 def _with_allowances(outcome: GrandOutcome, game: Game | None, allowances: dict[str, float],

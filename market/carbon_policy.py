@@ -18,11 +18,14 @@ grand coalition the way a tax at its implied price would meet it.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sites.errors import InputError
 from sites.units import KG_PER_T
+
+SOURCE = "carbon policy"  # what errors about a policy's fields call it
 
 
 class CarbonPolicyKind(enum.StrEnum):
@@ -44,12 +47,14 @@ class CarbonPolicy:
     cut: float = 0.1  # cap-and-trade: allowances = standalone emissions x (1 - cut)
 
     def __post_init__(self) -> None:
+        # Errors name this class's fields; the CLI and the scenario loader say which flag or
+        # file field set them (``sites.errors.named_as_given``).
         if self.kind is CarbonPolicyKind.CAP and self.cap_t is None:
-            raise ValueError("a cap needs cap_t (tonnes per run)")
-        if self.cap_t is not None and not self.cap_t > 0:
-            raise ValueError(f"cap_t must be > 0, got {self.cap_t}")
+            raise InputError(SOURCE, "cap_t", "a cap needs a limit (tonnes per run)")
+        if self.cap_t is not None and not (math.isfinite(self.cap_t) and self.cap_t > 0):
+            raise InputError(SOURCE, "cap_t", f"must be > 0 tonnes per run (got {self.cap_t:g})")
         if not 0 <= self.cut < 1:
-            raise ValueError(f"cut must be in [0, 1), got {self.cut}")
+            raise InputError(SOURCE, "cut", f"must be in [0, 1) (got {self.cut:g})")
 
     def as_dict(self) -> dict:
         return {"kind": self.kind.value, "price_usd_per_t": self.price_usd_per_t,
@@ -68,14 +73,19 @@ class ImpliedPrice:
     carbon_kg: float  # the grand coalition's emissions at that price
     evaluations: int
 
+    @property
+    def binds(self) -> bool:
+        """False when the federation meets the cap without any carbon price (price 0)."""
+        return self.price_usd_per_t > 0
+
 
 def implied_price(emissions_kg_at: Callable[[float], float], cap_kg: float,
                   tolerance_usd_per_t: float = PRICE_TOLERANCE_USD_PER_T) -> ImpliedPrice:
     """The lowest carbon price (within ``tolerance``) whose plan emits at most ``cap_kg``.
 
     Emissions fall as the price rises (the planner trades cost for carbon); a cap that even
-    ``MAX_PRICE_USD_PER_T`` cannot meet is unreachable and raises ``InputError`` naming the
-    lowest emissions found.
+    ``MAX_PRICE_USD_PER_T`` cannot meet is unreachable and raises ``InputError`` on ``cap_t``
+    naming the lowest emissions found.
     """
     evaluations = 0
 
@@ -91,8 +101,9 @@ def implied_price(emissions_kg_at: Callable[[float], float], cap_kg: float,
     at_hi = emissions(hi)
     while at_hi > cap_kg:
         if hi >= MAX_PRICE_USD_PER_T:
-            raise InputError("--cap-t", f"{cap_kg / KG_PER_T:g}",
-                             f"unreachable: the lowest emissions the federation reaches (at "
+            raise InputError(SOURCE, "cap_t",
+                             f"{cap_kg / KG_PER_T:g} t is unreachable: the lowest emissions the "
+                             f"federation reaches (at "
                              f"{MAX_PRICE_USD_PER_T:,.0f} USD/t) are "
                              f"{at_hi / KG_PER_T:.6g} t")
         lo, hi = hi, min(hi * 4, MAX_PRICE_USD_PER_T)

@@ -12,12 +12,12 @@ from broker.planner import PlannerConfig
 from broker.simulation import SimulationResult, SimulationSetup
 from market.ledger import LedgerRow, job_rows
 from market.outcome import from_simulation
-from market.schemes import SchemeInputs
+from market.schemes import DEFAULT_MARKUP, SchemeInputs
 from market.valuation import PlanValuation
 
 
 def run_ledger(setup: SimulationSetup, result: SimulationResult, config: PlannerConfig,
-               scheme: str, markup: float = 0.1) -> list[LedgerRow]:
+               scheme: str, markup: float = DEFAULT_MARKUP) -> list[LedgerRow]:
     outcome = from_simulation(setup, result, config.carbon_price_usd_per_t,
                               config.delay_cost_usd_per_gpu_h)
     valuation = PlanValuation(setup, config)

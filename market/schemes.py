@@ -22,6 +22,7 @@ the largest excess, which would leave (and save that excess) when it is positive
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -36,6 +37,21 @@ from market.games import (
     diagnose,
 )
 from market.outcome import GrandOutcome, HostedJob, capacity_rent_usd
+from sites.errors import InputError
+
+DEFAULT_MARKUP = 0.1  # cost-plus: the host earns 10% over its metered cost
+
+
+def check_markup(markup: float) -> float:
+    """The cost-plus markup, checked once for every path (CLI, ledgers, API).
+
+    A negative markup would have hosts pay for the privilege of hosting (-5 pays a host -4x
+    its cost), which no market agrees to: refused, naming the field ``markup``.
+    """
+    if not (math.isfinite(markup) and markup >= 0):
+        raise InputError("cost-plus", "markup", f"must be a finite number >= 0, a fraction of "
+                         f"the metered cost (got {markup:g})")
+    return markup
 
 
 @dataclass(frozen=True)
@@ -43,10 +59,13 @@ class SchemeInputs:
     game: Game | None  # cost game over the sites (None: payment schemes and ledgers only)
     outcome: GrandOutcome
     gpus: tuple[int, ...]  # GPUs each site contributes
-    markup: float = 0.1
+    markup: float = DEFAULT_MARKUP
     prices_usd_per_gpu_slot: np.ndarray | None = None  # for ``market``
     price_slot_h: float = 1.0
     settings: RuleSettings = field(default_factory=RuleSettings)
+
+    def __post_init__(self) -> None:
+        check_markup(self.markup)
 
 
 @dataclass(frozen=True)

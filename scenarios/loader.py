@@ -25,6 +25,46 @@ LIBRARY = "scenarios.library"
 M = TypeVar("M", bound=BaseModel)
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping names the same key twice (PyYAML alone would keep the last silently)."""
+
+    def __init__(self, key: object, first_line: int, second_line: int) -> None:
+        self.key = key
+        self.first_line = first_line  # 1-based, as an editor shows them
+        self.second_line = second_line
+        super().__init__(f"duplicate key {key!r} (line {first_line} and line {second_line})")
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping with a repeated key.
+
+    ``period_h: 12`` then ``period_h: 24`` is a mistake whichever value was meant; PyYAML's
+    own loaders keep the last one without a word. Merge keys (``<<: *base``) may still
+    override what they merge: only keys written in the mapping itself are compared.
+    """
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[object, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in seen:
+                        raise DuplicateKeyError(key, seen[key], line)
+                    seen[key] = line
+                except TypeError:
+                    continue  # an unhashable key: SafeLoader's own error says so below
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> object:
+    """YAML text -> Python data, refusing duplicate keys; every YAML the project reads."""
+    return yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass: safe
+
+
 @dataclass(frozen=True)
 class LoadedScenario:
     scenario: Scenario
@@ -44,8 +84,9 @@ def builtin_scenarios() -> dict[str, str]:
     out = {}
     for entry in sorted(resources.files(LIBRARY).iterdir(), key=lambda p: p.name):
         if entry.name.endswith(".yaml"):
-            data = yaml.safe_load(entry.read_text())
-            out[entry.name.removesuffix(".yaml")] = str(data.get("description", "")).strip()
+            data = load_yaml(entry.read_text())
+            description = data.get("description", "") if isinstance(data, dict) else ""
+            out[entry.name.removesuffix(".yaml")] = str(description).strip()
     return out
 
 
@@ -72,7 +113,11 @@ def validate_yaml(text: str, source: str, model: type[M], what: str) -> M:
     ``what`` names the document in the "must be a mapping" message ("a scenario").
     """
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
+    except DuplicateKeyError as error:
+        raise InputError(source, f"line {error.second_line}",
+                         f"duplicate key {error.key!r} (first at line {error.first_line}, "
+                         f"again at line {error.second_line}): keep one") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""

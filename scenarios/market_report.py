@@ -15,6 +15,7 @@ from market.games import Game, tolerance
 from market.ledger import ledger_frame
 from scenarios.build import ScenarioRun
 from scenarios.outputs import json_safe
+from sites.units import KG_PER_T
 
 SEPARATOR = "+"
 
@@ -65,7 +66,12 @@ def point_document(point: MarketPoint) -> dict[str, Any]:
         "carbon_policy": {**point.policy.as_dict(),
                           "price_in_force_usd_per_t": point.carbon_price_usd_per_t,
                           "cap_dual_usd_per_t": point.cap_dual_usd_per_t,
-                          "allowances_kg": point.allowances_kg},
+                          "allowances_kg": point.allowances_kg,
+                          # the cap in force (given, or standalone emissions x (1 - cut)) and
+                          # whether it binds: false means met at price 0, i.e. no effect
+                          "cap_in_force_t": (None if point.cap_kg is None
+                                             else point.cap_kg / KG_PER_T),
+                          "cap_binds": point.cap_binds},
         "coalitions": {coalition_key(c): {
             "cost_usd": v.cost_usd, "carbon_kg": v.carbon_kg, "energy_kwh": v.energy_kwh,
             "jobs_served": v.jobs_served, "jobs_unserved": v.jobs_unserved, "status": v.status}
@@ -125,11 +131,16 @@ def _print_point(point: MarketPoint, console: Console) -> None:
     price = point.carbon_price_usd_per_t
     how = "set" if policy.kind.value in ("tax", "none") else "implied by the cap"
     line = (f"carbon policy {policy.kind.value}: {price:,.2f} USD/t in force ({how})")
-    if policy.cap_t is not None and policy.kind.capped:
-        line += f", cap {policy.cap_t:g} t"
+    if point.cap_kg is not None:
+        line += f", cap {point.cap_kg / KG_PER_T:,.6g} t"
     if point.cap_dual_usd_per_t is not None:
         line += f", cap dual {point.cap_dual_usd_per_t:,.2f} USD/t"
     console.print(f"\n[bold]{line}[/bold]")
+    if point.cap_binds is False and point.cap_kg is not None:
+        console.print(f"[bold yellow]the cap does not bind[/bold yellow]: the federation emits "
+                      f"{point.grand.carbon_kg / KG_PER_T:,.6g} t without a carbon price, "
+                      f"within the cap of {point.cap_kg / KG_PER_T:,.6g} t; it changes "
+                      "nothing (lower --cap-t or raise --cut to make it bite)")
     grand = point.grand
     console.print(f"federation: {grand.carbon_kg:,.2f} kg CO2, {grand.energy_kwh:,.2f} kWh, "
                   f"{grand.cost_usd:,.2f} USD")

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from broker.forecast import ForecastError
+from broker.forecast import ForecastNoise
 from broker.outside import (
     DEFAULT_CARBON_G_PER_KWH,
     DEFAULT_PUE,
@@ -107,8 +107,8 @@ class ForecastSpec(Strict):
     carbon_error_sd: float = Field(0.0, ge=0, le=1)
     price_error_sd: float = Field(0.0, ge=0, le=1)
 
-    def to_domain(self, seed: int) -> ForecastError:
-        return ForecastError(self.carbon_error_sd, self.price_error_sd, seed)
+    def to_domain(self, seed: int) -> ForecastNoise:
+        return ForecastNoise(self.carbon_error_sd, self.price_error_sd, seed)
 
 
 class OutsideOptionSpec(Strict):

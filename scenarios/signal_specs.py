@@ -16,13 +16,39 @@ from sites import ConstantSignal, ListSignal, Signal, SyntheticDiurnal, TableSig
 from sites.readers.electricitymaps import read_electricitymaps
 from sites.readers.lwa import CARBON, read_lwa
 from sites.readers.prices import PRICE, read_prices
-from sites.readers.timeseries import read_column_table
+from sites.readers.timeseries import TimeTable, read_column_table
 
 # Default file of each data kind inside the data folder (``{zone}`` / ``{region}`` filled in).
 CARBON_FILE = "grid/carbon/{zone}_2023_hourly.csv"
 PRICE_FILE = "grid/prices/{zone}_2023_hourly.csv"
 LWA_FILE = "grid/lwa/{region}_ci.csv"
+# A fill is for a few missing samples, not for inventing data: at most a day.
+MAX_FILL_GAP_H = 24.0
 
+
+class GapFill(Strict):
+    """Filling short gaps in a data file: explicit, and off by default.
+
+    ``fill: ffill`` with ``max_gap_h: H`` repeats the last sample before each gap of at most
+    H hours (missing samples, i.e. rows; a row with an empty value is still an error); a
+    longer gap is still refused when a run reaches it, naming its start and length.
+    """
+
+    fill: Literal["ffill"] | None = None
+    max_gap_h: float | None = Field(None, gt=0, le=MAX_FILL_GAP_H)
+
+    @model_validator(mode="after")
+    def _fill_and_limit_together(self) -> GapFill:
+        if self.fill is not None and self.max_gap_h is None:
+            raise ValueError("fill: ffill needs max_gap_h, the longest gap to fill (hours)")
+        if self.fill is None and self.max_gap_h is not None:
+            raise ValueError("max_gap_h does nothing without fill: ffill")
+        return self
+
+    def filled(self, table: TimeTable) -> TimeTable:
+        if self.fill is None or self.max_gap_h is None:
+            return table
+        return table.forward_filled(self.max_gap_h)
 
 
 class ConstantSignalSpec(Strict):
@@ -66,7 +92,7 @@ class SyntheticSignalSpec(Strict):
         return SyntheticDiurnal(**self.model_dump(exclude={"kind"}))
 
 
-class CsvSignalSpec(Strict):
+class CsvSignalSpec(GapFill):
     kind: Literal["csv"]
     path: Path
     column: str
@@ -76,10 +102,10 @@ class CsvSignalSpec(Strict):
         path = self.path if self.path.is_absolute() else paths.base_dir / self.path
         table = read_column_table(paths.existing_file(path, f"{field}.path"), self.time_column,
                                   self.column, allow_negative=allow_negative)
-        return TableSignal(table, self.column)
+        return TableSignal(self.filled(table), self.column)
 
 
-class ElectricityMapsSignalSpec(Strict):
+class ElectricityMapsSignalSpec(GapFill):
     """An Electricity Maps hourly CSV: ``direct`` (operational) or ``lca`` (life-cycle)."""
 
     kind: Literal["electricitymaps"]
@@ -89,20 +115,20 @@ class ElectricityMapsSignalSpec(Strict):
 
     def build(self, paths: DataPaths, field: str, allow_negative: bool) -> Signal:
         file = paths.data_file(self.path or CARBON_FILE.format(zone=self.zone), f"{field}.path")
-        return TableSignal(read_electricitymaps(file), self.column)
+        return TableSignal(self.filled(read_electricitymaps(file)), self.column)
 
 
-class PriceFileSignalSpec(Strict):
+class PriceFileSignalSpec(GapFill):
     kind: Literal["price-file"]
     zone: str = Field(min_length=1)
     path: Path | None = None  # default: grid/prices/<zone>_2023_hourly.csv in the data folder
 
     def build(self, paths: DataPaths, field: str, allow_negative: bool) -> Signal:
         file = paths.data_file(self.path or PRICE_FILE.format(zone=self.zone), f"{field}.path")
-        return TableSignal(read_prices(file), PRICE)
+        return TableSignal(self.filled(read_prices(file)), PRICE)
 
 
-class LwaSignalSpec(Strict):
+class LwaSignalSpec(GapFill):
     """Let's Wait Awhile carbon intensity (Germany 15 min, GB and France 30 min, 2020)."""
 
     kind: Literal["lwa"]
@@ -111,7 +137,7 @@ class LwaSignalSpec(Strict):
 
     def build(self, paths: DataPaths, field: str, allow_negative: bool) -> Signal:
         file = paths.data_file(self.path or LWA_FILE.format(region=self.region), f"{field}.path")
-        return TableSignal(read_lwa(file), CARBON)
+        return TableSignal(self.filled(read_lwa(file)), CARBON)
 
 
 SignalSpec = Annotated[

@@ -7,6 +7,9 @@ none. ``from_validation`` turns pydantic's first complaint into one such line.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
@@ -41,6 +44,23 @@ class InputError(ValueError):
             if unknown:
                 problem += f" (found unknown field {unknown[0]!r}: a typo?)"
         return cls(source, field_path(first["loc"], data), problem)
+
+
+@contextmanager
+def named_as_given(names: Mapping[str, tuple[str, str]]) -> Iterator[None]:
+    """Re-raise a domain ``InputError`` about field F as ``names[F]`` = (source, field).
+
+    Domain code names its own fields (``cap_t``, ``markup``); only the edge knows what the
+    user typed to set them (``--cap-t``, or ``carbon_cap_t`` in a scenario file), so the edge
+    wraps the domain call in this and the message names that.
+    """
+    try:
+        yield
+    except InputError as error:
+        if error.field not in names:
+            raise
+        source, field = names[error.field]
+        raise InputError(source, field, error.problem) from None
 
 
 def field_path(loc: tuple[int | str, ...], data: object = None) -> str:

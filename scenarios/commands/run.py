@@ -13,7 +13,7 @@ from rich.console import Console
 
 from market.ledger import ledger_frame
 from market.run_ledger import run_ledger
-from market.schemes import PAYMENT_SCHEMES
+from market.schemes import DEFAULT_MARKUP, PAYMENT_SCHEMES, check_markup
 from scenarios.build import build_run
 from scenarios.commands.base import Command
 from scenarios.commands.options import add_executor_arguments, positive_int
@@ -27,6 +27,7 @@ from scenarios.runner import run_scenario, scenario_result
 from scenarios.scaleout import open_executor
 from scenarios.sweep import PolicyTask, grid, policy_task, run_task, summarise
 from sites import InputError
+from sites.errors import named_as_given
 
 
 class RunCommand(Command):
@@ -41,8 +42,9 @@ class RunCommand(Command):
         parser.add_argument("--ledger", metavar="SCHEME", choices=PAYMENT_SCHEMES,
                             help="settle milp's hosted jobs: who pays whom under cost-plus "
                             "or market (game rules: carbonfed market)")
-        parser.add_argument("--markup", type=float, default=0.1,
-                            help="cost-plus markup for --ledger (default 0.1)")
+        parser.add_argument("--markup", type=float,
+                            help=f"with --ledger cost-plus: the markup (default "
+                            f"{DEFAULT_MARKUP:g})")
         parser.add_argument("--seeds", metavar="K", help="K runs with seeds spawned from the "
                             "scenario's: mean and 95%% CI of every metric")
         add_executor_arguments(parser)
@@ -67,6 +69,7 @@ class RunCommand(Command):
                 loaded, scenario=loaded.scenario.model_copy(update={"policies": wanted}))
         if args.ledger and "milp" not in loaded.scenario.policies:
             raise InputError("--ledger", args.ledger, "settles the milp policy's run; add milp")
+        markup = _markup(args)
         if args.seeds is not None:
             return _run_seeds(loaded, positive_int(args.seeds, "--seeds"), args, console)
         run = build_run(loaded)
@@ -85,7 +88,7 @@ class RunCommand(Command):
         rows = []
         if args.ledger:
             rows = run_ledger(run.setup, result.results["milp"], run.config, args.ledger,
-                              args.markup)
+                              markup)
             print_ledger(rows, args.ledger, console)
         if args.out:
             # Imported here: Bokeh is the slowest import of all, and only --out needs it.
@@ -97,6 +100,17 @@ class RunCommand(Command):
                 ledger_frame(rows).to_csv(args.out / "ledger.csv", index=False)
                 console.print(f"wrote {args.out / 'ledger.csv'}")
         return 0
+
+
+def _markup(args: argparse.Namespace) -> float:
+    """``--markup``, checked (by the domain) before the run, not after it."""
+    if args.markup is None:
+        return DEFAULT_MARKUP
+    if args.ledger != "cost-plus":
+        raise InputError("--markup", "", "only --ledger cost-plus uses it"
+                         + (f" (--ledger is {args.ledger})" if args.ledger else ""))
+    with named_as_given({"markup": ("--markup", "")}):
+        return check_markup(args.markup)
 
 
 def _run_seeds(loaded: LoadedScenario, seeds: int, args: argparse.Namespace,

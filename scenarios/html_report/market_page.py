@@ -47,8 +47,10 @@ def summary_paragraph(document: dict[str, Any]) -> str:
     line = (f"{document['scenario']}: {len(sites)} sites ({', '.join(sites)}), coalition values "
             f"by '{document['value_mode']}'; carbon policy {policy['kind']} at "
             f"{policy['price_in_force_usd_per_t']:,.2f} USD/t in force")
-    if policy.get("cap_t") is not None and policy["kind"] in ("cap", "cap-and-trade"):
-        line += f", cap {policy['cap_t']:g} t"
+    if policy.get("cap_in_force_t") is not None:
+        line += f", cap {policy['cap_in_force_t']:,.6g} t"
+        if policy.get("cap_binds") is False:
+            line += " (it does not bind: the federation meets it without a carbon price)"
     fed = document["federation"]
     return (f"{line}. Standing alone the sites pay {document['standalone_cost_usd']:,.2f} USD; "
             f"federated {document['grand_cost_usd']:,.2f} USD, saving "

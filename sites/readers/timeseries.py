@@ -3,7 +3,10 @@
 Conventions: every timestamp is UTC (naive timestamps in a file are read as UTC); a sample
 stamped ``t`` holds for the interval ``[t, t + resolution)`` (Electricity Maps and the price
 files stamp the start of the hour they average). Resampling is the time-weighted mean of that
-step function over each slot. Gaps are found and reported, never filled.
+step function over each slot. Gaps are found and reported, and filled only on request:
+``TimeTable.forward_filled(max_gap_h)`` (a signal's ``fill: ffill`` with ``max_gap_h``) fills
+each gap of at most ``max_gap_h`` with the last sample before it; a longer one is still
+refused when a run needs it, naming its start and length.
 """
 
 from __future__ import annotations
@@ -122,10 +125,29 @@ class TimeTable:
     source: str
     frame: pd.DataFrame  # UTC DatetimeIndex, one float column per quantity
     resolution: pd.Timedelta
+    max_fill_h: float | None = None  # set by ``forward_filled``: gaps up to this were filled
 
     @property
     def gaps(self) -> tuple[Gap, ...]:
         return find_gaps(pd.DatetimeIndex(self.frame.index), self.resolution)
+
+    def forward_filled(self, max_gap_h: float) -> TimeTable:
+        """Every gap of at most ``max_gap_h`` filled with the last sample before it.
+
+        The missing samples are added on the file's own grid (one per ``resolution`` from the
+        gap's first missing time), each with the value of the sample before the gap: the step
+        function then holds that value until the data resume. Longer gaps stay gaps.
+        """
+        limit = pd.Timedelta(hours=max_gap_h)
+        short = [g for g in self.gaps if g.length <= limit]
+        if not short:
+            return TimeTable(self.source, self.frame, self.resolution, max_gap_h)
+        added = pd.DatetimeIndex(np.concatenate([
+            pd.date_range(g.first_missing, g.resumes, freq=self.resolution,
+                          inclusive="left").as_unit("ns").asi8 for g in short]), tz="UTC")
+        index = self.frame.index.union(added).rename(self.frame.index.name)
+        frame = self.frame.reindex(index).ffill()
+        return TimeTable(self.source, frame, self.resolution, max_gap_h)
 
     def column(self, name: str) -> pd.Series:
         if name not in self.frame.columns:
@@ -136,7 +158,7 @@ class TimeTable:
     def slots(self, column: str, start: pd.Timestamp, slot_h: float, n_slots: int) -> np.ndarray:
         """Time-weighted means of ``column`` over ``n_slots`` slots of ``slot_h`` from ``start``."""
         return resample_time_weighted(self.column(column), self.resolution, start, slot_h,
-                                      n_slots, self.source)
+                                      n_slots, self.source, self.max_fill_h)
 
 
 def build_table(source: str, times: pd.DatetimeIndex, columns: dict[str, np.ndarray],
@@ -160,7 +182,8 @@ def read_column_table(path: Path | str, time_column: str, value_column: str, *,
 
 
 def resample_time_weighted(series: pd.Series, resolution: pd.Timedelta, start: pd.Timestamp,
-                           slot_h: float, n_slots: int, source: str) -> np.ndarray:
+                           slot_h: float, n_slots: int, source: str,
+                           max_fill_h: float | None = None) -> np.ndarray:
     """Mean of the step function ``series`` over each slot ``[start + k slot, start + (k+1) slot)``.
 
     Each sample holds for one ``resolution`` from its timestamp. The cumulative integral of a
@@ -169,7 +192,8 @@ def resample_time_weighted(series: pd.Series, resolution: pd.Timedelta, start: p
     each hour; 15-minute data to hourly slots averages four samples).
 
     Raises ``InputError`` naming ``source`` and the first missing timestamp when any slot
-    reaches outside the data or into a gap.
+    reaches outside the data or into a gap (with the gap's start and length, and, when short
+    gaps were filled, ``max_fill_h``, the longest filled).
     """
     start = _as_utc(start)
     index = pd.DatetimeIndex(series.index).as_unit("ns")
@@ -188,8 +212,11 @@ def resample_time_weighted(series: pd.Series, resolution: pd.Timedelta, start: p
     for gap in find_gaps(index, resolution):
         if gap.first_missing.value < edges[-1] and gap.resumes.value > edges[0]:
             first = max(gap.first_missing, start)
-            raise InputError(source, "", f"gap in the data: no value for {first} "
-                             f"(missing until {gap.resumes})")
+            length_h = seconds_to_hours(gap.length.total_seconds())
+            hint = ("; fill: ffill with max_gap_h fills short gaps" if max_fill_h is None
+                    else f", longer than max_gap_h ({max_fill_h:g} h): not filled")
+            raise InputError(source, "", f"gap in the data: no value for {first} (the gap "
+                             f"starts at {gap.first_missing} and lasts {length_h:g} h{hint})")
     # knots: every sample start plus the end of the last sample, in hours from the first
     # (float64 cannot hold epoch nanoseconds exactly; offsets in hours it can)
     origin = times[0]

@@ -22,6 +22,7 @@ from broker.planner import PlannerConfig
 from market.analysis import MarketSettings, analyse, cost_game
 from market.carbon_policy import CarbonPolicy, CarbonPolicyKind
 from market.ledger import balances
+from market.schemes import SchemeInputs
 from market.valuation import PlanValuation
 from optimization import SolverOptions
 from sites import DEFAULT_GPUS, AffinityMatrix, InputError, SiteSpec
@@ -185,9 +186,48 @@ def test_a_tax_at_the_implied_price_gives_the_capped_emissions():
 
 
 def test_an_unreachable_cap_names_the_lowest_emissions():
-    with pytest.raises(InputError, match=r"unreachable: .* are 0.00018 t"):
+    with pytest.raises(InputError, match=r"unreachable: .* are 0.00018 t") as raised:
         analyse(capped_pair(), CarbonPolicy(CarbonPolicyKind.CAP, cap_t=0.17e-3),
                 MarketSettings(schemes=("shapley",)))
+    # the domain names its own field; only the CLI knows the flag (--cap-t) that set it
+    assert raised.value.field == "cap_t"
+    assert "--" not in str(raised.value)
+
+
+def test_a_cap_that_binds_and_one_that_does_not():
+    """0.2 kg forces one job to B (price 25 USD/t): it binds. 0.3 kg is what the pair emits
+    with no carbon price at all: met at price 0, it does not bind. Both report the cap."""
+    binding = analyse(capped_pair(), CarbonPolicy(CarbonPolicyKind.CAP, cap_t=0.2e-3),
+                      MarketSettings(schemes=("shapley",)))
+    assert binding.cap_binds is True and binding.cap_kg == pytest.approx(0.2)
+    slack = analyse(capped_pair(), CarbonPolicy(CarbonPolicyKind.CAP, cap_t=0.3e-3),
+                    MarketSettings(schemes=("shapley",)))
+    assert slack.cap_binds is False and slack.cap_kg == pytest.approx(0.3)
+    assert slack.carbon_price_usd_per_t == 0.0 and slack.grand.carbon_kg == pytest.approx(0.30)
+    taxed = analyse(capped_pair(), TAX, MarketSettings(schemes=("shapley",)))
+    assert taxed.cap_binds is None and taxed.cap_kg is None
+
+
+@pytest.mark.parametrize(("policy", "field"), [
+    (dict(kind=CarbonPolicyKind.CAP), "cap_t"),
+    (dict(kind=CarbonPolicyKind.CAP, cap_t=-1.0), "cap_t"),
+    (dict(kind=CarbonPolicyKind.CAP_AND_TRADE, cut=1.0), "cut"),
+])
+def test_a_bad_carbon_policy_names_its_field(policy, field):
+    with pytest.raises(InputError) as raised:
+        CarbonPolicy(**policy)
+    assert raised.value.field == field and "--" not in str(raised.value)
+
+
+@pytest.mark.parametrize("markup", [-5.0, -0.01, float("nan"), float("inf")])
+def test_a_negative_or_infinite_markup_is_refused_by_the_domain(markup, two_sites):
+    """-5 had hosts pay 4x their cost to host: refused wherever the markup is given."""
+    with pytest.raises(InputError, match="markup: must be a finite number >= 0") as raised:
+        MarketSettings(markup=markup)
+    assert raised.value.field == "markup"
+    with pytest.raises(InputError, match="markup: must be a finite number >= 0"):
+        SchemeInputs(None, two_sites.outcome, (1, 1), markup)
+    assert MarketSettings(markup=0.0).markup == 0.0  # at cost is allowed
 
 
 def test_coalitions_as_a_game_file_give_the_same_shares(two_sites, tmp_path):

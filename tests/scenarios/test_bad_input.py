@@ -5,14 +5,17 @@ Each case starts from the valid ``BASE_SCENARIO`` and changes one thing.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from scenarios.cli import main
-from tests.scenarios.helpers import BASE_SCENARIO
+from tests.scenarios.helpers import BASE_SCENARIO, build_from_text
 
 NORTH = "  - {id: north, zone: clean, pue: 1.1, gpus: {V100: 2}}"
 SOUTH = "  - {id: south, zone: dirty, pue: 1.3, gpus: {K80: 2, P100: 1}}"
@@ -71,6 +74,16 @@ CASES = [
     ("negative-seed", "seed: 7", "seed: -1", "seed", "greater than or equal to 0 (got -1)"),
     ("typo-in-a-required-key", "period_h: 6", "perod_h: 6", "period_h",
      "missing field (found unknown field 'perod_h': a typo?)"),
+    # filling gaps in a data file is explicit and bounded
+    ("fill-without-max-gap", CLEAN_CARBON, "{kind: csv, path: ci.csv, column: ci, fill: ffill}",
+     "zones.clean.carbon_g_per_kwh", "fill: ffill needs max_gap_h"),
+    ("max-gap-without-fill", CLEAN_CARBON, "{kind: csv, path: ci.csv, column: ci, max_gap_h: 1}",
+     "zones.clean.carbon_g_per_kwh", "max_gap_h does nothing without fill: ffill"),
+    ("max-gap-of-two-days", CLEAN_CARBON,
+     "{kind: lwa, region: ger, fill: ffill, max_gap_h: 48}",
+     "zones.clean.carbon_g_per_kwh.max_gap_h", "less than or equal to 24"),
+    ("unknown-fill", CLEAN_CARBON, "{kind: lwa, region: ger, fill: interpolate, max_gap_h: 1}",
+     "zones.clean.carbon_g_per_kwh.fill", "'ffill'"),
 ]
 
 
@@ -289,3 +302,158 @@ def test_a_closed_pipe_ends_quietly(args):
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=120) == 1  # quietly: no message, the Python way
     assert "Traceback" not in stderr and "BrokenPipeError" not in stderr
+
+
+# Silent mistakes (issue 24, item 7): each is refused, or said, where the user sees it: in a
+# real process, as a shell runs it.
+
+def carbonfed(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "scenarios.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, check=False,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+def refused(done: subprocess.CompletedProcess) -> str:
+    """Exit 2, nothing on stdout, one line on stderr (progress lines aside): that line."""
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and len(done.stderr.splitlines()) == 1, done.stderr
+    return lines[0]
+
+
+def test_a_duplicate_key_is_refused_naming_the_key_and_both_lines(tmp_path):
+    """``period_h: 6`` is line 4 of the base; a second ``period_h: 24`` added as line 5 was
+    taken silently (the last one won)."""
+    path = write_case(tmp_path, "period_h: 6\n", "period_h: 6\nperiod_h: 24\n")
+    line = refused(carbonfed("run", str(path)))
+    assert line == (f"error: {path}: line 5: duplicate key 'period_h' (first at line 4, again "
+                    "at line 5): keep one")
+
+
+def test_a_duplicate_key_deep_in_the_file_is_refused_too(tmp_path):
+    """Inside a flow mapping of a list item: both on line 19, the north site."""
+    path = write_case(tmp_path, NORTH, NORTH.replace("pue: 1.1", "pue: 1.1, pue: 1.5"))
+    line = refused(carbonfed("run", str(path)))
+    assert "duplicate key 'pue' (first at line 19, again at line 19)" in line
+
+
+def test_a_duplicate_key_in_an_agent_config_is_refused_before_any_connection(tmp_path):
+    """The agent's YAML goes through the same loader: refused before the (dead) broker is
+    ever tried."""
+    path = tmp_path / "north.yaml"
+    path.write_text("site: {id: north, zone: hydro, pue: 1.1, gpus: {V100: 2}}\n"
+                    "signals:\n"
+                    "  carbon_g_per_kwh: {kind: constant, value: 30}\n"
+                    "  price_usd_per_mwh: {kind: constant, value: 80}\n"
+                    "  carbon_g_per_kwh: {kind: constant, value: 300}\n")
+    line = refused(carbonfed("agent", str(path), "--broker", "http://127.0.0.1:9",
+                             timeout=60))
+    assert line == (f"error: {path}: line 5: duplicate key 'carbon_g_per_kwh' (first at line "
+                    "3, again at line 5): keep one")
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    # the tax ran and the cap was ignored
+    (["market", "default", "--cap-t", "0.3"],
+     "error: --cap-t: not used by the carbon policy in force (tax, from the scenario's "
+     "carbon_policy): add --policy cap or --policy cap-and-trade"),
+    (["market", "tiny", "--policy", "cap", "--cut", "0.2", "--cap-t", "1"],
+     "error: --cut: not used with --cap-t"),
+    (["market", "tiny", "--policy", "tax", "--cut", "0.2"],
+     "error: --cut: not used by the carbon policy in force (tax, from --policy): add --policy "
+     "cap-and-trade"),
+    (["market", "tiny", "--carbon-prices", "10,20", "--cap-t", "1"],
+     "error: --cap-t: not used with --carbon-prices"),
+    (["market", "tiny", "--carbon-prices", "10,20", "--policy", "cap-and-trade"],
+     "error: --policy: cap-and-trade: --carbon-prices analyses a tax at each price"),
+    (["market", "tiny", "--schemes", "shapley", "--markup", "0.3"],
+     "error: --markup: only the cost-plus scheme uses it"),
+    (["market", "tiny", "--exact", "--samples", "50"], "error: --samples: not used with --exact"),
+    (["market", "tiny", "--markup", "-5"],
+     "error: --markup: must be a finite number >= 0, a fraction of the metered cost (got -5)"),
+    # paid hosts negative amounts
+    (["run", "tiny", "--ledger", "cost-plus", "--markup", "-5"],
+     "error: --markup: must be a finite number >= 0, a fraction of the metered cost (got -5)"),
+    (["run", "tiny", "--ledger", "cost-plus", "--markup", "inf"],
+     "error: --markup: must be a finite number >= 0"),
+    (["run", "tiny", "--markup", "0.5"], "error: --markup: only --ledger cost-plus uses it"),
+    (["run", "tiny", "--ledger", "market", "--markup", "0.5"],
+     "error: --markup: only --ledger cost-plus uses it (--ledger is market)"),
+])
+def test_an_option_that_would_do_nothing_or_harm_is_refused(args, says):
+    assert refused(carbonfed(*args)).startswith(says)
+
+
+def test_a_cap_that_does_not_bind_says_so_in_tonnes(tmp_path):
+    """default's cap-and-trade with a 20% cut: the federation already emits less than the cap
+    without a carbon price, so the implied price is 0 and the cap changes nothing. Text and
+    JSON both give the cap in tonnes and say it does not bind."""
+    done = carbonfed("market", "default", "--policy", "cap-and-trade", "--cut", "0.2",
+                     "--json")
+    assert done.returncode == 0, done.stderr
+    policy = json.loads(done.stdout)["carbon_policy"]
+    allowances_t = sum(policy["allowances_kg"].values()) / 1000
+    assert policy["cap_in_force_t"] == pytest.approx(allowances_t, rel=1e-12)
+    assert policy["cap_binds"] is False
+    assert policy["price_in_force_usd_per_t"] == 0.0
+    done = carbonfed("market", "default", "--policy", "cap-and-trade", "--cut", "0.2",
+                     "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())  # rich wraps lines
+    assert f"cap {allowances_t:,.6g} t" in text
+    assert "the cap does not bind: the federation emits" in text
+    assert f"within the cap of {allowances_t:,.6g} t" in text
+    assert (f"cap {allowances_t:,.6g} t (it does not bind: the federation meets it without a "
+            "carbon price)") in (tmp_path / "report.html").read_text()
+
+
+def test_a_cap_that_binds_says_so_in_json(tmp_path):
+    """tiny emits more than 0.9 x its standalone emissions at price 0 (checked: the implied
+    price is above 0), so the cap binds."""
+    done = carbonfed("market", "tiny", "--policy", "cap-and-trade", "--cut", "0.3", "--json")
+    assert done.returncode == 0, done.stderr
+    policy = json.loads(done.stdout)["carbon_policy"]
+    assert policy["price_in_force_usd_per_t"] > 0
+    assert policy["cap_binds"] is True
+    assert policy["cap_in_force_t"] == pytest.approx(
+        sum(policy["allowances_kg"].values()) / 1000, rel=1e-12)
+    text = carbonfed("market", "tiny", "--policy", "cap-and-trade", "--cut", "0.3").stdout
+    assert "does not bind" not in text
+
+
+def gappy_csv(tmp_path, missing_hours: tuple[int, ...]):
+    """Hourly carbon for the base scenario's 2 days, without the hours in ``missing_hours``."""
+    start = pd.Timestamp("2023-06-05T00:00:00")
+    rows = [f"{start + pd.Timedelta(hours=h)},{100 + h}" for h in range(48)
+            if h not in missing_hours]
+    (tmp_path / "ci.csv").write_text("Datetime (UTC),ci\n" + "\n".join(rows) + "\n")
+
+
+def test_a_short_gap_is_filled_only_when_asked(tmp_path):
+    """Hour 3 missing from a data file: refused (naming the gap's start and length, and the
+    option), then run with fill: ffill, max_gap_h: 1, where hour 3 repeats hour 2."""
+    gappy_csv(tmp_path, (3,))
+    path = write_case(tmp_path, CLEAN_CARBON, "{kind: csv, path: ci.csv, column: ci}")
+    line = refused(carbonfed("run", str(path), "--policies", "isolated"))
+    assert line.endswith("ci.csv: gap in the data: no value for 2023-06-05 03:00:00+00:00 (the "
+                         "gap starts at 2023-06-05 03:00:00+00:00 and lasts 1 h; fill: ffill "
+                         "with max_gap_h fills short gaps)")
+    assert "zones.clean.carbon_g_per_kwh" in line
+    path = write_case(tmp_path, CLEAN_CARBON,
+                      "{kind: csv, path: ci.csv, column: ci, fill: ffill, max_gap_h: 1}")
+    done = carbonfed("run", str(path), "--policies", "isolated")
+    assert done.returncode == 0, done.stderr
+    carbon = build_from_text(path.read_text(), tmp_path).setup.carbon_g_per_kwh[0]
+    np.testing.assert_array_equal(carbon[:6], [100, 101, 102, 102, 104, 105])
+
+
+def test_a_gap_longer_than_max_gap_h_is_refused_with_its_start_and_length(tmp_path):
+    gappy_csv(tmp_path, (3, 4))
+    path = write_case(tmp_path, CLEAN_CARBON,
+                      "{kind: csv, path: ci.csv, column: ci, fill: ffill, max_gap_h: 1}")
+    line = refused(carbonfed("run", str(path), "--policies", "isolated"))
+    assert line.endswith("no value for 2023-06-05 03:00:00+00:00 (the gap starts at "
+                         "2023-06-05 03:00:00+00:00 and lasts 2 h, longer than max_gap_h (1 h): "
+                         "not filled)")

@@ -82,9 +82,10 @@ def test_simulate_mode_runs_the_broker_per_coalition():
 
 
 @pytest.mark.parametrize(("args", "words"), [
-    (["--policy", "cap", "--cap-t", "-1"], "--cap-t: -1: must be > 0"),
-    (["--policy", "cap", "--cap-t", "0.0000001"], "unreachable: the lowest emissions"),
-    (["--policy", "cap"], "a cap needs --cap-t"),
+    (["--policy", "cap", "--cap-t", "-1"], "--cap-t: must be > 0 tonnes per run (got -1)"),
+    (["--policy", "cap", "--cap-t", "0.0000001"],
+     "--cap-t: 1e-07 t is unreachable: the lowest emissions"),
+    (["--policy", "cap"], "--cap-t: a cap needs a limit (tonnes per run)"),
     (["--schemes", "magic"], "--schemes: magic: not one of"),
     (["--samples", "0"], "--samples: 0: must be at least 2"),
     (["--value", "guess"], "--value: guess: not one of plan, simulate"),

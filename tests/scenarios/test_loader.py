@@ -9,6 +9,7 @@ from scenarios.build import build_run
 from scenarios.loader import builtin_scenarios, load_scenario, parse_scenario
 from sites import InputError, default_affinity
 from sites.errors import field_path
+from tests.realdata import DATA_DIR, needs_data
 from tests.scenarios.helpers import BASE_SCENARIO, build_from_text
 
 
@@ -126,3 +127,64 @@ def test_a_folder_named_like_a_builtin_does_not_shadow_it(tmp_path, monkeypatch)
     (tmp_path / "tiny").mkdir()
     monkeypatch.chdir(tmp_path)
     assert load_scenario("tiny").scenario.name == "tiny"
+
+
+def test_load_yaml_refuses_duplicates_at_every_depth_and_keeps_merge_keys():
+    from scenarios.loader import DuplicateKeyError, load_yaml
+
+    with pytest.raises(DuplicateKeyError) as raised:
+        load_yaml("a: 1\nb:\n  c: 2\n  d: 3\n  c: 4\n")
+    assert (raised.value.key, raised.value.first_line, raised.value.second_line) == ("c", 3, 5)
+    with pytest.raises(DuplicateKeyError):
+        load_yaml("jobs:\n  - {id: a, gpus: 1, gpus: 2}\n")
+    # the same key in two different mappings is no duplicate, and a merge key may be
+    # overridden by the mapping that merges it (that is what merge keys are for)
+    assert load_yaml("x: {k: 1}\ny: {k: 2}\n") == {"x": {"k": 1}, "y": {"k": 2}}
+    assert load_yaml("base: &b {k: 1, j: 1}\nz:\n  <<: *b\n  k: 2\n")["z"] == {"k": 2, "j": 1}
+
+
+GER_YEAR = """\
+name: ger-year
+start: "2020-01-01T00:00:00Z"
+period_h: 8760
+horizon_h: 24
+drain_h: 24
+zones:
+  de:
+    carbon_g_per_kwh: {{kind: lwa, region: ger{fill}}}
+    price_usd_per_mwh: {{kind: constant, value: 60}}
+sites:
+  - {{id: berlin, zone: de, gpus: {{V100: 2}}}}
+workload:
+  kind: list
+  jobs:
+    - {{id: a, home_site: berlin, job_type: resnet50, gpus: 1, reference_runtime_h: 1,
+       submit_h: 8500}}
+"""
+
+
+@pytest.mark.realdata
+@needs_data
+def test_a_year_on_lwa_germany_runs_with_an_explicit_fill(tmp_path):
+    """ger_ci.csv misses two 15-minute samples on 2020-12-19: a year of 2020 is refused as
+    the file is, and runs with fill: ffill, max_gap_h: 0.25 (a real process, as a user runs
+    it)."""
+    import os
+    import subprocess
+    import sys
+
+    def run(fill: str) -> subprocess.CompletedProcess:
+        path = tmp_path / "ger.yaml"
+        path.write_text(GER_YEAR.format(fill=fill))
+        return subprocess.run([sys.executable, "-m", "scenarios.cli", "run", str(path),
+                               "--policies", "isolated", "--data", str(DATA_DIR)],
+                              capture_output=True, text=True, timeout=300, check=False,
+                              env={**os.environ, "COLUMNS": "200"})
+
+    as_is = run("")
+    assert as_is.returncode == 2 and as_is.stdout == ""
+    assert ("ger_ci.csv: gap in the data: no value for 2020-12-19 23:15:00+00:00 (the gap "
+            "starts at 2020-12-19 23:15:00+00:00 and lasts 0.25 h") in as_is.stderr
+    filled = run(", fill: ffill, max_gap_h: 0.25")
+    assert filled.returncode == 0, filled.stderr
+    assert "isolated" in filled.stdout

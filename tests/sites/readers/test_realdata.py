@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from sites.readers.electricitymaps import read_electricitymaps
@@ -68,3 +69,27 @@ def test_other_files_read_cleanly():
     for cloud in ("aws", "azure", "gcp"):
         matrix = read_transfer_costs(DATA_DIR / f"network/{cloud}_transfer_cost_usd_per_gb.csv")
         assert len(matrix.regions) > 1
+
+
+def test_lwa_germany_serves_a_year_only_with_an_explicit_fill():
+    """ger_ci.csv misses 2020-12-19 23:15 and 23:45 (two 15-minute gaps): a year of 2020
+    is refused as it is, and served with fill: ffill, max_gap_h: 0.25; the 23:00 hour is
+    then (a + a + b + b) / 4 of its two samples, every other hour as before."""
+    import pandas as pd
+
+    from sites.errors import InputError
+
+    table = read_lwa(DATA_DIR / "grid/lwa/ger_ci.csv")
+    assert [(str(g.first_missing), g.length.total_seconds()) for g in table.gaps] == [
+        ("2020-12-19 23:15:00+00:00", 900.0), ("2020-12-19 23:45:00+00:00", 900.0)]
+    year = pd.Timestamp("2020-01-01T00:00Z")
+    with pytest.raises(InputError, match=r"no value for 2020-12-19 23:15:00\+00:00 .* lasts "
+                                         r"0.25 h"):
+        table.slots("carbon_g_per_kwh", year, 1.0, 8784)
+    hourly = table.forward_filled(0.25).slots("carbon_g_per_kwh", year, 1.0, 8784)
+    at = int((pd.Timestamp("2020-12-19T23:00Z") - year) / pd.Timedelta(hours=1))
+    a, b = table.frame["carbon_g_per_kwh"].loc["2020-12-19 23:00":"2020-12-19 23:30"]
+    # (a cumulative integral over a year: exact to ~1e-12 relative, not to the last bit)
+    assert hourly[at] == pytest.approx((a + a + b + b) / 4, rel=1e-9)
+    before = table.slots("carbon_g_per_kwh", year, 1.0, at)
+    np.testing.assert_allclose(hourly[:at], before, rtol=1e-9)

@@ -67,3 +67,51 @@ def test_a_window_before_the_data_is_refused():
     with pytest.raises(InputError, match=r"no data for 2022-12-31 23:00"):
         resample_time_weighted(series([1, 2], 60), pd.Timedelta(hours=1),
                                T0 - pd.Timedelta(hours=1), 1.0, 2, "f")
+
+
+# Filling short gaps (issue 24, item 10): explicit, off by default, never beyond max_gap_h.
+
+def quarter_hours_csv(path, skip: tuple[int, ...], n: int = 16):
+    """15-minute samples 0, 1, 2, ... from T0 with the samples at ``skip`` left out."""
+    rows = [f"{(T0 + pd.Timedelta(minutes=15 * i)).strftime('%Y-%m-%d %H:%M:%S')},{i}"
+            for i in range(n) if i not in skip]
+    path.write_text("Time,ci\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_forward_fill_repeats_the_sample_before_a_short_gap(tmp_path):
+    """Samples 5 and 6 missing (01:15-01:45, 0.5 h): filled with sample 4's value, so the
+    second hour is (4 + 4 + 4 + 7) / 4 = 4.75; the first hour is untouched: 1.5."""
+    from sites.readers.timeseries import read_column_table
+
+    table = read_column_table(quarter_hours_csv(tmp_path / "ci.csv", (5, 6)), "Time", "ci",
+                              allow_negative=False)
+    with pytest.raises(InputError, match=r"no value for 2023-01-01 01:15:00\+00:00 \(the gap "
+                       r"starts at 2023-01-01 01:15:00\+00:00 and lasts 0.5 h; fill: ffill"):
+        table.slots("ci", T0, 1.0, 4)  # off by default: still refused
+    filled = table.forward_filled(0.5)
+    assert filled.gaps == ()
+    np.testing.assert_allclose(filled.frame["ci"].to_numpy()[4:8], [4, 4, 4, 7])
+    np.testing.assert_allclose(filled.slots("ci", T0, 1.0, 4), [1.5, 4.75, 9.5, 13.5])
+    assert len(table.frame) == 14 and len(filled.frame) == 16  # the table read is unchanged
+
+
+def test_a_gap_longer_than_max_gap_h_is_still_refused_with_its_start_and_length(tmp_path):
+    """Samples 5-7 missing (0.75 h) with max_gap_h 0.5; a 0.25 h gap at sample 12 in the same
+    file is filled."""
+    from sites.readers.timeseries import read_column_table
+
+    table = read_column_table(quarter_hours_csv(tmp_path / "ci.csv", (5, 6, 7, 12)), "Time",
+                              "ci", allow_negative=False).forward_filled(0.5)
+    assert [(g.first_missing, g.length) for g in table.gaps] == [
+        (T0 + pd.Timedelta(minutes=75), pd.Timedelta(minutes=45))]
+    with pytest.raises(InputError) as raised:
+        table.slots("ci", T0, 1.0, 4)
+    assert str(raised.value) == (
+        f"{tmp_path / 'ci.csv'}: gap in the data: no value for 2023-01-01 01:15:00+00:00 "
+        "(the gap starts at 2023-01-01 01:15:00+00:00 and lasts 0.75 h, longer than max_gap_h "
+        "(0.5 h): not filled)")
+    # a window that stays clear of the long gap uses the filled short one: hour 3 is
+    # samples 12-15 = (11 + 13 + 14 + 15) / 4
+    np.testing.assert_allclose(table.slots("ci", T0 + pd.Timedelta(hours=2), 1.0, 2),
+                               [(8 + 9 + 10 + 11) / 4, (11 + 13 + 14 + 15) / 4])
