@@ -22,7 +22,12 @@ from scenarios.loader import LoadedScenario, load_scenario
 from scenarios.market_tasks import ScenarioRef
 from scenarios.outputs import prepare_out_dir, write_outputs
 from scenarios.progress import progress_reporter
-from scenarios.report import print_ledger, print_report, print_seed_summary
+from scenarios.report import (
+    print_ledger,
+    print_report,
+    print_seed_summary,
+    report_console,
+)
 from scenarios.runner import run_scenario, scenario_result
 from scenarios.scaleout import open_executor
 from scenarios.sweep import PolicyTask, grid, policy_task, run_task, summarise
@@ -50,7 +55,7 @@ class RunCommand(Command):
                             help=f"real-data folder for data-file scenarios (default: ${DATA_ENV})")
 
     def run(self, args: argparse.Namespace) -> int:
-        console = Console()
+        console = report_console()
         if args.out is not None:
             prepare_out_dir(args.out)
         loaded = load_scenario(args.scenario, data_dir(args.data))
