@@ -87,6 +87,17 @@ def test_every_plot_zooms_and_hovers(which, plots, request):
     assert page.count('"name":"WheelZoomTool"') == plots
 
 
+@pytest.mark.parametrize(("which", "unit"), [("run_dir", "GPU-hours"), ("market_dir", "USD")])
+def test_every_heat_map_has_a_colour_bar_labelled_with_its_unit(which, unit, request):
+    """The flow matrix (run) and the balances (market): a colour bar reads a cell back as a
+    number, titled with the matrix's unit."""
+    page = (request.getfixturevalue(which) / "report.html").read_text(encoding="utf-8")
+    titles = re.findall(r'"name":"ColorBar","id":"[^"]+","attributes":\{[^}]*?"title":"([^"]*)"',
+                        page)
+    assert len(titles) == 1, titles
+    assert titles[0].startswith(unit)
+
+
 def test_run_writes_report_next_to_the_other_outputs(run_dir):
     names = {p.name for p in run_dir.iterdir()}
     assert {"report.html", "summary.json", "policies.png", "milp_load_vs_carbon.png"} <= names
