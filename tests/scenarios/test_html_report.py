@@ -152,6 +152,9 @@ def browser():
 def _open(driver, path: Path, shots: Path, name: str) -> list[dict]:
     """Load the page, wait for Bokeh to draw, screenshot it; answer the console log."""
     driver.get_log("browser")  # drop anything left from an earlier page
+    # A window left taller than this page by an earlier one would pad its screenshot with
+    # blank (the sweep page once ended in ~1,700 px of it): start small, grow to the content.
+    driver.set_window_size(1280, 1000)
     driver.get(path.resolve().as_uri())
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
