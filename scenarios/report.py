@@ -158,6 +158,14 @@ def print_seed_summary(summary: pd.DataFrame, name: str, seeds: int, console: Co
         table.add_column(policy, justify="right")
     rows = summary.set_index("policy")
     for key, label, fmt in SEED_METRICS:
-        table.add_row(label, *(f"{fmt.format(rows.loc[p, key])} +/- "
-                               f"{fmt.format(rows.loc[p, key + '_ci'])}" for p in rows.index))
+        table.add_row(label, *(mean_ci(fmt, rows.loc[p, key], rows.loc[p, key + "_ci"])
+                               for p in rows.index))
     console.print(table)
+
+
+def mean_ci(fmt: str, mean: float, half_width: float) -> str:
+    """"mean +/- half-width" in ``fmt`` (the terminal and report.html); the mean alone when
+    there is no interval (one seed)."""
+    if isinstance(half_width, float) and math.isnan(half_width):
+        return fmt.format(mean)
+    return f"{fmt.format(mean)} +/- {fmt.format(half_width)}"

@@ -118,7 +118,11 @@ def _run_seeds(loaded: LoadedScenario, seeds: int, args: argparse.Namespace,
     if args.out:
         records.to_csv(args.out / "seeds.csv", index=False)
         summary.to_csv(args.out / "seeds_summary.csv", index=False)
-        console.print(f"wrote {args.out / 'seeds.csv'}\nwrote {args.out / 'seeds_summary.csv'}")
+        from scenarios.html_report import write_seeds_report  # Bokeh: slow, only for --out
+
+        report = write_seeds_report(records, summary, loaded.scenario.name, args.out)
+        console.print(f"wrote {args.out / 'seeds.csv'}\nwrote {args.out / 'seeds_summary.csv'}"
+                      f"\nwrote {report}")
     return 0
 
 
