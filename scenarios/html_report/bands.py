@@ -36,11 +36,11 @@ def band(mean: float, half_width: float, lowest: float, highest: float, seeds: i
     return Band(max(low, 0.0) if non_negative else low, mean + half_width, "ci")
 
 
-def band_sentence(seeds: list[int]) -> str:
-    """What the bands of a figure are, for seed counts ``seeds`` (one per point)."""
+def band_sentence(seeds: list[int], per: str = "point") -> str:
+    """What the bands of a figure are, for seed counts ``seeds`` (one per ``per``)."""
     few, most = min(seeds, default=0), max(seeds, default=0)
     n = f"{few}" if few == most else f"{few} to {most}"
-    parts = [f"{n} seed(s) per point."]
+    parts = [f"{n} seed(s) per {per}."]
     if most >= RANGE_BELOW:
         parts.append(f"With {RANGE_BELOW} or more seeds the band is the 95% confidence interval "
                      "of the mean (Student's t), cut at zero for quantities that cannot be "

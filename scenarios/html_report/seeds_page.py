@@ -40,7 +40,7 @@ def seeds_page(records: pd.DataFrame, summary: pd.DataFrame, scenario: str) -> P
     page.paragraph(
         f"{scenario}: every policy run with {seeds} seeds ("
         f"{', '.join(str(s) for s in dict.fromkeys(records['seed']))}; the first is the "
-        f"scenario's own, the others spawned from it). {band_sentence([seeds])}")
+        f"scenario's own, the others spawned from it). {band_sentence([seeds], 'policy')}")
     rows = summary.set_index("policy")
     page.heading("Per policy")
     page.table("seed_summary", f"Mean +/- 95% CI half-width over {seeds} seeds (Student's t)",

@@ -126,7 +126,7 @@ def test_run_with_seeds_writes_a_report_of_every_seed_and_the_means(seeds_dir):
     page = (seeds_dir / "report.html").read_text(encoding="utf-8")
     assert not re.search(r"<script[^>]*\bsrc=", page)
     assert set(re.findall(r'data-figure="([^"]+)"', page)) == {"seeds"}
-    assert "3 seed(s) per point" in page
+    assert "3 seed(s) per policy" in page
     records = pd.read_csv(seeds_dir / "seeds.csv")
     summary = pd.read_csv(seeds_dir / "seeds_summary.csv").set_index("policy")
     assert len(records) == 6 and records["carbon_kg"].nunique() == 6
