@@ -146,7 +146,7 @@ def _print_point(point: MarketPoint, console: Console) -> None:
                   f"{grand.cost_usd:,.2f} USD")
     doc = point_document(point)
     values = Table(title="Coalition values c(S), USD (savings game s(S) = sum c({i}) - c(S))")
-    values.add_column("coalition")
+    values.add_column("coalition", overflow="fold")
     values.add_column("cost", justify="right")
     values.add_column("savings", justify="right")
     values.add_column("CO2 kg", justify="right")
@@ -166,7 +166,7 @@ def _print_point(point: MarketPoint, console: Console) -> None:
     rows = doc["schemes"]
     sites = point.outcome.sites
     shares = Table(title="What each site pays, USD (gain against standing alone; * not IR)")
-    shares.add_column("scheme", no_wrap=True)
+    shares.add_column("scheme", overflow="fold")
     for s in sites:
         shares.add_column(s, justify="right")
     for name, row in rows.items():
@@ -180,8 +180,9 @@ def _print_point(point: MarketPoint, console: Console) -> None:
     diag = Table(title="Diagnostics per scheme")
     for column in ("scheme", "budget balance USD", "in core", "largest excess USD",
                    "coalition that would leave (saves USD)"):
-        diag.add_column(column, justify="left" if column.startswith(("scheme", "coal"))
-                        else "right")
+        key = column.startswith(("scheme", "coal"))  # folded, never cut to "north+so…"
+        diag.add_column(column, justify="left" if key else "right",
+                        overflow="fold" if key else "ellipsis")
     for name, row in rows.items():
         if "shares_usd" not in row:
             diag.add_row(name, "", "", "", f"not applicable: {row['not_applicable']}")
@@ -200,7 +201,8 @@ def _print_sampled(point: MarketPoint, console: Console) -> None:
     table = Table(title=f"Shapley value by permutation sampling ({estimate.samples_per_player} "
                   f"permutations, {estimate.confidence:.0%} interval), USD")
     for column in ("site", "pays", "+/-", "alone", "gain"):
-        table.add_column(column, justify="left" if column == "site" else "right")
+        table.add_column(column, justify="left" if column == "site" else "right",
+                         overflow="fold" if column == "site" else "ellipsis")
     for site, mean, half in zip(estimate.players, estimate.mean, estimate.half_width,
                                 strict=True):
         alone = point.values[(site,)].cost_usd

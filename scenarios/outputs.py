@@ -128,32 +128,53 @@ def write_plots(result: ScenarioResult, out_dir: Path) -> list[Path]:
     return paths
 
 
+LOAD_LABEL = "busy GPUs (% of the site's)"
+CARBON_LABEL = "carbon intensity (gCO2/kWh)"
+TIME_LABEL = "time from the start of the run (h)"
+
+
 def _load_plot(result: ScenarioResult, out_dir: Path, plt: Any) -> Path:
-    """Small multiples, one panel per site: busy share of capacity and carbon intensity."""
-    slots = result.results["milp"].site_slots
-    sites = list(dict.fromkeys(slots["site"]))
-    columns = min(3, len(sites))
-    rows = math.ceil(len(sites) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 2.4 * rows), sharex=True,
-                             squeeze=False)
-    for ax, site in zip(axes.flat, sites, strict=False):
-        frame = slots[slots["site"] == site]
-        ax.fill_between(frame["time_h"], frame["utilization"], step="post", color="#0072B2",
-                        alpha=0.6, label="busy share of GPUs")
-        ax.set_ylim(0, 1.05)
-        ax.set_title(site, fontsize=9)
-        twin = ax.twinx()
-        twin.plot(frame["time_h"], frame["carbon_g_per_kwh"], color="#D55E00", lw=1,
-                  label="gCO2/kWh")
-        twin.tick_params(labelsize=7)
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(sites):]:
-        ax.set_visible(False)
-    fig.suptitle(f"{result.run.scenario.name}: milp load (blue, share of each site's GPUs) "
-                 "against carbon intensity (orange, gCO2/kWh)", fontsize=10)
-    fig.supxlabel("hours from start", fontsize=9)
-    fig.tight_layout()
+    fig = load_figure(result, plt)
     path = out_dir / "milp_load_vs_carbon.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def load_figure(result: ScenarioResult, plt: Any) -> Any:
+    """Small multiples, one panel per site: milp's busy share of the site's GPUs (left axis)
+    and its grid's carbon intensity (right axis, one scale in every panel, so that a higher
+    line is a dirtier grid wherever it is drawn)."""
+    slots = result.results["milp"].site_slots
+    sites = list(dict.fromkeys(slots["site"]))
+    columns = min(3, len(sites))
+    rows = math.ceil(len(sites) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.8 * columns, 2.6 * rows + 0.6),
+                             sharex=True, squeeze=False)
+    top = float(slots["carbon_g_per_kwh"].max()) * 1.05 or 1.0
+    for k, (ax, site) in enumerate(zip(axes.flat, sites, strict=False)):
+        frame = slots[slots["site"] == site]
+        ax.fill_between(frame["time_h"], 100 * frame["utilization"], step="post",
+                        color="#0072B2", alpha=0.6, label="busy GPUs")
+        ax.set_ylim(0, 105)
+        ax.set_title(site, fontsize=9)
+        twin = ax.twinx()
+        twin.plot(frame["time_h"], frame["carbon_g_per_kwh"], color="#D55E00", lw=1,
+                  drawstyle="steps-post", label="carbon intensity")
+        twin.set_ylim(0, top)
+        twin.tick_params(labelsize=7)
+        ax.tick_params(labelsize=7)
+        column = k % columns
+        if column == 0:
+            ax.set_ylabel(LOAD_LABEL, fontsize=8, color="#0072B2")
+        if column == columns - 1 or k == len(sites) - 1:  # the last panel of its row
+            twin.set_ylabel(CARBON_LABEL, fontsize=8, color="#D55E00")
+        if k >= len(sites) - columns:  # the lowest panel of its column
+            ax.set_xlabel(TIME_LABEL, fontsize=8)
+            ax.xaxis.set_tick_params(labelbottom=True)
+    for ax in list(axes.flat)[len(sites):]:
+        ax.set_visible(False)
+    fig.suptitle(f"{result.run.scenario.name}: milp's load (blue area, % of each site's GPUs) "
+                 "against its grid's carbon intensity (orange line)", fontsize=10)
+    fig.tight_layout()
+    return fig

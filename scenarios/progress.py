@@ -69,3 +69,27 @@ def progress_reporter(unit: str = "rounds", stream: TextIO | None = None) -> Ite
             bar.update(tasks[stage], completed=done)
 
         yield report
+
+
+class RunningTotal:
+    """Several maps of one stage reported as one stage: ``done`` counts across all of them.
+
+    ``carbonfed sweep`` maps its runs in chunks (so that sweep.csv is written as it goes); each
+    map reports its own chunk ("2/2") and a reader took that for the whole sweep. Pass this as
+    the executor's progress and call ``next_chunk`` after each map: it reports runs done of all.
+    """
+
+    def __init__(self, report: Reporter, stage: str, total: int) -> None:
+        self.report = report
+        self.stage = stage
+        self.total = total
+        self._before = 0  # steps of the maps already finished
+        self._current = 0  # steps of the running map
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        self._current = done
+        self.report(self.stage, self._before + done, self.total)
+
+    def next_chunk(self) -> None:
+        self._before += self._current
+        self._current = 0

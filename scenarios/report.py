@@ -13,6 +13,18 @@ from market.ledger import LedgerRow
 from scenarios.runner import ScenarioResult
 from scenarios.tables import METRIC_LABELS, site_table
 
+# Piped output is as wide as its tables: rich's 80 columns when not on a terminal cut key
+# columns (override names, coalitions) to "delay_c…", and a pipe or a file has no width.
+PIPED_WIDTH = 10_000
+
+
+def report_console() -> Console:
+    """The console for a command's tables on standard output: the terminal's width on a
+    terminal, else wide enough that no table is cut (lines are not padded to the width)."""
+    console = Console()
+    return console if console.is_terminal else Console(width=PIPED_WIDTH)
+
+
 SUMMARY_COLUMNS = (
     ("jobs_finished", "jobs run in the federation", "{:d}"),
     ("jobs_outside", "jobs at the outside option", "{:d}"),
@@ -41,7 +53,7 @@ def print_report(result: ScenarioResult, console: Console, by_site: bool = False
         f"carbon price {s.carbon_price_usd_per_t:g} USD/t"
     )
     table = Table(title="Per policy (every total covers all jobs)")
-    table.add_column("metric")
+    table.add_column("metric", overflow="fold")
     for name in result.summaries:
         table.add_column(name, justify="right")
     rows = {name: summary.as_dict() for name, summary in result.summaries.items()}
@@ -94,8 +106,8 @@ def _savings_table(result: ScenarioResult) -> Table:
 def _by_site_table(result: ScenarioResult) -> Table:
     frame = site_table(result)
     table = Table(title="Per site and policy (energy, CO2 and cost of the jobs each site hosted)")
-    table.add_column("site", no_wrap=True)
-    table.add_column("policy", no_wrap=True)
+    table.add_column("site", overflow="fold")
+    table.add_column("policy", overflow="fold")
     for column, _ in SITE_COLUMNS:
         table.add_column(column.replace("_", " "), justify="right")
     for row in frame.to_dict("records"):
@@ -118,7 +130,8 @@ def print_ledger(rows: list[LedgerRow], scheme: str, console: Console) -> None:
     """Per-site balances of a settlement ledger (received minus paid)."""
     table = Table(title=f"Settlement of milp's run under {scheme}: {len(rows)} hosted jobs")
     for column in ("site", "paid USD", "received USD", "balance USD"):
-        table.add_column(column, justify="left" if column == "site" else "right")
+        table.add_column(column, justify="left" if column == "site" else "right",
+                         overflow="fold" if column == "site" else "ellipsis")
     paid: dict[str, float] = {}
     received: dict[str, float] = {}
     for row in rows:
@@ -145,6 +158,14 @@ def print_seed_summary(summary: pd.DataFrame, name: str, seeds: int, console: Co
         table.add_column(policy, justify="right")
     rows = summary.set_index("policy")
     for key, label, fmt in SEED_METRICS:
-        table.add_row(label, *(f"{fmt.format(rows.loc[p, key])} +/- "
-                               f"{fmt.format(rows.loc[p, key + '_ci'])}" for p in rows.index))
+        table.add_row(label, *(mean_ci(fmt, rows.loc[p, key], rows.loc[p, key + "_ci"])
+                               for p in rows.index))
     console.print(table)
+
+
+def mean_ci(fmt: str, mean: float, half_width: float) -> str:
+    """"mean +/- half-width" in ``fmt`` (the terminal and report.html); the mean alone when
+    there is no interval (one seed)."""
+    if isinstance(half_width, float) and math.isnan(half_width):
+        return fmt.format(mean)
+    return f"{fmt.format(mean)} +/- {fmt.format(half_width)}"

@@ -118,7 +118,8 @@ def half_width(values: Sequence[float], confidence: float = 0.95) -> float:
 
 
 def summarise(records: pd.DataFrame) -> pd.DataFrame:
-    """Mean and 95% CI half-width of every metric across seeds, per grid point."""
+    """Mean, 95% CI half-width, minimum and maximum of every metric across seeds, per grid
+    point."""
     keys = [k for k in KEYS if k != "seed_index"]
     rows = []
     for point, frame in records.groupby(keys, sort=False, dropna=False):
@@ -128,5 +129,7 @@ def summarise(records: pd.DataFrame) -> pd.DataFrame:
             values = frame[metric].to_numpy(float)
             row[metric] = float(np.mean(values))
             row[f"{metric}_ci"] = half_width(values)
+            row[f"{metric}_min"] = float(np.min(values))  # the seeds' range: what a report
+            row[f"{metric}_max"] = float(np.max(values))  # draws for 2 seeds (bands.py)
         rows.append(row)
     return pd.DataFrame(rows)

@@ -6,8 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-from rich.console import Console
-
 from market.analysis import MarketSettings, analyse, sweep
 from market.carbon_policy import CarbonPolicy, CarbonPolicyKind
 from market.schemes import DEFAULT_MARKUP, SCHEMES
@@ -29,6 +27,7 @@ from scenarios.market_report import market_document, print_market, write_market_
 from scenarios.market_tasks import ExecutorEvaluate, ScenarioRef
 from scenarios.outputs import json_safe, prepare_out_dir
 from scenarios.progress import progress_reporter
+from scenarios.report import report_console
 from scenarios.scaleout import open_executor
 from sites import InputError
 from sites.errors import named_as_given
@@ -97,7 +96,7 @@ class MarketCommand(Command):
         if args.json:
             print(json.dumps(json_safe(document), indent=2))
         else:
-            print_market(run, mode, points, curve, Console())
+            print_market(run, mode, points, curve, report_console())
         if args.out:
             written = write_market_outputs(document, points, curve, args.out)
             for path in [*written, write_market_report(document, points[0].ledger, args.out)]:

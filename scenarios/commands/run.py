@@ -22,7 +22,12 @@ from scenarios.loader import LoadedScenario, load_scenario
 from scenarios.market_tasks import ScenarioRef
 from scenarios.outputs import prepare_out_dir, write_outputs
 from scenarios.progress import progress_reporter
-from scenarios.report import print_ledger, print_report, print_seed_summary
+from scenarios.report import (
+    print_ledger,
+    print_report,
+    print_seed_summary,
+    report_console,
+)
 from scenarios.runner import run_scenario, scenario_result
 from scenarios.scaleout import open_executor
 from scenarios.sweep import PolicyTask, grid, policy_task, run_task, summarise
@@ -52,7 +57,7 @@ class RunCommand(Command):
                             help=f"real-data folder for data-file scenarios (default: ${DATA_ENV})")
 
     def run(self, args: argparse.Namespace) -> int:
-        console = Console()
+        console = report_console()
         if args.out is not None:
             prepare_out_dir(args.out)
         loaded = load_scenario(args.scenario, data_dir(args.data))
@@ -127,7 +132,11 @@ def _run_seeds(loaded: LoadedScenario, seeds: int, args: argparse.Namespace,
     if args.out:
         records.to_csv(args.out / "seeds.csv", index=False)
         summary.to_csv(args.out / "seeds_summary.csv", index=False)
-        console.print(f"wrote {args.out / 'seeds.csv'}\nwrote {args.out / 'seeds_summary.csv'}")
+        from scenarios.html_report import write_seeds_report  # Bokeh: slow, only for --out
+
+        report = write_seeds_report(records, summary, loaded.scenario.name, args.out)
+        console.print(f"wrote {args.out / 'seeds.csv'}\nwrote {args.out / 'seeds_summary.csv'}"
+                      f"\nwrote {report}")
     return 0
 
 

@@ -19,7 +19,8 @@ from scenarios.html_report import write_sweep_report
 from scenarios.loader import load_scenario
 from scenarios.market_tasks import ScenarioRef
 from scenarios.outputs import prepare_out_dir
-from scenarios.progress import progress_reporter
+from scenarios.progress import RunningTotal, progress_reporter
+from scenarios.report import report_console
 from scenarios.scaleout import open_executor
 from scenarios.sweep import KEYS, grid, run_task, summarise
 from sites import InputError
@@ -59,19 +60,21 @@ class SweepCommand(Command):
         Console(stderr=True).print(f"sweep: {len(tasks)} runs, {len(tasks) - len(todo)} "
                                    "already written", style="dim")
         records = [done] if len(done) else []
-        with progress_reporter("runs") as progress, \
-                open_executor(args.workers, args.scheduler, progress=progress) as executor:
-            chunk = max(1, 2 * (args.workers or 1))
-            for start in range(0, len(todo), chunk):
-                part = pd.DataFrame(executor.map(run_task, todo[start:start + chunk],
-                                                 label="sweep"))
-                records.append(part)
-                if args.out is not None:  # written as it goes, so --resume picks up here
-                    pd.concat(records, ignore_index=True).to_csv(args.out / "sweep.csv",
-                                                                 index=False)
+        with progress_reporter("runs") as progress:
+            runs = RunningTotal(progress, "sweep", len(todo))  # runs, not chunks
+            with open_executor(args.workers, args.scheduler, progress=runs) as executor:
+                chunk = max(1, 2 * (args.workers or 1))
+                for start in range(0, len(todo), chunk):
+                    part = pd.DataFrame(executor.map(run_task, todo[start:start + chunk],
+                                                     label="sweep"))
+                    runs.next_chunk()
+                    records.append(part)
+                    if args.out is not None:  # written as it goes: --resume picks up here
+                        pd.concat(records, ignore_index=True).to_csv(args.out / "sweep.csv",
+                                                                     index=False)
         table = pd.concat(records, ignore_index=True) if records else pd.DataFrame()
         summary = summarise(table)
-        _print_summary(summary, Console())
+        _print_summary(summary, report_console())
         if args.out is not None:
             table.to_csv(args.out / "sweep.csv", index=False)
             summary.to_csv(args.out / "sweep_summary.csv", index=False)
@@ -132,8 +135,9 @@ def _print_summary(summary: pd.DataFrame, console: Console) -> None:
     table = Table(title="Sweep: mean +/- 95% CI half-width across seeds")
     for column in ("overrides", "USD/t", "policy", "seeds", "CO2 kg", "total cost USD",
                    "energy kWh", "outside jobs"):
-        table.add_column(column, justify="left" if column in ("overrides", "policy")
-                         else "right")
+        key = column in ("overrides", "policy")  # folded, never cut to "delay_c…"
+        table.add_column(column, justify="left" if key else "right",
+                         overflow="fold" if key else "ellipsis")
     for row in summary.to_dict("records"):
         table.add_row(str(row["overrides"]), f"{row['carbon_price_usd_per_t']:g}",
                       row["policy"], str(row["seeds"]), _cell(row, "carbon_kg"),

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 from bokeh.models import ColumnDataSource, HoverTool, LinearColorMapper
+from bokeh.models.annotations.legends import ColorBar
 from bokeh.palettes import Cividis256, RdBu11
 from bokeh.plotting import figure
 
@@ -109,7 +110,8 @@ def heat_map(title: str, x_label: str, y_label: str, xs: Sequence[str], ys: Sequ
                                "value": rounded(numbers, 6), "text": text,
                                "ink": ["#ffffff" if abs(v) > 0.55 * top else "#111111"
                                        for v in numbers]})
-    fig = new_figure(title, x_label, y_label, width=max(480, 130 + size * len(xs)),
+    # The colour bar (right of the cells) reads a cell's colour back as a number in ``unit``.
+    fig = new_figure(title, x_label, y_label, width=max(560, 230 + size * len(xs)),
                      height=max(260, 110 + size * len(ys)), x_range=list(xs),
                      y_range=list(reversed(ys)),
                      tooltips=[(y_label, "@y"), (x_label, "@x"), (unit, "@value{0,0.00}")])
@@ -119,4 +121,10 @@ def heat_map(title: str, x_label: str, y_label: str, xs: Sequence[str], ys: Sequ
              text_baseline="middle", text_font_size="9px", text_color="ink")
     fig.xaxis.major_label_orientation = 0.8
     fig.grid.grid_line_color = None
+    bar = ColorBar(color_mapper=mapper, title=unit, title_text_font_size=FONT,
+                   major_label_text_font_size=FONT, width=12, padding=6)
+    if not diverging:
+        # The white "nothing moved" of the cells is below the mapper's low end; say so.
+        bar.title = f"{unit} (white: none)"
+    fig.add_layout(bar, "right")
     return fig

@@ -29,6 +29,10 @@ table.numbers th { text-align: left; background: #f6f6f6; }
 table.numbers caption { text-align: left; font-weight: 600; padding-bottom: 4px; }
 td.bad { color: #b00020; font-weight: 600; }
 .figure { margin: 1em 0; }
+ul.key { list-style: none; padding: 0; margin: 0.2em 0 0.5em; font-size: 0.85em;
+         display: flex; flex-wrap: wrap; gap: 0.3em 1.6em; }
+ul.key span.swatch { display: inline-block; width: 22px; height: 4px; margin-right: 6px;
+                     vertical-align: middle; }
 """
 
 
@@ -55,11 +59,22 @@ class Page:
         klass = f' class="{css}"' if css else ""
         self.blocks.append(f"<p{klass}>{html.escape(text)}</p>")
 
-    def figure(self, name: str, model: LayoutDOM, caption: str) -> None:
-        """A figure (or grid of figures) and the one sentence saying what to look for."""
+    def figure(self, name: str, model: LayoutDOM, caption: str,
+               key: Sequence[tuple[str, str]] = ()) -> None:
+        """A figure (or grid of figures), its key when given, and the one sentence saying
+        what to look for.
+
+        ``key`` is a legend in the page under the figure, (label, colour) per line: one for all
+        of a grid's panels, and never over a line as a legend inside a panel can be.
+        """
         self.figures[name] = model
         self.blocks.append(f'<div class="figure" data-figure="{html.escape(name)}">'
                            f"{{{{figure:{name}}}}}</div>")
+        if key:
+            items = "".join(
+                f'<li><span class="swatch" style="background:{html.escape(colour)}"></span>'
+                f"{html.escape(label)}</li>" for label, colour in key)
+            self.blocks.append(f'<ul class="key" data-key="{html.escape(name)}">{items}</ul>')
         self.paragraph(caption, "caption")
 
     def table(self, name: str, caption: str, header: Sequence[str],

@@ -216,3 +216,43 @@ def test_console_script_lists_scenarios():
     assert done.returncode == 0, done.stderr
     names = [line.split()[0] for line in done.stdout.splitlines() if line.strip()]
     assert "tiny" in names and "default" in names
+
+
+def test_load_plot_labels_its_axes_with_units_and_shares_the_carbon_scale():
+    """milp_load_vs_carbon.png: tiny's two grids are 30 and 500-800 gCO2/kWh; on one carbon
+    scale the clean site's line lies low, on a scale per panel both filled their panels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from scenarios.build import build_run
+    from scenarios.loader import load_scenario
+    from scenarios.outputs import CARBON_LABEL, LOAD_LABEL, TIME_LABEL, load_figure
+    from scenarios.runner import run_scenario
+
+    run = build_run(load_scenario("tiny"))
+    result = run_scenario(dataclasses_replace_policies(run, ["milp"]))
+    fig = load_figure(result, plt)
+    try:
+        panels = [ax for ax in fig.axes if ax.get_title()]
+        twins = [ax for ax in fig.axes if not ax.get_title()]
+        assert [ax.get_title() for ax in panels] == ["north", "south"]
+        assert len(twins) == 2
+        assert panels[0].get_ylabel() == LOAD_LABEL and "%" in LOAD_LABEL
+        assert twins[-1].get_ylabel() == CARBON_LABEL and "gCO2/kWh" in CARBON_LABEL
+        assert all(ax.get_xlabel() == TIME_LABEL for ax in panels) and "(h)" in TIME_LABEL
+        limits = {twin.get_ylim() for twin in twins}
+        assert len(limits) == 1  # one carbon scale
+        low, high = limits.pop()
+        assert low == 0 and high >= 800
+    finally:
+        plt.close(fig)
+
+
+def dataclasses_replace_policies(run, policies):
+    """``run`` with only ``policies`` (a shorter test)."""
+    import dataclasses
+
+    return dataclasses.replace(run, scenario=run.scenario.model_copy(
+        update={"policies": policies}))

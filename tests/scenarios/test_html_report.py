@@ -48,6 +48,26 @@ def market_dir(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def seeds_dir(tmp_path_factory) -> Path:
+    """``carbonfed run --seeds 3 --out`` of a synthetic day (its runs differ by seed)."""
+    from tests.scenarios.helpers import synthetic_text
+
+    folder = tmp_path_factory.mktemp("seeds")
+    (folder / "synth.yaml").write_text(synthetic_text(seed=5, policies="[milp, isolated]"))
+    _cli("run", str(folder / "synth.yaml"), "--seeds", "3", "--out", str(folder / "out"))
+    return folder / "out"
+
+
+def _cells(page: str, table: str) -> dict[tuple[str, ...], str]:
+    """A table's numeric cells by their data attributes, read from the HTML file."""
+    body = page.split(f'data-table="{table}"', 1)[1].split("</table>", 1)[0]
+    cells = {}
+    for attrs, text in re.findall(r"<td[^>]*?((?: data-[a-z]+=\"[^\"]*\")+)>([^<]*)</td>", body):
+        cells[tuple(re.findall(r'data-[a-z]+="([^"]*)"', attrs))] = text
+    return cells
+
+
 # --- the file itself -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("which", ["run_dir", "market_dir"])
@@ -85,6 +105,42 @@ def test_every_plot_zooms_and_hovers(which, plots, request):
     assert page.count('"name":"Figure"') == plots
     assert page.count('"name":"HoverTool"') == plots
     assert page.count('"name":"WheelZoomTool"') == plots
+
+
+@pytest.mark.parametrize(("which", "unit"), [("run_dir", "GPU-hours"), ("market_dir", "USD")])
+def test_every_heat_map_has_a_colour_bar_labelled_with_its_unit(which, unit, request):
+    """The flow matrix (run) and the balances (market): a colour bar reads a cell back as a
+    number, titled with the matrix's unit."""
+    page = (request.getfixturevalue(which) / "report.html").read_text(encoding="utf-8")
+    titles = re.findall(r'"name":"ColorBar","id":"[^"]+","attributes":\{[^}]*?"title":"([^"]*)"',
+                        page)
+    assert len(titles) == 1, titles
+    assert titles[0].startswith(unit)
+
+
+def test_run_with_seeds_writes_a_report_of_every_seed_and_the_means(seeds_dir):
+    """--seeds K --out: report.html beside seeds.csv, with the terminal's mean +/- CI per
+    policy (from seeds_summary.csv), a figure of the runs, and every seed's figures."""
+    from scenarios.report import SEED_METRICS, mean_ci
+
+    page = (seeds_dir / "report.html").read_text(encoding="utf-8")
+    assert not re.search(r"<script[^>]*\bsrc=", page)
+    assert set(re.findall(r'data-figure="([^"]+)"', page)) == {"seeds"}
+    assert "3 seed(s) per policy" in page
+    records = pd.read_csv(seeds_dir / "seeds.csv")
+    summary = pd.read_csv(seeds_dir / "seeds_summary.csv").set_index("policy")
+    assert len(records) == 6 and records["carbon_kg"].nunique() == 6
+    runs = _cells(page, "seed_runs")
+    counts = {"jobs_finished", "jobs_outside", "deadline_misses"}
+    assert runs == {
+        (r["policy"], str(r["seed_index"]), key):
+            ("{:,.0f}" if key in counts else fmt).format(r[key])
+        for r in records.to_dict("records") for key, _, fmt in SEED_METRICS}
+    means = _cells(page, "seed_summary")
+    assert means == {(p, key): mean_ci(fmt, summary.loc[p, key], summary.loc[p, f"{key}_ci"])
+                     for p in summary.index for key, _, fmt in SEED_METRICS}
+    assert means[("milp", "carbon_kg")] == (f"{summary.loc['milp', 'carbon_kg']:,.2f} +/- "
+                                            f"{summary.loc['milp', 'carbon_kg_ci']:,.2f}")
 
 
 def test_run_writes_report_next_to_the_other_outputs(run_dir):
@@ -141,6 +197,9 @@ def browser():
 def _open(driver, path: Path, shots: Path, name: str) -> list[dict]:
     """Load the page, wait for Bokeh to draw, screenshot it; answer the console log."""
     driver.get_log("browser")  # drop anything left from an earlier page
+    # A window left taller than this page by an earlier one would pad its screenshot with
+    # blank (the sweep page once ended in ~1,700 px of it): start small, grow to the content.
+    driver.set_window_size(1280, 1000)
     driver.get(path.resolve().as_uri())
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -291,6 +350,31 @@ def test_in_browser(check, browser, request):
     """One test, a case per check: without a browser pytest reports the skip on one line."""
     kind, function = BROWSER_CHECKS[check]
     function(request.getfixturevalue(f"{kind}_page"), request.getfixturevalue(f"{kind}_dir"))
+
+
+SEED_BOXES = """
+const out = [];
+for (const m of Bokeh.documents[0].all_models) {
+  const data = m.data;
+  if (!data || typeof data !== 'object') continue;
+  const raw = k => data instanceof Map ? data.get(k) : data[k];
+  if (!raw('metric') || !raw('lo')) continue;
+  out.push({metric: raw('metric')[0], lo: Array.from(raw('lo')), band: Array.from(raw('band'))});
+}
+return out;
+"""
+
+
+def test_seeds_report_draws_its_runs_and_bands_in_the_browser(browser, seeds_dir, shots):
+    log = _open(browser, seeds_dir / "report.html", shots, "seeds")
+    assert [e for e in log if e["level"] in ("SEVERE", "ERROR")] == []
+    assert browser.execute_script(FETCHED) == []
+    drawn = browser.execute_script(FIGURE_INK)
+    assert set(drawn) == {"seeds"} and drawn["seeds"]["ink"] > 2000
+    boxes = {b["metric"]: b for b in browser.execute_script(SEED_BOXES)}
+    assert set(boxes) == {"carbon_kg", "total_cost_usd", "energy_kwh", "mean_completion_h"}
+    for metric in ("carbon_kg", "energy_kwh", "mean_completion_h"):  # never negative
+        assert boxes[metric]["band"] == ["ci", "ci"] and min(boxes[metric]["lo"]) >= 0
 
 
 # --- page pieces without a browser -----------------------------------------------------------

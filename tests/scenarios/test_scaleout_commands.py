@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -142,3 +145,44 @@ def test_seeds_give_the_mean_and_a_students_t_interval(tmp_path):
     assert summary["carbon_kg_ci"] == pytest.approx(
         4.302652729911275 * statistics.stdev(carbon) / math.sqrt(3))
     assert summarise(records).iloc[0]["carbon_kg_ci"] == pytest.approx(summary["carbon_kg_ci"])
+
+
+def piped(*args: str) -> subprocess.CompletedProcess:
+    """``carbonfed ARGS`` as a real process with stdout and stderr piped, and no COLUMNS
+    (rich's width off a terminal is then 80 columns: the case a user meets piping to a file)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    return subprocess.run([sys.executable, "-m", "scenarios.cli", *args], capture_output=True,
+                          text=True, timeout=300, env=env, check=False)
+
+
+SWEEP_PROGRESS = re.compile(r"^sweep: (?P<done>\d+)/(?P<total>\d+) runs \((?P<pct>\d+)%, ")
+
+
+def test_a_piped_sweep_counts_runs_and_prints_whole_override_names():
+    """12 runs in chunks of 2 (in-process): progress counts the 12 runs, up to 12/12, not the
+    chunk ("2/2 (100%)" and then nothing); the override names are printed whole, not cut at
+    80 columns to "delay_c…"."""
+    done = piped("sweep", "tiny", "--set", "delay_cost_usd_per_gpu_h=0.005,0.01",
+                 "--set", "temporal_max_wait_h=12,24,36", "--policies", "milp,isolated")
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert "sweep: started, 12 runs" in lines
+    steps = [m for m in map(SWEEP_PROGRESS.match, lines) if m]
+    assert {m["total"] for m in steps} == {"12"}
+    counts = [int(m["done"]) for m in steps]
+    assert counts == sorted(counts) and len(counts) >= 8 and counts[-1] == 12
+    assert [int(m["pct"]) for m in steps][-1] == 100
+    for delay in ("0.005", "0.01"):
+        for wait in (12, 24, 36):
+            name = f"delay_cost_usd_per_gpu_h={delay},temporal_max_wait_h={wait}"
+            rows = [line for line in done.stdout.splitlines() if name in line]
+            assert len(rows) == 2, (name, done.stdout)  # milp and isolated, each on one line
+    assert "…" not in done.stdout
+
+
+def test_piped_market_tables_keep_their_key_columns_whole():
+    done = piped("market", "tiny", "--schemes", "shapley,cost-plus")
+    assert done.returncode == 0, done.stderr
+    assert "coalition that would leave (saves USD)" in done.stdout
+    assert "north+south" in done.stdout
+    assert "…" not in done.stdout
