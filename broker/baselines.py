@@ -41,9 +41,11 @@ class _Placer:
         self.slots = self._occupied_slots()
 
     def _occupied_slots(self) -> np.ndarray:
-        """Slots each job would hold each pool it fits (its run's, ``broker.options``), clipped
-        to [1, horizon]; 1 on pools it does not fit, where it is never placed."""
+        """Slots each job would hold each pool it fits (its run's, ``broker.options``, on its
+        own GPU count: baselines do not choose one), clipped to [1, horizon]; 1 on pools it
+        does not fit, where it is never placed."""
         runs = job_runs(self.federation, self.queue)
+        runs = runs.take(np.flatnonzero(runs.gpus == self.gpus[runs.job]))
         held = at_starts(runs, np.zeros(1, dtype=int), self.offers.slot_h).slots
         slots = np.ones((len(self.queue), self.free.shape[0]), dtype=int)
         slots[runs.job, runs.resource] = np.minimum(held, self.free.shape[1])

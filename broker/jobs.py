@@ -16,6 +16,11 @@ class Job:
     ``sites.scaling.runtime_h`` of its throughput there (``sites.scaling``).
     Moving it off its home site ships ``dataset_gb`` (egress money, transfer time).
     ``gpu_types`` restricts where it may run (a trace's GPU-model constraint); empty: anywhere.
+
+    ``gpus`` is the count it asks for, and what policies that do not choose a count run it on.
+    A *moldable* job gives a range (``min_gpus`` to ``max_gpus``, holding ``gpus``) and the
+    broker chooses among ``gpu_counts``: the powers of two in the range and its ends (the
+    counts training code is tuned for, and Gavel measured).
     """
 
     id: str
@@ -27,10 +32,18 @@ class Job:
     deadline_h: float | None = None
     dataset_gb: float = 0.0
     gpu_types: tuple[str, ...] = ()
+    min_gpus: int | None = None
+    max_gpus: int | None = None
 
     def __post_init__(self) -> None:
         if self.gpus < 1:
             raise ValueError(f"job {self.id}: gpus must be >= 1")
+        if (self.min_gpus is None) != (self.max_gpus is None):
+            raise ValueError(f"job {self.id}: give both min_gpus and max_gpus, or neither")
+        if self.min_gpus is not None and self.max_gpus is not None and not (
+                1 <= self.min_gpus <= self.gpus <= self.max_gpus):
+            raise ValueError(f"job {self.id}: needs 1 <= min_gpus <= gpus <= max_gpus, got "
+                             f"{self.min_gpus} <= {self.gpus} <= {self.max_gpus}")
         if not self.work_steps > 0:
             raise ValueError(f"job {self.id}: work_steps must be > 0")
         if self.submit_h < 0:
@@ -39,6 +52,19 @@ class Job:
             raise ValueError(f"job {self.id}: deadline_h must be after submit_h")
         if self.dataset_gb < 0:
             raise ValueError(f"job {self.id}: dataset_gb must be >= 0")
+
+    @property
+    def moldable(self) -> bool:
+        return self.min_gpus is not None and self.min_gpus != self.max_gpus
+
+    @property
+    def gpu_counts(self) -> tuple[int, ...]:
+        """The GPU counts the broker may run it on (its own count when it is not moldable)."""
+        if self.min_gpus is None or self.max_gpus is None:
+            return (self.gpus,)
+        powers = {2 ** i for i in range(self.max_gpus.bit_length())}
+        return tuple(sorted({k for k in powers if self.min_gpus <= k <= self.max_gpus}
+                            | {self.min_gpus, self.max_gpus}))
 
     def runtime_h(self, steps_per_s: float) -> float:
         """Hours to finish at a throughput of ``steps_per_s`` (the whole job's, on all its

@@ -255,15 +255,18 @@ def greedy_option_counts(rp: RoundProblem, jobs_urgency: Sequence[int]) -> np.nd
         options = options[np.argsort(cost[options], kind="stable")]
         res, start = p.option_resource[options], p.option_start[options]
         end = np.minimum(start + p.option_slots[options], p.n_slots)
-        gpus = p.option_gpus[options[0]]
+        gpus = p.option_gpus[options]  # a moldable demand's options differ in GPU count
         for _ in range(int(p.demand_count[d])):
-            short = np.concatenate(
-                [np.zeros((cap.shape[0], 1)), np.cumsum(cap < gpus - 1e-9, axis=1)], axis=1)
-            room = (short[res, end] - short[res, start]) == 0
+            room = np.zeros(len(options), dtype=bool)
+            for k_gpus in np.unique(gpus):
+                short = np.concatenate([np.zeros((cap.shape[0], 1)),
+                                        np.cumsum(cap < k_gpus - 1e-9, axis=1)], axis=1)
+                same = gpus == k_gpus
+                room[same] = (short[res[same], end[same]] - short[res[same], start[same]]) == 0
             if not room.any():
                 break
             k = int(np.argmax(room))  # options are sorted by cost: the first with room
-            cap[res[k], start[k]:end[k]] -= gpus
+            cap[res[k], start[k]:end[k]] -= gpus[k]
             counts[options[k]] += 1
     return counts
 

@@ -30,7 +30,8 @@ class JobRecord:
     site: str
     gpu_type: str
     job_type: str
-    gpus: int
+    gpus: int  # the count it ran on (a moldable job's: the policy's choice)
+    asked_gpus: int  # the count it asked for
     work_steps: float
     steps_per_s: float  # one GPU of the type alone (the affinity matrix)
     job_steps_per_s: float  # the job on its GPUs (the scaling model): work / run time
@@ -90,7 +91,7 @@ class Meter:
         self.energy_kwh[site_i, slots] += kwh
         record = JobRecord(
             job_id=job.id, home_site=job.home_site, site=fed.sites[site_i].id, gpu_type=gpu,
-            job_type=job.job_type, gpus=gpus, work_steps=job.work_steps,
+            job_type=job.job_type, gpus=gpus, asked_gpus=job.gpus, work_steps=job.work_steps,
             steps_per_s=float(run.gpu_steps_per_s[0]),
             job_steps_per_s=float(run.steps_per_s[0]),
             submit_h=job.submit_h, start_h=start_h, run_start_h=run_start_h, finish_h=finish_h,

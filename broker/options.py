@@ -88,12 +88,16 @@ def runs_on(federation: Federation, jobs: Sequence[Job], job: np.ndarray,
     rate = federation.steps_per_s(list(jobs))[job, resource]
     if gpus is None:
         gpus = np.array([j.gpus for j in jobs], dtype=int)[job]
-        steps_per_s = federation.throughput(list(jobs))[job, resource]
-    else:
-        gpus = np.asarray(gpus, dtype=int)
-        steps_per_s = np.array([
-            federation.throughput_row(jobs[i].job_type, jobs[i].gpu_types, int(k))[r]
-            for i, r, k in zip(job, resource, gpus, strict=True)], dtype=float)
+    gpus = np.asarray(gpus, dtype=int)
+    # one throughput row per (job, count) of the pairs, read at each pair's pool
+    pair_key = job * (int(gpus.max(initial=0)) + 1) + gpus
+    keys, row_of_pair = np.unique(pair_key, return_inverse=True)
+    first = np.zeros(len(keys), dtype=int)
+    first[row_of_pair] = np.arange(len(pair_key))
+    rows = np.array([federation.throughput_row(jobs[job[i]].job_type, jobs[job[i]].gpu_types,
+                                               int(gpus[i])) for i in first])
+    steps_per_s = (rows[row_of_pair.reshape(-1), resource] if len(pair_key)
+                   else np.zeros(0))
     work = np.array([j.work_steps for j in jobs], dtype=float)[job]
     home = np.array([federation.site_index[j.home_site] for j in jobs], dtype=int)[job]
     dataset_gb = np.array([j.dataset_gb for j in jobs], dtype=float)[job]
@@ -111,13 +115,22 @@ def runs_on(federation: Federation, jobs: Sequence[Job], job: np.ndarray,
 
 
 def job_runs(federation: Federation, jobs: Sequence[Job]) -> Runs:
-    """Every (job, pool) pair where the job can run: a GPU type it runs on (throughput > 0),
-    in enough number; in job then pool order."""
-    gpus = np.array([j.gpus for j in jobs], dtype=int)
-    fits = ((federation.steps_per_s(list(jobs)) > 0)
-            & (federation.resource_total_gpus[None, :] >= gpus[:, None]))
-    job, resource = np.nonzero(fits)
-    return runs_on(federation, jobs, job, resource)
+    """Every (job, GPU count, pool) where the job can run: a GPU type it runs on (throughput >
+    0) in enough number, at each count it may run on (``Job.gpu_counts``); in job, then count,
+    then pool order."""
+    runs_on_type = federation.steps_per_s(list(jobs)) > 0
+    total = federation.resource_total_gpus
+    parts = []
+    for count in sorted({k for j in jobs for k in j.gpu_counts}):
+        asks = np.array([count in j.gpu_counts for j in jobs], dtype=bool)
+        job, resource = np.nonzero(runs_on_type & asks[:, None] & (total[None, :] >= count))
+        parts.append((job, np.full(len(job), count), resource))
+    if not parts:
+        empty = np.zeros(0, dtype=int)
+        return runs_on(federation, jobs, empty, empty, empty)
+    job, gpus, resource = (np.concatenate(a) for a in zip(*parts, strict=True))
+    order = np.lexsort((resource, gpus, job))
+    return runs_on(federation, jobs, job[order], resource[order], gpus[order])
 
 
 def run_of(federation: Federation, job: Job, resource: int, gpus: int | None = None) -> Runs:

@@ -101,7 +101,7 @@ class RoundProblem:
 
 def _demand_key(job: Job) -> tuple:
     return (job.home_site, job.job_type, job.gpus, job.work_steps, job.deadline_h, job.dataset_gb,
-            job.gpu_types)
+            job.gpu_types, job.min_gpus, job.max_gpus)
 
 
 def group_identical_jobs(queue: Sequence[Job]) -> tuple[tuple[Job, ...], ...]:
@@ -210,8 +210,8 @@ def presolve_round(p: AllocationProblem, max_passes: int = 8) -> Presolved:
     cost = p.option_cost_usd
     occ_option, occ_r, occ_t = p.occupancy()
     occ_cell = occ_r * p.n_slots + occ_t
-    demand_gpus = np.zeros(p.n_demands)
-    demand_gpus[p.option_demand] = p.option_gpus
+    demand_gpus = np.zeros(p.n_demands)  # the most GPUs one job of the demand may hold
+    np.maximum.at(demand_gpus, p.option_demand, p.option_gpus)
     # An option that needs more GPUs than some cell it runs in has free can never be taken
     # (options exist where the pool is big enough, not where it is free enough now).
     too_big = p.option_gpus[occ_option] > p.capacity_gpus.reshape(-1)[occ_cell] + 1e-9

@@ -4,7 +4,9 @@ Both runs cover every job: what the federation ran, plus the outside option for 
 every job the policy ran itself, a chain of counterfactuals moves it one step at a time from
 "what isolated would naturally do" to "what the policy did":
 
-  ref   home site, the fastest GPU type at home, started the moment it was submitted
+  ref   home site, the fastest GPU type at home on the count it asked for, started the moment
+        it was submitted
+  c     ... on the GPU count the policy chose (the same as ref unless the job is moldable)
   1     the GPU type the policy chose, still at home (home PUE, home grid, at submission)
   2     ... at the chosen site (its PUE and grid), still at submission
   3     ... started when the policy started it (the metered actual)
@@ -12,7 +14,8 @@ every job the policy ran itself, a chain of counterfactuals moves it one step at
 With P the jobs the policy ran, I those isolated ran, and "outside" a job's outside-option
 cost (the same for both runs):
 
-  affinity        = sum_P (ref - 1)
+  gpu count       = sum_P (ref - c): a moldable job's count, chosen where scaling is poor
+  affinity        = sum_P (c - 1)
   spatial shift   = sum_P (1 - 2)
   temporal shift  = sum_P (2 - 3)
   transfer        = - egress the policy paid to move jobs (cost only)
@@ -39,8 +42,8 @@ from sites import scaling
 from sites.power import energy_kwh
 from sites.timegrid import window_mean
 
-PARTS = ("affinity", "spatial_shift", "temporal_shift", "transfer", "queueing", "unserved",
-         "idle", "other")
+PARTS = ("gpu_count", "affinity", "spatial_shift", "temporal_shift", "transfer", "queueing",
+         "unserved", "idle", "other")
 METRICS = ("energy_kwh", "carbon_kg", "total_cost_usd")
 
 
@@ -100,8 +103,10 @@ class _Chain:
     the signals' windows), aligned with the policy's jobs frame."""
 
     kwh_ref: np.ndarray
+    kwh_count: np.ndarray
     kwh_1: np.ndarray
     runtime_ref_h: np.ndarray
+    runtime_count_h: np.ndarray
     runtime_act_h: np.ndarray
     home: np.ndarray
     site: np.ndarray
@@ -111,7 +116,7 @@ def _chain(setup: SimulationSetup, jobs: pd.DataFrame) -> _Chain:
     fed = setup.federation
     by_id = {j.id: j for j in setup.jobs}
     queue = [by_id[i] for i in jobs["job_id"]]
-    rates = fed.throughput(queue)  # whole jobs, each on its own GPU count
+    rates = fed.throughput(queue)  # whole jobs, each on the count it asked for
     home = np.array([fed.site_index[j.home_site] for j in queue], dtype=int)
     site = np.array([fed.site_index[s] for s in jobs["site"]], dtype=int)
     home_res = fed.resource_site[None, :] == home[:, None]
@@ -120,19 +125,26 @@ def _chain(setup: SimulationSetup, jobs: pd.DataFrame) -> _Chain:
     # A job whose home has no pool it runs on has no "fastest type at home": its reference is
     # step 1 (the type the policy chose, at home), so it adds nothing to the affinity part.
     runs_home = home_res[rows, best_home] & (rates[rows, best_home] > 0)
-    gpus = jobs["gpus"].to_numpy(float)
+    asked = np.array([j.gpus for j in queue], dtype=float)
+    gpus = jobs["gpus"].to_numpy(float)  # the count it ran on
+    work = jobs["work_steps"].to_numpy(float)
     runtime_act = (jobs["finish_h"] - jobs["run_start_h"]).to_numpy(float)
     ref_rate = np.where(runs_home, rates[rows, best_home], 1.0)
-    runtime_ref = np.where(runs_home,
-                           scaling.runtime_h(jobs["work_steps"].to_numpy(float), ref_rate),
-                           runtime_act)
+    count_rate = np.array([
+        fed.throughput_row(j.job_type, j.gpu_types, int(k))[r] if ok else 1.0
+        for j, k, r, ok in zip(queue, gpus, best_home, runs_home, strict=True)])
+    runtime_ref = np.where(runs_home, scaling.runtime_h(work, ref_rate), runtime_act)
+    runtime_count = np.where(runs_home, scaling.runtime_h(work, count_rate), runtime_act)
     pue = np.array([s.pue for s in fed.sites])
     board_w = np.array([fed.gpu_catalog[g].board_power_w for g in jobs["gpu_type"]])
     ref_board_w = np.where(runs_home, fed.resource_board_power_w[best_home], board_w)
+    ref_gpus = np.where(runs_home, asked, gpus)
     return _Chain(
-        kwh_ref=energy_kwh(gpus, ref_board_w, pue[home], runtime_ref),
+        kwh_ref=energy_kwh(ref_gpus, ref_board_w, pue[home], runtime_ref),
+        kwh_count=energy_kwh(gpus, ref_board_w, pue[home], runtime_count),
         kwh_1=energy_kwh(gpus, board_w, pue[home], runtime_act),
-        runtime_ref_h=runtime_ref, runtime_act_h=runtime_act, home=home, site=site,
+        runtime_ref_h=runtime_ref, runtime_count_h=runtime_count, runtime_act_h=runtime_act,
+        home=home, site=site,
     )
 
 
@@ -156,11 +168,14 @@ def compute_savings(
     out = []
     for metric in METRICS:
         if metric == "energy_kwh":
-            ref, step1, step2 = chain.kwh_ref, chain.kwh_1, jobs["energy_kwh"].to_numpy(float)
+            ref, count = chain.kwh_ref, chain.kwh_count
+            step1, step2 = chain.kwh_1, jobs["energy_kwh"].to_numpy(float)
         else:
             signal = per_kwh[metric]
             ref = chain.kwh_ref * window_mean(signal, chain.home, submit,
                                               submit + chain.runtime_ref_h, setup.slot_h)
+            count = chain.kwh_count * window_mean(signal, chain.home, submit,
+                                                  submit + chain.runtime_count_h, setup.slot_h)
             step1 = chain.kwh_1 * window_mean(signal, chain.home, submit,
                                               submit + chain.runtime_act_h, setup.slot_h)
             step2 = jobs["energy_kwh"].to_numpy(float) * window_mean(
@@ -177,7 +192,8 @@ def compute_savings(
         unserved = (float((outside_cost[pol_ids[~both]] - ref[~both]).sum())
                     - float((outside_cost[iso_only] - iso_actual[iso_only]).sum()))
         parts = {
-            "affinity": float((ref - step1).sum()),
+            "gpu_count": float((ref - count).sum()),
+            "affinity": float((count - step1).sum()),
             "spatial_shift": float((step1 - step2).sum()),
             "temporal_shift": float((step2 - step3).sum()),
             "transfer": -float(transfer.sum()),

@@ -6,6 +6,7 @@ workload, each zone's signals, the forecast error.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -53,6 +54,8 @@ def build_run(loaded: LoadedScenario) -> ScenarioRun:
     federation = Federation(sites, catalog, affinity, s.transfer_gbps)
     try:
         jobs = tuple(_jobs(s, sites, affinity, stream(s.seed, "workload"), loaded.paths))
+        if s.moldable is not None:
+            jobs = moldable_jobs(jobs, s.moldable.min_gpus, s.moldable.max_gpus)
     except WorkloadError as error:  # a workload the federation cannot host, found while drawing
         raise InputError(loaded.source, "workload", str(error)) from None
     _check_jobs_fit(jobs, federation, loaded.source, isinstance(s.workload, JobListWorkload))
@@ -123,13 +126,23 @@ def _jobs(s: Scenario, sites: tuple[SiteSpec, ...], affinity: AffinityMatrix,
         for spec in w.jobs:
             work = spec.work_steps
             if work is None:
-                rate = affinity.job_steps_per_s(spec.job_type, w.reference_gpu, spec.gpus)
+                rate = affinity.job_steps_per_s(spec.job_type, w.reference_gpu,
+                                                spec.asked_gpus)
                 work = hours_to_seconds(spec.reference_runtime_h) * rate
-            out.append(Job(spec.id, spec.home_site, spec.job_type, spec.gpus, work,
-                           spec.submit_h, spec.deadline_h, spec.dataset_gb))
+            low, high = spec.gpu_range
+            out.append(Job(spec.id, spec.home_site, spec.job_type, spec.asked_gpus, work,
+                           spec.submit_h, spec.deadline_h, spec.dataset_gb,
+                           min_gpus=low, max_gpus=high))
         return out
     generator = w.to_domain(affinity.job_types)
     return generator.generate(list(sites), affinity, s.period_h, rng)
+
+
+def moldable_jobs(jobs: tuple[Job, ...], min_gpus: int, max_gpus: int) -> tuple[Job, ...]:
+    """Every job not already given a range may run on ``min_gpus`` to ``max_gpus`` GPUs (the
+    range widened to hold its own count)."""
+    return tuple(job if job.min_gpus is not None else dataclasses.replace(
+        job, min_gpus=min(min_gpus, job.gpus), max_gpus=max(max_gpus, job.gpus)) for job in jobs)
 
 
 def _check_jobs_fit(jobs: tuple[Job, ...], federation: Federation, source: str,

@@ -7,6 +7,7 @@ is wrong (pydantic's checks first, then the cross-references pydantic cannot see
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -73,6 +74,8 @@ class LoadedScenario:
     data_dir: Path | None = None  # the real-data folder, when given
     resolved: ResolvedData | None = field(default=None, compare=False)
     text: str = field(default="", compare=False)  # the YAML as read (workers re-parse it)
+    # top-level fields set over the text (field, value as JSON), e.g. by ``run --moldable``
+    overrides: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @property
     def paths(self) -> DataPaths:
@@ -131,11 +134,26 @@ def validate_yaml(text: str, source: str, model: type[M], what: str) -> M:
         raise InputError.from_validation(source, error, data) from None
 
 
-def parse_scenario(text: str, source: str, base_dir: Path,
-                   data_dir: Path | None = None) -> LoadedScenario:
+def parse_scenario(text: str, source: str, base_dir: Path, data_dir: Path | None = None,
+                   overrides: tuple[tuple[str, str], ...] = ()) -> LoadedScenario:
+    """A scenario from its YAML text, with top-level ``overrides`` (field, JSON value) set over
+    it, checked and its data files read."""
     scenario = validate_yaml(text, source, Scenario, "a scenario")
+    if overrides:
+        data = {**scenario.model_dump(), **{k: json.loads(v) for k, v in overrides}}
+        try:
+            scenario = Scenario.model_validate(data)
+        except ValidationError as error:
+            raise InputError.from_validation(source, error, data) from None
     paths = DataPaths(source, base_dir, data_dir)
     check_names(scenario, source)
     resolved = resolve_data(scenario, paths)
     check_references(scenario, source, resolved)
-    return LoadedScenario(scenario, source, base_dir, data_dir, resolved, text)
+    return LoadedScenario(scenario, source, base_dir, data_dir, resolved, text, overrides)
+
+
+def with_overrides(loaded: LoadedScenario, **values: object) -> LoadedScenario:
+    """The same scenario with top-level fields set (kept for workers, which re-parse the text)."""
+    overrides = (*loaded.overrides, *((k, json.dumps(v)) for k, v in values.items()))
+    return parse_scenario(loaded.text, loaded.source, loaded.base_dir, loaded.data_dir,
+                          overrides)

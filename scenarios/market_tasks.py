@@ -32,11 +32,18 @@ class ScenarioRef:
     source: str
     base_dir: str
     data_dir: str | None
+    overrides: tuple[tuple[str, str], ...] = ()  # LoadedScenario.overrides
 
     @classmethod
     def of(cls, loaded: LoadedScenario) -> ScenarioRef:
         return cls(loaded.text, loaded.source, str(loaded.base_dir.resolve()),
-                   str(loaded.data_dir.resolve()) if loaded.data_dir else None)
+                   str(loaded.data_dir.resolve()) if loaded.data_dir else None,
+                   loaded.overrides)
+
+    def load(self) -> LoadedScenario:
+        """The scenario as the process that made this reference had it."""
+        return parse_scenario(self.text, self.source, Path(self.base_dir),
+                              Path(self.data_dir) if self.data_dir else None, self.overrides)
 
 
 # A cluster gets at least this many tasks per worker thread, so that the last ones to finish
@@ -56,9 +63,7 @@ class CoalitionTask:
 
 @lru_cache(maxsize=4)
 def _base_valuation(scenario: ScenarioRef, mode: str) -> Valuation:
-    loaded = parse_scenario(scenario.text, scenario.source, Path(scenario.base_dir),
-                            Path(scenario.data_dir) if scenario.data_dir else None)
-    run = build_run(loaded)
+    run = build_run(scenario.load())
     return VALUATIONS[mode](run.setup, run.config)
 
 

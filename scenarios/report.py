@@ -79,6 +79,8 @@ def print_report(result: ScenarioResult, console: Console, by_site: bool = False
         missing = [p for p in ("milp", "isolated") if p not in result.summaries]
         console.print(f"no savings table: it compares milp with isolated, and "
                       f"{' and '.join(missing)} did not run")
+    if any(j.moldable for j in setup.jobs):
+        console.print(_gpu_count_table(result))
     if by_site:
         console.print(_by_site_table(result))
     console.print(f"wall time {result.wall_time_s:.1f} s")
@@ -101,6 +103,24 @@ def _savings_table(result: ScenarioResult) -> Table:
         savings.add_row(f"  {part.replace('_', ' ')}",
                         *(_num(x.parts[part]) for x in result.savings))
     return savings
+
+
+def _gpu_count_table(result: ScenarioResult) -> Table:
+    """How each policy ran the moldable jobs: on fewer GPUs than asked, as asked, or more,
+    and how many on each count."""
+    moldable = {j.id for j in result.run.setup.jobs if j.moldable}
+    table = Table(title=f"GPU counts of the {len(moldable)} moldable jobs (run on / asked for)")
+    table.add_column("policy", overflow="fold")
+    for label in ("fewer", "as asked", "more", "on 1 / 2 / 4 / 8 / other GPUs"):
+        table.add_column(label, justify="right")
+    for name, run in result.results.items():
+        jobs = run.jobs[run.jobs["job_id"].isin(moldable)]
+        ran, asked = jobs["gpus"].to_numpy(int), jobs["asked_gpus"].to_numpy(int)
+        counts = [int((ran == k).sum()) for k in (1, 2, 4, 8)]
+        other = len(ran) - sum(counts)
+        table.add_row(name, str(int((ran < asked).sum())), str(int((ran == asked).sum())),
+                      str(int((ran > asked).sum())), " / ".join(map(str, [*counts, other])))
+    return table
 
 
 def _by_site_table(result: ScenarioResult) -> Table:

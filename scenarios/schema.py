@@ -28,6 +28,7 @@ from scenarios.signal_specs import ZoneSpec
 from scenarios.spec_base import Strict, one_of
 from scenarios.workload_specs import (
     JobListWorkload,
+    MoldableSpec,
     SyntheticWorkloadSpec,
     TraceWorkloadSpec,
     WorkloadSpec,
@@ -171,6 +172,7 @@ class Scenario(Strict):
     policies: list[PolicyName] = Field(default_factory=lambda: list(POLICIES), min_length=1)
     solver: SolverSpec = SolverSpec()
     gpus: dict[str, GpuSpec] = {}
+    moldable: MoldableSpec | None = None  # every job's GPU count chosen by the broker
     affinity: dict[str, dict[str, Annotated[float, Field(ge=0)]]] = {}
     # Measured whole-job steps/s on k GPUs (one server): {job type: {GPU type: {k: steps/s}}}
     scaling: dict[str, dict[str, dict[Annotated[int, Field(ge=2)],

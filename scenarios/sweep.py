@@ -13,7 +13,6 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,7 +22,6 @@ from broker.policy_registry import POLICIES
 from broker.simulation import SimulationResult, run_simulation
 from broker.summary import summarize
 from scenarios.build import build_run
-from scenarios.loader import parse_scenario
 from scenarios.market_tasks import ScenarioRef
 from scenarios.runner import run_policy
 from scenarios.scaleout import task_seed
@@ -60,9 +58,7 @@ def overrides_label(overrides: Sequence[tuple[str, Any]]) -> str:
 
 def run_task(task: RunTask) -> dict[str, Any]:
     """One policy's run of one grid point and seed, as one record (runs on a worker)."""
-    ref = task.scenario
-    loaded = parse_scenario(ref.text, ref.source, Path(ref.base_dir),
-                            Path(ref.data_dir) if ref.data_dir else None)
+    loaded = task.scenario.load()
     s = loaded.scenario
     update: dict[str, Any] = dict(task.overrides)
     update["seed"] = seed_of(s.seed, task.seed_index)
@@ -90,10 +86,7 @@ class PolicyTask:
 
 def policy_task(task: PolicyTask) -> SimulationResult:
     """The policy's whole simulation result (runs on a worker; a few MB at most)."""
-    ref = task.scenario
-    loaded = parse_scenario(ref.text, ref.source, Path(ref.base_dir),
-                            Path(ref.data_dir) if ref.data_dir else None)
-    return run_policy(build_run(loaded), task.policy)
+    return run_policy(build_run(task.scenario.load()), task.policy)
 
 
 def grid(scenario: ScenarioRef, policies: Sequence[str], prices: Sequence[float | None],

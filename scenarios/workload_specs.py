@@ -13,16 +13,52 @@ from broker.workload import SyntheticWorkload
 from scenarios.spec_base import Strict
 
 
+class GpuRange(Strict):
+    """A moldable job's GPU counts: the broker chooses among them (``broker.jobs.Job``)."""
+
+    min: int = Field(ge=1)
+    max: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> GpuRange:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        return self
+
+
+class MoldableSpec(Strict):
+    """Every job of the scenario may run on any count in [min_gpus, max_gpus] (widened to hold
+    its own count), the broker choosing; trace and synthetic jobs keep their count as asked."""
+
+    min_gpus: int = Field(1, ge=1)
+    max_gpus: int = Field(8, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MoldableSpec:
+        if self.min_gpus > self.max_gpus:
+            raise ValueError(f"min_gpus ({self.min_gpus}) is above max_gpus ({self.max_gpus})")
+        return self
+
+
 class JobSpec(Strict):
     id: str = Field(min_length=1)
     home_site: str
     job_type: str
-    gpus: int = Field(ge=1)
+    gpus: Annotated[int, Field(ge=1)] | GpuRange  # a count, or {min, max}: moldable
     work_steps: float | None = Field(None, gt=0)
     reference_runtime_h: float | None = Field(None, gt=0)  # hours on the reference GPU
     submit_h: float = Field(ge=0)
     deadline_h: float | None = None
     dataset_gb: float = Field(0.0, ge=0)
+
+    @property
+    def asked_gpus(self) -> int:
+        """The count it asks for (a range's largest: what a policy that does not choose runs)."""
+        return self.gpus if isinstance(self.gpus, int) else self.gpus.max
+
+    @property
+    def gpu_range(self) -> tuple[int | None, int | None]:
+        return (None, None) if isinstance(self.gpus, int) else (self.gpus.min, self.gpus.max)
 
     @model_validator(mode="after")
     def _check(self) -> JobSpec:
