@@ -12,6 +12,7 @@ from market.schemes import DEFAULT_MARKUP, SCHEMES
 from market.valuation import VALUATIONS
 from scenarios.build import build_run
 from scenarios.commands.base import Command
+from scenarios.commands.moldable import add_moldable_argument, moldable_scenario
 from scenarios.commands.options import (
     add_executor_arguments,
     names,
@@ -60,6 +61,7 @@ class MarketCommand(Command):
                             help="Shapley by this many sampled permutations instead")
         parser.add_argument("--out", type=Path, help="write CSV, JSON and plots to this folder")
         parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+        add_moldable_argument(parser)
         parser.add_argument("--data", type=Path, metavar="DIR", help="real-data folder")
         add_executor_arguments(parser)
 
@@ -78,7 +80,7 @@ class MarketCommand(Command):
                         else number(args.markup, "--markup")),
                 exact=True if args.exact else (False if samples else None),
                 samples=samples or MarketSettings().samples)
-        loaded = load_scenario(args.scenario, data_dir(args.data))
+        loaded = moldable_scenario(load_scenario(args.scenario, data_dir(args.data)), args)
         run = build_run(loaded)
         given = _policy_names(args, loaded)
         with named_as_given(given):

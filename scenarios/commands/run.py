@@ -16,9 +16,10 @@ from market.run_ledger import run_ledger
 from market.schemes import DEFAULT_MARKUP, PAYMENT_SCHEMES, check_markup
 from scenarios.build import build_run
 from scenarios.commands.base import Command
+from scenarios.commands.moldable import add_moldable_argument, moldable_scenario
 from scenarios.commands.options import add_executor_arguments, positive_int
 from scenarios.data_paths import DATA_ENV
-from scenarios.loader import LoadedScenario, load_scenario, with_overrides
+from scenarios.loader import LoadedScenario, load_scenario
 from scenarios.market_tasks import ScenarioRef
 from scenarios.outputs import prepare_out_dir, write_outputs
 from scenarios.progress import progress_reporter
@@ -30,7 +31,6 @@ from scenarios.report import (
 )
 from scenarios.runner import run_scenario, scenario_result
 from scenarios.scaleout import open_executor
-from scenarios.schema import MoldableSpec
 from scenarios.sweep import PolicyTask, grid, policy_task, run_task, summarise
 from sites import InputError
 from sites.errors import named_as_given
@@ -43,10 +43,7 @@ class RunCommand(Command):
         parser.add_argument("--out", type=Path, help="write CSV, JSON and plots to this folder "
                             "(new, empty, or holding only carbonfed outputs)")
         parser.add_argument("--policies", help="comma-separated subset of the scenario's policies")
-        parser.add_argument("--moldable", action="store_true",
-                            help="let the broker choose every job's GPU count (a range of "
-                            f"{MoldableSpec().min_gpus} to {MoldableSpec().max_gpus}, holding "
-                            "the job's own; the scenario's 'moldable' range if it has one)")
+        add_moldable_argument(parser)
         parser.add_argument("--by-site", action="store_true",
                             help="also print each site's jobs, energy, CO2 and cost per policy")
         parser.add_argument("--ledger", metavar="SCHEME", choices=PAYMENT_SCHEMES,
@@ -66,8 +63,7 @@ class RunCommand(Command):
         if args.out is not None:
             prepare_out_dir(args.out)
         loaded = load_scenario(args.scenario, data_dir(args.data))
-        if args.moldable and loaded.scenario.moldable is None:
-            loaded = with_overrides(loaded, moldable=MoldableSpec().model_dump())
+        loaded = moldable_scenario(loaded, args)
         if args.policies is not None:
             wanted = [p.strip() for p in args.policies.split(",") if p.strip()]
             if not wanted:
