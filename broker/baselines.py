@@ -13,11 +13,17 @@ import numpy as np
 from broker.federation import Federation
 from broker.jobs import Job
 from broker.offers import RoundOffers
-from broker.options import at_starts, job_runs
+from broker.options import (
+    Schedule,
+    at_starts,
+    cheapest_schedule,
+    job_runs,
+    meets_deadline,
+)
 from broker.planner import Assignment
 from broker.policies import Policy
 from sites import scaling
-from sites.timegrid import window_mean
+from sites.timegrid import slot_index, slots_until, window_mean
 
 
 class _Placer:
@@ -67,6 +73,24 @@ class _Placer:
     def fastest_with_room(self, i: int, site: int) -> int | None:
         """Pool at ``site`` where job i runs fastest and fits now; None if none."""
         return self.fastest(i, self.fitting(i) & (self.federation.resource_site == site))
+
+    def place_schedule(self, i: int, resource: int, schedule: Schedule) -> Assignment | None:
+        """Job i on ``resource`` for an interrupted run (hours from now), if the pool has room
+        in every slot the run touches; None if not."""
+        horizon = self.free.shape[1]
+        held = np.zeros(horizon, dtype=bool)
+        for a, b in schedule.segments_h:
+            held[slot_index(a, self.offers.slot_h):min(slots_until(b, self.offers.slot_h),
+                                                       horizon)] = True
+        if (self.free[resource, held] < self.gpus[i]).any():
+            return None
+        self.free[resource, held] -= self.gpus[i]
+        self.least_free[resource] = np.minimum.accumulate(self.free[resource])
+        site_i, gpu = self.federation.resources[resource]
+        now = self.offers.now_h
+        return Assignment(self.queue[i].id, self.federation.sites[site_i].id, gpu,
+                          int(self.gpus[i]), 0, now,
+                          tuple((now + a, now + b) for a, b in schedule.segments_h))
 
     def place(self, i: int, resource: int) -> Assignment:
         self.free[resource, : self.slots[i, resource]] -= self.gpus[i]
@@ -143,6 +167,12 @@ class TemporalPolicy(Policy):
 
     def decide(self, offers: RoundOffers, queue: Sequence[Job]) -> Sequence[Assignment]:
         placer = _Placer(self.federation, offers, queue)
+        return self.wait_for_cleanest(placer, np.ones(len(queue), dtype=bool))
+
+    def wait_for_cleanest(self, placer: _Placer, which: np.ndarray) -> list[Assignment]:
+        """Start the jobs of ``placer``'s queue selected by ``which`` whose cleanest start is
+        now and that fit now."""
+        offers, queue = placer.offers, placer.queue
         if not len(queue):
             return []
         fed = self.federation
@@ -168,11 +198,56 @@ class TemporalPolicy(Policy):
         # now is the cleanest start when it is the (first) minimum of its job's segment
         now_cleanest = carbon[first] == np.minimum.reduceat(carbon, first)
         out = []
-        for i in np.flatnonzero(runs & now_cleanest):
+        for i in np.flatnonzero(runs & now_cleanest & which):
             r = placer.fastest_with_room(int(i), int(placer.home[i]))
             if r is not None:
                 out.append(placer.place(int(i), r))
         return out
+
+
+class TemporalPreemptivePolicy(TemporalPolicy):
+    """Jobs stay home; a preemptible job runs in the cleanest slots before its deadline and
+    pauses in between: the interrupting strategy of "Let's Wait Awhile" (Wiesner et al.,
+    Middleware 2021), ``broker.options.cheapest_schedule`` on the home grid's carbon intensity.
+
+    Each round, for each queued preemptible job (in submit order) on its fastest pool at home:
+    the cleanest schedule of its run over the horizon up to its deadline (or, without one, its
+    submit time plus ``max_wait_h`` plus its run time); it starts when that schedule's first
+    slot is now and the pool has room in every slot of it, and runs the schedule. A job whose
+    deadline no schedule meets starts now, uninterrupted, when it fits. Jobs that are not
+    preemptible wait for their cleanest window as under ``temporal``.
+    """
+
+    def decide(self, offers: RoundOffers, queue: Sequence[Job]) -> Sequence[Assignment]:
+        placer = _Placer(self.federation, offers, queue)
+        preemptible = np.array([j.preemptible for j in queue], dtype=bool)
+        out = []
+        for i in np.flatnonzero(preemptible):
+            assignment = self._interrupted(placer, int(i))
+            if assignment is not None:
+                out.append(assignment)
+        return out + self.wait_for_cleanest(placer, ~preemptible)
+
+    def _interrupted(self, placer: _Placer, i: int) -> Assignment | None:
+        fed, offers, job = self.federation, placer.offers, placer.queue[i]
+        home = int(placer.home[i])
+        r = placer.fastest(i, (fed.resource_site == home) & (placer.rates[i] > 0)
+                           & (fed.resource_total_gpus >= job.gpus))
+        if r is None:
+            return None
+        runtime_h = job.runtime_h(float(placer.rates[i, r]))
+        end_h = (job.deadline_h if job.deadline_h is not None
+                 else job.submit_h + self.config.max_wait_h + runtime_h)
+        usable = slots_until(end_h - offers.now_h, offers.slot_h)
+        schedule = cheapest_schedule(offers.carbon_g_per_kwh[home], runtime_h,
+                                     job.checkpoint_overhead_h, offers.slot_h, usable)
+        if schedule is None or not meets_deadline(offers.now_h + schedule.finish_h,
+                                                  job.deadline_h):
+            fits = placer.fastest_with_room(i, home)  # too late to wait: run now if it can
+            return None if fits is None else placer.place(i, fits)
+        if slot_index(schedule.segments_h[0][0], offers.slot_h) != 0:
+            return None  # its cleanest slots start later: wait
+        return placer.place_schedule(i, r, schedule)
 
 
 BASELINES: dict[str, type[Policy]] = {
@@ -180,4 +255,5 @@ BASELINES: dict[str, type[Policy]] = {
     "greedy-carbon": GreedyCarbonPolicy,
     "greedy-price": GreedyPricePolicy,
     "temporal": TemporalPolicy,
+    "temporal-preemptive": TemporalPreemptivePolicy,
 }

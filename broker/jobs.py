@@ -21,6 +21,10 @@ class Job:
     A *moldable* job gives a range (``min_gpus`` to ``max_gpus``, holding ``gpus``) and the
     broker chooses among ``gpu_counts``: the powers of two in the range and its ends (the
     counts training code is tuned for, and Gavel measured).
+
+    A *preemptible* job may run in several segments on one pool, paused in between
+    (``broker.options.cheapest_schedule``): each pause costs ``checkpoint_overhead_h`` of busy
+    GPUs writing its checkpoint, and each resume as long reading it back.
     """
 
     id: str
@@ -34,10 +38,16 @@ class Job:
     gpu_types: tuple[str, ...] = ()
     min_gpus: int | None = None
     max_gpus: int | None = None
+    preemptible: bool = False
+    checkpoint_overhead_h: float = 0.0
 
     def __post_init__(self) -> None:
         if self.gpus < 1:
             raise ValueError(f"job {self.id}: gpus must be >= 1")
+        if not self.checkpoint_overhead_h >= 0:
+            raise ValueError(f"job {self.id}: checkpoint_overhead_h must be >= 0")
+        if self.checkpoint_overhead_h > 0 and not self.preemptible:
+            raise ValueError(f"job {self.id}: checkpoint_overhead_h needs preemptible: true")
         if (self.min_gpus is None) != (self.max_gpus is None):
             raise ValueError(f"job {self.id}: give both min_gpus and max_gpus, or neither")
         if self.min_gpus is not None and self.max_gpus is not None and not (

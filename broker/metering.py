@@ -46,6 +46,8 @@ class JobRecord:
     energy_cost_usd: float
     transfer_cost_usd: float
     transferred_gb: float
+    segments: int  # runs between pauses (1: never paused)
+    checkpoint_h: float  # busy hours writing and reading checkpoints at its pauses
 
     @property
     def completion_h(self) -> float:
@@ -70,25 +72,38 @@ class Meter:
         self.energy_kwh = np.zeros((len(federation.sites), n_slots))
         self.records: list[JobRecord] = []
 
-    def record_run(self, job: Job, resource: int, start_h: float,
-                   gpus: int | None = None) -> JobRecord:
+    def record_run(self, job: Job, resource: int, start_h: float, gpus: int | None = None,
+                   segments_h: tuple[tuple[float, float], ...] = ()) -> JobRecord:
         """Meter ``job`` run on ``gpus`` GPUs (default: its own count) of pool ``resource``
         from ``start_h`` (its option's run and transfer, ``broker.options``), slot by slot on
-        the actual signals."""
+        the actual signals; a preemptible job's interrupted run segment by segment
+        (``segments_h``, its checkpoints' time at full draw)."""
         fed = self.federation
         site_i, gpu = fed.resources[resource]
         run = run_of(fed, job, resource, gpus)
         remote = fed.sites[site_i].id != job.home_site
-        run_start_h = start_h + float(run.transfer_h[0])
-        finish_h = run_start_h + float(run.runtime_h[0])
         gpus = int(run.gpus[0])
-        slots, hours = slot_overlaps(run_start_h, finish_h, self.slot_h)
-        if slots[-1] >= self.energy_kwh.shape[1]:
+        checkpoint_h = 0.0
+        if segments_h:
+            checkpoint_h = 2.0 * job.checkpoint_overhead_h * (len(segments_h) - 1)
+            busy = sum(b - a for a, b in segments_h)
+            if abs(busy - checkpoint_h - float(run.runtime_h[0])) > 1e-6:
+                raise ValueError(f"job {job.id}: its segments hold {busy - checkpoint_h:.6f} h "
+                                 f"of work, it needs {float(run.runtime_h[0]):.6f} h")
+            run_start_h, finish_h = segments_h[0][0], segments_h[-1][1]
+        else:
+            run_start_h = start_h + float(run.transfer_h[0])
+            finish_h = run_start_h + float(run.runtime_h[0])
+            segments_h = ((run_start_h, finish_h),)
+        pieces = [slot_overlaps(a, b, self.slot_h) for a, b in segments_h]
+        slots = np.concatenate([p[0] for p in pieces])
+        hours = np.concatenate([p[1] for p in pieces])
+        if slots.max() >= self.energy_kwh.shape[1]:
             raise ValueError(f"job {job.id} runs past the end of the signals")
         kwh = fed.run_energy_kwh(np.full(len(hours), gpus), np.full(len(hours), resource),
                                  hours)
-        self.busy_gpu_h[resource, slots] += gpus * hours
-        self.energy_kwh[site_i, slots] += kwh
+        np.add.at(self.busy_gpu_h[resource], slots, gpus * hours)
+        np.add.at(self.energy_kwh[site_i], slots, kwh)
         record = JobRecord(
             job_id=job.id, home_site=job.home_site, site=fed.sites[site_i].id, gpu_type=gpu,
             job_type=job.job_type, gpus=gpus, asked_gpus=job.gpus, work_steps=job.work_steps,
@@ -102,6 +117,7 @@ class Meter:
                 energy_cost_usd(kwh, self.price_usd_per_mwh[site_i, slots]).sum()),
             transfer_cost_usd=float(run.transfer_cost_usd[0]),
             transferred_gb=job.dataset_gb if remote else 0.0,
+            segments=len(segments_h), checkpoint_h=checkpoint_h,
         )
         self.records.append(record)
         return record

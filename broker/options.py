@@ -28,11 +28,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from broker.costs import delay_cost_usd, emissions_kg, energy_cost_usd, transfer_cost_usd
+from broker.costs import (
+    cost_per_kwh_usd,
+    delay_cost_usd,
+    emissions_kg,
+    energy_cost_usd,
+    transfer_cost_usd,
+)
 from broker.federation import Federation
 from broker.jobs import Job
 from sites.scaling import runtime_h
-from sites.timegrid import slots_until, window_mean
+from sites.timegrid import slot_index, slot_overlaps, slots_until, window_mean
 
 # A completion this close after a deadline (hours) still meets it: sums of hours carry noise.
 DEADLINE_TOLERANCE_H = 1e-9
@@ -189,15 +195,18 @@ def at_starts(runs: Runs, starts: np.ndarray, slot_h: float) -> Options:
     return Options(runs.take(run), run, start, start * slot_h, slot_h)
 
 
-def deadline_options(options: Options, jobs: Sequence[Job], origin_h: float) -> np.ndarray:
+def deadline_options(options: Options, jobs: Sequence[Job], origin_h: float,
+                     met_elsewhere: np.ndarray | None = None) -> np.ndarray:
     """Which options to keep for deadlines: those that meet their job's deadline, and every
     option of a job none of whose options can (it will be late wherever it runs).
 
-    ``origin_h``: the time of the options' frame origin (a round's now).
+    ``origin_h``: the time of the options' frame origin (a round's now); ``met_elsewhere``:
+    jobs whose deadline other options (interrupted runs) meet.
     """
     deadline = np.array([np.inf if j.deadline_h is None else j.deadline_h for j in jobs])
     meets = origin_h + options.completion_h <= deadline[options.job] + DEADLINE_TOLERANCE_H
-    any_meets = np.zeros(len(jobs), dtype=bool)
+    any_meets = (np.zeros(len(jobs), dtype=bool) if met_elsewhere is None
+                 else np.asarray(met_elsewhere, dtype=bool).copy())
     np.logical_or.at(any_meets, options.job, meets)
     return meets | ~any_meets[options.job]
 
@@ -254,3 +263,139 @@ def price_options(options: Options, price_usd_per_mwh: np.ndarray,
         delay_cost_usd=delay_cost_usd(runs.gpus, options.completion_h - reference,
                                       delay_cost_usd_per_gpu_h),
     )
+
+
+# --- interrupted runs (preemptible jobs) ---------------------------------------------------
+
+@dataclass(frozen=True)
+class Schedule:
+    """An interrupted run on one pool: busy intervals ``[from, to)`` in hours on the slots'
+    frame, overheads included (a checkpoint written at the end of every segment but the last,
+    read back at the start of every segment but the first)."""
+
+    segments_h: tuple[tuple[float, float], ...]
+    overhead_h: float  # checkpoint time in all (busy GPUs, no work)
+
+    @property
+    def finish_h(self) -> float:
+        return self.segments_h[-1][1]
+
+    @property
+    def busy_h(self) -> float:
+        return sum(b - a for a, b in self.segments_h)
+
+
+def cheapest_schedule(slot_cost: np.ndarray, runtime_h: float, overhead_h: float,
+                      slot_h: float, usable_slots: int) -> Schedule | None:
+    """The cheapest whole slots among the first ``usable_slots`` that hold a run of
+    ``runtime_h`` hours of work, pausing in between (the interrupting strategy of "Let's Wait
+    Awhile", Wiesner et al., Middleware 2021).
+
+    Takes the m cheapest slots, m from ceil(runtime / slot) up, until they hold the work plus
+    the overhead of their segments (2 x checkpoint_overhead_h per pause): exactly the cheapest
+    set when there is no overhead; the last segment ends when the work is done. None when no
+    set fits.
+    """
+    usable = min(usable_slots, len(slot_cost))
+    order = np.argsort(np.asarray(slot_cost[:usable], dtype=float), kind="stable")
+    for m in range(max(1, slots_until(runtime_h, slot_h)), usable + 1):
+        chosen = np.sort(order[:m])
+        breaks = np.flatnonzero(np.diff(chosen) > 1) + 1
+        runs = np.split(chosen, breaks)
+        overhead = 2.0 * overhead_h * (len(runs) - 1)
+        if m * slot_h + 1e-9 < runtime_h + overhead:
+            continue
+        segments, left = [], runtime_h
+        for i, run in enumerate(runs):
+            start, end = run[0] * slot_h, (run[-1] + 1) * slot_h
+            restore = overhead_h if i > 0 else 0.0
+            if i == len(runs) - 1:
+                end = start + restore + left
+            else:
+                left -= end - start - restore - overhead_h
+            segments.append((float(start), float(end)))
+        if left < -1e-9 or any(b <= a for a, b in segments):
+            continue  # a segment too short to hold its own overheads
+        return Schedule(tuple(segments), overhead)
+    return None
+
+
+def schedule_busy_per_slot(schedule: Schedule, slot_h: float, n_slots: int) -> np.ndarray:
+    """Busy hours of the schedule in each of ``n_slots`` slots."""
+    busy = np.zeros(n_slots)
+    for a, b in schedule.segments_h:
+        slots, hours = slot_overlaps(a, b, slot_h)
+        inside = slots < n_slots
+        np.add.at(busy, slots[inside], hours[inside])
+    return busy
+
+
+@dataclass(frozen=True)
+class InterruptedOptions:
+    """Interrupted runs of preemptible jobs, one per run that has one (``interrupted_options``):
+    ``AllocationProblem`` columns and each option's schedule (hours from the round's start).
+
+    An option holds its pool over its whole span, gaps included: the round's capacity rows are
+    contiguous, so this is conservative (the plan stays feasible; the gaps stay free for later
+    rounds, which plan again).
+    """
+
+    columns: dict[str, np.ndarray]
+    schedules: tuple[Schedule, ...]
+    meets_deadline: np.ndarray  # per job: some interrupted option meets its deadline
+
+    def __len__(self) -> int:
+        return len(self.schedules)
+
+
+def interrupted_options(runs: Runs, jobs: Sequence[Job], price_usd_per_mwh: np.ndarray,
+                        carbon_g_per_kwh: np.ndarray, slot_h: float, origin_h: float,
+                        carbon_price_usd_per_t: float,
+                        delay_cost_usd_per_gpu_h: float) -> InterruptedOptions:
+    """For each run of a preemptible job that needs no data transfer first, the cheapest
+    schedule of its work over the signals' slots (``cheapest_schedule``; energy and carbon
+    priced slot by slot, the overheads at full power), when it has more than one segment and
+    meets the job's deadline."""
+    n_slots = price_usd_per_mwh.shape[1]
+    cost_per_kwh = cost_per_kwh_usd(price_usd_per_mwh, carbon_g_per_kwh, carbon_price_usd_per_t)
+    rows: dict[str, list] = {name: [] for name in (
+        "option_demand", "option_resource", "option_start", "option_slots", "option_gpus",
+        "option_energy_kwh", "option_energy_cost_usd", "option_carbon_kg",
+        "option_transfer_cost_usd", "option_delay_cost_usd")}
+    schedules: list[Schedule] = []
+    met = np.zeros(len(jobs), dtype=bool)
+    for i in range(len(runs)):
+        job = jobs[runs.job[i]]
+        if not job.preemptible or runs.transfer_h[i] > 0 or not runs.runtime_h[i] < np.inf:
+            continue
+        site = runs.site[i]
+        usable = n_slots if job.deadline_h is None else min(
+            n_slots, slots_until(job.deadline_h - origin_h, slot_h))
+        schedule = cheapest_schedule(cost_per_kwh[site], float(runs.runtime_h[i]),
+                                     job.checkpoint_overhead_h, slot_h, usable)
+        if schedule is None or len(schedule.segments_h) < 2:
+            continue  # a single segment is a contiguous option already
+        if not meets_deadline(origin_h + schedule.finish_h, job.deadline_h):
+            continue
+        busy = schedule_busy_per_slot(schedule, slot_h, n_slots)
+        kwh = busy * float(runs.energy_kwh[i] / runs.runtime_h[i])  # same draw in overheads
+        first = slot_index(schedule.segments_h[0][0], slot_h)
+        rows["option_demand"].append(runs.job[i])
+        rows["option_resource"].append(runs.resource[i])
+        rows["option_start"].append(first)
+        rows["option_slots"].append(min(slots_until(schedule.finish_h, slot_h), n_slots) - first)
+        rows["option_gpus"].append(runs.gpus[i])
+        rows["option_energy_kwh"].append(float(kwh.sum()))
+        rows["option_energy_cost_usd"].append(float(energy_cost_usd(
+            kwh, price_usd_per_mwh[site]).sum()))
+        rows["option_carbon_kg"].append(float(emissions_kg(kwh, carbon_g_per_kwh[site]).sum()))
+        rows["option_transfer_cost_usd"].append(float(runs.transfer_cost_usd[i]))
+        rows["option_delay_cost_usd"].append(float(delay_cost_usd(
+            runs.gpus[i], schedule.finish_h, delay_cost_usd_per_gpu_h)))
+        schedules.append(schedule)
+        met[runs.job[i]] |= job.deadline_h is not None
+    kinds = {"option_demand": int, "option_resource": int, "option_start": int,
+             "option_slots": int, "option_gpus": int}
+    columns = {name: np.array(values, dtype=kinds.get(name, float))
+               for name, values in rows.items()}
+    return InterruptedOptions(columns, tuple(schedules), met)

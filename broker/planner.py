@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,7 +18,14 @@ from broker.costs import delay_cost_usd
 from broker.federation import Federation
 from broker.jobs import Job
 from broker.offers import RoundOffers
-from broker.options import at_starts, deadline_options, job_runs, price_options
+from broker.options import (
+    Schedule,
+    at_starts,
+    deadline_options,
+    interrupted_options,
+    job_runs,
+    price_options,
+)
 from optimization import (
     SOLVE_METHODS,
     AllocationProblem,
@@ -71,6 +78,9 @@ class Assignment:
     gpus: int  # GPUs of that type the job runs on
     start_offset: int  # horizon slot the job starts in (0 = now)
     start_h: float
+    # a preemptible job's interrupted run: busy intervals [from, to) in hours on the round's
+    # clock (broker.options.Schedule); empty: one run from start_h
+    segments_h: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,11 +107,13 @@ class RoundProblem:
 
     problem: AllocationProblem
     demands: tuple[tuple[Job, ...], ...]  # identical jobs grouped, in submit order
+    # option index -> its interrupted run (hours from the round's start), for preemptible jobs
+    schedules: Mapping[int, Schedule] = field(default_factory=dict)
 
 
 def _demand_key(job: Job) -> tuple:
     return (job.home_site, job.job_type, job.gpus, job.work_steps, job.deadline_h, job.dataset_gb,
-            job.gpu_types, job.min_gpus, job.max_gpus)
+            job.gpu_types, job.min_gpus, job.max_gpus, job.preemptible, job.checkpoint_overhead_h)
 
 
 def group_identical_jobs(queue: Sequence[Job]) -> tuple[tuple[Job, ...], ...]:
@@ -126,17 +138,25 @@ def build_round_problem(
         config.start_offsets if config.start_offsets is not None else range(horizon), dtype=int
     )
     offsets = offsets[offsets < horizon]
-    options = at_starts(job_runs(federation, reps), offsets, offers.slot_h)
-    options = options.take(np.flatnonzero(deadline_options(options, reps, offers.now_h)))
+    runs = job_runs(federation, reps)
+    interrupted = interrupted_options(
+        runs, reps, offers.price_usd_per_mwh, offers.carbon_g_per_kwh, offers.slot_h,
+        offers.now_h, config.carbon_price_usd_per_t, config.delay_cost_usd_per_gpu_h)
+    options = at_starts(runs, offsets, offers.slot_h)
+    options = options.take(np.flatnonzero(
+        deadline_options(options, reps, offers.now_h, interrupted.meets_deadline)))
     priced = price_options(options, offers.price_usd_per_mwh, offers.carbon_g_per_kwh,
                            offers.slot_h, delay_from_h=0.0,
                            delay_cost_usd_per_gpu_h=config.delay_cost_usd_per_gpu_h)
+    columns = priced.problem_columns(held_slots=np.minimum(options.slots, horizon - options.start))
+    if len(interrupted):
+        columns = {k: np.concatenate([v, interrupted.columns[k]]) for k, v in columns.items()}
     problem = AllocationProblem(
         capacity_gpus=np.asarray(offers.free_gpus, dtype=float).reshape(
             len(federation.resources), horizon),
         demand_count=np.array([len(d) for d in demands], dtype=int),
         deferral_penalty_usd=np.zeros(len(reps)),
-        **priced.problem_columns(held_slots=np.minimum(options.slots, horizon - options.start)),
+        **columns,
         carbon_price_usd_per_kg=usd_per_t_to_usd_per_kg(config.carbon_price_usd_per_t),
         carbon_cap_kg=config.carbon_cap_kg,
     )
@@ -147,7 +167,8 @@ def build_round_problem(
     penalty = dearest + delay_cost_usd(gpus, horizon * offers.slot_h,
                                        config.delay_cost_usd_per_gpu_h)
     problem = dataclasses.replace(problem, deferral_penalty_usd=penalty)
-    return RoundProblem(problem=problem, demands=demands)
+    schedules = {len(options) + i: s for i, s in enumerate(interrupted.schedules)}
+    return RoundProblem(problem=problem, demands=demands, schedules=schedules)
 
 
 # The most the rest of a round may be let off (see ``_rest_options``): where the settled jobs
@@ -329,10 +350,14 @@ def assignments_from_counts(
             site_i, gpu = federation.resources[p.option_resource[o]]
             for _ in range(int(counts[o])):
                 job = pending.pop(0)
+                schedule = rp.schedules.get(int(o))
+                segments = () if schedule is None else tuple(
+                    (offers.now_h + a, offers.now_h + b) for a, b in schedule.segments_h)
                 assignments.append(Assignment(
                     job_id=job.id, site_id=federation.sites[site_i].id, gpu_type=gpu,
                     gpus=int(p.option_gpus[o]), start_offset=int(p.option_start[o]),
                     start_h=offers.now_h + int(p.option_start[o]) * offers.slot_h,
+                    segments_h=segments,
                 ))
         deferred.extend(j.id for j in pending)
     return assignments, deferred

@@ -27,7 +27,7 @@ from broker.outside import OutsideOption, unserved_reasons
 from broker.planner import Assignment
 from broker.policies import Policy
 from optimization import SolveStatus
-from sites.timegrid import slots_until
+from sites.timegrid import slot_index, slots_until
 
 COMPLETION, ARRIVAL = 0, 1
 log = logging.getLogger(__name__)
@@ -157,8 +157,11 @@ def run_simulation(
             for a in started:
                 job = by_id[a.job_id]
                 resource = fed.resource_of(a.site_id, a.gpu_type)
-                record = meter.record_run(job, resource, now_h, a.gpus)
-                reserved[resource, k:slots_until(record.finish_h, setup.slot_h)] += a.gpus
+                record = meter.record_run(job, resource, now_h, a.gpus, a.segments_h)
+                for from_h, to_h in a.segments_h or ((now_h, record.finish_h),):
+                    held = slice(slot_index(from_h, setup.slot_h),
+                                 slots_until(to_h, setup.slot_h))
+                    reserved[resource, held] += a.gpus
                 heapq.heappush(events, (record.finish_h, COMPLETION, next(seq), job.id))
             queue = [j for j in queue if j.id not in started_ids]
         stats.append(RoundStats(k, len(queue) + len(started), len(started), decide_s, status))

@@ -56,6 +56,8 @@ def build_run(loaded: LoadedScenario) -> ScenarioRun:
         jobs = tuple(_jobs(s, sites, affinity, stream(s.seed, "workload"), loaded.paths))
         if s.moldable is not None:
             jobs = moldable_jobs(jobs, s.moldable.min_gpus, s.moldable.max_gpus)
+        if s.preemptible is not None:
+            jobs = preemptible_jobs(jobs, s.preemptible.checkpoint_overhead_h)
     except WorkloadError as error:  # a workload the federation cannot host, found while drawing
         raise InputError(loaded.source, "workload", str(error)) from None
     _check_jobs_fit(jobs, federation, loaded.source, isinstance(s.workload, JobListWorkload))
@@ -132,7 +134,8 @@ def _jobs(s: Scenario, sites: tuple[SiteSpec, ...], affinity: AffinityMatrix,
             low, high = spec.gpu_range
             out.append(Job(spec.id, spec.home_site, spec.job_type, spec.asked_gpus, work,
                            spec.submit_h, spec.deadline_h, spec.dataset_gb,
-                           min_gpus=low, max_gpus=high))
+                           min_gpus=low, max_gpus=high, preemptible=spec.preemptible,
+                           checkpoint_overhead_h=spec.checkpoint_overhead_h))
         return out
     generator = w.to_domain(affinity.job_types)
     return generator.generate(list(sites), affinity, s.period_h, rng)
@@ -143,6 +146,12 @@ def moldable_jobs(jobs: tuple[Job, ...], min_gpus: int, max_gpus: int) -> tuple[
     range widened to hold its own count)."""
     return tuple(job if job.min_gpus is not None else dataclasses.replace(
         job, min_gpus=min(min_gpus, job.gpus), max_gpus=max(max_gpus, job.gpus)) for job in jobs)
+
+
+def preemptible_jobs(jobs: tuple[Job, ...], checkpoint_overhead_h: float) -> tuple[Job, ...]:
+    """Every job not already preemptible becomes so, with ``checkpoint_overhead_h``."""
+    return tuple(job if job.preemptible else dataclasses.replace(
+        job, preemptible=True, checkpoint_overhead_h=checkpoint_overhead_h) for job in jobs)
 
 
 def _check_jobs_fit(jobs: tuple[Job, ...], federation: Federation, source: str,

@@ -29,6 +29,7 @@ from scenarios.spec_base import Strict, one_of
 from scenarios.workload_specs import (
     JobListWorkload,
     MoldableSpec,
+    PreemptibleSpec,
     SyntheticWorkloadSpec,
     TraceWorkloadSpec,
     WorkloadSpec,
@@ -173,6 +174,7 @@ class Scenario(Strict):
     solver: SolverSpec = SolverSpec()
     gpus: dict[str, GpuSpec] = {}
     moldable: MoldableSpec | None = None  # every job's GPU count chosen by the broker
+    preemptible: PreemptibleSpec | None = None  # every job may be paused and resumed
     affinity: dict[str, dict[str, Annotated[float, Field(ge=0)]]] = {}
     # Measured whole-job steps/s on k GPUs (one server): {job type: {GPU type: {k: steps/s}}}
     scaling: dict[str, dict[str, dict[Annotated[int, Field(ge=2)],

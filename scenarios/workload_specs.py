@@ -40,11 +40,20 @@ class MoldableSpec(Strict):
         return self
 
 
+class PreemptibleSpec(Strict):
+    """Every job of the scenario may be paused and resumed (``broker.jobs.Job``), each pause
+    and each resume costing ``checkpoint_overhead_h`` of busy GPUs."""
+
+    checkpoint_overhead_h: float = Field(0.05, ge=0)
+
+
 class JobSpec(Strict):
     id: str = Field(min_length=1)
     home_site: str
     job_type: str
     gpus: Annotated[int, Field(ge=1)] | GpuRange  # a count, or {min, max}: moldable
+    preemptible: bool = False
+    checkpoint_overhead_h: float = Field(0.0, ge=0)  # at each pause and each resume
     work_steps: float | None = Field(None, gt=0)
     reference_runtime_h: float | None = Field(None, gt=0)  # hours on the reference GPU
     submit_h: float = Field(ge=0)
@@ -64,6 +73,8 @@ class JobSpec(Strict):
     def _check(self) -> JobSpec:
         if (self.work_steps is None) == (self.reference_runtime_h is None):
             raise ValueError("give exactly one of work_steps and reference_runtime_h")
+        if self.checkpoint_overhead_h > 0 and not self.preemptible:
+            raise ValueError("checkpoint_overhead_h needs preemptible: true")
         return self
 
     @field_validator("deadline_h")

@@ -12,7 +12,7 @@ from market.schemes import DEFAULT_MARKUP, SCHEMES
 from market.valuation import VALUATIONS
 from scenarios.build import build_run
 from scenarios.commands.base import Command
-from scenarios.commands.moldable import add_moldable_argument, moldable_scenario
+from scenarios.commands.job_options import add_job_model_arguments, job_model_scenario
 from scenarios.commands.options import (
     add_executor_arguments,
     names,
@@ -61,7 +61,7 @@ class MarketCommand(Command):
                             help="Shapley by this many sampled permutations instead")
         parser.add_argument("--out", type=Path, help="write CSV, JSON and plots to this folder")
         parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
-        add_moldable_argument(parser)
+        add_job_model_arguments(parser)
         parser.add_argument("--data", type=Path, metavar="DIR", help="real-data folder")
         add_executor_arguments(parser)
 
@@ -80,7 +80,7 @@ class MarketCommand(Command):
                         else number(args.markup, "--markup")),
                 exact=True if args.exact else (False if samples else None),
                 samples=samples or MarketSettings().samples)
-        loaded = moldable_scenario(load_scenario(args.scenario, data_dir(args.data)), args)
+        loaded = job_model_scenario(load_scenario(args.scenario, data_dir(args.data)), args)
         run = build_run(loaded)
         given = _policy_names(args, loaded)
         with named_as_given(given):

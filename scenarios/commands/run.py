@@ -16,7 +16,7 @@ from market.run_ledger import run_ledger
 from market.schemes import DEFAULT_MARKUP, PAYMENT_SCHEMES, check_markup
 from scenarios.build import build_run
 from scenarios.commands.base import Command
-from scenarios.commands.moldable import add_moldable_argument, moldable_scenario
+from scenarios.commands.job_options import add_job_model_arguments, job_model_scenario
 from scenarios.commands.options import add_executor_arguments, positive_int
 from scenarios.data_paths import DATA_ENV
 from scenarios.loader import LoadedScenario, load_scenario
@@ -43,7 +43,7 @@ class RunCommand(Command):
         parser.add_argument("--out", type=Path, help="write CSV, JSON and plots to this folder "
                             "(new, empty, or holding only carbonfed outputs)")
         parser.add_argument("--policies", help="comma-separated subset of the scenario's policies")
-        add_moldable_argument(parser)
+        add_job_model_arguments(parser)
         parser.add_argument("--by-site", action="store_true",
                             help="also print each site's jobs, energy, CO2 and cost per policy")
         parser.add_argument("--ledger", metavar="SCHEME", choices=PAYMENT_SCHEMES,
@@ -63,7 +63,7 @@ class RunCommand(Command):
         if args.out is not None:
             prepare_out_dir(args.out)
         loaded = load_scenario(args.scenario, data_dir(args.data))
-        loaded = moldable_scenario(loaded, args)
+        loaded = job_model_scenario(loaded, args)
         if args.policies is not None:
             wanted = [p.strip() for p in args.policies.split(",") if p.strip()]
             if not wanted:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import pytest
 
+from broker.policy_registry import POLICIES
 from broker.savings import compute_savings
 from scenarios.runner import run_scenario
 from scenarios.tables import jobs_table, site_table
@@ -83,7 +84,7 @@ def test_every_policy_covers_all_three_jobs(result):
     """The policies that never move jobs send a1 out; the others run it at B or C."""
     for name, summary in result.summaries.items():
         assert summary.jobs_finished + summary.jobs_outside == 3, name
-        expected = 1 if name in ("isolated", "temporal") else 0
+        expected = 1 if POLICIES[name].home_only else 0  # isolated, temporal(-preemptive)
         assert summary.jobs_outside == expected, name
         if expected:
             assert summary.total_cost_usd > OUTSIDE_USD  # the cloud's bill is in the total
@@ -95,7 +96,7 @@ def test_jobs_csv_has_a_row_per_job_and_policy_with_status_and_reason(result):
     for name in result.summaries:
         rows = table[table["policy"] == name].set_index("job_id")
         assert set(rows.index) == {"a1", "b1", "c1"}
-        if name in ("isolated", "temporal"):
+        if POLICIES[name].home_only:  # isolated, temporal(-preemptive)
             assert rows.loc["a1", "status"] == "outside-option"
             assert rows.loc["a1", "reason"] == "no pool fits"
             assert rows.loc["a1", "outside_cost_usd"] == pytest.approx(2.48)

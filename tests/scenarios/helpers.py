@@ -152,7 +152,7 @@ workload:
   deadline_fraction: 0.3
 """
 
-ALL_POLICIES = "[milp, isolated, greedy-carbon, greedy-price, temporal]"
+ALL_POLICIES = f"[{', '.join(POLICIES)}]"
 
 
 def synthetic_text(seed: int = 3, policies: str = ALL_POLICIES) -> str:
