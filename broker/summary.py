@@ -34,6 +34,7 @@ class PolicySummary:
     outside_carbon_kg: float
     mean_completion_h: float
     p95_completion_h: float
+    makespan_h: float  # from the first submission to the last finish in the federation
     completion_jobs: int  # the jobs the completion statistics cover
     deadline_misses: int
     mean_gpu_utilization: float  # busy GPU-h within the run window / GPUs x window hours
@@ -78,6 +79,7 @@ def summarize(result: SimulationResult, carbon_price_usd_per_t: float) -> Policy
         outside_carbon_kg=outside_kg,
         mean_completion_h=float(completion.mean()) if len(completion) else nan,
         p95_completion_h=float(np.percentile(completion, 95)) if len(completion) else nan,
+        makespan_h=float(jobs["finish_h"].max() - jobs["submit_h"].min()) if len(jobs) else nan,
         completion_jobs=len(completion),
         deadline_misses=int(jobs["deadline_missed"].sum())
         + int(outside["deadline_h"].notna().sum()),

@@ -37,6 +37,7 @@ SUMMARY_COLUMNS = (
     ("total_cost_usd", "total cost USD", "{:,.2f}"),
     ("mean_completion_h", "mean completion h", "{:.2f}"),
     ("p95_completion_h", "p95 completion h", "{:.2f}"),
+    ("makespan_h", "makespan h", "{:.2f}"),
     ("deadline_misses", "deadline misses", "{:d}"),
     ("mean_gpu_utilization", "mean GPU utilization", "{:.1%}"),
 )

@@ -12,6 +12,7 @@ import pytest
 from broker.jobs import Job
 from broker.options import cheapest_schedule
 from broker.planner import PlannerConfig
+from broker.summary import summarize
 from tests.scenarios.helpers import make_setup, simulate, steps_for, toy_federation
 
 CONFIG = PlannerConfig(carbon_price_usd_per_t=100.0, delay_cost_usd_per_gpu_h=0.0)
@@ -75,9 +76,13 @@ def test_lets_wait_awhile_single_site_both_policies_reach_the_interruptible_opti
     setup = make_setup(fed, jobs, carbon=[[300, 500, 100, 400, 200, 600]], price=[[0.0]],
                        period_slots=1, drain_slots=8)
     for policy in ("temporal-preemptive", "milp"):
-        result = simulate(setup, policy, CONFIG).jobs
+        sim = simulate(setup, policy, CONFIG)
+        result = sim.jobs
         assert result["carbon_kg"].sum() == pytest.approx(0.18), policy
         assert (result["segments"] == 2).all() and (result["finish_h"] == 5.0).all(), policy
+        # both submitted at 0, both done at 5 h: completion 5 h each, makespan 5 h
+        summary = summarize(sim, 100.0)
+        assert (summary.mean_completion_h, summary.makespan_h) == (5.0, 5.0)
     assert simulate(setup, "temporal", CONFIG).jobs["carbon_kg"].sum() == pytest.approx(0.3)
 
 
