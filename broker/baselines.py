@@ -19,6 +19,7 @@ from broker.options import (
     cheapest_schedule,
     job_runs,
     meets_deadline,
+    run_of,
 )
 from broker.planner import Assignment
 from broker.policies import Policy
@@ -92,12 +93,22 @@ class _Placer:
                           int(self.gpus[i]), 0, now,
                           tuple((now + a, now + b) for a, b in schedule.segments_h))
 
-    def place(self, i: int, resource: int) -> Assignment:
-        self.free[resource, : self.slots[i, resource]] -= self.gpus[i]
+    def place(self, i: int, resource: int, gpus: int | None = None) -> Assignment:
+        """Job i on ``resource`` from now, on its own count or ``gpus`` (its run's slots)."""
+        count = int(self.gpus[i]) if gpus is None else gpus
+        self.free[resource, : self.slots_on(i, resource, count)] -= count
         self.least_free[resource] = np.minimum.accumulate(self.free[resource])
         site_i, gpu = self.federation.resources[resource]
-        return Assignment(self.queue[i].id, self.federation.sites[site_i].id, gpu,
-                          int(self.gpus[i]), 0, self.offers.now_h)
+        return Assignment(self.queue[i].id, self.federation.sites[site_i].id, gpu, count, 0,
+                          self.offers.now_h)
+
+    def slots_on(self, i: int, resource: int, gpus: int) -> int:
+        """Slots job i holds ``resource`` for on ``gpus`` GPUs from now (1 to the horizon)."""
+        if gpus == self.gpus[i]:
+            return int(self.slots[i, resource])
+        run = run_of(self.federation, self.queue[i], resource, gpus)
+        held = at_starts(run, np.zeros(1, dtype=int), self.offers.slot_h).slots
+        return int(min(held[0], self.free.shape[1]))
 
 
 class IsolatedPolicy(Policy):
@@ -250,10 +261,73 @@ class TemporalPreemptivePolicy(TemporalPolicy):
         return placer.place_schedule(i, r, schedule)
 
 
+class AfsPPolicy(Policy):
+    """Per site, the GPUs go to the jobs that gain most throughput per unit of work left: the
+    rule of AFS-P (Apathetic Future Share, Hwang et al., "Elastic Resource Sharing for
+    Distributed Deep Learning", NSDI 2021), which CoDDL re-applies while jobs run.
+
+    Each round, at each site, for the jobs queued there (jobs stay home): GPUs are handed out
+    one step at a time, each step to the job with the largest marginal throughput gain per GPU
+    per step of work left, ``(T(k') - T(k)) / (k' - k) / work``, where k is what the job holds
+    so far this round (0 at first) and k' its next count (``Job.gpu_counts``: a fixed job's
+    only step is 0 to its own count), on its home's fastest pool, while that pool has room for
+    k' GPUs over the run's slots. Jobs that got GPUs start on them. The short-job priority
+    (work left) and the efficiency priority (marginal gain) are the two the paper balances.
+    Here running jobs keep their GPUs: elastic resizing (the re-adjustment) is not modelled.
+    """
+
+    home_only = True
+
+    def decide(self, offers: RoundOffers, queue: Sequence[Job]) -> Sequence[Assignment]:
+        placer = _Placer(self.federation, offers, queue)
+        fed = self.federation
+        out = []
+        for site in range(len(fed.sites)):
+            mine = [i for i in range(len(queue)) if placer.home[i] == site]
+            pool: dict[int, int] = {}
+            for i in mine:
+                r = placer.fastest(i, (fed.resource_site == site) & (placer.rates[i] > 0)
+                                   & (fed.resource_total_gpus >= queue[i].gpus))
+                if r is not None:
+                    pool[i] = r
+            held = dict.fromkeys(pool, 0)
+            taken = np.zeros(len(fed.resources))  # GPUs handed out this round, per pool
+            while True:
+                best, best_score = None, 0.0
+                for i, r in pool.items():
+                    job = queue[i]
+                    nxt = next((k for k in job.gpu_counts if k > held[i]), None)
+                    if nxt is None:
+                        continue
+                    room = placer.least_free[r, placer.slots_on(i, r, nxt) - 1] - taken[r]
+                    if room < nxt - held[i]:
+                        continue
+                    gain = self._throughput(job, r, nxt) - self._throughput(job, r, held[i])
+                    score = gain / (nxt - held[i]) / job.work_steps
+                    if score > best_score:
+                        best, best_score = (i, nxt), score
+                if best is None:
+                    break
+                i, nxt = best
+                taken[pool[i]] += nxt - held[i]
+                held[i] = nxt
+            for i, k in held.items():
+                if k > 0:
+                    out.append(placer.place(i, pool[i], k))
+        return out
+
+    def _throughput(self, job: Job, resource: int, gpus: int) -> float:
+        if gpus == 0:
+            return 0.0
+        return float(self.federation.throughput_row(job.job_type, job.gpu_types,
+                                                    gpus)[resource])
+
+
 BASELINES: dict[str, type[Policy]] = {
     "isolated": IsolatedPolicy,
     "greedy-carbon": GreedyCarbonPolicy,
     "greedy-price": GreedyPricePolicy,
     "temporal": TemporalPolicy,
     "temporal-preemptive": TemporalPreemptivePolicy,
+    "afs-p": AfsPPolicy,
 }

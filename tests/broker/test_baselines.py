@@ -222,3 +222,33 @@ def test_the_placer_picks_what_the_pool_by_pool_rule_picks(seed):
             reference_free[r, : placer.slots[i, r]] -= job.gpus
             assert (placer.free == reference_free).all()
     assert 0 < picked < len(queue)  # some fit and some did not: both branches were checked
+
+
+def test_afs_p_hands_out_gpus_by_marginal_gain_per_work_left():
+    """Four V100s at one site, two moldable jobs (1 to 4 GPUs), one GPU doing 10 steps/s:
+    "poor" scales 10/16/20 steps/s on 1/2/4 GPUs and has 36,000 steps to do; "lin" scales
+    10/20/40 and has 72,000. Marginal gain per GPU per step left:
+      poor 0->1: 10/36,000 = 2.8e-4 > lin 0->1: 10/72,000 = 1.4e-4: poor gets 1;
+      poor 1->2: 6/36,000 = 1.7e-4 > 1.4e-4: poor gets 2;
+      poor 2->4: 4/2/36,000 = 5.6e-5 < lin 0->1 1.4e-4: lin gets 1; lin 1->2: 10/72,000 =
+      1.4e-4 > 5.6e-5: lin gets 2; no room for more.
+    So both run on 2 GPUs; isolated, which does not choose, gives the first job the 4 it
+    asked for and the second waits."""
+    from broker.baselines import AfsPPolicy, IsolatedPolicy
+    from broker.planner import PlannerConfig
+    from sites.affinity import AffinityMatrix
+    from sites.scaling import ScalingModel
+
+    model = ScalingModel.fitted({("poor", "V100", True): {1: 10.0, 2: 16.0, 4: 20.0},
+                                 ("lin", "V100", True): {1: 10.0, 2: 20.0, 4: 40.0}}, 0.0)
+    affinity = AffinityMatrix.from_nested({"poor": {"V100": 10.0}, "lin": {"V100": 10.0}},
+                                          model)
+    fed = toy_federation({"a": {"V100": 4}}, affinity=affinity)
+    offers = RoundOffers(0.0, 1.0, np.full((1, 6), 4), np.full((1, 6), 50.0),
+                         np.full((1, 6), 300.0))
+    queue = [Job("p", "a", "poor", 4, 36_000.0, 0.0, min_gpus=1, max_gpus=4),
+             Job("l", "a", "lin", 4, 72_000.0, 0.0, min_gpus=1, max_gpus=4)]
+    afs = AfsPPolicy(fed, PlannerConfig()).decide(offers, queue)
+    assert sorted((a.job_id, a.gpus) for a in afs) == [("l", 2), ("p", 2)]
+    iso = IsolatedPolicy(fed, PlannerConfig()).decide(offers, queue)
+    assert [(a.job_id, a.gpus) for a in iso] == [("p", 4)]

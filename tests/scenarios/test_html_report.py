@@ -266,8 +266,8 @@ def check_policy_table_equals_summary_json(page: dict, out: Path) -> None:
     cells = {(c["policy"], c["metric"]): c["text"] for c in page["policies"]}
     expected = {(name, key): _fmt(fmt, row[key]) for name, row in summary.items()
                 for key, _, fmt in SUMMARY_COLUMNS}
-    assert len(summary) == 6  # tiny's policies
-    assert len(expected) == 6 * len(SUMMARY_COLUMNS)
+    assert len(summary) == 7  # tiny's policies
+    assert len(expected) == 7 * len(SUMMARY_COLUMNS)
     assert cells == expected
 
 
