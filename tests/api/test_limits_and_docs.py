@@ -63,7 +63,7 @@ async def test_docs_are_served_offline(broker):
     for asset in assets:
         r = await broker.client.get(asset)
         assert r.status_code == 200 and len(r.content) > 500, asset
-    assert (await broker.client.get("/redoc")).status_code == 404  # CDN-only: off
+    assert (await broker.client.get("/redoc")).status_code == 404  # off: one docs page
     paths = (await broker.client.get("/openapi.json")).json()["paths"]
     assert "/v1/enrolments" in paths and "/v1/sites/{site_id}/heartbeat" in paths
 
