@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sites.timegrid import check_slot_h
+
 ENV_PREFIX = "CARBONFED_"
 MIB = 1024 * 1024
 MIN_ADMIN_TOKEN_BITS = 256  # 32 bytes of entropy
@@ -104,6 +106,12 @@ class Settings(BaseSettings):
         if self.min_carbon_g_per_kwh >= self.max_carbon_g_per_kwh:
             raise ValueError("min_carbon_g_per_kwh must be below max_carbon_g_per_kwh")
         return self
+
+    @field_validator("slot_h")
+    @classmethod
+    def _slot_h_fits_hours(cls, slot_h: float) -> float:
+        check_slot_h(slot_h)  # the scenarios' rule: whole hours, or a divisor of an hour
+        return slot_h
 
     @field_validator("admin_token")
     @classmethod

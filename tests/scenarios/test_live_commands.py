@@ -6,6 +6,7 @@ terminal); what needs a broker uses a real ``carbonfed serve`` and real agent pr
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -51,6 +52,11 @@ def one_line_error(done: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+HAS_PSYCOPG = importlib.util.find_spec("psycopg") is not None
+needs_psycopg = pytest.mark.skipif(not HAS_PSYCOPG, reason="psycopg not installed (the "
+                                   "postgres extra); the driver-missing error is tested instead")
+
+
 def agent_file(tmp_path: Path, **extra: object) -> Path:
     path = tmp_path / "north.yaml"
     path.write_text(yaml.safe_dump({"site": SITE, "signals": SIGNALS, **extra}))
@@ -60,7 +66,10 @@ def agent_file(tmp_path: Path, **extra: object) -> Path:
 @pytest.mark.parametrize(("args", "says"), [
     (["--db", "no/such/dir/x.db"], "does not exist"),
     (["--db", "mysql://u@h/db"], "unsupported database 'mysql'"),
-    (["--db", "postgresql://u:pw@127.0.0.1:1/db"], "cannot use postgresql://u:***@127.0.0.1:1"),
+    pytest.param(["--db", "postgresql://u:pw@127.0.0.1:1/db"],
+                 "cannot use postgresql://u:***@127.0.0.1:1", marks=needs_psycopg),
+    (["--slot-h", "0.7"], "--slot-h / CARBONFED_SLOT_H: slot_h=0.7 does not divide an hour"),
+    (["--slot-h", "1.5"], "slot_h=1.5 is not a whole number of hours"),
     (["--port", "-5"], "--port: -5 is not in 1..65535"),
     (["--port", "http"], "not a port number"),
     (["--lease-s", "0"], "--lease-s / CARBONFED_LEASE_S: Input should be greater than 0"),
@@ -70,6 +79,20 @@ def test_serve_bad_settings(tmp_path, monkeypatch, capsys, args, says):
     line = one_line_error(main_in(tmp_path, monkeypatch, capsys, "serve", *args))
     assert says in line and "pw" not in line
     assert list(tmp_path.iterdir()) == []  # nothing created
+
+
+@pytest.mark.parametrize("command", ["serve", "db upgrade"])
+def test_postgresql_without_its_driver_names_the_extra(tmp_path, monkeypatch, capsys, command):
+    """A plain ``pip install carbonfed`` has no psycopg: one line saying what to install, not
+    SQLAlchemy's traceback (``None`` in sys.modules makes the import fail, as on such a
+    machine)."""
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    done = main_in(tmp_path, monkeypatch, capsys, *command.split(), "--db",
+                   "postgresql://u:pw@127.0.0.1:1/db")
+    line = one_line_error(done)
+    assert line == ('error: --db: PostgreSQL needs the psycopg driver, which is not installed: '
+                    'pip install "carbonfed[postgres]"')
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_serve_on_a_port_in_use_creates_nothing_and_prints_no_token(tmp_path, monkeypatch,
@@ -88,6 +111,36 @@ def test_serve_without_a_terminal_never_prints_a_generated_token(tmp_path, monke
     done = main_in(tmp_path, monkeypatch, capsys, "serve", "--db", "fed.db", "--port",
                    str(free_port()))
     assert "CARBONFED_ADMIN_TOKEN" in one_line_error(done) and done.stdout == ""
+    assert list(tmp_path.iterdir()) == []  # refused before the database was made
+
+
+def test_serve_without_a_token_starts_on_a_database_that_stores_one_and_names_the_dashboard(
+        tmp_path):
+    """The refusal is only for a database with no stored admin token: one made by a start
+    with the token serves without it. On start, serve prints the dashboard's address."""
+    from api.db import Database
+    from api.services import Services
+    from api.settings import Settings
+
+    db = Database(f"sqlite:///{tmp_path / 'fed.db'}")
+    Services.build(db, Settings(db_url=db.url, admin_token=ADMIN)).start(
+        may_generate_admin_token=False)
+    db.dispose()
+    port = free_port()
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CARBONFED_")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "scenarios.cli", "serve", "--db", "fed.db", "--port", str(port)],
+        cwd=tmp_path, env=base, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline()
+        wait_for(lambda: httpx.get(f"http://{HOST}:{port}/v1/health").status_code == 200,
+                 "broker", [server])
+    finally:
+        kill(server)
+    assert first.startswith(f"carbonfed broker on http://{HOST}:{port}")
+    assert f"dashboard: http://{HOST}:{port}/dashboard" in first, first
 
 
 @pytest.mark.parametrize(("args", "says"), [
@@ -102,17 +155,30 @@ def test_agent_bad_arguments(tmp_path, monkeypatch, capsys, args, says):
     assert says in line and time.monotonic() - begun < 20
 
 
-def test_agent_says_the_broker_is_unreachable_and_stops_at_its_duration(tmp_path, monkeypatch,
+def test_agent_says_the_broker_is_unreachable_and_fails_at_its_duration(tmp_path, monkeypatch,
                                                                         capsys):
+    """An agent that never reached its broker has not done its job: exit 1 and one line
+    saying so once its time is up (it said each retry on the way)."""
     config = agent_file(tmp_path, backoff={"initial_s": 0.2, "max_s": 0.5,
                                            "give_up_after_s": 300})
     begun = time.monotonic()
-    done = main_in(tmp_path, monkeypatch, capsys, "agent", str(config), "--broker",
-                   f"http://{HOST}:{free_port()}", "--duration-s", "2")
-    assert done.returncode == 0 and time.monotonic() - begun < 20
+    dead = f"http://{HOST}:{free_port()}"
+    done = main_in(tmp_path, monkeypatch, capsys, "agent", str(config), "--broker", dead,
+                   "--duration-s", "2")
+    assert done.returncode == 1 and time.monotonic() - begun < 20
     lines = done.stdout.strip().splitlines()
     assert lines and all("broker unreachable (" in x and "retrying, next try in" in x
                          for x in lines), done.stdout
+    assert done.stderr.splitlines() == [
+        f"error: the broker at {dead} never answered (ConnectError: [Errno 111] Connection "
+        "refused)"], done.stderr
+
+
+def test_agent_config_slot_h_follows_the_scenarios_rule(tmp_path, monkeypatch, capsys):
+    line = one_line_error(main_in(tmp_path, monkeypatch, capsys, "agent",
+                                  str(agent_file(tmp_path, slot_h=0.7)), "--broker",
+                                  f"http://{HOST}:1", "--duration-s", "1"))
+    assert "slot_h" in line and "slot_h=0.7 does not divide an hour" in line
 
 
 @pytest.fixture(scope="module")
