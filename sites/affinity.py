@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sites.units import hours_to_seconds
+
 
 @dataclass(frozen=True)
 class AffinityMatrix:
@@ -48,6 +50,19 @@ class AffinityMatrix:
         if gpu_type not in self.gpu_types:
             return 0.0
         return float(self.throughput[self.job_index(job_type), self.gpu_index(gpu_type)])
+
+    def work_steps_for_h(self, job_type: str, gpu_type: str, gpus: int, hours: float) -> float:
+        """The work (steps) a ``job_type`` job does in ``hours`` on ``gpus`` GPUs of
+        ``gpu_type``: the inverse of the run time (work / (gpus x steps/s)). ValueError when
+        the job type is unknown or does not run on that GPU type."""
+        if job_type not in self.job_types:
+            raise ValueError(f"unknown job type '{job_type}' (known: {', '.join(self.job_types)})")
+        rate = self.steps_per_s(job_type, gpu_type)
+        if rate <= 0:
+            runs_on = [g for g in self.gpu_types if self.steps_per_s(job_type, g) > 0]
+            raise ValueError(f"{job_type} does not run on {gpu_type} (runs on: "
+                             f"{', '.join(runs_on)})")
+        return hours_to_seconds(hours) * gpus * rate
 
 
 # Isolated single-GPU throughput (steps/s) measured by Gavel (Narayanan et al., OSDI 2020),

@@ -7,6 +7,7 @@ terminal); what needs a broker uses a real ``carbonfed serve`` and real agent pr
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import socket
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 import yaml
 
 from scenarios.cli import main
-from tests.api.processes import ADMIN, HOST, free_port, kill, wait_for
+from tests.api.processes import ADMIN, HOST, V100_STEPS_PER_S, free_port, kill, wait_for
 
 SITE = {"id": "north", "zone": "hydro", "pue": 1.1, "gpus": {"V100": 2}}
 SIGNALS = {"carbon_g_per_kwh": {"kind": "constant", "value": 30},
@@ -239,3 +240,63 @@ def test_admin_needs_a_token_and_a_reachable_broker(tmp_path, monkeypatch, capsy
         ["admin", "--broker", f"http://{HOST}:{free_port()}", "list"]), "", "")
     done.stderr = capsys.readouterr().err
     assert "broker unreachable" in one_line_error(done)
+
+
+@pytest.fixture(scope="module")
+def south(broker, tmp_path_factory):
+    """Site ``south`` enrolled and registered on the broker (jobs need an active home)."""
+    url, env = broker
+    done = run("admin", "--broker", url, "enrol", "south", "--zone", "coal", "--gpus",
+               "V100=2,P100=4", cwd=tmp_path_factory.mktemp("south"), env=env)
+    assert done.returncode == 0, done.stderr
+    token = done.stdout.strip().splitlines()[-1].rsplit(" ", 1)[-1]
+    r = httpx.post(f"{url}/v1/sites", headers={"Authorization": f"Bearer {token}"},
+                   json={"id": "south", "zone": "coal", "gpus": {"V100": 2, "P100": 4},
+                         "pue": 1.3, "egress_usd_per_gb": 0.02})
+    assert r.status_code == 201, r.text
+    return "south"
+
+
+P100_RESNET50_STEPS_PER_S = 2.6194694075770055  # Gavel, one P100
+
+
+def test_submit_turns_hours_on_a_gpu_type_into_work_steps(tmp_path, broker, south):
+    url, env = broker
+    done = run("submit", "job-a", "--home", south, "--job-type", "resnet50", "--gpus", "2",
+               "--hours", "1.5", "--on", "P100", "--deadline-h", "48", "--broker", url,
+               cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    steps = 1.5 * 3600 * 2 * P100_RESNET50_STEPS_PER_S  # 28,290.3
+    assert done.stdout.splitlines() == [
+        f"job job-a queued: home south, resnet50 on 2 GPU(s), {steps:,.1f} steps = 1.5 h on "
+        "2 x P100"]
+    job = httpx.get(f"{url}/v1/jobs/job-a",
+                    headers={"Authorization": f"Bearer {ADMIN}"}).json()
+    assert job["work_steps"] == pytest.approx(steps, rel=1e-12)
+    assert (job["gpus"], job["deadline_h"], job["status"]) == (2, 48.0, "queued")
+
+
+def test_submit_count_sends_one_batch_and_json_is_the_brokers_answer(tmp_path, broker, south):
+    url, env = broker
+    done = run("submit", "job-b", "--count", "3", "--home", south, "--job-type", "resnet50",
+               "--hours", "1", "--broker", url, "--json", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["accepted"] == 3
+    assert [j["id"] for j in answer["jobs"]] == ["job-b-1", "job-b-2", "job-b-3"]
+    assert [j["work_steps"] for j in answer["jobs"]] == pytest.approx(
+        [V100_STEPS_PER_S * 3600] * 3, rel=1e-12)
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--home", "nowhere", "--job-type", "resnet50", "--hours", "1"],
+     "error: submit: HTTP 422: body.home_site: no active site 'nowhere'"),
+    (["--home", "south", "--job-type", "resnet50", "--hours", "1", "--on", "X1"],
+     "error: --on: resnet50 does not run on X1"),
+    (["--home", "south", "--job-type", "resnet50", "--hours", "1", "--work-steps", "5"],
+     "error: --hours: give the work as --hours H (on --on GPU) or --work-steps N, one of them"),
+])
+def test_submit_errors_are_one_line(tmp_path, broker, south, args, says):
+    url, env = broker
+    line = one_line_error(run("submit", "job-c", *args, "--broker", url, cwd=tmp_path, env=env))
+    assert line.startswith(says), line
