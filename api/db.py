@@ -23,6 +23,7 @@ milliseconds).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import threading
 import uuid
 from collections.abc import Iterator
@@ -45,12 +46,16 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The revision of a database made before Alembic (its tables, no alembic_version table).
 PRE_ALEMBIC_REVISION = "0001"
+# The PostgreSQL driver is an extra (pyproject's ``postgres``): a plain install has no psycopg.
+POSTGRES_DRIVER = "psycopg"
+POSTGRES_EXTRA = 'pip install "carbonfed[postgres]"'
 
 
 def normalize_db_url(url: str) -> str:
     """A SQLAlchemy URL from ``url``; a plain file path is taken as a SQLite file.
 
-    Raises ValueError with a one-line reason (unparsable URL, folder that does not exist).
+    Raises ValueError with a one-line reason (unparsable URL, folder that does not exist,
+    PostgreSQL without its driver installed).
     """
     if "://" not in url:
         url = f"sqlite:///{url}"
@@ -67,6 +72,13 @@ def normalize_db_url(url: str) -> str:
     elif parsed.get_backend_name() != "postgresql":
         raise ValueError(f"unsupported database {parsed.get_backend_name()!r} "
                          "(sqlite:///FILE or postgresql://...)")
+    else:
+        # checked here, before an engine exists: SQLAlchemy would raise ModuleNotFoundError
+        # from deep inside create_engine. A plain postgresql:// URL gets psycopg (_psycopg).
+        driver = POSTGRES_DRIVER if parsed.drivername == "postgresql" else parsed.get_driver_name()
+        if importlib.util.find_spec(driver) is None:
+            raise ValueError(f"PostgreSQL needs the {driver} driver, which is not installed: "
+                             f"{POSTGRES_EXTRA}")
     return url
 
 
@@ -259,6 +271,26 @@ def schema_revision(engine: Engine) -> str | None:
         if "alembic_version" not in inspect(connection).get_table_names():
             return None
         return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+
+
+def stored_meta(url: str, key: str) -> str | None:
+    """``key``'s value in the database at ``url`` if it has one, creating nothing: no SQLite
+    file is made when there is none, no table when the schema is not there yet."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if is_in_memory(url) or database is None:
+            return None
+        if not database.startswith("file:") and not Path(database).expanduser().is_file():
+            return None
+    engine = create_engine(_psycopg(url), poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            if Meta.__tablename__ not in inspect(connection).get_table_names():
+                return None
+            return connection.scalar(select(Meta.value).where(Meta.key == key))
+    finally:
+        engine.dispose()
 
 
 def read_meta(session: Session, key: str) -> str | None:

@@ -13,9 +13,14 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sites.timegrid import check_slot_h
+
 ENV_PREFIX = "CARBONFED_"
 MIB = 1024 * 1024
 MIN_ADMIN_TOKEN_BITS = 256  # 32 bytes of entropy
+# The built-in scenarios' carbon price: at 0 the live broker weighs only energy prices and a
+# quickstart never shows a carbon-aware placement.
+DEFAULT_CARBON_PRICE_USD_PER_T = 100.0
 
 
 def estimated_entropy_bits(token: str) -> float:
@@ -60,8 +65,9 @@ class Settings(BaseSettings):
     time_scale: float = Field(1.0, gt=0, description="broker clock: simulated h per real h")
     slot_h: float = Field(1.0, gt=0, le=24, description="planning slot (hours)")
     horizon_slots: int = Field(24, ge=1, le=24 * 14, description="planning look-ahead (slots)")
-    carbon_price_usd_per_t: float = Field(0.0, ge=0, description="carbon price in planning "
-                                          "and the summary (USD/t CO2)")
+    carbon_price_usd_per_t: float = Field(
+        DEFAULT_CARBON_PRICE_USD_PER_T, ge=0, description="carbon price in planning and the "
+        "summary (USD/t CO2; the built-in scenarios' price)")
     delay_cost_usd_per_gpu_h: float = Field(0.005, ge=0, description="as in scenarios")
     ledger_markup: float = Field(0.1, ge=0, le=10, description="settlement (/v1/ledger): a "
                                  "hosted job's home pays its host energy and carbon x (1 + "
@@ -104,6 +110,12 @@ class Settings(BaseSettings):
         if self.min_carbon_g_per_kwh >= self.max_carbon_g_per_kwh:
             raise ValueError("min_carbon_g_per_kwh must be below max_carbon_g_per_kwh")
         return self
+
+    @field_validator("slot_h")
+    @classmethod
+    def _slot_h_fits_hours(cls, slot_h: float) -> float:
+        check_slot_h(slot_h)  # the scenarios' rule: whole hours, or a divisor of an hour
+        return slot_h
 
     @field_validator("admin_token")
     @classmethod

@@ -11,7 +11,6 @@ from broker.calibration import TraceStatistics, draw_calibrated
 from broker.jobs import Job
 from sites.affinity import AffinityMatrix
 from sites.spec import SiteSpec
-from sites.units import SECONDS_PER_HOUR
 
 
 class WorkloadError(ValueError):
@@ -96,7 +95,7 @@ class SyntheticWorkload:
     def _job(self, i: int, home_site: str, job_type: str, gpus: int, runtime_h: float,
              submit_h: float, affinity: AffinityMatrix, rng: np.random.Generator) -> Job:
         """A job of ``runtime_h`` on the reference GPU, with its deadline and data set drawn."""
-        ref_rate = affinity.job_steps_per_s(job_type, self.reference_gpu, gpus)
+
         deadline = None
         if rng.random() < self.deadline_fraction:
             slack = rng.uniform(*self.deadline_slack)
@@ -104,7 +103,8 @@ class SyntheticWorkload:
         dataset_gb = float(rng.lognormal(math.log(self.median_dataset_gb), self.dataset_sigma))
         return Job(
             id=f"j{i:05d}", home_site=home_site, job_type=job_type, gpus=gpus,
-            work_steps=runtime_h * ref_rate * SECONDS_PER_HOUR, submit_h=submit_h,
+            work_steps=affinity.work_steps_for_h(job_type, self.reference_gpu, gpus, runtime_h),
+            submit_h=submit_h,
             deadline_h=deadline, dataset_gb=round(dataset_gb, 3),
         )
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The live broker in one go, on 127.0.0.1: serve, enrol two sites, start their agents, submit
-# jobs with curl and the admin token, plan, and read the summary and the ledger.
+# jobs (with curl, and with `carbonfed submit`, which takes hours on a GPU type), plan, and read
+# where the jobs ran, the summary and the ledger. At the broker's default carbon price
+# (100 USD/t) south's jobs move to north's clean grid, although south's power is cheaper.
 #   bash examples/live-quickstart.sh            (PORT=8765 and WORK=a temporary folder by default)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -32,9 +34,13 @@ for _ in $(seq 100); do
   sleep 0.2
 done
 
-for n in 1 2 3; do   # three 1-hour jobs on a V100, from south's dirty grid
-  curl -sf "${auth[@]}" -H 'Content-Type: application/json' -X POST "${broker}/v1/jobs" \
-      -d "{\"id\": \"job-${n}\", \"home_site\": \"south\", \"job_type\": \"resnet50\", \"gpus\": 1, \"work_steps\": 15821.2}" > /dev/null
+# three 1-hour jobs on a V100, from south's dirty grid: one with curl (work in training steps:
+# 1 h x 3600 s x 4.3948 steps/s, resnet50 on one V100), two with carbonfed submit (job-2, job-3)
+curl -sf "${auth[@]}" -H 'Content-Type: application/json' -X POST "${broker}/v1/jobs" \
+    -d '{"id": "job-1", "home_site": "south", "job_type": "resnet50", "gpus": 1, "work_steps": 15821.2}' > /dev/null
+for n in 2 3; do
+  carbonfed submit "job-${n}" --home south --job-type resnet50 --hours 1 --on V100 \
+      --broker "${broker}"
 done
 curl -sf "${auth[@]}" -X POST "${broker}/v1/plans" > /dev/null
 for _ in $(seq 150); do
@@ -42,5 +48,8 @@ for _ in $(seq 150); do
   [ "${done_jobs}" = 3 ] && break
   sleep 0.2
 done
+echo "placements:"
+curl -sf "${auth[@]}" "${broker}/v1/jobs" | python3 -c 'import json,sys
+for j in json.load(sys.stdin): print("  %s: home %s, ran at %s" % (j["id"], j["home_site"], j["site_id"]))'
 echo "summary:"; curl -sf "${auth[@]}" "${broker}/v1/summary"; echo
 echo "ledger:";  curl -sf "${auth[@]}" "${broker}/v1/ledger"; echo

@@ -32,7 +32,6 @@ from scenarios.schema import JobListWorkload, Scenario, TraceWorkloadSpec
 from sites import AffinityMatrix, InputError, SiteSpec
 from sites.streams import child_int, stream
 from sites.timegrid import slot_index
-from sites.units import hours_to_seconds
 
 
 @dataclass(frozen=True)
@@ -127,10 +126,10 @@ def _jobs(s: Scenario, sites: tuple[SiteSpec, ...], affinity: AffinityMatrix,
         out = []
         for spec in w.jobs:
             work = spec.work_steps
-            if work is None:
-                rate = affinity.job_steps_per_s(spec.job_type, w.reference_gpu,
-                                                spec.asked_gpus)
-                work = hours_to_seconds(spec.reference_runtime_h) * rate
+            if spec.reference_runtime_h is not None:  # exactly one of the two (JobSpec)
+                work = affinity.work_steps_for_h(spec.job_type, w.reference_gpu,
+                                                 spec.asked_gpus, spec.reference_runtime_h)
+            assert work is not None
             low, high = spec.gpu_range
             out.append(Job(spec.id, spec.home_site, spec.job_type, spec.asked_gpus, work,
                            spec.submit_h, spec.deadline_h, spec.dataset_gb,

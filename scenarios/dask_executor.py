@@ -4,6 +4,8 @@ remote, and the checks and settings its workers need (module docstring of ``scal
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -17,6 +19,7 @@ from distributed.core import send_recv
 
 from scenarios.scaleout import Executor, OneThread, ProgressCallback
 from sites.errors import InputError
+from sites.processes import children_ignore_ctrl_c
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -85,7 +88,20 @@ def open_dask_executor(workers: int | None, scheduler: str | None, *,
         # identical-floats pin assumes. Dashboard on loopback, any free port (several runs at once).
         with _environ_kept(), _local_cluster(workers) as cluster, Client(cluster) as client:
             print(f"Dask dashboard: {cluster.dashboard_link}", file=out)
-            yield DaskExecutor(client, progress)
+            try:
+                yield DaskExecutor(client, progress)
+            except KeyboardInterrupt:
+                # Ctrl-C: the cluster now shuts down with tasks in flight, which its workers
+                # and nannies log as errors with tracebacks (cancelled tasks, lost heartbeats,
+                # a worker killed while busy). Nothing failed but the interruption: quiet.
+                with contextlib.suppress(Exception):
+                    client.run(_quiet_dask_logs)
+                _quiet_dask_logs()
+                raise
+
+
+def _quiet_dask_logs() -> None:
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
 
 
 @contextmanager
@@ -110,7 +126,8 @@ def _local_cluster(workers: int) -> LocalCluster:
     worker than in-process here (bench/scale_out.py). Nannies read it once, when they start;
     ``None`` is distributed's way of leaving a variable out.
     """
-    with dask.config.set({f"{_PRE_SPAWN}.MALLOC_TRIM_THRESHOLD_": None}):
+    with dask.config.set({f"{_PRE_SPAWN}.MALLOC_TRIM_THRESHOLD_": None}), \
+            children_ignore_ctrl_c():  # the CLI stops them; no traceback from each
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                             dashboard_address="127.0.0.1:0")
 

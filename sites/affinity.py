@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sites.scaling import LINEAR, ScalingModel
+from sites.units import hours_to_seconds
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,18 @@ class AffinityMatrix:
         """The whole job's throughput on ``gpus`` GPUs of ``gpu_type`` (``sites.scaling``)."""
         return self.scaling.throughput(job_type, gpu_type, gpus,
                                        self.steps_per_s(job_type, gpu_type), consolidated)
+
+    def work_steps_for_h(self, job_type: str, gpu_type: str, gpus: int, hours: float) -> float:
+        """The work (steps) a ``job_type`` job does in ``hours`` on ``gpus`` GPUs of
+        ``gpu_type``: the inverse of the run time (hours x its throughput there). ValueError
+        when the job type is unknown or does not run on that GPU type."""
+        if job_type not in self.job_types:
+            raise ValueError(f"unknown job type '{job_type}' (known: {', '.join(self.job_types)})")
+        if self.steps_per_s(job_type, gpu_type) <= 0:
+            runs_on = [g for g in self.gpu_types if self.steps_per_s(job_type, g) > 0]
+            raise ValueError(f"{job_type} does not run on {gpu_type} (runs on: "
+                             f"{', '.join(runs_on)})")
+        return hours_to_seconds(hours) * self.job_steps_per_s(job_type, gpu_type, gpus)
 
 
 # Isolated single-GPU throughput (steps/s) measured by Gavel (Narayanan et al., OSDI 2020),

@@ -146,6 +146,8 @@ class SiteAgent:
         self.say = say  # one line per event for the operator (registered, jobs, outages)
         self.deadline: float | None = None  # monotonic time the run must end (duration_s)
         self.offers_announced = False
+        self.answered = False  # the broker has answered at least once (any HTTP status)
+        self.last_problem = ""  # why the last failed request failed, for the operator
         self.client = client or httpx.Client(
             base_url=config.broker_url, timeout=config.request_timeout_s,
             limits=httpx.Limits(keepalive_expiry=KEEPALIVE_S),
@@ -181,11 +183,13 @@ class SiteAgent:
             try:
                 response = self.client.request(method, path, json=body,
                                                headers=self._headers(token))
+                self.answered = True
                 if response.status_code not in RETRY_STATUS:
                     return response
                 problem = f"HTTP {response.status_code}"
             except httpx.TransportError as error:
                 problem = f"{type(error).__name__}: {error}"
+            self.last_problem = problem
             if self.monotonic() >= give_up:
                 raise AgentError(f"{method} {path}: broker unreachable ({problem})")
             delay = self.config.backoff.delay_s(attempt, self.rng)

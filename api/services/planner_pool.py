@@ -23,6 +23,7 @@ from typing import Protocol
 from api.db import Database
 from api.services.round_read import RoundOutcome, RoundQuery, read_and_solve, worker_ready
 from broker.live_round import RoundRules, worker_init
+from sites.processes import children_ignore_ctrl_c
 
 PLANNER_NICENESS = 10  # CFS gives a nice-0 process ~10x the CPU share of a nice-10 one
 
@@ -75,7 +76,8 @@ class ProcessSolver:
         """Start the worker now: importing the planner takes seconds, which the first round
         would otherwise spend from its budget. Returns the worker's pid (as a future)."""
         if self._pid is None:
-            self._pid = self._pool.submit(worker_ready)
+            with children_ignore_ctrl_c():  # the server stops it (close)
+                self._pid = self._pool.submit(worker_ready)
         return self._pid
 
     def ready(self) -> None:

@@ -54,6 +54,9 @@ COMMANDS: dict[str, CommandRef] = {
     "admin": CommandRef(
         "enrol and manage sites of a running broker (needs the admin token)",
         "scenarios.commands.admin:AdminCommand"),
+    "submit": CommandRef(
+        "submit jobs to a running broker, their work as hours on a GPU type (admin token)",
+        "scenarios.commands.submit:SubmitCommand"),
     "db": CommandRef(
         "database schema: carbonfed db upgrade --db URL (serve also does this on start)",
         "scenarios.commands.admin:DbCommand"),

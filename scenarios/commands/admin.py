@@ -84,12 +84,7 @@ def _print_result(action: str, body: Any) -> None:
 
 class AdminCommand(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--broker", default=os.environ.get("CARBONFED_BROKER",
-                                                                DEFAULT_BROKER),
-                            help=f"broker URL (CARBONFED_BROKER; default {DEFAULT_BROKER})")
-        parser.add_argument("--admin-token-file",
-                            help="file holding the admin token (default: CARBONFED_ADMIN_TOKEN)")
-        parser.add_argument("--json", action="store_true", help="print the broker's answer")
+        add_broker_arguments(parser)
         actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
         enrol = actions.add_parser("enrol", help="enrol a site (or re-enrol a disabled or "
                                    "deregistered one); prints its one-time enrolment token")
@@ -111,36 +106,54 @@ class AdminCommand(Command):
             actions.add_parser(action, help=text).add_argument("site")
 
     def run(self, args: argparse.Namespace) -> int:
-        import httpx
-
         token = admin_token(args)
         method, path, make_body = ACTIONS[args.action]
         body = make_body(args) if make_body else None
-        try:
-            url = httpx.URL(args.broker)
-        except httpx.InvalidURL as error:
-            raise InputError("--broker", "", f"not a URL: {error}") from None
-        if url.scheme not in ("http", "https") or not url.host:
-            raise InputError("--broker", "", f"not an http(s) URL: {args.broker!r}")
-        try:
-            with httpx.Client(base_url=url, timeout=30) as client:
-                r = client.request(method, path(getattr(args, "site", "")), json=body,
-                                   headers={"Authorization": f"Bearer {token}"})
-        except httpx.TransportError as error:
-            raise InputError("--broker", "", f"broker unreachable at {args.broker} "
-                             f"({type(error).__name__})") from None
-        try:
-            answer = r.json()
-        except ValueError:
-            answer = {"message": r.text.strip()[:200]}
-        if r.status_code >= 400:
-            message = answer.get("message", answer) if isinstance(answer, dict) else answer
-            raise InputError(f"{args.action}", "", f"HTTP {r.status_code}: {message}")
+        answer = call_broker(args.broker, token, method, path(getattr(args, "site", "")), body,
+                             args.action)
         if args.json:
             print(json.dumps(answer, indent=2))
         else:
             _print_result(args.action, answer)
         return 0
+
+
+def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--broker``, ``--admin-token-file`` and ``--json``: a command that calls the API."""
+    parser.add_argument("--broker", default=os.environ.get("CARBONFED_BROKER", DEFAULT_BROKER),
+                        help=f"broker URL (CARBONFED_BROKER; default {DEFAULT_BROKER})")
+    parser.add_argument("--admin-token-file",
+                        help="file holding the admin token (default: CARBONFED_ADMIN_TOKEN)")
+    parser.add_argument("--json", action="store_true", help="print the broker's answer")
+
+
+def call_broker(broker: str, token: str, method: str, path: str, body: Any,
+                action: str) -> Any:
+    """One call to the broker's API; its JSON answer, or a one-line ``InputError`` (bad URL,
+    broker unreachable, an error answer with the broker's message)."""
+    import httpx
+
+    try:
+        url = httpx.URL(broker)
+    except httpx.InvalidURL as error:
+        raise InputError("--broker", "", f"not a URL: {error}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise InputError("--broker", "", f"not an http(s) URL: {broker!r}")
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            r = client.request(method, path, json=body,
+                               headers={"Authorization": f"Bearer {token}"})
+    except httpx.TransportError as error:
+        raise InputError("--broker", "", f"broker unreachable at {broker} "
+                         f"({type(error).__name__})") from None
+    try:
+        answer = r.json()
+    except ValueError:
+        answer = {"message": r.text.strip()[:200]}
+    if r.status_code >= 400:
+        message = answer.get("message", answer) if isinstance(answer, dict) else answer
+        raise InputError(action, "", f"HTTP {r.status_code}: {message}")
+    return answer
 
 
 class DbCommand(Command):

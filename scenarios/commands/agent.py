@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from scenarios.commands.base import Command
 from scenarios.data_paths import DATA_ENV, DataPaths
@@ -22,6 +23,9 @@ from scenarios.loader import validate_yaml
 from scenarios.schema import SiteSpecModel, ZoneSpec
 from sites import DEFAULT_GPUS, InputError, SiteSpec
 from sites.agent import AgentConfig, AgentError, Backoff, IncompatibleBrokerError, SiteAgent
+from sites.timegrid import check_slot_h
+
+EXIT_AGENT_FAILED = 1  # the broker refused or never answered (bad input exits 2)
 
 
 class BackoffSpec(BaseModel):
@@ -49,6 +53,12 @@ class AgentFile(BaseModel):
     seed: int = 0
     enrolment_token: str | None = None  # or --enrolment-token / CARBONFED_ENROLMENT_TOKEN
     backoff: BackoffSpec = BackoffSpec()
+
+    @field_validator("slot_h")
+    @classmethod
+    def _slot_h_fits_hours(cls, slot_h: float) -> float:
+        check_slot_h(slot_h)  # the broker's and the scenarios' rule
+        return slot_h
 
 
 def check_broker_url(url: str, source: str) -> str:
@@ -131,7 +141,12 @@ class AgentCommand(Command):
             raise InputError(str(args.config), "slot_h", str(error)) from None
         except AgentError as error:
             print(f"error: {error}", flush=True)
-            return 1
-        except KeyboardInterrupt:
-            pass
+            return EXIT_AGENT_FAILED
+        # Ctrl-C is the CLI's (exit 130, as every command)
+        if not agent.answered:
+            # its time ran out without a single answer from the broker: not a success
+            print(f"error: the broker at {config.broker_url} never answered "
+                  f"({agent.last_problem or 'no request finished'})", file=sys.stderr,
+                  flush=True)
+            return EXIT_AGENT_FAILED
         return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import signal
 import socket
 import sys
 from typing import Any
@@ -47,6 +48,21 @@ def check_port(host: str, port_text: str) -> int:
             raise InputError("--port", "", f"cannot listen on {host}:{port}: "
                              f"{error.strerror}") from None
     return port
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, remembering the signal that stopped it (None: none did)."""
+
+        stopped_by: int | None = None
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            self.stopped_by = sig
+            super().handle_exit(sig, frame)
+
+    return Server
 
 
 class ServeCommand(Command):
@@ -99,16 +115,23 @@ class ServeCommand(Command):
         from sqlalchemy.exc import SQLAlchemyError
 
         from api.app import create_app
-        from api.db import Database, safe_url
+        from api.db import Database, safe_url, stored_meta
         from api.services import Services
-        from api.services.tokens import NoAdminTokenError
+        from api.services.tokens import ADMIN_HASH_KEY, NoAdminTokenError
 
         settings = self.settings(args)
         port = check_port(args.host, args.port)  # before the database exists or a token prints
         terminal = sys.stdout.isatty()
-        db = Database(settings.db_url)
         try:
-            generated = Services.build(db, settings).start(may_generate_admin_token=terminal)
+            # refused before the database is made: a refused start leaves no file behind
+            if (settings.admin_token is None and not terminal
+                    and stored_meta(settings.db_url, ADMIN_HASH_KEY) is None):
+                raise NoAdminTokenError("no admin token")
+            db = Database(settings.db_url)
+            try:
+                generated = Services.build(db, settings).start(may_generate_admin_token=terminal)
+            finally:
+                db.dispose()
         except NoAdminTokenError:
             raise InputError("admin token", "", "none set or stored: set CARBONFED_ADMIN_TOKEN "
                              "(>= 32 bytes of entropy), or start once on a terminal to have one "
@@ -117,16 +140,15 @@ class ServeCommand(Command):
             reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
             where = safe_url(settings.db_url)
             raise InputError("--db", "", f"cannot use {where}: {reason}") from None
-        finally:
-            db.dispose()
         if generated is not None:
             print(f"admin token: {generated}\n(shown once, on this terminal only; only its "
                   "hash is stored. Keep it, e.g. export CARBONFED_ADMIN_TOKEN=...)", flush=True)
         if settings.open_registration:
             print("warning: open registration: anyone can register a site with any fleet, "
                   "price and carbon (demos and tests only)", file=sys.stderr, flush=True)
-        print(f"carbonfed broker on http://{args.host}:{port} (docs: /docs), "
-              f"database {safe_url(settings.db_url)}", flush=True)
+        address = f"http://{args.host}:{port}"
+        print(f"carbonfed broker on {address} (dashboard: {address}/dashboard, docs: "
+              f"{address}/docs), database {safe_url(settings.db_url)}", flush=True)
         app = create_app(settings)
         # Everything so far (imports, the app) lives as long as the process: keep it out of the
         # garbage collector's full passes, which otherwise walk it all and stall every request
@@ -137,7 +159,11 @@ class ServeCommand(Command):
         gc.collect()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
-        uvicorn.run(app, host=args.host, port=port,
-                    log_level=args.log_level, access_log=args.access_log,
-                    timeout_keep_alive=args.keep_alive_s)
+        server = _server_class()(uvicorn.Config(app, host=args.host, port=port,
+                                        log_level=args.log_level, access_log=args.access_log,
+                                        timeout_keep_alive=args.keep_alive_s))
+        server.run()
+        if server.stopped_by == signal.SIGINT:
+            # shut down gracefully; now end as every command ends on Ctrl-C (the CLI: 130)
+            raise KeyboardInterrupt
         return 0

@@ -79,7 +79,9 @@ def make_settings(tmp_path) -> Callable[..., Settings]:
         values = dict(db_url=f"sqlite:///{tmp_path / 'broker.db'}", admin_token=ADMIN,
                       open_registration=True, stale_after_s=60.0, horizon_slots=6,
                       ack_timeout_s=90.0, lease_s=600.0,
-                      solver_time_limit_s=10.0, solver_method="full", planner_process=False)
+                      solver_time_limit_s=10.0, solver_method="full", planner_process=False,
+                      # the tests' hand-worked costs leave carbon unpriced unless they say so
+                      carbon_price_usd_per_t=0.0)
         values.update(overrides)
         return Settings.model_validate(values)
 
