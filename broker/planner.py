@@ -40,7 +40,7 @@ class PlannerConfig:
     start_offsets: tuple[int, ...] | None = None  # horizon slots a job may start in; None: all
     carbon_cap_kg: float | None = None
     max_wait_h: float = 24.0  # how long the temporal baseline lets a job without deadline wait
-    solver: SolverOptions = field(default_factory=lambda: SolverOptions(10.0, 0.01, 1))
+    solver: SolverOptions = field(default_factory=SolverOptions)
     method: str = "auto"
 
     def __post_init__(self) -> None:
@@ -84,6 +84,7 @@ class Plan:
     n_options: int
     build_time_s: float
     solve_time_s: float
+    wall_clock_hit: bool = False  # the solver's wall-clock safety net stopped the round
 
     @property
     def starting_now(self) -> tuple[Assignment, ...]:
@@ -335,11 +336,13 @@ def solve_round(p: AllocationProblem, options: SolverOptions, method: str) -> Al
     if reduced.rest is None:
         status, message = SolveStatus.OPTIMAL, "presolve settled every job"
         build_s = solve_s = rest_bound = 0.0
+        wall_clock_hit = False
     else:
         sub = solve_allocation(reduced.rest, _rest_options(p, reduced, options), method=method)
         x[reduced.rest_options] += sub.option_count
         status, message = SolveStatus(sub.status), sub.message
         build_s, solve_s, rest_bound = sub.build_time_s, sub.solve_time_s, sub.bound_usd
+        wall_clock_hit = sub.wall_clock_hit
     deferred = deferred_of(p, x)
     objective = plan_cost_usd(p, x, deferred)
     settled_usd = float(p.option_cost_usd @ reduced.settled)
@@ -351,6 +354,7 @@ def solve_round(p: AllocationProblem, options: SolverOptions, method: str) -> Al
         status=status, option_count=x, deferred_count=deferred, objective_usd=objective,
         bound_usd=settled_usd + rest_bound, cost_breakdown_usd=breakdown_usd(p, x, deferred),
         build_time_s=build_s + presolve_s, solve_time_s=solve_s, message=message,
+        wall_clock_hit=wall_clock_hit,
     )
 
 
@@ -390,4 +394,5 @@ class MilpPlanner:
             n_options=p.n_options,
             build_time_s=solution.build_time_s,
             solve_time_s=solution.solve_time_s,
+            wall_clock_hit=solution.wall_clock_hit,
         )
