@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from broker.costs import delay_cost_usd, emissions_kg, energy_cost_usd, transfer_cost_usd
+from broker.costs import (
+    delay_cost_usd,
+    emissions_kg,
+    energy_cost_usd,
+    transfer_cost_usd,
+    waiting_prices,
+)
 from broker.federation import Federation
 from broker.jobs import Job
 from broker.offers import RoundOffers
@@ -182,11 +188,15 @@ def build_round_problem(
         carbon_price_usd_per_kg=usd_per_t_to_usd_per_kg(config.carbon_price_usd_per_t),
         carbon_cap_kg=config.carbon_cap_kg,
     )
-    # Deferring must look worse than any option: the dearest option plus a horizon of delay.
-    dearest = np.zeros(len(reps))
-    np.maximum.at(dearest, problem.option_demand, problem.option_cost_usd)
-    penalty = dearest + delay_cost_usd(gpus, horizon * slot_h, config.delay_cost_usd_per_gpu_h)
-    problem = dataclasses.replace(problem, deferral_penalty_usd=penalty)
+    # Deferring looks worse than any option, and lateness is priced (``waiting_prices``); the
+    # lateness of an option is part of its delay cost (the price of waiting).
+    waiting = waiting_prices(
+        problem.option_demand, problem.option_cost_usd,
+        np.maximum(offers.now_h + completion_rel_h - deadline[pair_d[pair]], 0.0), gpus,
+        np.isfinite(deadline), slot_h, horizon * slot_h, config.delay_cost_usd_per_gpu_h)
+    problem = dataclasses.replace(
+        problem, deferral_penalty_usd=waiting.deferral_penalty_usd,
+        option_delay_cost_usd=problem.option_delay_cost_usd + waiting.option_lateness_usd)
     return RoundProblem(problem=problem, demands=demands)
 
 
