@@ -8,7 +8,8 @@ where the clock fell and the totals moved with the load. Now every limit that de
 counts work (``optimization.SolverOptions``), and the wall clock is only a safety net.
 
 The test runs the real CLI twice, once quiet and once beside four busy-looping processes it
-starts and kills, and compares the totals, and every job's placement, exactly.
+starts and kills, and compares the totals, and every job's placement, exactly. It takes about
+a minute: it is marked ``slow`` (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -20,10 +21,6 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import pytest
-
-pytestmark = pytest.mark.slow
 
 LIBRARY = Path(__file__).resolve().parents[2] / "scenarios" / "library"
 
