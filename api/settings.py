@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from optimization import SolverOptions
 from sites.timegrid import check_slot_h
 
 ENV_PREFIX = "CARBONFED_"
@@ -75,9 +76,13 @@ class Settings(BaseSettings):
     transfer_gbps: float = Field(10.0, gt=0, description="data-set transfer speed (Gbit/s)")
     solver_method: Literal["auto", "full", "lp-guided"] = Field("auto",
                                                                  description="MILP method")
-    solver_time_limit_s: float = Field(10.0, gt=0, description="a round's planning budget (s)")
-    solver_mip_gap: float = Field(0.01, ge=0, lt=1, description="relative MIP gap")
-    solver_threads: int = Field(1, ge=1, description="HiGHS threads")
+    solver_time_limit_s: float = Field(
+        10.0, gt=0, description="a round's planning budget (s): the live broker answers "
+        "within it (the solve itself is bounded by deterministic work, optimization."
+        "SolverOptions; this wall clock stops it only when that work takes longer)")
+    solver_mip_gap: float = Field(SolverOptions().mip_gap, ge=0, lt=1,
+                                  description="relative MIP gap")
+    solver_threads: int = Field(SolverOptions().threads, ge=1, description="HiGHS threads")
     planner_process: bool = Field(
         True, description="solve planning rounds in a worker process at a lower priority, so "
         "requests are answered while a round is solved (false: on the API process's planning "

@@ -65,7 +65,7 @@ class PeriodPlanSettings:
     slot_h: float = 2.0
     max_wait_h: float = 12.0
     delay_cost_usd_per_gpu_h: float = 0.005
-    solver: SolverOptions = field(default_factory=lambda: SolverOptions(60.0, 0.01, 1))
+    solver: SolverOptions = field(default_factory=SolverOptions)
 
 
 @dataclass(frozen=True)

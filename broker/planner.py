@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from broker.costs import delay_cost_usd
+from broker.costs import waiting_prices
 from broker.federation import Federation
 from broker.jobs import Job
 from broker.offers import RoundOffers
@@ -47,7 +47,7 @@ class PlannerConfig:
     start_offsets: tuple[int, ...] | None = None  # horizon slots a job may start in; None: all
     carbon_cap_kg: float | None = None
     max_wait_h: float = 24.0  # how long the temporal baseline lets a job without deadline wait
-    solver: SolverOptions = field(default_factory=lambda: SolverOptions(10.0, 0.01, 1))
+    solver: SolverOptions = field(default_factory=SolverOptions)
     method: str = "auto"
 
     def __post_init__(self) -> None:
@@ -95,6 +95,7 @@ class Plan:
     n_options: int
     build_time_s: float
     solve_time_s: float
+    wall_clock_hit: bool = False  # the solver's wall-clock safety net stopped the round
 
     @property
     def starting_now(self) -> tuple[Assignment, ...]:
@@ -160,14 +161,20 @@ def build_round_problem(
         carbon_price_usd_per_kg=usd_per_t_to_usd_per_kg(config.carbon_price_usd_per_t),
         carbon_cap_kg=config.carbon_cap_kg,
     )
-    # Deferring must look worse than any option: the dearest option plus a horizon of delay.
-    gpus = np.array([j.gpus for j in reps], dtype=int)
-    dearest = np.zeros(len(reps))
-    np.maximum.at(dearest, problem.option_demand, problem.option_cost_usd)
-    penalty = dearest + delay_cost_usd(gpus, horizon * offers.slot_h,
-                                       config.delay_cost_usd_per_gpu_h)
-    problem = dataclasses.replace(problem, deferral_penalty_usd=penalty)
-    schedules = {len(options) + i: s for i, s in enumerate(interrupted.schedules)}
+    # Deferring looks worse than any option, and lateness is priced (``waiting_prices``); the
+    # lateness of an option is part of its delay cost (the price of waiting).
+    completion_h = np.concatenate([options.completion_h,
+                                   [sch.finish_h for sch in interrupted.schedules]])
+    deadline = np.array([np.inf if j.deadline_h is None else j.deadline_h for j in reps])
+    waiting = waiting_prices(
+        problem.option_demand, problem.option_cost_usd,
+        np.maximum(offers.now_h + completion_h - deadline[problem.option_demand], 0.0),
+        np.array([j.gpus for j in reps], dtype=int), np.isfinite(deadline), offers.slot_h,
+        horizon * offers.slot_h, config.delay_cost_usd_per_gpu_h)
+    problem = dataclasses.replace(
+        problem, deferral_penalty_usd=waiting.deferral_penalty_usd,
+        option_delay_cost_usd=problem.option_delay_cost_usd + waiting.option_lateness_usd)
+    schedules = {len(options) + i: sch for i, sch in enumerate(interrupted.schedules)}
     return RoundProblem(problem=problem, demands=demands, schedules=schedules)
 
 
@@ -317,11 +324,13 @@ def solve_round(p: AllocationProblem, options: SolverOptions, method: str) -> Al
     if reduced.rest is None:
         status, message = SolveStatus.OPTIMAL, "presolve settled every job"
         build_s = solve_s = rest_bound = 0.0
+        wall_clock_hit = False
     else:
         sub = solve_allocation(reduced.rest, _rest_options(p, reduced, options), method=method)
         x[reduced.rest_options] += sub.option_count
         status, message = SolveStatus(sub.status), sub.message
         build_s, solve_s, rest_bound = sub.build_time_s, sub.solve_time_s, sub.bound_usd
+        wall_clock_hit = sub.wall_clock_hit
     deferred = deferred_of(p, x)
     objective = plan_cost_usd(p, x, deferred)
     settled_usd = float(p.option_cost_usd @ reduced.settled)
@@ -333,6 +342,7 @@ def solve_round(p: AllocationProblem, options: SolverOptions, method: str) -> Al
         status=status, option_count=x, deferred_count=deferred, objective_usd=objective,
         bound_usd=settled_usd + rest_bound, cost_breakdown_usd=breakdown_usd(p, x, deferred),
         build_time_s=build_s + presolve_s, solve_time_s=solve_s, message=message,
+        wall_clock_hit=wall_clock_hit,
     )
 
 
@@ -387,4 +397,5 @@ class MilpPlanner:
             n_options=p.n_options,
             build_time_s=solution.build_time_s,
             solve_time_s=solution.solve_time_s,
+            wall_clock_hit=solution.wall_clock_hit,
         )

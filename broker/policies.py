@@ -32,6 +32,10 @@ class Policy(ABC):
         """Status and message of the last round's solve (None: this policy solves nothing)."""
         return None
 
+    def last_hit_wall_clock(self) -> bool:
+        """The last round's solve was stopped by the solver's wall-clock safety net."""
+        return False
+
     def reachable(self, jobs: Sequence[Job]) -> np.ndarray:
         """``[i, r]``: this policy may run job i on pool r at all."""
         fed = self.federation
@@ -57,3 +61,6 @@ class MilpPolicy(Policy):
         if self._last is None:
             return None
         return SolveStatus(self._last.status), self._last.message
+
+    def last_hit_wall_clock(self) -> bool:
+        return self._last is not None and self._last.wall_clock_hit

@@ -72,6 +72,8 @@ class RoundStats:
     started: int
     decide_time_s: float
     status: SolveStatus | None = None  # None: the policy solved nothing this round
+    # the solver's wall-clock safety net stopped this round: its plan depends on the load
+    wall_clock_hit: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,11 @@ class SimulationResult:
             if r.status is not None:
                 counts[r.status] = counts.get(r.status, 0) + 1
         return counts
+
+    @property
+    def wall_clock_rounds(self) -> int:
+        """Rounds the solver's wall-clock safety net stopped (``optimization.SolverOptions``)."""
+        return sum(r.wall_clock_hit for r in self.rounds)
 
 
 def run_simulation(
@@ -132,6 +139,7 @@ def run_simulation(
         started: Sequence[Assignment] = []
         decide_s = 0.0
         status = None
+        wall_clock_hit = False
         if queue:
             window = slice(k, k + setup.horizon_slots)
             carbon_forecast, price_forecast = setup.forecast.apply(
@@ -148,6 +156,7 @@ def run_simulation(
             started = policy.decide(offers, list(queue))
             decide_s = time.perf_counter() - clock
             solve = policy.last_solve()
+            wall_clock_hit = policy.last_hit_wall_clock()
             if solve is not None:
                 status, message = solve
                 if status is not SolveStatus.OPTIMAL:
@@ -164,7 +173,8 @@ def run_simulation(
                     reserved[resource, held] += a.gpus
                 heapq.heappush(events, (record.finish_h, COMPLETION, next(seq), job.id))
             queue = [j for j in queue if j.id not in started_ids]
-        stats.append(RoundStats(k, len(queue) + len(started), len(started), decide_s, status))
+        stats.append(RoundStats(k, len(queue) + len(started), len(started), decide_s, status,
+                                wall_clock_hit))
         if on_round is not None:
             on_round(k + 1, setup.n_rounds)
 

@@ -42,6 +42,8 @@ class PolicySummary:
     rounds_optimal: int
     rounds_feasible: int  # a limit was hit; the best plan found was used
     rounds_failed: int  # no plan: the round deferred every job
+    # rounds the solver's wall-clock safety net stopped: their plans depend on the load
+    rounds_wall_clock: int
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -88,4 +90,5 @@ def summarize(result: SimulationResult, carbon_price_usd_per_t: float) -> Policy
         rounds_optimal=counts.get(SolveStatus.OPTIMAL, 0),
         rounds_feasible=counts.get(SolveStatus.FEASIBLE, 0),
         rounds_failed=sum(n for s, n in counts.items() if not s.has_solution),
+        rounds_wall_clock=result.wall_clock_rounds,
     )

@@ -174,9 +174,10 @@ def set_start(m: pyo.ConcreteModel, p: AllocationProblem, option_count: np.ndarr
 def solve_allocation_pyomo(p: AllocationProblem, options: SolverOptions) -> AllocationSolution:
     """Build the full Pyomo model and solve it, warm-started from the greedy plan.
 
-    The greedy plan is the floor: when HiGHS stops without a better incumbent (time limit,
-    or a HiGHS failure) the round returns the greedy plan, FEASIBLE, with HiGHS's bound when it
-    has one and else the trivial bound sum_d count_d min(penalty_d, min_o c_o).
+    The greedy plan is the floor: when HiGHS stops without a better incumbent (a work limit,
+    the wall-clock safety net, or a HiGHS failure) the round returns the greedy plan,
+    FEASIBLE, with HiGHS's bound when it has one and else the trivial bound
+    sum_d count_d min(penalty_d, min_o c_o).
     """
     if p.n_options == 0:
         return all_deferred(p, SolveStatus.OPTIMAL)
@@ -191,9 +192,11 @@ def solve_allocation_pyomo(p: AllocationProblem, options: SolverOptions) -> Allo
     bound = max(result.bound, floor) if math.isfinite(result.bound) else floor
     if result.has_solution and result.objective <= greedy_usd:
         return make_solution(p, result.status, extract_allocation(m, p), bound, build_s,
-                             result.solve_time_s, result.message)
+                             result.solve_time_s, result.message,
+                             wall_clock_hit=result.time_limit_hit)
     status = SolveStatus.OPTIMAL if relative_gap(greedy_usd, bound) <= options.mip_gap \
         else SolveStatus.FEASIBLE
     return make_solution(p, status, greedy, bound, build_s, result.solve_time_s,
-                         f"greedy plan; HiGHS: {result.status} ({result.message})")
+                         f"greedy plan; HiGHS: {result.status} ({result.message})",
+                         wall_clock_hit=result.time_limit_hit)
 

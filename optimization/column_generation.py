@@ -16,26 +16,27 @@ the master's duals, clipped to their signs; valid for the MILP too):
                     + sum_d count_d * min(penalty_d, min_{o of d} (c_o - gpus_o * run_mu_o
                                                                     - carbon_kg_o * lambda))
 
-so a round stopped by its time limit still reports a proven bound. With mu = lambda = 0 it is
+so a round stopped by its budget (``SolverOptions.pricing_rounds``, or the wall-clock safety net)
+still reports a proven bound. With mu = lambda = 0 it is
 the trivial bound sum_d count_d min(penalty_d, min_o c_o); at the LP optimum it equals the LP
 bound (strong duality).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from optimization.allocation_matrix import AllocationLayout
 from optimization.problem import AllocationProblem, trivial_lower_bound
-from optimization.solver import MatrixLP, SolverOptions, SolveStatus
+from optimization.solver import MatrixLP, SafetyNet, SolverOptions, SolveStatus
 
 INITIAL_OPTIONS_PER_DEMAND = 4
 ADDED_PER_DEMAND_PER_ROUND = 4
-MAX_PRICING_ROUNDS = 200
 RC_TOLERANCE = 1e-7
+# The least wall clock one LP solve is given when the safety net has (nearly) run out and no LP
+# has been solved yet: the LP is what every later stage needs.
 MIN_SOLVE_BUDGET_S = 0.05
 
 
@@ -47,6 +48,7 @@ class Master:
 
     def __init__(self, layout: AllocationLayout, options: SolverOptions) -> None:
         self.layout = layout
+        self.options = options
         self.p = layout.problem
         self.lp: MatrixLP = layout.new_lp(options)
         self.columns = np.zeros(0, dtype=np.int64)  # option index of column n_d + k
@@ -143,21 +145,22 @@ def cheapest_per_demand(p: AllocationProblem, score: np.ndarray, k: int,
     return order[rank < k]
 
 
-def price_and_solve(master: Master, deadline: float, bound_usd: float, *,
+def price_and_solve(master: Master, net: SafetyNet, bound_usd: float, *,
                     lp_is_bound: bool = True) -> PricedLP | None:
-    """Re-solve the master, adding priced-out options until none has negative reduced cost or
-    the deadline passes (then ``complete`` is False). None when the master LP itself fails.
+    """Re-solve the master, adding priced-out options until none has negative reduced cost,
+    for at most ``pricing_rounds`` rounds (then ``complete`` is False; the wall-clock safety
+    net ``net`` also stops it, and says so). None when the master LP itself fails.
 
     ``lp_is_bound``: the master's bounds are the problem's own, so its complete LP optimum
     bounds the MILP (False while diving has fixed jobs; the Lagrangian bound stays valid).
     """
     layout = master.layout
     last: PricedLP | None = None
-    for _ in range(MAX_PRICING_ROUNDS):
-        budget = deadline - time.perf_counter()
-        if budget < MIN_SOLVE_BUDGET_S and last is not None:
+    for _ in range(master.options.pricing_rounds):
+        if last is not None and net.expired():
             return last
-        solved = master.lp.solve(max(budget, MIN_SOLVE_BUDGET_S))
+        solved = master.lp.solve(max(net.left_s(), MIN_SOLVE_BUDGET_S))
+        net.note(solved.result)
         if solved.result.status is not SolveStatus.OPTIMAL:
             return last
         y, mu, lam = _split_duals(layout, solved.row_duals)
@@ -171,16 +174,17 @@ def price_and_solve(master: Master, deadline: float, bound_usd: float, *,
             bound_usd = max(bound_usd, solved.result.objective)
         last = PricedLP(solved.result.objective, option_x, solved.row_duals, rc, complete,
                         bound_usd)
-        if complete or time.perf_counter() >= deadline:
+        if complete:
             return last
         master.add(cheapest_per_demand(master.p, rc, ADDED_PER_DEMAND_PER_ROUND, among=improving))
     return last
 
 
-def solve_lp_by_columns(p: AllocationProblem, options: SolverOptions, deadline: float,
+def solve_lp_by_columns(p: AllocationProblem, options: SolverOptions, net: SafetyNet,
                         layout: AllocationLayout | None = None,
                         initial_options: np.ndarray | None = None) -> Relaxation:
-    """Column generation for the LP relaxation, stopped at ``deadline`` (perf_counter).
+    """Column generation for the LP relaxation, within ``options.pricing_rounds`` (and the
+    wall-clock safety net ``net``).
 
     ``initial_options`` join the first master beside each demand's cheapest options: the
     columns of a related problem's optimum (a larger coalition's, say) save pricing rounds.
@@ -192,5 +196,5 @@ def solve_lp_by_columns(p: AllocationProblem, options: SolverOptions, deadline: 
         first = np.union1d(first, initial_options)
     master.add(first)
     bound = trivial_lower_bound(p)  # L(0, 0)
-    priced = price_and_solve(master, deadline, bound)
+    priced = price_and_solve(master, net, bound)
     return Relaxation(master, priced, bound if priced is None else priced.bound_usd)

@@ -44,14 +44,13 @@ balance row), so no marginal value hides in a bound's reduced cost.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from optimization.column_generation import solve_lp_by_columns
 from optimization.problem import AllocationProblem
-from optimization.solver import SolverOptions, SolveStatus
+from optimization.solver import SafetyNet, SolverOptions, SolveStatus
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,7 @@ class AllocationDuals:
     """LP-relaxation prices of one round (module docstring for the maths).
 
     status                            OPTIMAL, or NO_SOLUTION when the LP was not solved to
-                                      optimality within the time limit (then prices are nan)
+                                      optimality within its budget (then prices are nan)
     lp_bound_usd                      the LP optimum (a lower bound on the MILP optimum)
     capacity_price_usd_per_gpu_slot   pi[r, t] >= 0, shape (resources, slots); 0 in cells no
                                       option uses and where capacity does not bind
@@ -95,16 +94,16 @@ def allocation_lp_duals(problem: AllocationProblem, options: SolverOptions,
     with float noise of the wrong sign clipped to 0). ``initial_options``: columns to start
     from (``solve_lp_by_columns``)."""
     p = problem
-    started = time.perf_counter()
-    relaxation = solve_lp_by_columns(p, options, started + options.time_limit_s,
-                                     initial_options=initial_options)
+    net = SafetyNet(options.time_limit_s)
+    relaxation = solve_lp_by_columns(p, options, net, initial_options=initial_options)
     priced = relaxation.priced
     capped = p.carbon_cap_kg is not None
     if priced is None or not priced.complete:
         nan_prices = np.full(p.capacity_gpus.shape, math.nan)
         return AllocationDuals(SolveStatus.NO_SOLUTION, relaxation.bound_usd, nan_prices,
                                np.full(p.n_demands, math.nan), math.nan if capped else None,
-                               "the LP relaxation was not solved within the time limit")
+                               "the LP relaxation was not solved within its budget"
+                               + (" (wall-clock safety net hit)" if net.hit else ""))
     layout = relaxation.master.layout
     prices = np.zeros(p.capacity_gpus.size)
     duals, objective = priced.row_duals, priced.objective_usd

@@ -1,6 +1,9 @@
-"""An anytime, exact-when-given-time way to solve the allocation MILP: LP first, then a MILP
+"""An anytime, exact-when-given-work way to solve the allocation MILP: LP first, then a MILP
 over few options. Every stage keeps the best feasible plan and the best proven bound, so a
-round that runs out of time still returns a plan (FEASIBLE) with an honest gap.
+round that runs out of budget still returns a plan (FEASIBLE) with an honest gap. Every stage
+is bounded by work (``SolverOptions``: pricing rounds, dive steps, restricted MILPs, and HiGHS's
+iteration and node limits), never by elapsed time, so the plan is the same on any machine at
+any load; the wall clock is only a safety net, reported in the solution when it is hit.
 
 0. A greedy plan (:mod:`optimization.greedy`): feasible, in milliseconds, the first incumbent.
 1. Column generation (:mod:`optimization.column_generation`) solves the LP relaxation over
@@ -10,21 +13,23 @@ round that runs out of time still returns a plan (FEASIBLE) with an honest gap.
    placed greedily in order of reduced cost. Then LP diving: round fractional jobs up onto
    the option the LP likes best wherever the fixed jobs' GPUs still fit (and, under a carbon
    cap, their emissions still fit under the cap), re-price and re-solve the LP, repeat until
-   the LP solution is integral.
+   the LP solution is integral (at most ``dive_steps`` re-solves).
 3. Reduced-cost fixing towards a proof: with the complete LP (optimum LB, reduced costs rc),
    a plan using an option with rc_o > B - LB costs more than B, where B = UB - gap |UB| is
    the bound that would prove the incumbent UB. The *pricing set* {o : rc_o <= B - LB} plus
    the incumbent's options is often a small fraction of all options, and a MILP over it has a
    bound valid for the whole problem (the smaller of its own bound and B), so proving it
    within the gap proves the plan.
-4. While UB is further than the MIP gap from the bound (and time remains), a restricted MILP
+4. While UB is further than the MIP gap from the bound (at most ``restricted_mips`` times), a
+   restricted MILP
    with every row of the full problem (capacity and carbon cap), warm-started from the
    incumbent, stopping early at a plan the bound alone proves. It holds the pricing set when
    that is at most ``EXACT_SET_GROWTH`` times the alternative, each demand's
    ``RESTRICTED_OPTIONS_PER_DEMAND`` options of lowest reduced cost plus the incumbent's
    options (a heuristic set: its bound is not the problem's). When the heuristic set ends
    proven at its own gap without closing the global one, the next MILP holds the pricing set
-   (every option when the LP is not complete); when it ends on time, the set doubles.
+   (every option when the LP is not complete); when it ends on its node limit, the set
+   doubles.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import numpy as np
 
 from optimization.allocation_matrix import AllocationLayout
 from optimization.column_generation import (
+    MIN_SOLVE_BUDGET_S,
     Master,
     PricedLP,
     cheapest_per_demand,
@@ -52,7 +58,7 @@ from optimization.problem import (
     plan_cost_usd,
     trivial_lower_bound,
 )
-from optimization.solver import SolveResult, SolverOptions, SolveStatus
+from optimization.solver import SafetyNet, SolveResult, SolverOptions, SolveStatus
 from optimization.status import relative_gap
 
 RESTRICTED_OPTIONS_PER_DEMAND = 20
@@ -66,8 +72,8 @@ FIT_TOLERANCE = 1e-9
 
 @dataclass(frozen=True)
 class Dive:
-    """Outcome of LP diving: an integer plan (None when time ran out) and the best Lagrangian
-    bound seen on the way (valid for the MILP whatever the fixings)."""
+    """Outcome of LP diving: an integer plan (None when its budget ran out first) and the best
+    Lagrangian bound seen on the way (valid for the MILP whatever the fixings)."""
 
     option_count: np.ndarray | None
     bound_usd: float
@@ -81,14 +87,15 @@ class RestrictedSolve:
     result: SolveResult
 
 
-def incumbent_by_diving(master: Master, priced: PricedLP, deadline: float) -> Dive:
+def incumbent_by_diving(master: Master, priced: PricedLP, net: SafetyNet) -> Dive:
     """LP diving: round up fractional jobs where capacity (and the cap) allow, re-optimise.
 
     Each dive fixes, for every demand still fractional, one more job onto the option the LP
     likes best (highest value), greedily in order of that value and only while the GPUs of all
     fixed jobs fit in capacity and their emissions under the carbon cap, so the LP stays
     feasible (unfixed jobs can always defer, at zero emissions). The LP then re-prices and
-    re-solves around the fixings. Ends when the LP solution is integral.
+    re-solves around the fixings. Ends when the LP solution is integral, or without a plan
+    after ``dive_steps`` re-solves (or when the wall-clock safety net ``net`` is hit).
     """
     p = master.p
     fixed = np.zeros(p.n_options)  # jobs fixed onto each option
@@ -100,11 +107,11 @@ def incumbent_by_diving(master: Master, priced: PricedLP, deadline: float) -> Di
     occ_start = np.concatenate([[0], np.cumsum(p.option_slots)])
     occ_cell = occ_r * p.n_slots + occ_t
     option_x, bound = priced.option_x, priced.bound_usd
-    while True:
+    for step in range(master.options.dive_steps + 1):
         frac = np.abs(option_x - np.rint(option_x)) > INTEGRAL_TOLERANCE
         if not frac.any():
             return Dive(np.rint(option_x).astype(int), bound)
-        if time.perf_counter() > deadline:
+        if step == master.options.dive_steps or net.expired():
             return Dive(None, bound)
         candidates = np.flatnonzero(frac)
         candidates = candidates[np.argsort(-option_x[candidates], kind="stable")]
@@ -131,10 +138,11 @@ def incumbent_by_diving(master: Master, priced: PricedLP, deadline: float) -> Di
             chosen = candidates
             lower = upper = np.zeros(len(chosen))
         master.lp.change_column_bounds(master.column_of[chosen], lower, upper)
-        solved = price_and_solve(master, deadline, bound, lp_is_bound=False)
+        solved = price_and_solve(master, net, bound, lp_is_bound=False)
         if solved is None:
             return Dive(None, bound)
         option_x, bound = solved.option_x, solved.bound_usd
+    return Dive(None, bound)
 
 
 @dataclass(frozen=True)
@@ -176,7 +184,7 @@ def goal_usd(bound_usd: float, mip_gap: float) -> float:
 
 
 def solve_restricted_mip(layout: AllocationLayout, keep: np.ndarray, options: SolverOptions,
-                         deadline: float, warm: np.ndarray, goal: float) -> RestrictedSolve | None:
+                         net: SafetyNet, warm: np.ndarray, goal: float) -> RestrictedSolve | None:
     """The MILP over the options ``keep`` only (every row kept, the carbon cap included),
     warm-started from the plan ``warm`` (jobs per option, its options within ``keep``).
 
@@ -189,7 +197,8 @@ def solve_restricted_mip(layout: AllocationLayout, keep: np.ndarray, options: So
     master.lp.set_mip_goal(options.mip_gap, goal)
     p = layout.problem
     master.lp.set_solution(np.concatenate([deferred_of(p, warm), warm[master.columns]]))
-    solved = master.lp.solve(max(deadline - time.perf_counter(), 0.05))
+    solved = master.lp.solve(max(net.left_s(), MIN_SOLVE_BUDGET_S))
+    net.note(solved.result)
     if not solved.result.has_solution:
         return None
     option_x, _ = master.split(solved.x)
@@ -198,24 +207,24 @@ def solve_restricted_mip(layout: AllocationLayout, keep: np.ndarray, options: So
 
 def solve_allocation_lp_guided(p: AllocationProblem, options: SolverOptions) -> AllocationSolution:
     """Greedy, column generation, diving, restricted MILPs (module docstring), within the
-    time limit: OPTIMAL when the plan is proven within the MIP gap, else FEASIBLE."""
+    options' work budget: OPTIMAL when the plan is proven within the MIP gap, else FEASIBLE
+    (``wall_clock_hit`` when the safety net stopped a stage)."""
     started = time.perf_counter()
-    deadline = started + options.time_limit_s
+    net = SafetyNet(options.time_limit_s)
     if p.n_options == 0:
         return all_deferred(p, SolveStatus.OPTIMAL)
     layout = AllocationLayout(p)
     x = greedy_allocation(p)
     upper = plan_cost_usd(p, x, deferred_of(p, x))
     source = "greedy"
-    # Keep time to round the LP after it (a greedy pass over the LP's leftovers).
-    rounding_s = time.perf_counter() - started
-    if deadline - rounding_s <= time.perf_counter():  # no time for an LP: the greedy plan
+    if net.expired():  # the greedy pass alone spent the safety net: keep its plan
         floor = trivial_lower_bound(p)
         status = (SolveStatus.OPTIMAL if relative_gap(upper, floor) <= options.mip_gap
                   else SolveStatus.FEASIBLE)
         return make_solution(p, status, x, floor, time.perf_counter() - started, 0.0,
-                             "plan from greedy; no time for the LP")
-    relaxation = solve_lp_by_columns(p, options, deadline - rounding_s, layout)
+                             "plan from greedy; wall-clock safety net hit before the LP",
+                             wall_clock_hit=True)
+    relaxation = solve_lp_by_columns(p, options, net, layout)
     bound, priced, master = relaxation.bound_usd, relaxation.priced, relaxation.master
 
     def proven() -> bool:
@@ -230,8 +239,8 @@ def solve_allocation_lp_guided(p: AllocationProblem, options: SolverOptions) -> 
         value = plan_cost_usd(p, rounded, deferred_of(p, rounded))
         if value < upper:
             x, upper, source = rounded, value, "LP rounding"
-    if priced is not None and not proven() and time.perf_counter() < deadline:
-        dive = incumbent_by_diving(master, priced, deadline)
+    if priced is not None and not proven() and not net.expired():
+        dive = incumbent_by_diving(master, priced, net)
         bound = max(bound, dive.bound_usd)
         if dive.option_count is not None:
             value = plan_cost_usd(p, dive.option_count, deferred_of(p, dive.option_count))
@@ -242,7 +251,9 @@ def solve_allocation_lp_guided(p: AllocationProblem, options: SolverOptions) -> 
     complete_lp = priced if priced is not None and priced.complete else None
     per_demand = RESTRICTED_OPTIONS_PER_DEMAND
     go_exact = False
-    while not proven() and time.perf_counter() < deadline:
+    for _ in range(options.restricted_mips):
+        if proven() or net.expired():
+            break
         keep = np.union1d(cheapest_per_demand(p, score, per_demand), np.flatnonzero(x > 0))
         outside_usd = -np.inf  # what any plan using an option outside ``keep`` costs at least
         if complete_lp is not None:
@@ -253,7 +264,7 @@ def solve_allocation_lp_guided(p: AllocationProblem, options: SolverOptions) -> 
                 outside_usd = exact.outside_usd
         elif go_exact:
             keep, outside_usd = np.arange(p.n_options), np.inf
-        solved = solve_restricted_mip(layout, keep, options, deadline, x,
+        solved = solve_restricted_mip(layout, keep, options, net, x,
                                       goal_usd(bound, options.mip_gap))
         if solved is None:
             break
@@ -263,10 +274,10 @@ def solve_allocation_lp_guided(p: AllocationProblem, options: SolverOptions) -> 
             x, upper, source = solved.option_count, value, "restricted MILP"
         if solved.result.status is SolveStatus.OPTIMAL:
             # Plans within ``keep`` cost at least its bound, the others at least outside_usd.
-            # (Not read on time: HiGHS may report a dual bound of 0 before it has one.)
+            # (Not read on a limit: HiGHS may report a dual bound of 0 before it has one.)
             bound = max(bound, min(solved.result.bound, outside_usd, upper))
         if outside_usd > -np.inf:
-            break  # it held every option that could improve or prove: proven, or out of time
+            break  # it held every option that could improve or prove: proven, or out of budget
         if solved.result.status is SolveStatus.OPTIMAL:
             # Proven at its own gap, it stopped near its own (higher) bound: a bigger restricted
             # set warm-started from the same plan stops at once the same way, so go straight
@@ -276,5 +287,6 @@ def solve_allocation_lp_guided(p: AllocationProblem, options: SolverOptions) -> 
             per_demand *= 2
     status = SolveStatus.OPTIMAL if proven() else SolveStatus.FEASIBLE
     elapsed = time.perf_counter() - started
+    note = "; wall-clock safety net hit" if net.hit else ""
     return make_solution(p, status, x, bound, elapsed - highs_s, highs_s,
-                         message=f"plan from {source}; {lp_note}")
+                         message=f"plan from {source}; {lp_note}{note}", wall_clock_hit=net.hit)

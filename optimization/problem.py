@@ -118,6 +118,8 @@ class AllocationSolution:
     ``bound_usd`` (a valid lower bound on the round's optimum), FEASIBLE when a limit was hit
     first (the plan is still feasible), and something else only when the round has no plan
     but "defer everything" (``message`` says why: HiGHS's own words where it failed).
+    ``wall_clock_hit``: the wall-clock safety net stopped a stage (``SolverOptions``), so this
+    plan may differ on another machine or at another load.
     """
 
     status: SolveStatus
@@ -129,6 +131,7 @@ class AllocationSolution:
     build_time_s: float
     solve_time_s: float
     message: str = ""
+    wall_clock_hit: bool = False
 
     @property
     def gap(self) -> float:
@@ -171,7 +174,7 @@ def deferred_of(p: AllocationProblem, option_count: np.ndarray) -> np.ndarray:
 
 def make_solution(p: AllocationProblem, status: SolveStatus, option_count: np.ndarray,
                   bound_usd: float, build_s: float, solve_s: float,
-                  message: str = "") -> AllocationSolution:
+                  message: str = "", wall_clock_hit: bool = False) -> AllocationSolution:
     """An AllocationSolution for an integer plan; deferrals and costs follow from it."""
     x = np.rint(option_count).astype(int)
     deferred = deferred_of(p, x)
@@ -180,6 +183,7 @@ def make_solution(p: AllocationProblem, status: SolveStatus, option_count: np.nd
         objective_usd=plan_cost_usd(p, x, deferred), bound_usd=bound_usd,
         cost_breakdown_usd=breakdown_usd(p, x, deferred),
         build_time_s=build_s, solve_time_s=solve_s, message=message,
+        wall_clock_hit=wall_clock_hit,
     )
 
 

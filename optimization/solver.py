@@ -1,8 +1,11 @@
 """The one place that talks to HiGHS.
 
-Every solve sets a time limit, a relative MIP gap and a thread count, checks the termination
-status and maps it to :class:`SolveStatus` through one table (``HIGHS_STATUS``, read by
-:func:`result_from_highs` for both paths), so callers never see a solver-specific object.
+Every solve sets a deterministic work budget (simplex iterations per LP, branch-and-bound nodes
+per MIP), a relative MIP gap, a thread count and a wall-clock safety net (:class:`SolverOptions`),
+checks the termination status and maps it to :class:`SolveStatus` through one table
+(``HIGHS_STATUS``, read by :func:`result_from_highs` for both paths), so callers never see a
+solver-specific object. A solve the safety net stopped says so (``SolveResult.time_limit_hit``):
+its answer depends on the machine's speed and load.
 
 Two paths:
 
@@ -44,6 +47,7 @@ __all__ = [
     "HIGHS_STATUS",
     "MatrixLP",
     "MatrixSolution",
+    "SafetyNet",
     "SolveResult",
     "SolveStatus",
     "SolverError",
@@ -56,11 +60,41 @@ __all__ = [
 
 @dataclass(frozen=True)
 class SolverOptions:
-    """Limits applied to every solve."""
+    """What one solve may spend, written once: every default of the solver lives here.
 
-    time_limit_s: float = 30.0
+    Reproducible results (the same scenario and seed give the same plans on any machine at any
+    load) need every limit that can end a solve to count *work*, never seconds:
+
+    * ``lp_iteration_limit``: simplex iterations one LP solve may take (HiGHS's
+      ``simplex_iteration_limit``; it does not bound a MIP's sub-LPs);
+    * ``mip_node_limit``: branch-and-bound nodes one MIP solve may explore (``mip_max_nodes``);
+    * ``pricing_rounds``: column-generation rounds for one LP relaxation
+      (:mod:`optimization.column_generation`);
+    * ``dive_steps``: LP re-solves of one LP dive, ``restricted_mips``: restricted MILPs of one
+      allocation solve (:mod:`optimization.lp_guided`);
+    * ``threads``: 1 by default, so that HiGHS's path never depends on thread scheduling.
+
+    HiGHS's own work (presolve, cuts, heuristics, sub-MIPs) is deterministic for given limits and
+    one thread. The defaults are several times what the largest round of the built-in scenarios
+    needs (``federation-12``: at most 73 LP solves, 2 restricted MILPs of at most 1 node, 5,834
+    simplex iterations a round), so they bind only on pathological rounds.
+
+    ``time_limit_s`` is a safety net, not a budget: the wall-clock seconds one allocation solve
+    (a planning round) may take before it stops with the best plan so far. It never decides
+    anything while it holds; when it is hit, the result says so (``SolveResult.time_limit_hit``,
+    ``AllocationSolution.wall_clock_hit``) and callers report it, since that plan then depends
+    on the machine's load. The live broker, which must answer within a budget, sets it to what
+    is left of its round's budget.
+    """
+
+    time_limit_s: float = 120.0
     mip_gap: float = 0.01
     threads: int = 1
+    lp_iteration_limit: int = 1_000_000
+    mip_node_limit: int = 10_000
+    pricing_rounds: int = 200
+    dive_steps: int = 200
+    restricted_mips: int = 8
 
     def __post_init__(self) -> None:
         if not self.time_limit_s > 0:
@@ -69,6 +103,42 @@ class SolverOptions:
             raise ValueError(f"mip_gap must be in [0, 1), got {self.mip_gap}")
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
+        for name in ("lp_iteration_limit", "mip_node_limit", "pricing_rounds", "dive_steps",
+                     "restricted_mips"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def highs_options(self) -> dict[str, Any]:
+        """The HiGHS options of every solve (the wall-clock limit is set per solve)."""
+        return {"threads": self.threads, "mip_rel_gap": self.mip_gap,
+                "simplex_iteration_limit": self.lp_iteration_limit,
+                "mip_max_nodes": self.mip_node_limit, "output_flag": False}
+
+
+class SafetyNet:
+    """The wall clock of one allocation solve: stages ask ``expired()`` between their
+    deterministic steps, and every HiGHS solve inside gets ``left_s()`` as its time limit.
+
+    While it holds, it decides nothing (the deterministic budgets do); ``hit`` records that it
+    stopped a stage or a solve, so the solve can report that its answer depends on the load.
+    """
+
+    def __init__(self, limit_s: float) -> None:
+        self.limit_s = limit_s
+        self.deadline = time.perf_counter() + limit_s
+        self.hit = False
+
+    def left_s(self) -> float:
+        return self.deadline - time.perf_counter()
+
+    def expired(self) -> bool:
+        if time.perf_counter() >= self.deadline:
+            self.hit = True
+        return self.hit
+
+    def note(self, result: SolveResult) -> None:
+        """Record a solve that HiGHS stopped on the wall clock."""
+        self.hit = self.hit or result.time_limit_hit
 
 
 @dataclass(frozen=True)
@@ -79,6 +149,7 @@ class SolveResult:
     solve_time_s: float = 0.0
     message: str = ""
     duals: dict[Any, float] = field(default_factory=dict)
+    time_limit_hit: bool = False  # the wall-clock safety net stopped it (load-dependent)
 
     @property
     def has_solution(self) -> bool:
@@ -185,7 +256,8 @@ def result_from_highs(highs: highspy.Highs, elapsed_s: float,
         is_mip = _has_integers(highs)
     is_mip = is_mip and info.mip_node_count >= 0
     bound = float(info.mip_dual_bound) if is_mip else objective
-    return SolveResult(status, objective, bound, elapsed_s, message)
+    return SolveResult(status, objective, bound, elapsed_s, message,
+                       time_limit_hit=model_status == _M.kTimeLimit)
 
 
 def solve_model(
@@ -215,7 +287,7 @@ def solve_model(
     solver.config.mip_gap = options.mip_gap
     solver.config.load_solution = False
     solver.config.warmstart = warmstart
-    solver.highs_options = {"threads": options.threads, "output_flag": False}
+    solver.highs_options = options.highs_options()
     started = time.perf_counter()
     # APPSI's HiGHS ignores its relax_integrality option (it returns the MIP optimum), so
     # relax the integer variables in the model itself and put them back afterwards.
@@ -233,7 +305,7 @@ def solve_model(
     results.solution_loader.load_vars()
     dual_values = results.solution_loader.get_duals() if duals else {}
     return SolveResult(result.status, result.objective, result.bound, result.solve_time_s,
-                       result.message, dict(dual_values))
+                       result.message, dict(dual_values), result.time_limit_hit)
 
 
 @dataclass(frozen=True)
@@ -253,9 +325,8 @@ class MatrixLP:
     def __init__(self, options: SolverOptions) -> None:
         self.options = options
         self._highs = highspy.Highs()
-        self._highs.setOptionValue("output_flag", False)
-        self._highs.setOptionValue("threads", options.threads)
-        self._highs.setOptionValue("mip_rel_gap", options.mip_gap)
+        for name, value in options.highs_options().items():
+            self._highs.setOptionValue(name, value)
         self.solve_s = 0.0  # time inside HiGHS over all solves, to split build from solve
         self._integer = False  # some column is integer
 
@@ -331,6 +402,8 @@ class MatrixLP:
         self._highs.setSolution(solution)
 
     def solve(self, time_limit_s: float | None = None) -> MatrixSolution:
+        """Solve within the options' work limits; ``time_limit_s`` (default: the options')
+        is the wall-clock safety net of this solve."""
         budget = self.options.time_limit_s if time_limit_s is None else time_limit_s
         # HiGHS's clock is cumulative per object: give this solve its own budget on top.
         self._highs.setOptionValue("time_limit", self._highs.getRunTime() + budget)

@@ -70,8 +70,15 @@ def print_report(result: ScenarioResult, console: Console, by_site: bool = False
         solved = summary.rounds_optimal + summary.rounds_feasible + summary.rounds_failed
         if solved:
             console.print(f"{name}: rounds: {summary.rounds_optimal} optimal, "
-                          f"{summary.rounds_feasible} time-limit-feasible, "
+                          f"{summary.rounds_feasible} feasible (a limit hit before the gap "
+                          "was proven), "
                           f"{summary.rounds_failed} failed")
+        if summary.rounds_wall_clock:
+            console.print(
+                f"{name}: {summary.rounds_wall_clock} rounds stopped at the solver's "
+                f"{s.solver.time_limit_s:g} s wall-clock safety net: these totals depend on "
+                "the machine's speed and load (raise solver.time_limit_s to make them "
+                "reproducible)", style="yellow")
     console.print("completion times cover the jobs run in the federation; a job with a "
                   "deadline sent to the outside option counts as a miss", style="dim")
     if result.savings:

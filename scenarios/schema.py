@@ -23,7 +23,7 @@ from broker.outside import (
 from broker.planner import PlannerConfig
 from broker.policy_registry import POLICIES
 from market.carbon_policy import CarbonPolicy, CarbonPolicyKind
-from optimization import SOLVE_METHODS
+from optimization import SOLVE_METHODS, SolverOptions
 from scenarios.signal_specs import ZoneSpec
 from scenarios.spec_base import Strict, one_of
 from scenarios.workload_specs import (
@@ -132,11 +132,20 @@ class OutsideOptionSpec(Strict):
 # --- the scenario ---------------------------------------------------------------------------
 
 
+# The solver's defaults, written once in ``optimization.SolverOptions``.
+SOLVER_DEFAULTS = SolverOptions()
+
+
 class SolverSpec(Strict):
+    """How each planning round is solved. A round's work is bounded deterministically (see
+    ``optimization.SolverOptions``), so a scenario and seed give the same totals on any machine
+    at any load; ``time_limit_s`` is only a wall-clock safety net per round, and a run whose
+    rounds hit it says so. ``threads: 1`` keeps HiGHS's path independent of scheduling."""
+
     method: str = "auto"  # one of optimization.SOLVE_METHODS
-    time_limit_s: float = Field(10.0, gt=0)
-    mip_gap: float = Field(0.01, ge=0, lt=1)
-    threads: int = Field(1, ge=1)
+    time_limit_s: float = Field(SOLVER_DEFAULTS.time_limit_s, gt=0)
+    mip_gap: float = Field(SOLVER_DEFAULTS.mip_gap, ge=0, lt=1)
+    threads: int = Field(SOLVER_DEFAULTS.threads, ge=1)
 
     @field_validator("method")
     @classmethod

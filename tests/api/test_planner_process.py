@@ -9,6 +9,7 @@ killed one.
 from __future__ import annotations
 
 import contextlib
+import math
 import multiprocessing
 import os
 import signal
@@ -83,12 +84,15 @@ async def tiny_broker(make_settings, wall) -> AsyncIterator[tuple[Services, Roun
 @pytest.mark.anyio
 async def test_the_worker_process_reads_and_plans_what_the_planning_thread_does(make_settings,
                                                                               wall):
+    # No wall-clock budget: each round's solve is bounded by deterministic work
+    # (optimization.SolverOptions), so both processes plan exactly the same whatever the
+    # machine's load (with a 20 s budget this failed once on a loaded machine).
     async with tiny_broker(make_settings, wall) as (services, query):
         rules = services.planning.rules
-        inline = InlineSolver(services.ctx.db).solve(rules, query, 20.0)
+        inline = InlineSolver(services.ctx.db).solve(rules, query, math.inf)
         solver = ProcessSolver()  # opens the database itself, from the query's URL
         try:
-            remote = solver.solve(rules, query, 20.0)
+            remote = solver.solve(rules, query, math.inf)
         finally:
             solver.close()
     assert (remote.considered, remote.queued, remote.held) == (
@@ -99,7 +103,8 @@ async def test_the_worker_process_reads_and_plans_what_the_planning_thread_does(
     assert here.pid == os.getpid() and there.pid != os.getpid()
     assert (there.status, there.method) == (here.status, here.method) == ("optimal", "milp")
     assert there.plan.assignments == here.plan.assignments and here.plan.starting_now
-    assert there.plan.objective_usd == pytest.approx(here.plan.objective_usd, rel=1e-12)
+    assert there.plan.objective_usd == here.plan.objective_usd
+    assert not here.plan.wall_clock_hit and not there.plan.wall_clock_hit
     assert there.estimates == here.estimates and here.estimates
 
 

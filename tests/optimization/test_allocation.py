@@ -17,7 +17,7 @@ from optimization.allocation import build_allocation_model
 from optimization.allocation_matrix import allocation_matrix
 from optimization.column_generation import solve_lp_by_columns
 from optimization.problem import deferred_of, plan_cost_usd
-from optimization.solver import solve_model
+from optimization.solver import SafetyNet, solve_model
 from tests.optimization.helpers import assert_feasible, random_problem
 
 EXACT = SolverOptions(time_limit_s=30.0, mip_gap=0.0, threads=1)
@@ -99,7 +99,7 @@ def test_matrix_lp_equals_pyomo_lp_relaxation_and_column_generation(seed):
     p = random_problem(seed)
     pyomo_lp = solve_model(build_allocation_model(p), EXACT, relax_integrality=True)
     matrix_lp = allocation_matrix(p).new_lp(EXACT).solve().result
-    generated = solve_lp_by_columns(p, EXACT, deadline=np.inf)
+    generated = solve_lp_by_columns(p, EXACT, SafetyNet(EXACT.time_limit_s))
     assert generated.priced is not None and generated.priced.complete
     assert matrix_lp.objective == pytest.approx(pyomo_lp.objective, rel=1e-9)
     assert generated.priced.objective_usd == pytest.approx(pyomo_lp.objective, rel=1e-9)

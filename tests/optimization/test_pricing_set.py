@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
 from optimization import AllocationProblem, SolverOptions, SolveStatus, solve_allocation
 from optimization.column_generation import solve_lp_by_columns
 from optimization.lp_guided import PROOF_MARGIN, pricing_set
+from optimization.solver import SafetyNet
 
 
 def two_jobs_one_scarce_pool() -> AllocationProblem:
@@ -46,7 +45,7 @@ def test_pricing_set_keeps_only_options_that_could_prove_the_plan():
     A on pool 2 (rc 6)."""
     p = two_jobs_one_scarce_pool()
     options = SolverOptions(time_limit_s=10.0, mip_gap=0.01)
-    relaxation = solve_lp_by_columns(p, options, time.perf_counter() + 10.0)
+    relaxation = solve_lp_by_columns(p, options, SafetyNet(options.time_limit_s))
     assert relaxation.priced is not None and relaxation.priced.complete
     assert relaxation.priced.objective_usd == pytest.approx(3.0)
     incumbent = np.array([0, 1, 0, 1, 0])
