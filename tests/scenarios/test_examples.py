@@ -67,3 +67,18 @@ def test_the_live_quickstart_runs_end_to_end(tmp_path):
     assert sum(ledger["balances_usd"].values()) == pytest.approx(0.0, abs=1e-12)
     for row in ledger["rows"]:
         assert row["payer"] == "south" and row["payee"] == "north"
+
+
+def test_the_readme_scenario_example_runs_as_written(tmp_path):
+    """The YAML block under "Scenario files" in README.md, saved beside the CSV it reads, runs
+    through the CLI with every policy it lists (the README says so)."""
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    section = readme.split("## Scenario files", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "my.yaml").write_text(block)
+    (tmp_path / "grid-b-carbon.csv").write_text((EXAMPLES / "grid-b-carbon.csv").read_text())
+    code, out = run_cli("run", str(tmp_path / "my.yaml"))
+    assert code == 0
+    policies = yaml.safe_load(block)["policies"]
+    header = next(line for line in out.splitlines() if "metric" in line)
+    assert all(p in header for p in policies)
