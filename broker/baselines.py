@@ -270,8 +270,9 @@ class AfsPPolicy(Policy):
     one step at a time, each step to the job with the largest marginal throughput gain per GPU
     per step of work left, ``(T(k') - T(k)) / (k' - k) / work``, where k is what the job holds
     so far this round (0 at first) and k' its next count (``Job.gpu_counts``: a fixed job's
-    only step is 0 to its own count), on its home's fastest pool, while that pool has room for
-    k' GPUs over the run's slots. Jobs that got GPUs start on them. The short-job priority
+    only step is 0 to its own count), while its pool has room for k' GPUs over the run's slots
+    (its first step takes the fastest pool at home with room). Jobs that got GPUs start on
+    them. The short-job priority
     (work left) and the efficiency priority (marginal gain) are the two the paper balances.
     Here running jobs keep their GPUs: elastic resizing (the re-adjustment) is not modelled.
     """
@@ -284,32 +285,38 @@ class AfsPPolicy(Policy):
         out = []
         for site in range(len(fed.sites)):
             mine = [i for i in range(len(queue)) if placer.home[i] == site]
-            pool: dict[int, int] = {}
-            for i in mine:
-                r = placer.fastest(i, (fed.resource_site == site) & (placer.rates[i] > 0)
-                                   & (fed.resource_total_gpus >= queue[i].gpus))
-                if r is not None:
-                    pool[i] = r
-            held = dict.fromkeys(pool, 0)
+            at_site = fed.resource_site == site
+            pool: dict[int, int] = {}  # a job's pool, from its first step on
+            held = dict.fromkeys(mine, 0)
             taken = np.zeros(len(fed.resources))  # GPUs handed out this round, per pool
             while True:
                 best, best_score = None, 0.0
-                for i, r in pool.items():
+                for i in mine:
                     job = queue[i]
                     nxt = next((k for k in job.gpu_counts if k > held[i]), None)
                     if nxt is None:
                         continue
-                    room = placer.least_free[r, placer.slots_on(i, r, nxt) - 1] - taken[r]
-                    if room < nxt - held[i]:
+                    r = pool.get(i)
+                    if r is None:  # the fastest pool at home with room for its first step
+                        room = np.array([
+                            placer.least_free[q, placer.slots_on(i, q, nxt) - 1] - taken[q]
+                            >= nxt if at_site[q] and placer.rates[i, q] > 0 else False
+                            for q in range(len(fed.resources))])
+                        r = placer.fastest(i, room)
+                        if r is None:
+                            continue
+                    elif (placer.least_free[r, placer.slots_on(i, r, nxt) - 1] - taken[r]
+                          < nxt - held[i]):
                         continue
                     gain = self._throughput(job, r, nxt) - self._throughput(job, r, held[i])
                     score = gain / (nxt - held[i]) / job.work_steps
                     if score > best_score:
-                        best, best_score = (i, nxt), score
+                        best, best_score = (i, nxt, r), score
                 if best is None:
                     break
-                i, nxt = best
-                taken[pool[i]] += nxt - held[i]
+                i, nxt, r = best
+                pool[i] = r
+                taken[r] += nxt - held[i]
                 held[i] = nxt
             for i, k in held.items():
                 if k > 0:
