@@ -1,7 +1,8 @@
 """Benchmark: "Let's Wait Awhile" (Wiesner et al., Middleware 2021) reproduced with carbonfed.
 
 The paper's two temporal-shifting scenarios on its own 2020 carbon-intensity data (Germany 15
-min, Great Britain and France 30 min: ``grid/lwa/{ger,gb,fr}_ci.csv`` in the data folder),
+min; Great Britain 30 min, 15 min from 2020-10-31 on; France 30 min:
+``grid/lwa/{ger,gb,fr}_ci.csv`` in the data folder),
 one data centre per region, run through carbonfed's own simulation loop
 (``broker.simulation.run_simulation``) and baselines:
 
@@ -35,7 +36,9 @@ same power, so savings are the paper's "avoided emissions compared to no shiftin
 
 Known differences from the paper's simulator (why figures may differ a little):
 - Germany runs in 15-minute slots (the data's resolution); the paper subsampled every series
-  to :00 and :30 samples (``ci.index.minute % 30 == 0``). GB and France are 30-minute data.
+  to :00 and :30 samples (``ci.index.minute % 30 == 0``). GB and France run in 30-minute
+  slots, the paper's; GB's quarter hours from 2020-10-31 on are averaged into them here
+  (carbonfed's time-weighted mean), where the paper keeps the :00 and :30 samples.
 - The paper's Scenario II search window holds one slot more than the deadline (its slice
   ends at ``+ 1``), so its jobs may finish 30 min late and even its baseline picks the
   cleaner of two starts; here deadlines hold and the baseline runs on arrival.
@@ -52,7 +55,8 @@ code, run on this data, saves 2-5 pp more with interrupting than non-interruptin
 II. As a cross-check, the column "rules %" applies the paper's own rules (``strategy.py``)
 to the same jobs, re-implemented here in numpy on the paper's half-hour samples with its
 one-slot-late search window (``paper_rules_nightly``, ``paper_rules_adhoc``): where carbonfed
-and those rules see the same signal (GB and France, Scenario I) they agree exactly.
+and those rules see the same signal (France, and GB before November: Scenario I) they agree
+exactly.
 
     CARBONFED_DATA=../shared/data python bench/lwa.py            # the whole year
     CARBONFED_DATA=../shared/data python bench/lwa.py --quick    # January only
