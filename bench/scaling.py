@@ -57,8 +57,9 @@ def compare(name: str, data: Path | None, policies: list[str]) -> None:
     before = dataclasses.replace(loaded, resolved=dataclasses.replace(
         loaded.resolved, affinity=dataclasses.replace(aff, scaling=LINEAR)))
     runs = {"linear": build_run(before), "measured": build_run(loaded)}
-    jobs = runs["measured"].setup.jobs
-    print(f"\n== {name}: {len(jobs)} jobs, {sum(j.gpus > 1 for j in jobs)} on several GPUs ==")
+    counts = ", ".join(f"{label} {len(r.setup.jobs)} jobs ({sum(j.gpus > 1 for j in r.setup.jobs)}"
+                       " on several GPUs)" for label, r in runs.items())
+    print(f"\n== {name}: {counts} ==")
     print(f"{'policy':<15}{'scaling':<9}{'energy kWh':>12}{'carbon kg':>11}{'cost USD':>10}"
           f"{'JCT mean h':>12}{'JCT p95 h':>11}{'util':>7}{'wall s':>8}")
     totals: dict[tuple[str, str], float] = {}
