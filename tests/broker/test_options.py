@@ -21,7 +21,14 @@ from broker.baselines import _Placer
 from broker.live import estimate_run
 from broker.metering import Meter
 from broker.offers import RoundOffers
-from broker.options import at_starts, deadline_options, job_runs, meets_deadline, run_of
+from broker.options import (
+    at_starts,
+    deadline_options,
+    job_runs,
+    meets_deadline,
+    price_options,
+    run_of,
+)
 from broker.period_plan import PeriodPlanSettings, build_period_problem
 from broker.planner import PlannerConfig, build_round_problem, group_identical_jobs
 from broker.simulation import SimulationSetup
@@ -71,6 +78,16 @@ def _same(new: dict[str, np.ndarray], old: dict[str, np.ndarray]) -> None:
             np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-12, err_msg=name)
 
 
+def _priced_round_options(fed, offers, reps, offsets, delay_cost_usd_per_gpu_h):
+    """A round's contiguous options as ``build_round_problem`` prices them, before lateness."""
+    horizon = offers.horizon_slots
+    starts = np.array(offsets if offsets is not None else range(horizon), dtype=int)
+    options = at_starts(job_runs(fed, reps), starts[starts < horizon], offers.slot_h)
+    options = options.take(np.flatnonzero(deadline_options(options, reps, offers.now_h)))
+    return price_options(options, offers.price_usd_per_mwh, offers.carbon_g_per_kwh,
+                         offers.slot_h, 0.0, delay_cost_usd_per_gpu_h)
+
+
 def _check_rounds(setup: SimulationSetup) -> int:
     fed = setup.federation
     n_options = 0
@@ -79,8 +96,18 @@ def _check_rounds(setup: SimulationSetup) -> int:
         for offsets in (None, (0, 1, 2, 4, 8)):
             config = PlannerConfig(delay_cost_usd_per_gpu_h=0.005, start_offsets=offsets)
             p = build_round_problem(fed, offers, queue, config).problem
-            _same({name: getattr(p, name) for name in p.__dataclass_fields__},
-                  legacy.round_options(fed, offers, reps, offsets, 0.005))
+            new = {name: getattr(p, name) for name in p.__dataclass_fields__}
+            # The round adds a lateness price to a late option's delay cost (issue 24's
+            # deadline fix, broker.costs.waiting_prices): compare the options' own delay cost,
+            # and hold the round's equal to it on every option that meets its deadline.
+            priced = _priced_round_options(fed, offers, reps, offsets, 0.005)
+            on_time = offers.now_h + priced.options.completion_h <= np.array(
+                [np.inf if j.deadline_h is None else j.deadline_h for j in reps]
+            )[priced.options.job] + 1e-9
+            np.testing.assert_allclose(p.option_delay_cost_usd[on_time],
+                                       priced.delay_cost_usd[on_time], rtol=RTOL)
+            new["option_delay_cost_usd"] = priced.delay_cost_usd
+            _same(new, legacy.round_options(fed, offers, reps, offsets, 0.005))
             n_options += p.n_options
         # the baselines' slot counts, on every pool a job fits
         placer = _Placer(fed, offers, queue)
