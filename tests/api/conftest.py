@@ -22,6 +22,7 @@ from api.db import postgres_schema
 from api.services import Services
 from api.settings import Settings
 from tests.api.processes import kill
+from tests.scenarios.browser import missing, start_browser
 
 ADMIN = "admin-token-for-tests-0123456789-ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 WALL0 = 1_700_000_000.0
@@ -149,3 +150,18 @@ def offer_body(sequence: int, gpus: dict[str, int] | None = None, slots: int = 6
 def job_body(job_id: str, home: str, **extra: object) -> dict:
     return {"id": job_id, "home_site": home, "job_type": "resnet50", "gpus": 1,
             "work_steps": 4.394774823323071 * 3600.0, **extra}  # 1 h on a V100
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium (``tests.scenarios.browser``); the test skips, saying why, without it."""
+    why = missing()
+    if why:
+        pytest.skip(f"no browser test: {why}")
+    driver, why = start_browser()
+    if driver is None:
+        pytest.skip(f"no browser test: {why}")
+    try:
+        yield driver
+    finally:
+        driver.quit()

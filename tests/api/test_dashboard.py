@@ -26,7 +26,6 @@ from tests.api.processes import (
     enrol,
     free_port,
 )
-from tests.scenarios.browser import missing, start_browser
 
 # --- the page and the rounds route, through httpx's ASGI transport ----------------------------
 
@@ -117,20 +116,6 @@ def _job(job_id: str, home: str, hours: float, dataset_gb: float = 10.0) -> dict
     # job runs wherever a GPU is free now rather than wait
     return {"id": job_id, "home_site": home, "job_type": "resnet50", "gpus": 1,
             "work_steps": V100_STEPS_PER_S * 3600.0 * hours, "dataset_gb": dataset_gb}
-
-
-@pytest.fixture
-def browser():
-    why = missing()
-    if why:
-        pytest.skip(f"no browser test: {why}")
-    driver, why = start_browser()
-    if driver is None:
-        pytest.skip(f"no browser test: {why}")
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def test_dashboard_in_chromium_follows_a_job_and_keeps_sites_apart(tmp_path, processes, browser):

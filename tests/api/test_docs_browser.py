@@ -12,10 +12,8 @@ import time
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
 
 from tests.api.processes import ADMIN, HOST, carbonfed, free_port, wait_for
-from tests.scenarios.browser import missing, start_browser
 
 # (method, path) of each operation Swagger UI drew, and the URL of every resource the page
 # loaded (Resource Timing lists scripts, styles, images and fetches, failed or not).
@@ -26,20 +24,6 @@ return Array.from(document.querySelectorAll('.opblock')).map(b => [
 """
 RESOURCES_JS = "return performance.getEntriesByType('resource').map(e => e.name);"
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
-
-
-@pytest.fixture
-def browser():
-    why = missing()
-    if why:
-        pytest.skip(f"no browser test: {why}")
-    driver, why = start_browser()
-    if driver is None:
-        pytest.skip(f"no browser test: {why}")
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def test_docs_page_shows_every_operation_without_leaving_localhost(tmp_path, processes, browser):
