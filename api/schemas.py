@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 
 from api.states import AssignmentStatus, JobStatus
 from market.ledger import LedgerRow
+from sites.model_base import Strict
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 MAX_GPUS = 100_000
@@ -27,10 +28,6 @@ MAX_ROW_ID = 2**31 - 1  # an INTEGER key on PostgreSQL
 AssignmentRef = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
 PriceUsdPerMwh = Annotated[float, Field(ge=-10_000, le=100_000)]
 CarbonGPerKwh = Annotated[float, Field(ge=0, le=10_000)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # --- sites -----------------------------------------------------------------------------------

@@ -8,12 +8,15 @@ fields and the README's table lists them.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from optimization import SolverOptions
+from broker.planner import PLANNER_DEFAULTS
+from market.schemes import DEFAULT_MARKUP
+from optimization import SOLVE_METHODS, SolverOptions
+from sites.model_base import name_of
 from sites.timegrid import check_slot_h
 
 ENV_PREFIX = "CARBONFED_"
@@ -69,13 +72,14 @@ class Settings(BaseSettings):
     carbon_price_usd_per_t: float = Field(
         DEFAULT_CARBON_PRICE_USD_PER_T, ge=0, description="carbon price in planning and the "
         "summary (USD/t CO2; the built-in scenarios' price)")
-    delay_cost_usd_per_gpu_h: float = Field(0.005, ge=0, description="as in scenarios")
-    ledger_markup: float = Field(0.1, ge=0, le=10, description="settlement (/v1/ledger): a "
-                                 "hosted job's home pays its host energy and carbon x (1 + "
-                                 "this), the cost-plus scheme")
+    delay_cost_usd_per_gpu_h: float = Field(PLANNER_DEFAULTS.delay_cost_usd_per_gpu_h, ge=0,
+                                            description="as in scenarios")
+    ledger_markup: float = Field(DEFAULT_MARKUP, ge=0, le=10, description="settlement "
+                                 "(/v1/ledger): a hosted job's home pays its host energy and "
+                                 "carbon x (1 + this), the cost-plus scheme")
     transfer_gbps: float = Field(10.0, gt=0, description="data-set transfer speed (Gbit/s)")
-    solver_method: Literal["auto", "full", "lp-guided"] = Field("auto",
-                                                                 description="MILP method")
+    solver_method: Annotated[str, *name_of(SOLVE_METHODS, "solver method")] = Field(
+        "auto", description="MILP method")
     solver_time_limit_s: float = Field(
         10.0, gt=0, description="a round's planning budget (s): the live broker answers "
         "within it (the solve itself is bounded by deterministic work, optimization."

@@ -46,6 +46,7 @@ import pandas as pd
 from broker.costs import carbon_cost_usd, delay_cost_usd
 from broker.jobs import Job
 from broker.options import at_starts, job_runs, price_options
+from broker.planner import PLANNER_DEFAULTS
 from broker.simulation import SimulationSetup
 from optimization import (
     AllocationProblem,
@@ -64,7 +65,7 @@ FRACTION_TOLERANCE = 1e-9
 class PeriodPlanSettings:
     slot_h: float = 2.0
     max_wait_h: float = 12.0
-    delay_cost_usd_per_gpu_h: float = 0.005
+    delay_cost_usd_per_gpu_h: float = PLANNER_DEFAULTS.delay_cost_usd_per_gpu_h
     solver: SolverOptions = field(default_factory=SolverOptions)
 
 

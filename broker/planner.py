@@ -70,6 +70,11 @@ class PlannerConfig:
         )
 
 
+# Every planner default, written once (scenario files, the period plan and the live broker's
+# settings read theirs from here).
+PLANNER_DEFAULTS = PlannerConfig()
+
+
 @dataclass(frozen=True)
 class Assignment:
     job_id: str

@@ -39,6 +39,10 @@ class CarbonPolicyKind(enum.StrEnum):
         return self in (CarbonPolicyKind.CAP, CarbonPolicyKind.CAP_AND_TRADE)
 
 
+# The carbon policies by name (scenario files and the CLI name them from here).
+CARBON_POLICY_KINDS: tuple[str, ...] = tuple(kind.value for kind in CarbonPolicyKind)
+
+
 @dataclass(frozen=True)
 class CarbonPolicy:
     kind: CarbonPolicyKind = CarbonPolicyKind.TAX

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from broker.forecast import ForecastNoise
 from broker.outside import (
@@ -20,12 +20,12 @@ from broker.outside import (
     DEFAULT_USD_PER_GPU_H,
     OutsideOption,
 )
-from broker.planner import PlannerConfig
+from broker.planner import PLANNER_DEFAULTS, PlannerConfig
 from broker.policy_registry import POLICIES
-from market.carbon_policy import CarbonPolicy, CarbonPolicyKind
+from market.carbon_policy import CARBON_POLICY_KINDS, CarbonPolicy, CarbonPolicyKind
 from optimization import SOLVE_METHODS, SolverOptions
 from scenarios.signal_specs import ZoneSpec
-from scenarios.spec_base import Strict, one_of
+from scenarios.spec_base import Strict, name_of
 from scenarios.workload_specs import (
     JobListWorkload,
     MoldableSpec,
@@ -142,22 +142,18 @@ class SolverSpec(Strict):
     at any load; ``time_limit_s`` is only a wall-clock safety net per round, and a run whose
     rounds hit it says so. ``threads: 1`` keeps HiGHS's path independent of scheduling."""
 
-    method: str = "auto"  # one of optimization.SOLVE_METHODS
+    method: Annotated[str, *name_of(SOLVE_METHODS, "solver method")] = "auto"
     time_limit_s: float = Field(SOLVER_DEFAULTS.time_limit_s, gt=0)
     mip_gap: float = Field(SOLVER_DEFAULTS.mip_gap, ge=0, lt=1)
     threads: int = Field(SOLVER_DEFAULTS.threads, ge=1)
 
-    @field_validator("method")
-    @classmethod
-    def _known_method(cls, method: str) -> str:
-        return one_of(method, SOLVE_METHODS, "solver method")
 
 
 MAX_PERIOD_H = 87_600.0
 MAX_HORIZON_H = 24.0 * 14  # the MILP looks two weeks ahead at most
 
 
-PolicyName = Annotated[str, AfterValidator(lambda name: one_of(name, POLICIES, "policy"))]
+PolicyName = Annotated[str, *name_of(POLICIES, "policy")]
 
 
 class Scenario(Strict):
@@ -173,12 +169,12 @@ class Scenario(Strict):
     carbon_price_usd_per_t: float = Field(0.0, ge=0)
     # How carbon is priced (``market.carbon_policy``): none, tax (the price above), or a
     # federation-wide cap in tonnes per run, with or without trading of allowances.
-    carbon_policy: Literal["none", "tax", "cap", "cap-and-trade"] = "tax"
+    carbon_policy: Annotated[str, *name_of(CARBON_POLICY_KINDS, "carbon policy")] = "tax"
     carbon_cap_t: float | None = Field(None, gt=0)
     allowance_cut: float = Field(0.1, ge=0, lt=1)
-    delay_cost_usd_per_gpu_h: float = Field(0.005, ge=0)
+    delay_cost_usd_per_gpu_h: float = Field(PLANNER_DEFAULTS.delay_cost_usd_per_gpu_h, ge=0)
     transfer_gbps: float = Field(10.0, gt=0)
-    temporal_max_wait_h: float = Field(24.0, ge=0)
+    temporal_max_wait_h: float = Field(PLANNER_DEFAULTS.max_wait_h, ge=0)
     policies: list[PolicyName] = Field(default_factory=lambda: list(POLICIES), min_length=1)
     solver: SolverSpec = SolverSpec()
     gpus: dict[str, GpuSpec] = {}

@@ -1,21 +1,9 @@
-"""What every scenario-file model shares: strict pydantic models and registry-name checks."""
+"""What every scenario-file model shares (``sites.model_base``): frozen strict models and
+registry-name checks."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from sites.model_base import FrozenStrict as Strict
+from sites.model_base import name_of, one_of
 
-from pydantic import BaseModel, ConfigDict
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# Default file of each data kind inside the data folder (``{zone}`` / ``{region}`` filled in).
-
-
-def one_of(name: str, known: Iterable[str], what: str) -> str:
-    """``name`` if it is in ``known`` (a registry), else a ValueError listing the known ones."""
-    if name not in known:  # the CLI adds "(got 'name')"
-        raise ValueError(f"unknown {what}; known: {', '.join(map(repr, known))}")
-    return name
+__all__ = ["Strict", "name_of", "one_of"]

@@ -10,7 +10,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from broker.calibration import PUBLISHED
 from broker.traces import TraceWindow
 from broker.workload import SyntheticWorkload
-from scenarios.spec_base import Strict
+from scenarios.spec_base import Strict, name_of
 
 
 class GpuRange(Strict):
@@ -107,7 +107,8 @@ class SyntheticWorkloadSpec(Strict):
     deadline_slack: tuple[float, float] = (1.5, 4.0)
     median_dataset_gb: float = Field(20.0, ge=0)
     dataset_sigma: float = Field(1.0, ge=0)
-    calibrate: Literal["philly", "helios", "pai"] | None = None  # published trace statistics
+    # published trace statistics to calibrate to (broker.calibration.PUBLISHED)
+    calibrate: Annotated[str, *name_of(PUBLISHED, "calibration")] | None = None
     max_gpus: int = Field(8, ge=1)  # widest calibrated job
 
     @model_validator(mode="after")

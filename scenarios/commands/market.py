@@ -18,7 +18,7 @@ from scenarios.commands.options import (
     names,
     number,
     numbers,
-    one_of,
+    option_choice,
     positive_int,
 )
 from scenarios.commands.run import data_dir
@@ -68,7 +68,7 @@ class MarketCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         if args.out is not None:
             prepare_out_dir(args.out)
-        mode = one_of(args.value, VALUATIONS, "--value")
+        mode = option_choice(args.value, VALUATIONS, "--value")
         schemes = names(args.schemes, SCHEMES, "--schemes") if args.schemes else tuple(SCHEMES)
         prices = numbers(args.carbon_prices, "--carbon-prices") if args.carbon_prices else None
         samples = positive_int(args.samples, "--samples") if args.samples else None
@@ -142,7 +142,7 @@ def _policy(args: argparse.Namespace, scenario_policy: CarbonPolicy) -> CarbonPo
     """The scenario's policy with the flags applied; ``CarbonPolicy`` checks the values."""
     kind = scenario_policy.kind
     if args.policy is not None:
-        kind = CarbonPolicyKind(one_of(args.policy, [k.value for k in CarbonPolicyKind],
+        kind = CarbonPolicyKind(option_choice(args.policy, [k.value for k in CarbonPolicyKind],
                                         "--policy"))
     whose = "--policy" if args.policy is not None else "the scenario's carbon_policy"
     if args.cap_t is not None and not kind.capped:

@@ -20,7 +20,10 @@ def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run on a running Dask cluster (tcp://host:8786)")
 
 
-def one_of(name: str, known: Collection[str], option: str) -> str:
+def option_choice(name: str, known: Collection[str], option: str) -> str:
+    """``name`` if a command-line ``option`` may take it (``known``: a registry), else an
+    ``InputError`` naming the option (a scenario field is checked by
+    ``sites.model_base.one_of`` instead, with pydantic's field path)."""
     if name not in known:
         raise InputError(option, name, f"not one of {', '.join(known)}")
     return name
@@ -31,7 +34,7 @@ def names(text: str, known: Collection[str], option: str) -> tuple[str, ...]:
     if not names:
         raise InputError(option, text, "names nothing")
     for name in names:
-        one_of(name, known, option)
+        option_choice(name, known, option)
     return names
 
 
