@@ -7,11 +7,13 @@ in the same run; it is skipped above --full-max-options (it takes minutes there)
 
     python bench/allocation.py                         # 200x5x24 and 1000x12x24
     python bench/allocation.py --full-max-options 0    # lp-guided only
+    python bench/allocation.py --moldable              # every job may run on 1 to 8 GPUs
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import subprocess
 import sys
 import time
@@ -30,7 +32,7 @@ from sites import DEFAULT_GPUS, SiteSpec, SyntheticDiurnal, default_affinity
 GPU_TYPES = ("K80", "P100", "V100")
 
 
-def make_round(n_jobs: int, n_sites: int, horizon: int, seed: int = 0):
+def make_round(n_jobs: int, n_sites: int, horizon: int, seed: int = 0, moldable: bool = False):
     """A backlog round: ``n_jobs`` queued, ``n_sites`` sites with K80/P100/V100 pools.
 
     Capacity is sized so the backlog needs about 40% of the horizon's GPU-hours, with more
@@ -50,7 +52,9 @@ def make_round(n_jobs: int, n_sites: int, horizon: int, seed: int = 0):
     jobs = []
     while len(jobs) < n_jobs:
         jobs += workload.generate(sites, affinity, 48.0, rng)
-    jobs = [j.__class__(**{**j.__dict__, "submit_h": 0.0}) for j in jobs[:n_jobs]]
+    jobs = [dataclasses.replace(j, submit_h=0.0) for j in jobs[:n_jobs]]
+    if moldable:  # the broker chooses every count: 1, 2, 4 or 8 GPUs (holding its own)
+        jobs = [dataclasses.replace(j, min_gpus=1, max_gpus=max(8, j.gpus)) for j in jobs]
     federation = Federation(tuple(sites), DEFAULT_GPUS, affinity)
     carbon = np.vstack([
         SyntheticDiurnal(mean=float(rng.uniform(50, 700)), amplitude=float(rng.uniform(10, 80)),
@@ -65,8 +69,7 @@ def make_round(n_jobs: int, n_sites: int, horizon: int, seed: int = 0):
             pd.Timestamp("2023-06-05", tz="UTC"), horizon, rng)
         for _ in sites
     ])
-    demand_gpu_h = sum(j.gpus * j.runtime_h(affinity.steps_per_s(j.job_type, "V100"))
-                       for j in jobs)
+    demand_gpu_h = sum(j.gpus * j.runtime_on_h(affinity, "V100") for j in jobs)
     total = federation.resource_total_gpus
     scale = demand_gpu_h / (0.4 * total.sum() * horizon)
     free = np.maximum(np.round(total * scale), 1).astype(int)
@@ -111,12 +114,15 @@ def main() -> None:
                         help="per-round time limit (s); the anytime methods return a plan by then")
     parser.add_argument("--mip-gap", type=float, default=0.01)
     parser.add_argument("--skip-scenario", action="store_true")
+    parser.add_argument("--moldable", action="store_true",
+                        help="every job may run on 1, 2, 4 or 8 GPUs, the MILP choosing")
     args = parser.parse_args()
     print(f"{'size':>12} {'method':>10} {'options':>8} {'nonzeros':>9} {'build s':>8} "
           f"{'HiGHS s':>8} {'total s':>8} {'objective':>10} {'gap to LP':>9}  status")
     for size in args.sizes.split(","):
         n_jobs, n_sites, horizon = map(int, size.split("x"))
-        federation, offers, jobs, config = make_round(n_jobs, n_sites, horizon, args.seed)
+        federation, offers, jobs, config = make_round(n_jobs, n_sites, horizon, args.seed,
+                                                      args.moldable)
         solver = SolverOptions(args.time_limit, args.mip_gap, config.solver.threads)
         started = time.perf_counter()
         p = build_round_problem(federation, offers, jobs, config).problem

@@ -173,11 +173,16 @@ def _check_jobs_fit(jobs: tuple[Job, ...], federation: Federation, source: str,
 
 
 def _longest_run_h(jobs: tuple[Job, ...], federation: Federation) -> float:
-    """The longest a job could take on a GPU type it runs on (transfer included)."""
+    """The longest a job could take on a GPU type it runs on, at any GPU count it may run on
+    (transfer included)."""
     if not jobs:
         return 0.0
     job, resource = np.nonzero(federation.steps_per_s(list(jobs)) > 0)
-    runs = runs_on(federation, jobs, job, resource)
-    runtime = float(runs.runtime_h.max()) if len(runs) else 0.0
+    runtime = 0.0
+    for count in sorted({k for j in jobs for k in j.gpu_counts}):
+        asks = np.array([count in jobs[i].gpu_counts for i in job], dtype=bool)
+        runs = runs_on(federation, jobs, job[asks], resource[asks],
+                       np.full(int(asks.sum()), count))
+        runtime = max(runtime, float(runs.runtime_h.max()) if len(runs) else 0.0)
     transfer = max(federation.transfer_h(j.dataset_gb) for j in jobs)
     return runtime + transfer

@@ -122,3 +122,22 @@ def test_run_moldable_through_the_cli_shows_the_chosen_counts():
     isolated = next(line for line in lines[title:] if "isolated" in line)
     cells = [c.strip() for c in isolated.split("│") if c.strip()]
     assert cells[:4] == ["isolated", "0", str(jobs), "0"]
+
+
+def test_the_signals_cover_a_moldable_job_on_its_slowest_count():
+    """A transformer job asking for 2 V100s for 20 h may run on 1: about 36.8 h there (Gavel:
+    15.88 steps/s on 2, 8.62 on 1). The scenario builder sizes the run's signals by the
+    longest run a job may take; it must count the job's slowest count, or a policy that takes
+    1 GPU late in the run meters past the signals' end (it did on federation-12 with
+    --moldable)."""
+    from broker.federation import Federation
+    from scenarios.build import _longest_run_h
+    from sites import DEFAULT_GPUS, SiteSpec, default_affinity
+
+    affinity = default_affinity()
+    fed = Federation((SiteSpec("a", "z", {"V100": 2}),), DEFAULT_GPUS, affinity)
+    work = affinity.work_steps_for_h("transformer", "V100", 2, 20.0)
+    job = Job("c", "a", "transformer", 2, work, 0.0, min_gpus=1, max_gpus=2)
+    one_gpu_h = work / affinity.job_steps_per_s("transformer", "V100", 1) / 3600
+    assert one_gpu_h == pytest.approx(20.0 * 15.876496488983058 / 8.61775899193302)
+    assert _longest_run_h((job,), fed) == pytest.approx(one_gpu_h)
