@@ -1,8 +1,9 @@
-"""Benchmark: what moldable jobs change in the market (issue 20, step 8), in plan mode.
+"""Benchmark: what moldable and preemptible jobs change in the market (issue 20, step 8), in
+plan mode.
 
-Runs ``carbonfed market SCENARIO --json`` twice through the CLI, with fixed GPU counts and with
-``--moldable``, and prints the standalone and grand-coalition costs, the federation's savings
-and each scheme's gain per site, side by side.
+Runs ``carbonfed market SCENARIO --json`` through the CLI with fixed, uninterruptible jobs,
+with ``--moldable`` and with ``--preemptible``, and prints the standalone and grand-coalition
+costs, the federation's savings and each scheme's gain per site, side by side.
 
     python bench/market_job_model.py                 # default
     python bench/market_job_model.py --scenario tiny
@@ -28,15 +29,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scenario", default="default")
     args = parser.parse_args()
-    fixed, fixed_s = market(args.scenario)
-    mold, mold_s = market(args.scenario, "--moldable")
-    print(f"{args.scenario}: fixed counts {fixed_s:.1f} s, moldable {mold_s:.1f} s (wall)")
+    runs = {label: market(args.scenario, *flags) for label, flags in
+            (("fixed", ()), ("moldable", ("--moldable",)), ("preemptible", ("--preemptible",)))}
+    print(f"{args.scenario}: " + ", ".join(f"{label} {s:.1f} s" for label, (_, s) in runs.items())
+          + " (wall)")
     for key in ("standalone_cost_usd", "grand_cost_usd", "savings_usd"):
-        print(f"  {key:<22} fixed {fixed[key]:>9.2f}   moldable {mold[key]:>9.2f}")
+        print(f"  {key:<22}" + "".join(f"  {label} {doc[key]:>9.2f}"
+                                      for label, (doc, _) in runs.items()))
+    fixed = runs["fixed"][0]
     for scheme in fixed["schemes"]:
-        gains_f, gains_m = fixed["schemes"][scheme]["gain_usd"], mold["schemes"][scheme]["gain_usd"]
-        cells = ", ".join(f"{site} {gains_f[site]:.2f} -> {gains_m[site]:.2f}" for site in gains_f)
-        print(f"  {scheme:<12} gain USD: {cells}")
+        for label in ("moldable", "preemptible"):
+            gains_f = fixed["schemes"][scheme]["gain_usd"]
+            gains_x = runs[label][0]["schemes"][scheme]["gain_usd"]
+            cells = ", ".join(f"{site} {gains_f[site]:.2f} -> {gains_x[site]:.2f}"
+                              for site in gains_f)
+            print(f"  {scheme:<12} {label:<12} gain USD: {cells}")
 
 
 if __name__ == "__main__":

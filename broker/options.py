@@ -348,54 +348,88 @@ class InterruptedOptions:
         return len(self.schedules)
 
 
+@dataclass(frozen=True)
+class PricedSchedule:
+    """A run's interrupted schedule (hours from the signal rows' start) and what it costs."""
+
+    schedule: Schedule
+    first_slot: int  # the slot of its first segment
+    energy_kwh: float
+    energy_cost_usd: float
+    carbon_kg: float
+
+
+def price_schedule(runs: Runs, i: int, checkpoint_overhead_h: float,
+                   price_usd_per_mwh: np.ndarray, carbon_g_per_kwh: np.ndarray, slot_h: float,
+                   usable_slots: int, carbon_price_usd_per_t: float) -> PricedSchedule | None:
+    """Run ``i``'s cheapest schedule over one site's signal rows (slots of ``slot_h`` from
+    their start; ``cheapest_schedule`` on the cost of a kWh with carbon priced in), its energy
+    and emissions slot by slot, the overheads at full draw; None when no schedule fits or the
+    best one does not pause (that is a contiguous option)."""
+    cost_per_kwh = cost_per_kwh_usd(price_usd_per_mwh, carbon_g_per_kwh, carbon_price_usd_per_t)
+    schedule = cheapest_schedule(cost_per_kwh, float(runs.runtime_h[i]), checkpoint_overhead_h,
+                                 slot_h, usable_slots)
+    if schedule is None or len(schedule.segments_h) < 2:
+        return None
+    busy = schedule_busy_per_slot(schedule, slot_h, len(price_usd_per_mwh))
+    kwh = busy * float(runs.energy_kwh[i] / runs.runtime_h[i])  # same draw in overheads
+    return PricedSchedule(schedule, slot_index(schedule.segments_h[0][0], slot_h),
+                          float(kwh.sum()), float(energy_cost_usd(kwh, price_usd_per_mwh).sum()),
+                          float(emissions_kg(kwh, carbon_g_per_kwh).sum()))
+
+
+def interruptible(runs: Runs, i: int, jobs: Sequence[Job]) -> bool:
+    """Whether run ``i`` may be interrupted: a preemptible job that runs there and needs no data
+    moved first (moving a paused job's checkpoint is not modelled yet)."""
+    job = jobs[runs.job[i]]
+    return job.preemptible and runs.transfer_h[i] <= 0 and bool(runs.runtime_h[i] < np.inf)
+
+
+OPTION_COLUMNS = ("option_demand", "option_resource", "option_start", "option_slots",
+                  "option_gpus", "option_energy_kwh", "option_energy_cost_usd",
+                  "option_carbon_kg", "option_transfer_cost_usd", "option_delay_cost_usd")
+_INT_COLUMNS = ("option_demand", "option_resource", "option_start", "option_slots")
+
+
+def option_columns(rows: dict[str, list]) -> dict[str, np.ndarray]:
+    """Rows gathered option by option -> ``AllocationProblem`` columns."""
+    return {name: np.array(rows[name], dtype=int if name in _INT_COLUMNS else float)
+            for name in OPTION_COLUMNS}
+
+
 def interrupted_options(runs: Runs, jobs: Sequence[Job], price_usd_per_mwh: np.ndarray,
                         carbon_g_per_kwh: np.ndarray, slot_h: float, origin_h: float,
                         carbon_price_usd_per_t: float,
                         delay_cost_usd_per_gpu_h: float) -> InterruptedOptions:
-    """For each run of a preemptible job that needs no data transfer first, the cheapest
-    schedule of its work over the signals' slots (``cheapest_schedule``; energy and carbon
-    priced slot by slot, the overheads at full power), when it has more than one segment and
-    meets the job's deadline."""
+    """For each interruptible run (``interruptible``), its cheapest schedule over the round's
+    signals (``price_schedule``) when it pauses at least once and meets the job's deadline."""
     n_slots = price_usd_per_mwh.shape[1]
-    cost_per_kwh = cost_per_kwh_usd(price_usd_per_mwh, carbon_g_per_kwh, carbon_price_usd_per_t)
-    rows: dict[str, list] = {name: [] for name in (
-        "option_demand", "option_resource", "option_start", "option_slots", "option_gpus",
-        "option_energy_kwh", "option_energy_cost_usd", "option_carbon_kg",
-        "option_transfer_cost_usd", "option_delay_cost_usd")}
+    rows: dict[str, list] = {name: [] for name in OPTION_COLUMNS}
     schedules: list[Schedule] = []
     met = np.zeros(len(jobs), dtype=bool)
     for i in range(len(runs)):
-        job = jobs[runs.job[i]]
-        if not job.preemptible or runs.transfer_h[i] > 0 or not runs.runtime_h[i] < np.inf:
+        if not interruptible(runs, i, jobs):
             continue
-        site = runs.site[i]
+        job, site = jobs[runs.job[i]], runs.site[i]
         usable = n_slots if job.deadline_h is None else min(
             n_slots, slots_until(job.deadline_h - origin_h, slot_h))
-        schedule = cheapest_schedule(cost_per_kwh[site], float(runs.runtime_h[i]),
-                                     job.checkpoint_overhead_h, slot_h, usable)
-        if schedule is None or len(schedule.segments_h) < 2:
-            continue  # a single segment is a contiguous option already
-        if not meets_deadline(origin_h + schedule.finish_h, job.deadline_h):
+        priced = price_schedule(runs, i, job.checkpoint_overhead_h, price_usd_per_mwh[site],
+                                carbon_g_per_kwh[site], slot_h, usable, carbon_price_usd_per_t)
+        if priced is None or not meets_deadline(origin_h + priced.schedule.finish_h,
+                                                job.deadline_h):
             continue
-        busy = schedule_busy_per_slot(schedule, slot_h, n_slots)
-        kwh = busy * float(runs.energy_kwh[i] / runs.runtime_h[i])  # same draw in overheads
-        first = slot_index(schedule.segments_h[0][0], slot_h)
+        finish = priced.schedule.finish_h
         rows["option_demand"].append(runs.job[i])
         rows["option_resource"].append(runs.resource[i])
-        rows["option_start"].append(first)
-        rows["option_slots"].append(min(slots_until(schedule.finish_h, slot_h), n_slots) - first)
+        rows["option_start"].append(priced.first_slot)
+        rows["option_slots"].append(min(slots_until(finish, slot_h), n_slots) - priced.first_slot)
         rows["option_gpus"].append(runs.gpus[i])
-        rows["option_energy_kwh"].append(float(kwh.sum()))
-        rows["option_energy_cost_usd"].append(float(energy_cost_usd(
-            kwh, price_usd_per_mwh[site]).sum()))
-        rows["option_carbon_kg"].append(float(emissions_kg(kwh, carbon_g_per_kwh[site]).sum()))
+        rows["option_energy_kwh"].append(priced.energy_kwh)
+        rows["option_energy_cost_usd"].append(priced.energy_cost_usd)
+        rows["option_carbon_kg"].append(priced.carbon_kg)
         rows["option_transfer_cost_usd"].append(float(runs.transfer_cost_usd[i]))
         rows["option_delay_cost_usd"].append(float(delay_cost_usd(
-            runs.gpus[i], schedule.finish_h, delay_cost_usd_per_gpu_h)))
-        schedules.append(schedule)
+            runs.gpus[i], finish, delay_cost_usd_per_gpu_h)))
+        schedules.append(priced.schedule)
         met[runs.job[i]] |= job.deadline_h is not None
-    kinds = {"option_demand": int, "option_resource": int, "option_start": int,
-             "option_slots": int, "option_gpus": int}
-    columns = {name: np.array(values, dtype=kinds.get(name, float))
-               for name, values in rows.items()}
-    return InterruptedOptions(columns, tuple(schedules), met)
+    return InterruptedOptions(option_columns(rows), tuple(schedules), met)

@@ -10,6 +10,9 @@ Formulation (and its aggregation, stated):
 * slots of ``slot_h`` hours (default 2 h) from 0 to past the end of the run;
 * a job may start in the slot holding its submission or in one of the slots up to
   ``max_wait_h`` later (default 12 h): one option per (job, pool it fits, start);
+* a preemptible job also has one interrupted option per pool (its cheapest schedule over the
+  hourly signals, pausing in between: ``broker.options.price_schedule``), held fluidly over
+  the plan slots it spans; a moldable job has options at each GPU count it may run on;
 * its energy, emissions and costs are priced exactly over its run (transfer first, when it
   moves) from the actual hourly signals, as the meter would; a delay cost per GPU-hour from
   submission to completion makes waiting cost something, as in the rolling planner;
@@ -45,7 +48,17 @@ import pandas as pd
 
 from broker.costs import carbon_cost_usd, delay_cost_usd
 from broker.jobs import Job
-from broker.options import at_starts, job_runs, price_options
+from broker.options import (
+    OPTION_COLUMNS,
+    Runs,
+    at_starts,
+    interruptible,
+    job_runs,
+    meets_deadline,
+    option_columns,
+    price_options,
+    price_schedule,
+)
 from broker.planner import PLANNER_DEFAULTS
 from broker.simulation import SimulationSetup
 from optimization import (
@@ -55,7 +68,7 @@ from optimization import (
     allocation_lp_duals,
     breakdown_usd,
 )
-from sites.timegrid import slots_until
+from sites.timegrid import slot_index, slots_until
 from sites.units import usd_per_t_to_usd_per_kg
 
 FRACTION_TOLERANCE = 1e-9
@@ -138,11 +151,15 @@ def build_period_problem(setup: SimulationSetup, carbon_price_usd_per_t: float,
                            setup.slot_h, delay_from_h=submit,
                            delay_cost_usd_per_gpu_h=settings.delay_cost_usd_per_gpu_h)
     n_slots_o = options.slots
-    n_slots = max(int((options.start + n_slots_o).max()) if len(options) else 1,
-                  int(first_slot.max()) + 1 if len(first_slot) else 1)
     # fluid capacity: the option's GPU-hours spread evenly over the slots it touches
     fluid_gpus = options.runs.gpus * options.runs.occupy_h / (n_slots_o * slot_h)
     columns = priced.problem_columns(held_gpus=fluid_gpus)
+    interrupted = _interrupted_columns(setup, settings, runs, jobs, first_slot,
+                                       carbon_price_usd_per_t)
+    columns = {k: np.concatenate([v, interrupted[k]]) for k, v in columns.items()}
+    ends = columns["option_start"] + columns["option_slots"]
+    n_slots = max(int(ends.max()) if len(ends) else 1,
+                  int(first_slot.max()) + 1 if len(first_slot) else 1)
     outside = setup.outside.serve(jobs, fed, ["plan"] * len(jobs))
     cloud = fed.resource_site.size  # the outside option's pool, after the federation's
     n_jobs = len(jobs)
@@ -178,6 +195,52 @@ def build_period_problem(setup: SimulationSetup, carbon_price_usd_per_t: float,
     )
     return PeriodProblem(problem, jobs, home, fed.resource_site.copy(),
                          tuple(s.id for s in fed.sites), outside, settings)
+
+
+def _interrupted_columns(setup: SimulationSetup, settings: PeriodPlanSettings, runs: Runs,
+                         jobs: tuple[Job, ...], first_slot: np.ndarray,
+                         carbon_price_usd_per_t: float) -> dict[str, np.ndarray]:
+    """One more option per interruptible run (``broker.options.interruptible``): its cheapest
+    schedule on the actual hourly signals from its first plan slot, until its deadline (or
+    ``max_wait_h`` past its run time), priced at ``carbon_price_usd_per_t``, held fluidly (its
+    busy GPU-hours spread over the plan slots it spans). Another carbon price
+    (``with_carbon_price``) re-prices the same schedules."""
+    slot_h, signal_slot_h = settings.slot_h, setup.slot_h
+    n_signal = setup.price_usd_per_mwh.shape[1]
+    rows: dict[str, list] = {name: [] for name in OPTION_COLUMNS}
+    for i in range(len(runs)):
+        if not interruptible(runs, i, jobs):
+            continue
+        job, site = jobs[runs.job[i]], runs.site[i]
+        origin_h = float(first_slot[runs.job[i]] * slot_h)
+        first = slot_index(origin_h, signal_slot_h)
+        end_h = (job.deadline_h if job.deadline_h is not None
+                 else origin_h + settings.max_wait_h + float(runs.runtime_h[i]))
+        usable = min(slots_until(end_h - origin_h, signal_slot_h), n_signal - first)
+        priced = price_schedule(runs, i, job.checkpoint_overhead_h,
+                                setup.price_usd_per_mwh[site, first:],
+                                setup.carbon_g_per_kwh[site, first:], signal_slot_h, usable,
+                                carbon_price_usd_per_t)
+        if priced is None:
+            continue
+        begin_h = origin_h + priced.schedule.segments_h[0][0]
+        finish_h = origin_h + priced.schedule.finish_h
+        if not meets_deadline(finish_h, job.deadline_h):
+            continue
+        start = slot_index(begin_h, slot_h)
+        span = max(slots_until(finish_h, slot_h) - start, 1)
+        rows["option_demand"].append(runs.job[i])
+        rows["option_resource"].append(runs.resource[i])
+        rows["option_start"].append(start)
+        rows["option_slots"].append(span)
+        rows["option_gpus"].append(runs.gpus[i] * priced.schedule.busy_h / (span * slot_h))
+        rows["option_energy_kwh"].append(priced.energy_kwh)
+        rows["option_energy_cost_usd"].append(priced.energy_cost_usd)
+        rows["option_carbon_kg"].append(priced.carbon_kg)
+        rows["option_transfer_cost_usd"].append(float(runs.transfer_cost_usd[i]))
+        rows["option_delay_cost_usd"].append(float(delay_cost_usd(
+            runs.gpus[i], finish_h - job.submit_h, settings.delay_cost_usd_per_gpu_h)))
+    return option_columns(rows)
 
 
 def is_cloud(pp: PeriodProblem, resource: np.ndarray) -> np.ndarray:

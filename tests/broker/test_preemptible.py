@@ -94,3 +94,27 @@ def test_a_job_that_is_not_preemptible_never_pauses():
         assert (simulate(setup, policy, CONFIG).jobs["segments"] == 1).all()
     with pytest.raises(ValueError, match="checkpoint_overhead_h needs preemptible"):
         Job("x", "a", "toy", 1, 1.0, 0.0, checkpoint_overhead_h=0.1)
+
+
+def test_the_period_plan_values_an_interrupted_run():
+    """The market's plan (one LP over the run, 2 h plan slots, hourly signals) on one site:
+    carbon 100 900 100 900 ... g/kWh, the 1.5 h job due at 3 h, 0.25 h checkpoints, no delay
+    cost, 100 USD/t and free energy. Run through, its best start costs 0.165 kg (1 h at 100,
+    0.5 h at 900, whether it starts at 0 or 2 h: the period plan prices lateness by delay, not
+    by deadline); interrupted in hours 0 and 2, 0.06 kg. The coalition's value is the
+    interrupted run's: 0.06 kg x 0.1 USD/kg = 0.006 USD (0.0165 when the job may not pause)."""
+    from broker.period_plan import PeriodPlanSettings, build_period_problem, solve_coalition
+
+    fed = toy_federation({"a": {"V100": 1}})
+    settings = PeriodPlanSettings(delay_cost_usd_per_gpu_h=0.0)
+    values = {}
+    for preemptible in (False, True):
+        setup = make_setup(fed, [_spike_job(preemptible)], carbon=[[100, 900, 100, 900]],
+                           price=[[0.0]], period_slots=1, drain_slots=6)
+        outcome = solve_coalition(build_period_problem(setup, 100.0, settings), {"a"})
+        values[preemptible] = outcome
+    assert values[False].cost_usd == pytest.approx(0.0165)
+    assert values[True].cost_usd == pytest.approx(0.006)
+    assert values[True].carbon_kg == pytest.approx(0.06)
+    (placement,) = values[True].placements
+    assert placement.gpu_hours == pytest.approx(2.0)  # 1.5 h of work and 0.5 h of checkpoints
