@@ -14,7 +14,7 @@ from sites import SiteSpec
 
 def job(row: JobRow) -> Job:
     return Job(row.id, row.home_site, row.job_type, row.gpus, row.work_steps, row.submit_h,
-               row.deadline_h, row.dataset_gb)
+               row.deadline_h, row.dataset_gb, min_gpus=row.min_gpus, max_gpus=row.max_gpus)
 
 
 def site_spec(row: SiteRow) -> SiteSpec:
@@ -65,7 +65,8 @@ def offer_out(row: OfferRow, revoked: list[int] | None = None) -> schemas.OfferO
 def job_out(row: JobRow, live: AssignmentRow | None) -> schemas.JobOut:
     return schemas.JobOut(
         id=row.id, home_site=row.home_site, job_type=row.job_type, gpus=row.gpus,
-        work_steps=row.work_steps, submit_h=row.submit_h, deadline_h=row.deadline_h,
+        min_gpus=row.min_gpus, max_gpus=row.max_gpus, work_steps=row.work_steps,
+        submit_h=row.submit_h, deadline_h=row.deadline_h,
         dataset_gb=row.dataset_gb, status=row.status,
         attempts=row.attempts,
         site_id=live.site_id if live else None, assignment_id=live.id if live else None,
@@ -76,6 +77,7 @@ def assignment_out(a: AssignmentRow, job_row: JobRow) -> schemas.AssignmentOut:
     live = a if a.status != AssignmentStatus.REQUEUED else None
     return schemas.AssignmentOut(
         id=a.id, job=job_out(job_row, live), site_id=a.site_id, gpu_type=a.gpu_type,
+        gpus=a.gpus,
         round_id=a.round_id, status=a.status,
         start_h=a.start_h, transfer_h=a.transfer_h, runtime_h=a.runtime_h,
         energy_kwh=a.energy_kwh, carbon_kg=a.carbon_kg, energy_cost_usd=a.energy_cost_usd,

@@ -71,7 +71,10 @@ class JobRow(Base):
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     home_site: Mapped[str] = mapped_column(ForeignKey("sites.id"))
     job_type: Mapped[str] = mapped_column(String(ID_LENGTH))
-    gpus: Mapped[int] = mapped_column(Integer)
+    gpus: Mapped[int] = mapped_column(Integer)  # asked for
+    # a moldable job's range (both or neither): the planner chooses the count
+    min_gpus: Mapped[int | None] = mapped_column(Integer, default=None)
+    max_gpus: Mapped[int | None] = mapped_column(Integer, default=None)
     work_steps: Mapped[float] = mapped_column(Float)
     submit_h: Mapped[float] = mapped_column(Float)
     deadline_h: Mapped[float | None] = mapped_column(Float)
@@ -89,6 +92,7 @@ class AssignmentRow(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"))
     site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"))
     gpu_type: Mapped[str] = mapped_column(String(ID_LENGTH))
+    gpus: Mapped[int] = mapped_column(Integer)  # the planner's count (a moldable job's choice)
     round_id: Mapped[int] = mapped_column(ForeignKey("plan_rounds.id"))
     status: Mapped[str] = mapped_column(String(16))  # api.states.AssignmentStatus
     start_h: Mapped[float] = mapped_column(Float)

@@ -150,11 +150,24 @@ class JobIn(Strict):
     id: Id
     home_site: Id
     job_type: str = Field(min_length=1, max_length=64, examples=["resnet50"])
-    gpus: int = Field(ge=1, le=1024)
+    gpus: int = Field(ge=1, le=1024, description="the GPU count it asks for")
+    min_gpus: int | None = Field(None, ge=1, le=1024, description="moldable: with max_gpus, "
+                                 "the range the planner chooses the count from (holding gpus)")
+    max_gpus: int | None = Field(None, ge=1, le=1024)
     work_steps: float = Field(gt=0, le=1e15)
     submit_h: Hours | None = Field(None, description="broker clock hours; default: now")
     deadline_h: Hours | None = None
     dataset_gb: float = Field(0.0, ge=0, le=1e6)
+
+    @model_validator(mode="after")
+    def _gpu_range(self) -> JobIn:
+        if (self.min_gpus is None) != (self.max_gpus is None):
+            raise ValueError("give both min_gpus and max_gpus, or neither")
+        if self.min_gpus is not None and self.max_gpus is not None and not (
+                self.min_gpus <= self.gpus <= self.max_gpus):
+            raise ValueError(f"needs min_gpus <= gpus <= max_gpus, got {self.min_gpus} <= "
+                             f"{self.gpus} <= {self.max_gpus}")
+        return self
 
 
 class JobBatchIn(Strict):
@@ -166,6 +179,8 @@ class JobOut(Strict):
     home_site: str
     job_type: str
     gpus: int
+    min_gpus: int | None = None
+    max_gpus: int | None = None
     work_steps: float
     submit_h: float
     deadline_h: float | None
@@ -188,6 +203,8 @@ class AssignmentOut(Strict):
     job: JobOut
     site_id: str
     gpu_type: str
+    gpus: int = Field(description="GPUs of that type to run it on (a moldable job's: the "
+                      "planner's choice)")
     round_id: int
     status: AssignmentStatus
     start_h: float
@@ -213,6 +230,7 @@ class PlannedStart(Strict):
     job_id: str
     site_id: str
     gpu_type: str
+    gpus: int = 0  # 0 in rounds recorded before counts were planned
     start_offset: int
     start_h: float
 

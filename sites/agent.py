@@ -306,8 +306,11 @@ class SiteAgent:
         for a in r.json()["assignments"]:
             if a["id"] in self.jobs:
                 continue
-            # held locally before the ack, so every offer sent after the ack counts its GPUs
-            job = LocalJob(a["id"], a["job"]["id"], a["gpu_type"], a["job"]["gpus"],
+            # held locally before the ack, so every offer sent after the ack counts its GPUs;
+            # on the assignment's own count (a moldable job's: the broker's choice; a broker
+            # from before counts were planned sends only the job's)
+            gpus = a.get("gpus", a["job"]["gpus"])
+            job = LocalJob(a["id"], a["job"]["id"], a["gpu_type"], gpus,
                            a["transfer_h"] + a["runtime_h"])
             self.jobs[job.assignment_id] = job
             if a.get("status") in LIVE_TAKEN:

@@ -86,14 +86,16 @@ class JobService:
         if body.deadline_h is not None and body.deadline_h <= submit_h:
             raise FieldError((*where, "deadline_h"), f"must be after submit_h ({submit_h:.4f})")
         job = Job(body.id, body.home_site, body.job_type, body.gpus, body.work_steps,
-                  submit_h, body.deadline_h, body.dataset_gb)
+                  submit_h, body.deadline_h, body.dataset_gb, min_gpus=body.min_gpus,
+                  max_gpus=body.max_gpus)
         fits = (fed.steps_per_s([job])[0] > 0) & (fed.resource_total_gpus >= job.gpus)
         if not fits.any():
             raise FieldError((*where, "gpus"), f"{body.job_type} on {body.gpus} GPUs fits no "
                              "GPU pool of the registered sites")
         return JobRow(
             id=job.id, home_site=job.home_site, job_type=job.job_type, gpus=job.gpus,
-            work_steps=job.work_steps, submit_h=job.submit_h, deadline_h=job.deadline_h,
+            min_gpus=job.min_gpus, max_gpus=job.max_gpus, work_steps=job.work_steps,
+            submit_h=job.submit_h, deadline_h=job.deadline_h,
             dataset_gb=job.dataset_gb, status=JobStatus.QUEUED, attempts=0,
             submitted_at_s=wall,
         )

@@ -108,7 +108,8 @@ class PlanningService:
         plan = result.plan
         planned = [] if plan is None else [
             schemas.PlannedStart(job_id=a.job_id, site_id=a.site_id, gpu_type=a.gpu_type,
-                                 start_offset=a.start_offset, start_h=a.start_h).model_dump()
+                                 gpus=a.gpus, start_offset=a.start_offset,
+                                 start_h=a.start_h).model_dump()
             for a in plan.assignments
         ]
         values: dict[str, Any] = dict(
@@ -126,7 +127,7 @@ class PlanningService:
         )
         estimates = result.estimates or {}
         starts = {a.job_id: dict(
-            job_id=a.job_id, site_id=a.site_id, gpu_type=a.gpu_type,
+            job_id=a.job_id, site_id=a.site_id, gpu_type=a.gpu_type, gpus=a.gpus,
             status=AssignmentStatus.ASSIGNED, start_h=a.start_h,
             transfer_h=est.transfer_h, runtime_h=est.runtime_h, energy_kwh=est.energy_kwh,
             carbon_kg=est.carbon_kg, energy_cost_usd=est.energy_cost_usd,

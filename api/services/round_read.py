@@ -93,13 +93,11 @@ def read_round(db: Database, q: RoundQuery) -> RoundRead:
         sites = [mappers.site_spec(r) for r in site_rows
                  if r.state == SiteState.ACTIVE or r.id in homes]
         offers = {k: mappers.site_offer(v) for k, v in offer_rows.items() if k in usable}
-        job_gpus = dict(s.execute(select(JobRow.id, JobRow.gpus).where(
-            JobRow.id.in_([a.job_id for a in live]))).all())
         # GPUs of live assignments the site's offer does not say it holds: never offered
         # twice (an offer lists the assignments whose GPUs it already left out).
         holding = {site: set(offer_rows[site].holding or ()) for site in usable}
         reservations = [
-            Reservation(a.site_id, a.gpu_type, job_gpus[a.job_id], a.start_h,
+            Reservation(a.site_id, a.gpu_type, a.gpus, a.start_h,
                         a.start_h + a.transfer_h + a.runtime_h)
             for a in live if a.site_id in usable and a.id not in holding[a.site_id]
         ]

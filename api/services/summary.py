@@ -60,7 +60,7 @@ class SummaryService:
         a = AssignmentRow
         with self.ctx.db.read() as s:
             done = s.execute(
-                select(a.job_id, JobRow.home_site, a.site_id, JobRow.gpus, a.start_h,
+                select(a.job_id, JobRow.home_site, a.site_id, a.gpus, a.start_h,
                        a.transfer_h, a.runtime_h, a.energy_kwh, a.carbon_kg,
                        a.energy_cost_usd, a.transfer_cost_usd)
                 .join(JobRow, JobRow.id == a.job_id)

@@ -44,7 +44,8 @@ def v1_rows(table: str, columns: str = "*") -> list[tuple]:
 # Columns both schemas have: every value in them must survive the upgrade.
 KEPT = {
     "meta": "key, value",
-    "jobs": "*",
+    "jobs": "id, home_site, job_type, gpus, work_steps, submit_h, deadline_h, dataset_gb, "
+            "status, attempts, submitted_at_s",
     "plan_rounds": "*",
     "sites": "id, number, zone, gpus, pue, egress_usd_per_gb, token_sha256, registered_at_s, "
              "deregistered_at_s",
@@ -62,10 +63,14 @@ def test_upgrade_keeps_every_row(tmp_path):
     db = Database(f"sqlite:///{path}")
     assert schema_revision(db.engine) is None
     upgrade_schema(db.engine)
-    assert schema_revision(db.engine) == "0002"
+    assert schema_revision(db.engine) == "0003"
     db.dispose()
     for table, columns in KEPT.items():
         assert rows(path, table, columns) == v1_rows(table, columns), table
+    # 0003: every assignment carries its GPU count, its job's for rows planned before
+    counts = rows(path, "assignments a JOIN jobs j ON j.id = a.job_id", "a.gpus, j.gpus")
+    assert len(counts) == 5 and all(a == j and a is not None for a, j in counts)
+    assert rows(path, "jobs", "min_gpus, max_gpus") == [(None, None)] * 6
     assert dict(rows(path, "sites", "id, state")) == {
         "north": "active", "south": "active", "gone": "deregistered"}
     # leases of acknowledged and running jobs count from their last sign of life
@@ -93,8 +98,8 @@ async def test_the_broker_serves_an_upgraded_database(tmp_path, make_settings, w
 def test_db_upgrade_command(tmp_path, capsys):
     path = v1_database(tmp_path)
     assert main(["db", "upgrade", "--db", f"sqlite:///{path}"]) == 0
-    assert capsys.readouterr().out.strip().endswith("schema none -> 0002")
+    assert capsys.readouterr().out.strip().endswith("schema none -> 0003")
     assert main(["db", "upgrade", "--db", str(path)]) == 0  # a plain path is a SQLite file
-    assert capsys.readouterr().out.strip().endswith("schema 0002 -> 0002")
+    assert capsys.readouterr().out.strip().endswith("schema 0003 -> 0003")
     assert main(["db", "upgrade", "--db", str(tmp_path / "no" / "such.db")]) == 2
     assert "does not exist" in capsys.readouterr().err
