@@ -49,8 +49,11 @@ def job_bodies(args: argparse.Namespace) -> list[dict[str, Any]]:
         raise InputError("--count", str(args.count), "must be at least 1")
     steps, _ = work_steps(args, args.gpus)
     ids = [args.id] if args.count == 1 else [f"{args.id}-{n}" for n in range(1, args.count + 1)]
+    if (args.min_gpus is None) != (args.max_gpus is None):
+        raise InputError("--min-gpus", "", "give --min-gpus and --max-gpus together (moldable)")
     optional = {"deadline_h": args.deadline_h, "submit_h": args.submit_h,
-                "dataset_gb": args.dataset_gb}
+                "dataset_gb": args.dataset_gb, "min_gpus": args.min_gpus,
+                "max_gpus": args.max_gpus}
     return [{"id": job_id, "home_site": args.home, "job_type": args.job_type,
              "gpus": args.gpus, "work_steps": steps,
              **{k: v for k, v in optional.items() if v is not None}} for job_id in ids]
@@ -63,6 +66,9 @@ class SubmitCommand(Command):
         parser.add_argument("--job-type", required=True,
                             help=f"one of {', '.join(default_affinity().job_types)}")
         parser.add_argument("--gpus", type=int, default=1, help="GPUs it runs on (1)")
+        parser.add_argument("--min-gpus", type=int, help="moldable: with --max-gpus, the range "
+                            "the broker chooses the count from (holding --gpus)")
+        parser.add_argument("--max-gpus", type=int)
         parser.add_argument("--hours", help="its run time on --gpus GPUs of type --on")
         parser.add_argument("--on", default=REFERENCE_GPU, metavar="GPU",
                             help=f"the GPU type --hours is measured on ({REFERENCE_GPU})")

@@ -289,6 +289,22 @@ def test_submit_count_sends_one_batch_and_json_is_the_brokers_answer(tmp_path, b
         [V100_STEPS_PER_S * 3600] * 3, rel=1e-12)
 
 
+def test_submit_a_moldable_job(tmp_path, broker, south):
+    """--min-gpus/--max-gpus send the range; the broker stores it beside the asked count."""
+    url, env = broker
+    done = run("submit", "job-m", "--home", south, "--job-type", "resnet50", "--gpus", "2",
+               "--min-gpus", "1", "--max-gpus", "4", "--hours", "1", "--broker", url,
+               "--json", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    job = json.loads(done.stdout)  # one job: the broker's answer for it
+    assert (job["gpus"], job["min_gpus"], job["max_gpus"]) == (2, 1, 4)
+    half = run("submit", "job-n", "--home", south, "--job-type", "resnet50", "--min-gpus", "1",
+               "--hours", "1", "--broker", url, cwd=tmp_path, env=env)
+    assert half.returncode == 2
+    assert half.stderr.strip() == ("error: --min-gpus: give --min-gpus and --max-gpus "
+                                   "together (moldable)")
+
+
 @pytest.mark.parametrize(("args", "says"), [
     (["--home", "nowhere", "--job-type", "resnet50", "--hours", "1"],
      "error: submit: HTTP 422: body.home_site: no active site 'nowhere'"),
