@@ -51,11 +51,6 @@ def meets_deadline(finish_h: np.ndarray | float, deadline_h: np.ndarray | float 
     return bool(np.all(np.asarray(finish_h) <= np.asarray(deadline_h) + DEADLINE_TOLERANCE_H))
 
 
-def _take(obj: object, index: np.ndarray) -> dict[str, np.ndarray]:
-    return {f.name: getattr(obj, f.name)[index] for f in dataclasses.fields(obj)  # type: ignore[arg-type]
-            if isinstance(getattr(obj, f.name), np.ndarray)}
-
-
 @dataclass(frozen=True)
 class Runs:
     """What running job ``job[i]`` on pool ``resource[i]`` takes, whenever it starts.
@@ -83,7 +78,8 @@ class Runs:
         return self.transfer_h + self.runtime_h
 
     def take(self, index: np.ndarray) -> Runs:
-        return Runs(**_take(self, index))
+        """The runs at ``index`` (every array taken alike)."""
+        return Runs(**{f.name: getattr(self, f.name)[index] for f in dataclasses.fields(self)})
 
 
 def runs_on(federation: Federation, jobs: Sequence[Job], job: np.ndarray,
