@@ -10,8 +10,12 @@ Columns:
     n_d + k                 assign_count of the k-th option added (all options, in order, for
                             :func:`allocation_matrix`; the generated ones for column generation)
 
-Option columns carry no upper bound: x_o <= count_d follows from the balance row (x, u >= 0),
-and leaving it out keeps marginal values on the rows, where the market reads them.
+Option columns carry no upper bound in the column-generation master: x_o <= count_d follows
+from the balance row (x, u >= 0), and leaving it out keeps marginal values on the rows, where
+the market reads them (``optimization.duals``). The full LP (:func:`allocation_matrix`), read
+for its objective only, states the bound: dual simplex then flips columns between their bounds
+instead of pivoting them, and the 1000x12x24 round's LP takes 10 s instead of 41
+(``bench/allocation.py --lp-bound-check`` measures both).
 Same model as ``optimization.allocation``; tests hold the optima equal.
 """
 
@@ -77,9 +81,10 @@ class AllocationLayout:
                            p.demand_count.astype(float), np.arange(n + 1), np.arange(n),
                            np.ones(n))
 
-    def option_columns(self, options: np.ndarray) -> ColumnBlock:
+    def option_columns(self, options: np.ndarray, *, bounded: bool = False) -> ColumnBlock:
         """x_o for the given options: a 1 in the balance row of d(o), gpus_o in the capacity
-        row of each cell it occupies, carbon_kg_o in the carbon row (when capped)."""
+        row of each cell it occupies, carbon_kg_o in the carbon row (when capped). Upper
+        bound: count_d(o) when ``bounded`` (module docstring), else none."""
         p = self.problem
         options = np.asarray(options, dtype=np.int64)
         slots = p.option_slots[options]
@@ -101,8 +106,9 @@ class AllocationLayout:
             rows[starts[1:] - 1] = self.carbon_row
             vals[starts[1:] - 1] = p.option_carbon_kg[options]
         n = len(options)
-        return ColumnBlock(p.option_cost_usd[options], np.zeros(n), np.full(n, np.inf),
-                           starts, rows, vals)
+        upper = (p.demand_count[p.option_demand[options]].astype(float) if bounded
+                 else np.full(n, np.inf))
+        return ColumnBlock(p.option_cost_usd[options], np.zeros(n), upper, starts, rows, vals)
 
     def new_lp(self, options: SolverOptions) -> MatrixLP:
         """A MatrixLP holding every row and the deferral columns (feasible: defer all)."""
@@ -142,9 +148,11 @@ def _block_matrix(block: ColumnBlock, n_rows: int) -> sp.csc_array:
 
 
 def allocation_matrix(problem: AllocationProblem) -> AllocationMatrix:
-    """All columns (deferrals, then every option in index order) as one sparse matrix."""
+    """All columns (deferrals, then every option in index order) as one sparse matrix, each
+    option bounded by its demand's count (module docstring)."""
     layout = AllocationLayout(problem)
-    blocks = [layout.deferral_columns(), layout.option_columns(np.arange(problem.n_options))]
+    blocks = [layout.deferral_columns(),
+              layout.option_columns(np.arange(problem.n_options), bounded=True)]
     matrix = sp.hstack([_block_matrix(b, layout.n_rows) for b in blocks], format="csc")
     return AllocationMatrix(
         cost=np.concatenate([b.cost for b in blocks]),

@@ -72,7 +72,10 @@ class SolverOptions:
       (:mod:`optimization.column_generation`);
     * ``dive_steps``: LP re-solves of one LP dive, ``restricted_mips``: restricted MILPs of one
       allocation solve (:mod:`optimization.lp_guided`);
-    * ``threads``: 1 by default, so that HiGHS's path never depends on thread scheduling.
+    * ``threads``: 1 by default, so that HiGHS's path never depends on thread scheduling;
+    * ``presolve``: HiGHS's presolve, on by default. It reduces nothing on a full allocation LP
+      (the broker's presolve already did) and costs 1 of the 1000x12x24 bound LP's 10 s, 9 of
+      the moldable round's 28 s, so ``bench/allocation.py``'s LP bound turns it off.
 
     HiGHS's own work (presolve, cuts, heuristics, sub-MIPs) is deterministic for given limits and
     one thread. The defaults are several times what the largest round of the built-in scenarios
@@ -95,6 +98,7 @@ class SolverOptions:
     pricing_rounds: int = 200
     dive_steps: int = 200
     restricted_mips: int = 8
+    presolve: bool = True
 
     def __post_init__(self) -> None:
         if not self.time_limit_s > 0:
@@ -112,7 +116,8 @@ class SolverOptions:
         """The HiGHS options of every solve (the wall-clock limit is set per solve)."""
         return {"threads": self.threads, "mip_rel_gap": self.mip_gap,
                 "simplex_iteration_limit": self.lp_iteration_limit,
-                "mip_max_nodes": self.mip_node_limit, "output_flag": False}
+                "mip_max_nodes": self.mip_node_limit, "output_flag": False,
+                "presolve": "on" if self.presolve else "off"}
 
 
 class SafetyNet:
