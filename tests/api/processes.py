@@ -6,13 +6,14 @@ Every wait has a deadline; every process is started in its own session and kille
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -63,6 +64,26 @@ def kill(process: subprocess.Popen) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def serving(tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
+    """``carbonfed serve`` on a free port in ``tmp_path`` (its SQLite file and log there), with
+    this environment's ``CARBONFED_*`` variables replaced by ``env``; yields its URL."""
+    port = free_port()
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CARBONFED_")}
+    log = (tmp_path / "broker.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "scenarios.cli", "serve", "--db", "broker.db", "--port",
+         str(port)], cwd=tmp_path, env={**base, **env}, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True)
+    url = f"http://{HOST}:{port}"
+    try:
+        wait_for(lambda: httpx.get(f"{url}/v1/health").status_code == 200, "broker", [server])
+        yield url
+    finally:
+        kill(server)
+        log.close()
 
 
 def enrol(site: dict, url: str, env: dict[str, str]) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.processes import ADMIN, HOST, free_port, kill, wait_for
+from tests.api.processes import ADMIN, serving
 from tests.realdata import DATA_DIR, needs_data
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -93,20 +93,9 @@ def test_data_describe_json_of_each_kind(tmp_path, path):
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("json-broker")
-    port = free_port()
-    url = f"http://{HOST}:{port}"
     env = {"CARBONFED_ADMIN_TOKEN": ADMIN}
-    base = {k: v for k, v in os.environ.items() if not k.startswith("CARBONFED_")}
-    log = (tmp_path / "broker.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "scenarios.cli", "serve", "--db", "broker.db", "--port",
-         str(port)], cwd=tmp_path, env={**base, **env}, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True)
-    try:
-        wait_for(lambda: httpx.get(f"{url}/v1/health").status_code == 200, "broker", [server])
+    with serving(tmp_path, env) as url:
         yield url, env
-    finally:
-        kill(server)
 
 
 def test_admin_and_submit_json(tmp_path, broker):

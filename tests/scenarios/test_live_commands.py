@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from scenarios.cli import main
-from tests.api.processes import ADMIN, HOST, V100_STEPS_PER_S, free_port, kill, wait_for
+from tests.api.processes import ADMIN, HOST, V100_STEPS_PER_S, free_port, kill, serving, wait_for
 
 SITE = {"id": "north", "zone": "hydro", "pue": 1.1, "gpus": {"V100": 2}}
 SIGNALS = {"carbon_g_per_kwh": {"kind": "constant", "value": 30},
@@ -185,20 +185,9 @@ def test_agent_config_slot_h_follows_the_scenarios_rule(tmp_path, monkeypatch, c
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("broker")
-    port = free_port()
-    url = f"http://{HOST}:{port}"
     env = {"CARBONFED_ADMIN_TOKEN": ADMIN, "CARBONFED_SLOT_H": "0.5"}
-    base = {k: v for k, v in os.environ.items() if not k.startswith("CARBONFED_")}
-    log = (tmp_path / "broker.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "scenarios.cli", "serve", "--db", "broker.db", "--port",
-         str(port)], cwd=tmp_path, env={**base, **env}, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True)
-    try:
-        wait_for(lambda: httpx.get(f"{url}/v1/health").status_code == 200, "broker", [server])
+    with serving(tmp_path, env) as url:
         yield url, env
-    finally:
-        kill(server)
 
 
 def test_admin_enrols_and_an_agent_with_the_wrong_slot_h_never_registers(tmp_path, broker):
