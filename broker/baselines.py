@@ -46,6 +46,7 @@ class _Placer:
         self.gpus = np.array([j.gpus for j in queue], dtype=int)
         self.home = np.array([federation.site_index[j.home_site] for j in queue], dtype=int)
         self.slots = self._occupied_slots()
+        self._slots_on: dict[tuple[int, int, int], int] = {}
 
     def _occupied_slots(self) -> np.ndarray:
         """Slots each job would hold each pool it fits (its run's, ``broker.options``, on its
@@ -106,9 +107,12 @@ class _Placer:
         """Slots job i holds ``resource`` for on ``gpus`` GPUs from now (1 to the horizon)."""
         if gpus == self.gpus[i]:
             return int(self.slots[i, resource])
-        run = run_of(self.federation, self.queue[i], resource, gpus)
-        held = at_starts(run, np.zeros(1, dtype=int), self.offers.slot_h).slots
-        return int(min(held[0], self.free.shape[1]))
+        key = (i, resource, gpus)  # afs-p asks again at every step of its loop
+        if key not in self._slots_on:
+            run = run_of(self.federation, self.queue[i], resource, gpus)
+            held = at_starts(run, np.zeros(1, dtype=int), self.offers.slot_h).slots
+            self._slots_on[key] = int(min(held[0], self.free.shape[1]))
+        return self._slots_on[key]
 
 
 class IsolatedPolicy(Policy):

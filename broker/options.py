@@ -374,11 +374,15 @@ def price_schedule(runs: Runs, i: int, checkpoint_overhead_h: float,
                           float(emissions_kg(kwh, carbon_g_per_kwh).sum()))
 
 
-def interruptible(runs: Runs, i: int, jobs: Sequence[Job]) -> bool:
-    """Whether run ``i`` may be interrupted: a preemptible job that runs there and needs no data
-    moved first (moving a paused job's checkpoint is not modelled yet)."""
-    job = jobs[runs.job[i]]
-    return job.preemptible and runs.transfer_h[i] <= 0 and bool(runs.runtime_h[i] < np.inf)
+def interruptible(runs: Runs, jobs: Sequence[Job]) -> np.ndarray:
+    """The runs that may be interrupted (indices): a preemptible job that runs there and needs
+    no data moved first (moving a paused job's checkpoint is not modelled yet). Vectorised:
+    every round asks, and most rounds have no preemptible job."""
+    preemptible = np.array([j.preemptible for j in jobs], dtype=bool)
+    if not preemptible.any():
+        return np.zeros(0, dtype=int)
+    return np.flatnonzero(preemptible[runs.job] & (runs.transfer_h <= 0)
+                          & (runs.runtime_h < np.inf))
 
 
 OPTION_COLUMNS = ("option_demand", "option_resource", "option_start", "option_slots",
@@ -403,9 +407,7 @@ def interrupted_options(runs: Runs, jobs: Sequence[Job], price_usd_per_mwh: np.n
     rows: dict[str, list] = {name: [] for name in OPTION_COLUMNS}
     schedules: list[Schedule] = []
     met = np.zeros(len(jobs), dtype=bool)
-    for i in range(len(runs)):
-        if not interruptible(runs, i, jobs):
-            continue
+    for i in interruptible(runs, jobs):
         job, site = jobs[runs.job[i]], runs.site[i]
         usable = n_slots if job.deadline_h is None else min(
             n_slots, slots_until(job.deadline_h - origin_h, slot_h))

@@ -208,9 +208,7 @@ def _interrupted_columns(setup: SimulationSetup, settings: PeriodPlanSettings, r
     slot_h, signal_slot_h = settings.slot_h, setup.slot_h
     n_signal = setup.price_usd_per_mwh.shape[1]
     rows: dict[str, list] = {name: [] for name in OPTION_COLUMNS}
-    for i in range(len(runs)):
-        if not interruptible(runs, i, jobs):
-            continue
+    for i in interruptible(runs, jobs):
         job, site = jobs[runs.job[i]], runs.site[i]
         origin_h = float(first_slot[runs.job[i]] * slot_h)
         first = slot_index(origin_h, signal_slot_h)
