@@ -13,7 +13,7 @@ from sites.affinity import AffinityMatrix
 from sites.gpus import GpuType
 from sites.power import energy_kwh
 from sites.spec import SiteSpec
-from sites.units import gb_to_gbit, seconds_to_hours
+from sites.units import Q, gb_to_gbit, seconds_to_hours
 
 
 @dataclass(frozen=True)
@@ -136,6 +136,6 @@ class Federation:
             return np.zeros((0, len(self.resources)))
         return np.array([self.throughput_row(j.job_type, j.gpu_types, j.gpus) for j in jobs])
 
-    def transfer_h(self, dataset_gb: float) -> float:
+    def transfer_h(self, dataset_gb: Q) -> Q:
         """Hours to ship a data set to another site at the federation's link speed."""
         return seconds_to_hours(gb_to_gbit(dataset_gb) / self.transfer_gbps)

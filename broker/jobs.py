@@ -9,6 +9,25 @@ from sites.affinity import AffinityMatrix
 
 
 @dataclass(frozen=True)
+class InFlight:
+    """Where a job that already ran keeps its state, as a round boundary finds it.
+
+    ``computing``: it runs now, so it may go on where it is at no cost. Any other start costs
+    ``restart_h`` busy hours first: a job stopped while computing loses the work since its
+    last checkpoint and reads the checkpoint back (2 x ``checkpoint_overhead_h``, both metered
+    where it restarts, which keeps the pool it leaves free from the boundary on); a job
+    paused after writing its checkpoint only reads it back (1 x).
+    """
+
+    site_id: str
+    gpu_type: str
+    gpus: int
+    computing: bool
+    restart_h: float
+    done_steps: float  # work done so far (the job's ``work_steps`` is what is left)
+
+
+@dataclass(frozen=True)
 class Job:
     """A training job submitted at its home site.
 
@@ -24,7 +43,15 @@ class Job:
 
     A *preemptible* job may run in several segments on one pool, paused in between
     (``broker.options.cheapest_schedule``): each pause costs ``checkpoint_overhead_h`` of busy
-    GPUs writing its checkpoint, and each resume as long reading it back.
+    GPUs writing its checkpoint, and each resume as long reading it back. A planner that
+    replans running jobs (``broker.simulation``) may also pause it at a round boundary and
+    resume it later at home or elsewhere, shipping its ``checkpoint_gb``.
+
+    An *elastic* job (a moldable one) may change its GPU count at a round boundary while it
+    runs, each resize costing ``resize_overhead_h`` of busy GPUs.
+
+    ``state`` is set on the rest of a job that already ran (``InFlight``): ``work_steps`` is
+    then the work left.
     """
 
     id: str
@@ -40,6 +67,10 @@ class Job:
     max_gpus: int | None = None
     preemptible: bool = False
     checkpoint_overhead_h: float = 0.0
+    checkpoint_gb: float = 0.0
+    elastic: bool = False
+    resize_overhead_h: float = 0.0
+    state: InFlight | None = None
 
     def __post_init__(self) -> None:
         if self.gpus < 1:
@@ -48,6 +79,16 @@ class Job:
             raise ValueError(f"job {self.id}: checkpoint_overhead_h must be >= 0")
         if self.checkpoint_overhead_h > 0 and not self.preemptible:
             raise ValueError(f"job {self.id}: checkpoint_overhead_h needs preemptible: true")
+        if not self.checkpoint_gb >= 0:
+            raise ValueError(f"job {self.id}: checkpoint_gb must be >= 0")
+        if self.checkpoint_gb > 0 and not self.preemptible:
+            raise ValueError(f"job {self.id}: checkpoint_gb needs preemptible: true")
+        if self.elastic and not self.moldable_range:
+            raise ValueError(f"job {self.id}: elastic needs a GPU range (min_gpus < max_gpus)")
+        if not self.resize_overhead_h >= 0:
+            raise ValueError(f"job {self.id}: resize_overhead_h must be >= 0")
+        if self.resize_overhead_h > 0 and not self.elastic:
+            raise ValueError(f"job {self.id}: resize_overhead_h needs elastic: true")
         if (self.min_gpus is None) != (self.max_gpus is None):
             raise ValueError(f"job {self.id}: give both min_gpus and max_gpus, or neither")
         if self.min_gpus is not None and self.max_gpus is not None and not (
@@ -64,12 +105,25 @@ class Job:
             raise ValueError(f"job {self.id}: dataset_gb must be >= 0")
 
     @property
-    def moldable(self) -> bool:
+    def moldable_range(self) -> bool:
         return self.min_gpus is not None and self.min_gpus != self.max_gpus
 
     @property
+    def moldable(self) -> bool:
+        """The broker chooses its count now (a running job only when it is elastic)."""
+        return self.moldable_range and (self.state is None or self.elastic)
+
+    @property
+    def replannable(self) -> bool:
+        """Once running, a planner may pause, move or resize it at a round boundary."""
+        return self.preemptible or self.elastic
+
+    @property
     def gpu_counts(self) -> tuple[int, ...]:
-        """The GPU counts the broker may run it on (its own count when it is not moldable)."""
+        """The GPU counts the broker may run it on (its own count when it is not moldable;
+        a running job that is not elastic keeps the count it runs on)."""
+        if self.state is not None and not self.elastic:
+            return (self.state.gpus,)
         if self.min_gpus is None or self.max_gpus is None:
             return (self.gpus,)
         powers = {2 ** i for i in range(self.max_gpus.bit_length())}

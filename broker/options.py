@@ -55,7 +55,10 @@ def meets_deadline(finish_h: np.ndarray | float, deadline_h: np.ndarray | float 
 class Runs:
     """What running job ``job[i]`` on pool ``resource[i]`` takes, whenever it starts.
 
-    ``job`` indexes the job sequence the runs were built for.
+    ``job`` indexes the job sequence the runs were built for. For the rest of a job that
+    already ran (``Job.state``), ``runtime_h`` holds its restart's ``overhead_h`` first, and
+    a ``boundary`` run is the one that goes on at the round boundary where it runs now (no
+    restart; an elastic resize's overhead when the count changes): it exists at start 0 only.
     """
 
     job: np.ndarray
@@ -64,9 +67,12 @@ class Runs:
     gpus: np.ndarray
     gpu_steps_per_s: np.ndarray  # one GPU's rate (the affinity matrix)
     steps_per_s: np.ndarray  # the job's throughput on its ``gpus`` GPUs
-    runtime_h: np.ndarray
+    runtime_h: np.ndarray  # busy hours: overhead_h, then the work
+    overhead_h: np.ndarray  # busy hours of restart or resize before the work goes on
+    boundary: np.ndarray  # goes on at the round boundary where it runs (start 0 only)
     transfer_h: np.ndarray
     transfer_cost_usd: np.ndarray
+    transferred_gb: np.ndarray
     energy_kwh: np.ndarray
 
     def __len__(self) -> int:
@@ -82,15 +88,60 @@ class Runs:
         return Runs(**{f.name: getattr(self, f.name)[index] for f in dataclasses.fields(self)})
 
 
+def _moves(federation: Federation, jobs: Sequence[Job], job: np.ndarray,
+           site: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gigabytes shipped to run each (job, site) pair, and what shipping them costs.
+
+    A job that has not run ships its data set from home to any other site. The rest of a job
+    that ran ships its checkpoint from where its state is, and its data set from home too when
+    the new site is neither home nor where it ran.
+    """
+    egress = np.array([s.egress_usd_per_gb for s in federation.sites])
+    home_of = np.array([federation.site_index[j.home_site] for j in jobs], dtype=int)
+    state_at = np.array([federation.site_index[j.state.site_id] if j.state is not None
+                         else federation.site_index[j.home_site] for j in jobs], dtype=int)
+    home, at = home_of[job], state_at[job]
+    dataset_gb = np.array([j.dataset_gb for j in jobs], dtype=float)[job]
+    checkpoint_gb = np.array([0.0 if j.state is None else j.checkpoint_gb for j in jobs],
+                             dtype=float)[job]
+    moved = site != at
+    data_gb = np.where(moved & (site != home), dataset_gb, 0.0)
+    state_gb = np.where(moved, checkpoint_gb, 0.0)
+    cost = (transfer_cost_usd(data_gb, egress[home])
+            + transfer_cost_usd(state_gb, egress[at]))
+    return data_gb + state_gb, cost
+
+
+def _overheads(jobs: Sequence[Job], job: np.ndarray, gpus: np.ndarray,
+               boundary: np.ndarray) -> np.ndarray:
+    """Busy hours before the work goes on: 0 for a job that has not run, its state's
+    ``restart_h`` for a restart, and at the boundary where it runs, 0 on as many GPUs or its
+    ``resize_overhead_h`` on another count."""
+    overhead = np.zeros(len(job))
+    ran = np.array([j.state is not None for j in jobs], dtype=bool)
+    for i in np.flatnonzero(ran[job]) if len(jobs) else ():
+        j = jobs[job[i]]
+        assert j.state is not None
+        if not boundary[i]:
+            overhead[i] = j.state.restart_h
+        elif gpus[i] != j.state.gpus:
+            overhead[i] = j.resize_overhead_h
+    return overhead
+
+
 def runs_on(federation: Federation, jobs: Sequence[Job], job: np.ndarray,
-            resource: np.ndarray, gpus: np.ndarray | None = None) -> Runs:
+            resource: np.ndarray, gpus: np.ndarray | None = None,
+            boundary: np.ndarray | None = None) -> Runs:
     """The runs of the given (job index, pool) pairs (``job_runs`` picks the pairs), on
-    ``gpus`` GPUs each (default: each job's own count)."""
+    ``gpus`` GPUs each (default: each job's own count); ``boundary`` marks the runs that go
+    on where the job runs now (``Runs``)."""
     job, resource = np.asarray(job, dtype=int), np.asarray(resource, dtype=int)
     rate = federation.steps_per_s(list(jobs))[job, resource]
     if gpus is None:
         gpus = np.array([j.gpus for j in jobs], dtype=int)[job]
     gpus = np.asarray(gpus, dtype=int)
+    boundary = (np.zeros(len(job), dtype=bool) if boundary is None
+                else np.asarray(boundary, dtype=bool))
     # one throughput row per (job, count) of the pairs, read at each pair's pool
     pair_key = job * (int(gpus.max(initial=0)) + 1) + gpus
     keys, row_of_pair = np.unique(pair_key, return_inverse=True)
@@ -101,45 +152,64 @@ def runs_on(federation: Federation, jobs: Sequence[Job], job: np.ndarray,
     steps_per_s = (rows[row_of_pair.reshape(-1), resource] if len(pair_key)
                    else np.zeros(0))
     work = np.array([j.work_steps for j in jobs], dtype=float)[job]
-    home = np.array([federation.site_index[j.home_site] for j in jobs], dtype=int)[job]
-    dataset_gb = np.array([j.dataset_gb for j in jobs], dtype=float)[job]
-    egress = np.array([s.egress_usd_per_gb for s in federation.sites])
     site = federation.resource_site[resource]
-    remote = site != home
-    hours = runtime_h(work, steps_per_s)
+    overhead = _overheads(jobs, job, gpus, boundary)
+    hours = runtime_h(work, steps_per_s) + overhead
+    gb, transfer_usd = _moves(federation, jobs, job, site)
     return Runs(
         job=job, resource=resource, site=site, gpus=gpus, gpu_steps_per_s=rate,
-        steps_per_s=steps_per_s, runtime_h=hours,
-        transfer_h=np.where(remote, federation.transfer_h(dataset_gb), 0.0),
-        transfer_cost_usd=np.where(remote, transfer_cost_usd(dataset_gb, egress[home]), 0.0),
+        steps_per_s=steps_per_s, runtime_h=hours, overhead_h=overhead, boundary=boundary,
+        transfer_h=np.asarray(federation.transfer_h(gb), dtype=float),
+        transfer_cost_usd=transfer_usd, transferred_gb=gb,
         energy_kwh=federation.run_energy_kwh(gpus, resource, hours),
     )
+
+
+def _boundary_pairs(federation: Federation, jobs: Sequence[Job]) -> list[tuple[int, int, int]]:
+    """(job, count, pool) of the runs that go on where a running job runs now, at each count
+    it may run on (one unless it is elastic)."""
+    pairs = []
+    for i, j in enumerate(jobs):
+        if j.state is not None and j.state.computing:
+            r = federation.resource_of(j.state.site_id, j.state.gpu_type)
+            pairs += [(i, k, r) for k in j.gpu_counts
+                      if k <= federation.resource_total_gpus[r]]
+    return pairs
 
 
 def job_runs(federation: Federation, jobs: Sequence[Job]) -> Runs:
     """Every (job, GPU count, pool) where the job can run: a GPU type it runs on (throughput >
     0) in enough number, at each count it may run on (``Job.gpu_counts``); in job, then count,
-    then pool order."""
+    then pool order. A running job that may not be paused has only its boundary runs
+    (``Runs``); one that may has both, its restarts after."""
     runs_on_type = federation.steps_per_s(list(jobs)) > 0
+    restartable = np.array([j.state is None or j.preemptible for j in jobs], dtype=bool)
     total = federation.resource_total_gpus
     parts = []
     for count in sorted({k for j in jobs for k in j.gpu_counts}):
-        asks = np.array([count in j.gpu_counts for j in jobs], dtype=bool)
+        asks = np.array([count in j.gpu_counts for j in jobs], dtype=bool) & restartable
         job, resource = np.nonzero(runs_on_type & asks[:, None] & (total[None, :] >= count))
-        parts.append((job, np.full(len(job), count), resource))
+        parts.append((job, np.full(len(job), count), resource, np.zeros(len(job), dtype=bool)))
+    boundary = _boundary_pairs(federation, jobs)
+    if boundary:
+        b_job, b_gpus, b_resource = (np.array(a, dtype=int) for a in zip(*boundary, strict=True))
+        parts.append((b_job, b_gpus, b_resource, np.ones(len(b_job), dtype=bool)))
     if not parts:
         empty = np.zeros(0, dtype=int)
         return runs_on(federation, jobs, empty, empty, empty)
-    job, gpus, resource = (np.concatenate(a) for a in zip(*parts, strict=True))
-    order = np.lexsort((resource, gpus, job))
-    return runs_on(federation, jobs, job[order], resource[order], gpus[order])
+    job, gpus, resource, at_boundary = (np.concatenate(a) for a in zip(*parts, strict=True))
+    order = np.lexsort((resource, gpus, ~at_boundary, job))
+    return runs_on(federation, jobs, job[order], resource[order], gpus[order],
+                   at_boundary[order])
 
 
-def run_of(federation: Federation, job: Job, resource: int, gpus: int | None = None) -> Runs:
+def run_of(federation: Federation, job: Job, resource: int, gpus: int | None = None,
+           boundary: bool = False) -> Runs:
     """The one run of ``job`` on ``gpus`` GPUs (default: its own count) of pool ``resource``
-    (the meter's and the live broker's view)."""
+    (the meter's and the live broker's view); ``boundary``: it goes on where it runs now."""
     count = None if gpus is None else np.array([gpus], dtype=int)
-    return runs_on(federation, [job], np.zeros(1, dtype=int), np.array([resource]), count)
+    return runs_on(federation, [job], np.zeros(1, dtype=int), np.array([resource]), count,
+                   np.array([boundary]))
 
 
 @dataclass(frozen=True)
@@ -381,7 +451,7 @@ def interruptible(runs: Runs, jobs: Sequence[Job]) -> np.ndarray:
     preemptible = np.array([j.preemptible for j in jobs], dtype=bool)
     if not preemptible.any():
         return np.zeros(0, dtype=int)
-    return np.flatnonzero(preemptible[runs.job] & (runs.transfer_h <= 0)
+    return np.flatnonzero(preemptible[runs.job] & (runs.transfer_h <= 0) & ~runs.boundary
                           & (runs.runtime_h < np.inf))
 
 

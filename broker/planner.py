@@ -86,6 +86,8 @@ class Assignment:
     # a preemptible job's interrupted run: busy intervals [from, to) in hours on the round's
     # clock (broker.options.Schedule); empty: one run from start_h
     segments_h: tuple[tuple[float, float], ...] = ()
+    # a running job goes on where it runs, with no restart (``broker.options.Runs.boundary``)
+    boundary: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,11 +117,14 @@ class RoundProblem:
     demands: tuple[tuple[Job, ...], ...]  # identical jobs grouped, in submit order
     # option index -> its interrupted run (hours from the round's start), for preemptible jobs
     schedules: Mapping[int, Schedule] = field(default_factory=dict)
+    # option indices that go on where a running job runs (``broker.options.Runs.boundary``)
+    boundary: frozenset[int] = frozenset()
 
 
 def _demand_key(job: Job) -> tuple:
     return (job.home_site, job.job_type, job.gpus, job.work_steps, job.deadline_h, job.dataset_gb,
-            job.gpu_types, job.min_gpus, job.max_gpus, job.preemptible, job.checkpoint_overhead_h)
+            job.gpu_types, job.min_gpus, job.max_gpus, job.preemptible, job.checkpoint_overhead_h,
+            job.checkpoint_gb, job.elastic, job.resize_overhead_h, job.state)
 
 
 def group_identical_jobs(queue: Sequence[Job]) -> tuple[tuple[Job, ...], ...]:
@@ -150,7 +155,8 @@ def build_round_problem(
         offers.now_h, config.carbon_price_usd_per_t, config.delay_cost_usd_per_gpu_h)
     options = at_starts(runs, offsets, offers.slot_h)
     options = options.take(np.flatnonzero(
-        deadline_options(options, reps, offers.now_h, interrupted.meets_deadline)))
+        deadline_options(options, reps, offers.now_h, interrupted.meets_deadline)
+        & ~(options.runs.boundary & (options.start > 0))))
     priced = price_options(options, offers.price_usd_per_mwh, offers.carbon_g_per_kwh,
                            offers.slot_h, delay_from_h=0.0,
                            delay_cost_usd_per_gpu_h=config.delay_cost_usd_per_gpu_h)
@@ -177,10 +183,25 @@ def build_round_problem(
         np.array([j.gpus for j in reps], dtype=int), np.isfinite(deadline), offers.slot_h,
         horizon * offers.slot_h, config.delay_cost_usd_per_gpu_h)
     problem = dataclasses.replace(
-        problem, deferral_penalty_usd=waiting.deferral_penalty_usd,
+        problem, deferral_penalty_usd=must_run_penalties(
+            problem, waiting.deferral_penalty_usd,
+            np.array([j.state is not None and not j.preemptible for j in reps], dtype=bool)),
         option_delay_cost_usd=problem.option_delay_cost_usd + waiting.option_lateness_usd)
     schedules = {len(options) + i: sch for i, sch in enumerate(interrupted.schedules)}
-    return RoundProblem(problem=problem, demands=demands, schedules=schedules)
+    return RoundProblem(problem=problem, demands=demands, schedules=schedules,
+                        boundary=frozenset(np.flatnonzero(options.runs.boundary).tolist()))
+
+
+def must_run_penalties(problem: AllocationProblem, penalty_usd: np.ndarray,
+                       must_run: np.ndarray) -> np.ndarray:
+    """Deferral penalties with the ``must_run`` demands' (running jobs that may not pause)
+    above what any plan can save by deferring them: more than every option and every other
+    deferral together, so an optimal plan (and the greedy one, which starts the costliest
+    deferrals first) runs them."""
+    if not must_run.any():
+        return penalty_usd
+    most = float(np.abs(problem.option_cost_usd).sum() + penalty_usd[~must_run].sum())
+    return np.where(must_run, 2.0 * most + 1.0, penalty_usd)
 
 
 # The most the rest of a round may be let off (see ``_rest_options``): where the settled jobs
@@ -372,7 +393,7 @@ def assignments_from_counts(
                     job_id=job.id, site_id=federation.sites[site_i].id, gpu_type=gpu,
                     gpus=int(p.option_gpus[o]), start_offset=int(p.option_start[o]),
                     start_h=offers.now_h + int(p.option_start[o]) * offers.slot_h,
-                    segments_h=segments,
+                    segments_h=segments, boundary=int(o) in rp.boundary,
                 ))
         deferred.extend(j.id for j in pending)
     return assignments, deferred

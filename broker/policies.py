@@ -19,6 +19,9 @@ class Policy(ABC):
 
     # True for policies that never move a job off its home site (isolated, temporal).
     home_only: bool = False
+    # True for policies that may pause, move or resize running preemptible and elastic jobs:
+    # the simulation hands those back in the queue at every round (``Job.state``)
+    replans: bool = False
 
     def __init__(self, federation: Federation, config: PlannerConfig) -> None:
         self.federation = federation
@@ -46,7 +49,10 @@ class Policy(ABC):
 
 
 class MilpPolicy(Policy):
-    """The broker: solve the allocation MILP over the horizon, start what it puts in slot 0."""
+    """The broker: solve the allocation MILP over the horizon, start what it puts in slot 0,
+    and replan running preemptible and elastic jobs at every round."""
+
+    replans = True
 
     def __init__(self, federation: Federation, config: PlannerConfig) -> None:
         super().__init__(federation, config)

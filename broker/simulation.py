@@ -8,6 +8,7 @@ completions before arrivals at the same instant, then in insertion order.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import logging
@@ -20,14 +21,14 @@ import pandas as pd
 
 from broker.federation import Federation
 from broker.forecast import ForecastNoise
-from broker.jobs import Job
-from broker.metering import Meter
+from broker.jobs import InFlight, Job
+from broker.metering import PIECE_COLUMNS, Meter
 from broker.offers import RoundOffers
 from broker.outside import OutsideOption, unserved_reasons
 from broker.planner import Assignment
 from broker.policies import Policy
 from optimization import SolveStatus
-from sites.timegrid import slot_index, slots_until
+from sites.timegrid import SLOT_EPS, slot_index, slots_until
 
 COMPLETION, ARRIVAL = 0, 1
 log = logging.getLogger(__name__)
@@ -85,6 +86,9 @@ class SimulationResult:
     rounds: tuple[RoundStats, ...]
     run_h: float  # the run window [0, period + drain)
     total_gpus: int
+    # one row per metered piece of a job (``broker.metering.PIECE_COLUMNS``): a job paused,
+    # moved or resized has several
+    pieces: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PIECE_COLUMNS))
 
     @property
     def unfinished(self) -> tuple[str, ...]:
@@ -105,6 +109,101 @@ class SimulationResult:
         return sum(r.wall_clock_hit for r in self.rounds)
 
 
+@dataclass
+class _Flight:
+    """A started job the loop may cut at a round boundary (a replanning policy's preemptible
+    or elastic job): what it holds, and which completion event is its live one."""
+
+    job: Job  # the job as submitted
+    resource: int
+    gpus: int
+    held: list[tuple[int, int]]  # slot ranges [from, to) it holds its GPUs in
+    run_start_h: float
+    finish_h: float
+    completion: int  # the sequence number of its live completion event
+
+
+class _Loop:
+    """The state of one run: queue, reservations, events and the meter."""
+
+    def __init__(self, setup: SimulationSetup, policy: Policy) -> None:
+        self.setup = setup
+        self.policy = policy
+        fed = setup.federation
+        self.meter = Meter(fed, setup.slot_h, setup.carbon_g_per_kwh, setup.price_usd_per_mwh)
+        n_slots = setup.carbon_g_per_kwh.shape[1]
+        self.reserved = np.zeros((len(fed.resources), n_slots), dtype=int)  # GPUs held per slot
+        self.by_id = {j.id: j for j in setup.jobs}
+        self.seq = itertools.count()
+        self.events: list[tuple[float, int, int, str]] = []
+        for job in setup.jobs:
+            heapq.heappush(self.events, (job.submit_h, ARRIVAL, next(self.seq), job.id))
+        self.queue: list[Job] = []
+        self.finished: set[str] = set()
+        self.flights: dict[str, _Flight] = {}
+        self.live_completion: dict[str, int] = {}
+
+    def start(self, job: Job, a: Assignment, now_h: float) -> None:
+        """Meter, reserve and schedule the completion of ``a`` (``job`` as queued)."""
+        fed, slot_h = self.setup.federation, self.setup.slot_h
+        resource = fed.resource_of(a.site_id, a.gpu_type)
+        record = self.meter.record_run(job, resource, now_h, a.gpus, a.segments_h, a.boundary)
+        held = []
+        for from_h, to_h in a.segments_h or ((now_h, record.finish_h),):
+            span = (slot_index(from_h, slot_h), slots_until(to_h, slot_h))
+            self.reserved[resource, span[0]:span[1]] += a.gpus
+            held.append(span)
+        seq = next(self.seq)
+        self.live_completion[job.id] = seq
+        heapq.heappush(self.events, (record.finish_h, COMPLETION, seq, job.id))
+        if self.policy.replans and job.replannable:
+            piece = self.meter.live[job.id]
+            self.flights[job.id] = _Flight(self.by_id[job.id], resource, a.gpus, held,
+                                           piece.segments_h[0][0], record.finish_h, seq)
+
+    def cut(self, flight: _Flight, k: int, now_h: float) -> Job:
+        """Stop ``flight`` at round ``k``: its GPUs from there on are free again, its
+        completion is void, and the rest of it comes back as a job with its state."""
+        job = flight.job
+        for a, b in flight.held:
+            if b > k:
+                self.reserved[flight.resource, max(a, k):b] -= flight.gpus
+        del self.live_completion[job.id]
+        done, computing, paused = self.meter.cut(job.id, now_h)
+        site_i, gpu_type = self.setup.federation.resources[flight.resource]
+        # a job that may not pause is never stopped: it goes on, or is resized, where it is
+        computing = computing or not job.preemptible
+        restart_h = (job.checkpoint_overhead_h if paused and not computing
+                     else 2.0 * job.checkpoint_overhead_h)
+        return dataclasses.replace(
+            job, work_steps=max(job.work_steps - done, 0.0),
+            state=InFlight(self.setup.federation.sites[site_i].id, gpu_type, flight.gpus,
+                           computing, restart_h, done))
+
+    def replan_running(self, k: int, now_h: float) -> None:
+        """Running jobs the policy may pause, move or resize rejoin the queue as their rest."""
+        eps_h = SLOT_EPS * self.setup.slot_h
+        for job_id, flight in list(self.flights.items()):
+            if flight.finish_h <= now_h + eps_h:
+                del self.flights[job_id]  # done (its completion is due)
+            elif flight.run_start_h <= now_h + eps_h:  # not while its data moves
+                del self.flights[job_id]
+                self.queue.append(self.cut(flight, k, now_h))
+
+    def arrivals_and_completions(self, now_h: float) -> None:
+        while self.events and self.events[0][0] <= now_h + 1e-9:
+            self.pop()
+
+    def pop(self) -> None:
+        _, kind, seq, job_id = heapq.heappop(self.events)
+        if kind == ARRIVAL:
+            self.queue.append(self.by_id[job_id])
+        elif self.live_completion.get(job_id) == seq:
+            if job_id in self.finished:
+                raise RuntimeError(f"job {job_id} finished twice")
+            self.finished.add(job_id)
+
+
 def run_simulation(
     setup: SimulationSetup,
     policy: Policy,
@@ -112,35 +211,19 @@ def run_simulation(
     on_round: Callable[[int, int], None] | None = None,
 ) -> SimulationResult:
     fed = setup.federation
-    meter = Meter(fed, setup.slot_h, setup.carbon_g_per_kwh, setup.price_usd_per_mwh)
-    n_slots = setup.carbon_g_per_kwh.shape[1]
-    reserved = np.zeros((len(fed.resources), n_slots), dtype=int)  # GPUs held per slot
+    loop = _Loop(setup, policy)
     total = fed.resource_total_gpus[:, None]
-    by_id = {j.id: j for j in setup.jobs}
-
-    seq = itertools.count()
-    events: list[tuple[float, int, int, str]] = []
-    for job in setup.jobs:
-        heapq.heappush(events, (job.submit_h, ARRIVAL, next(seq), job.id))
-    queue: list[Job] = []
-    finished: set[str] = set()
     stats = []
 
     for k in range(setup.n_rounds):
         now_h = k * setup.slot_h
-        while events and events[0][0] <= now_h + 1e-9:
-            _, kind, _, job_id = heapq.heappop(events)
-            if kind == ARRIVAL:
-                queue.append(by_id[job_id])
-            else:
-                if job_id in finished:
-                    raise RuntimeError(f"job {job_id} finished twice")
-                finished.add(job_id)
+        loop.arrivals_and_completions(now_h)
+        loop.replan_running(k, now_h)
         started: Sequence[Assignment] = []
         decide_s = 0.0
         status = None
         wall_clock_hit = False
-        if queue:
+        if loop.queue:
             window = slice(k, k + setup.horizon_slots)
             carbon_forecast, price_forecast = setup.forecast.apply(
                 k, setup.slot_h, setup.carbon_g_per_kwh[:, window],
@@ -148,12 +231,12 @@ def run_simulation(
             offers = RoundOffers(
                 now_h=now_h,
                 slot_h=setup.slot_h,
-                free_gpus=np.maximum(total - reserved[:, window], 0),
+                free_gpus=np.maximum(total - loop.reserved[:, window], 0),
                 price_usd_per_mwh=price_forecast,
                 carbon_g_per_kwh=carbon_forecast,
             )
             clock = time.perf_counter()
-            started = policy.decide(offers, list(queue))
+            started = policy.decide(offers, list(loop.queue))
             decide_s = time.perf_counter() - clock
             solve = policy.last_solve()
             wall_clock_hit = policy.last_hit_wall_clock()
@@ -162,41 +245,58 @@ def run_simulation(
                 if status is not SolveStatus.OPTIMAL:
                     log.warning("%s round %d: solver %s%s", policy_name, k, status.value,
                                 f" ({message})" if message else "")
-            started_ids = {a.job_id for a in started}
+            queued = {j.id: j for j in loop.queue}
             for a in started:
-                job = by_id[a.job_id]
-                resource = fed.resource_of(a.site_id, a.gpu_type)
-                record = meter.record_run(job, resource, now_h, a.gpus, a.segments_h)
-                for from_h, to_h in a.segments_h or ((now_h, record.finish_h),):
-                    held = slice(slot_index(from_h, setup.slot_h),
-                                 slots_until(to_h, setup.slot_h))
-                    reserved[resource, held] += a.gpus
-                heapq.heappush(events, (record.finish_h, COMPLETION, next(seq), job.id))
-            queue = [j for j in queue if j.id not in started_ids]
-        stats.append(RoundStats(k, len(queue) + len(started), len(started), decide_s, status,
-                                wall_clock_hit))
+                loop.start(queued[a.job_id], a, now_h)
+            started_ids = {a.job_id for a in started}
+            unstoppable = [j.id for j in loop.queue
+                           if j.id not in started_ids and j.state is not None
+                           and not j.preemptible]
+            if unstoppable:
+                raise RuntimeError(f"{policy_name} round {k}: running jobs that may not "
+                                   f"pause were left out: {', '.join(unstoppable)}")
+            loop.queue = [pause(j) for j in loop.queue if j.id not in started_ids]
+        stats.append(RoundStats(k, len(loop.queue) + len(started), len(started), decide_s,
+                                status, wall_clock_hit))
         if on_round is not None:
             on_round(k + 1, setup.n_rounds)
 
-    while events:  # let every started job run to completion
-        _, kind, _, job_id = heapq.heappop(events)
-        if kind == COMPLETION:
-            if job_id in finished:
-                raise RuntimeError(f"job {job_id} finished twice")
-            finished.add(job_id)
-    never_arrived = {j.id for j in setup.jobs} - finished - {j.id for j in queue}
+    resume_paused(loop, setup.n_rounds * setup.slot_h)
+    while loop.events:  # let every started job run to completion
+        loop.pop()
+    queue = loop.queue
+    never_arrived = {j.id for j in setup.jobs} - loop.finished - {j.id for j in queue}
     left = sorted({j.id for j in queue} | never_arrived)
-    left_jobs = [by_id[i] for i in left]
+    left_jobs = [loop.by_id[i] for i in left]
     reasons = unserved_reasons(left_jobs, fed, policy.reachable(left_jobs))
     return SimulationResult(
         policy=policy_name,
-        jobs=meter.jobs_frame(),
+        jobs=loop.meter.jobs_frame(),
         outside=setup.outside.serve(left_jobs, fed, reasons),
-        site_slots=meter.site_slots_frame(setup.n_rounds),
+        site_slots=loop.meter.site_slots_frame(setup.n_rounds),
         rounds=tuple(stats),
         run_h=setup.run_h,
         total_gpus=int(fed.resource_total_gpus.sum()),
+        pieces=loop.meter.pieces_frame(),
     )
+
+
+def pause(job: Job) -> Job:
+    """A job left in the queue: the rest of a running one no longer runs."""
+    if job.state is None or not job.state.computing:
+        return job
+    return dataclasses.replace(job, state=dataclasses.replace(job.state, computing=False))
+
+
+def resume_paused(loop: _Loop, end_h: float) -> None:
+    """Jobs paused when the rounds end resume where they are, at once: like every started
+    job, they finish after the run window (its capacity is no longer planned)."""
+    for job in [j for j in loop.queue if j.state is not None]:
+        state = job.state
+        assert state is not None
+        loop.start(job, Assignment(job.id, state.site_id, state.gpu_type, state.gpus, 0, end_h),
+                   end_h)
+    loop.queue = [j for j in loop.queue if j.state is None]
 
 
 def check_conservation(setup: SimulationSetup, result: SimulationResult) -> Sequence[str]:

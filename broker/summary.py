@@ -39,6 +39,9 @@ class PolicySummary:
     deadline_misses: int
     mean_gpu_utilization: float  # busy GPU-h within the run window / GPUs x window hours
     jobs_moved: int
+    pauses: int  # of running jobs (a preemptible job's), all jobs together
+    moves_while_running: int  # a paused job resumed on another pool
+    resizes: int  # a running (elastic) job's GPU count changed
     rounds_optimal: int
     rounds_feasible: int  # a limit was hit; the best plan found was used
     rounds_failed: int  # no plan: the round deferred every job
@@ -87,6 +90,9 @@ def summarize(result: SimulationResult, carbon_price_usd_per_t: float) -> Policy
         + int(outside["deadline_h"].notna().sum()),
         mean_gpu_utilization=busy / available if available else 0.0,
         jobs_moved=int((jobs["site"] != jobs["home_site"]).sum()),
+        pauses=int((jobs["segments"] - 1).sum()),
+        moves_while_running=int(jobs["moves"].sum()),
+        resizes=int(jobs["resizes"].sum()),
         rounds_optimal=counts.get(SolveStatus.OPTIMAL, 0),
         rounds_feasible=counts.get(SolveStatus.FEASIBLE, 0),
         rounds_failed=sum(n for s, n in counts.items() if not s.has_solution),

@@ -56,7 +56,10 @@ def build_run(loaded: LoadedScenario) -> ScenarioRun:
         if s.moldable is not None:
             jobs = moldable_jobs(jobs, s.moldable.min_gpus, s.moldable.max_gpus)
         if s.preemptible is not None:
-            jobs = preemptible_jobs(jobs, s.preemptible.checkpoint_overhead_h)
+            jobs = preemptible_jobs(jobs, s.preemptible.checkpoint_overhead_h,
+                                    s.preemptible.checkpoint_gb)
+        if s.elastic is not None:
+            jobs = elastic_jobs(jobs, s.elastic.resize_overhead_h)
     except WorkloadError as error:  # a workload the federation cannot host, found while drawing
         raise InputError(loaded.source, "workload", str(error)) from None
     _check_jobs_fit(jobs, federation, loaded.source, isinstance(s.workload, JobListWorkload))
@@ -134,7 +137,9 @@ def _jobs(s: Scenario, sites: tuple[SiteSpec, ...], affinity: AffinityMatrix,
             out.append(Job(spec.id, spec.home_site, spec.job_type, spec.asked_gpus, work,
                            spec.submit_h, spec.deadline_h, spec.dataset_gb,
                            min_gpus=low, max_gpus=high, preemptible=spec.preemptible,
-                           checkpoint_overhead_h=spec.checkpoint_overhead_h))
+                           checkpoint_overhead_h=spec.checkpoint_overhead_h,
+                           checkpoint_gb=spec.checkpoint_gb, elastic=spec.elastic,
+                           resize_overhead_h=spec.resize_overhead_h))
         return out
     generator = w.to_domain(affinity.job_types)
     return generator.generate(list(sites), affinity, s.period_h, rng)
@@ -147,10 +152,20 @@ def moldable_jobs(jobs: tuple[Job, ...], min_gpus: int, max_gpus: int) -> tuple[
         job, min_gpus=min(min_gpus, job.gpus), max_gpus=max(max_gpus, job.gpus)) for job in jobs)
 
 
-def preemptible_jobs(jobs: tuple[Job, ...], checkpoint_overhead_h: float) -> tuple[Job, ...]:
-    """Every job not already preemptible becomes so, with ``checkpoint_overhead_h``."""
+def preemptible_jobs(jobs: tuple[Job, ...], checkpoint_overhead_h: float,
+                     checkpoint_gb: float) -> tuple[Job, ...]:
+    """Every job not already preemptible becomes so, with ``checkpoint_overhead_h`` and
+    ``checkpoint_gb``."""
     return tuple(job if job.preemptible else dataclasses.replace(
-        job, preemptible=True, checkpoint_overhead_h=checkpoint_overhead_h) for job in jobs)
+        job, preemptible=True, checkpoint_overhead_h=checkpoint_overhead_h,
+        checkpoint_gb=checkpoint_gb) for job in jobs)
+
+
+def elastic_jobs(jobs: tuple[Job, ...], resize_overhead_h: float) -> tuple[Job, ...]:
+    """Every job with a GPU range, not already elastic, becomes so with
+    ``resize_overhead_h``."""
+    return tuple(job if job.elastic or not job.moldable_range else dataclasses.replace(
+        job, elastic=True, resize_overhead_h=resize_overhead_h) for job in jobs)
 
 
 def _check_jobs_fit(jobs: tuple[Job, ...], federation: Federation, source: str,

@@ -40,7 +40,12 @@ SUMMARY_COLUMNS = (
     ("makespan_h", "makespan h", "{:.2f}"),
     ("deadline_misses", "deadline misses", "{:d}"),
     ("mean_gpu_utilization", "mean GPU utilization", "{:.1%}"),
+    ("pauses", "pauses", "{:d}"),
+    ("moves_while_running", "moves of a running job", "{:d}"),
+    ("resizes", "resizes", "{:d}"),
 )
+# rows shown only when some policy has one (most runs pause, move and resize nothing)
+WHEN_ANY = frozenset({"pauses", "moves_while_running", "resizes"})
 SITE_COLUMNS = (("jobs_hosted", "{:d}"), ("jobs_sent_away", "{:d}"), ("jobs_outside", "{:d}"),
                 ("energy_kwh", "{:,.2f}"), ("carbon_kg", "{:,.2f}"), ("total_cost_usd", "{:,.2f}"))
 
@@ -59,6 +64,8 @@ def print_report(result: ScenarioResult, console: Console, by_site: bool = False
         table.add_column(name, justify="right")
     rows = {name: summary.as_dict() for name, summary in result.summaries.items()}
     for key, label, fmt in SUMMARY_COLUMNS:
+        if key in WHEN_ANY and not any(row[key] for row in rows.values()):
+            continue
         table.add_row(label, *(_fmt(fmt, row[key]) for row in rows.values()))
     console.print(table)
     for name, summary in result.summaries.items():

@@ -27,6 +27,7 @@ from optimization import SOLVE_METHODS, SolverOptions
 from scenarios.signal_specs import ZoneSpec
 from scenarios.spec_base import Strict, name_of
 from scenarios.workload_specs import (
+    ElasticSpec,
     JobListWorkload,
     MoldableSpec,
     PreemptibleSpec,
@@ -180,6 +181,7 @@ class Scenario(Strict):
     gpus: dict[str, GpuSpec] = {}
     moldable: MoldableSpec | None = None  # every job's GPU count chosen by the broker
     preemptible: PreemptibleSpec | None = None  # every job may be paused and resumed
+    elastic: ElasticSpec | None = None  # every job with a GPU range may be resized running
     affinity: dict[str, dict[str, Annotated[float, Field(ge=0)]]] = {}
     # Measured whole-job steps/s on k GPUs (one server): {job type: {GPU type: {k: steps/s}}}
     scaling: dict[str, dict[str, dict[Annotated[int, Field(ge=2)],

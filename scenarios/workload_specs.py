@@ -42,9 +42,19 @@ class MoldableSpec(Strict):
 
 class PreemptibleSpec(Strict):
     """Every job of the scenario may be paused and resumed (``broker.jobs.Job``), each pause
-    and each resume costing ``checkpoint_overhead_h`` of busy GPUs."""
+    and each resume costing ``checkpoint_overhead_h`` of busy GPUs; resuming on another site
+    ships its ``checkpoint_gb`` (weights and optimizer state: 1 GB holds a ResNet-50's or a
+    Transformer-base's several times over)."""
 
     checkpoint_overhead_h: float = Field(0.05, ge=0)
+    checkpoint_gb: float = Field(1.0, ge=0)
+
+
+class ElasticSpec(Strict):
+    """Every job with a GPU range (``gpus: {min, max}``, or all of them with ``moldable``) may
+    change its count while it runs, each resize costing ``resize_overhead_h`` of busy GPUs."""
+
+    resize_overhead_h: float = Field(0.05, ge=0)
 
 
 class JobSpec(Strict):
@@ -54,6 +64,9 @@ class JobSpec(Strict):
     gpus: Annotated[int, Field(ge=1)] | GpuRange  # a count, or {min, max}: moldable
     preemptible: bool = False
     checkpoint_overhead_h: float = Field(0.0, ge=0)  # at each pause and each resume
+    checkpoint_gb: float = Field(0.0, ge=0)  # shipped when it resumes on another site
+    elastic: bool = False  # its count may change while it runs (needs gpus: {min, max})
+    resize_overhead_h: float = Field(0.0, ge=0)  # at each resize
     work_steps: float | None = Field(None, gt=0)
     reference_runtime_h: float | None = Field(None, gt=0)  # hours on the reference GPU
     submit_h: float = Field(ge=0)
@@ -75,6 +88,12 @@ class JobSpec(Strict):
             raise ValueError("give exactly one of work_steps and reference_runtime_h")
         if self.checkpoint_overhead_h > 0 and not self.preemptible:
             raise ValueError("checkpoint_overhead_h needs preemptible: true")
+        if self.checkpoint_gb > 0 and not self.preemptible:
+            raise ValueError("checkpoint_gb needs preemptible: true")
+        if self.elastic and isinstance(self.gpus, int):
+            raise ValueError("elastic needs a GPU range: gpus: {min: ..., max: ...}")
+        if self.resize_overhead_h > 0 and not self.elastic:
+            raise ValueError("resize_overhead_h needs elastic: true")
         return self
 
     @field_validator("deadline_h")

@@ -116,7 +116,6 @@ def _check_rounds(setup: SimulationSetup) -> int:
         np.testing.assert_array_equal(placer.slots[runs.job, runs.resource],
                                       old[runs.job, runs.resource])
         # the live broker's estimate and the meter's run time, on a sample of runs
-        meter = Meter(fed, setup.slot_h, setup.carbon_g_per_kwh, setup.price_usd_per_mwh)
         for i in np.linspace(0, len(runs) - 1, min(len(runs), 25)).astype(int):
             job, r = queue[runs.job[i]], int(runs.resource[i])
             site_i, gpu = fed.resources[r]
@@ -124,6 +123,7 @@ def _check_rounds(setup: SimulationSetup) -> int:
             want = legacy.estimate(fed, offers, job, fed.sites[site_i].id, gpu, 2)
             for name, value in want.items():
                 assert getattr(got, name) == pytest.approx(value, rel=RTOL, abs=1e-12), name
+            meter = Meter(fed, setup.slot_h, setup.carbon_g_per_kwh, setup.price_usd_per_mwh)
             record = meter.record_run(job, r, offers.now_h)
             run_start, finish = legacy.metered_times(fed, job, r, offers.now_h)
             assert (record.run_start_h, record.finish_h) == pytest.approx((run_start, finish),
