@@ -18,6 +18,7 @@ from scenarios.runner import ScenarioResult
 from scenarios.tables import (
     METRIC_LABELS,
     jobs_table,
+    pieces_table,
     savings_table,
     site_slots_table,
     site_table,
@@ -25,7 +26,8 @@ from scenarios.tables import (
 )
 from sites import InputError
 
-TABLES = ("jobs.csv", "site_slots.csv", "summary.csv", "savings.csv", "sites.csv")
+TABLES = ("jobs.csv", "pieces.csv", "site_slots.csv", "summary.csv", "savings.csv",
+          "sites.csv")
 PLOTS = ("policies.png", "milp_load_vs_carbon.png")
 # Everything any carbonfed command writes into a results folder (safe to overwrite).
 KNOWN_OUTPUTS = frozenset({*TABLES, "summary.json", *PLOTS, "coalitions.csv", "shares.csv",
@@ -59,7 +61,8 @@ def write_outputs(result: ScenarioResult, out_dir: Path) -> list[Path]:
     """Per-job, per-site-per-slot, per-site and summary tables (CSV), JSON and plots."""
     out_dir.mkdir(parents=True, exist_ok=True)
     frames = {
-        "jobs.csv": jobs_table(result), "site_slots.csv": site_slots_table(result),
+        "jobs.csv": jobs_table(result), "pieces.csv": pieces_table(result),
+        "site_slots.csv": site_slots_table(result),
         "summary.csv": summary_table(result), "savings.csv": savings_table(result),
         "sites.csv": site_table(result),
     }

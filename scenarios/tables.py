@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from broker.costs import total_cost_usd
+from broker.metering import PIECE_COLUMNS
 from broker.savings import PARTS
 from scenarios.runner import ScenarioResult
 
@@ -27,6 +28,15 @@ def jobs_table(result: ScenarioResult) -> pd.DataFrame:
     table = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(
         len(f) for f in frames) else pd.DataFrame(columns=columns)
     return table.reindex(columns=columns)
+
+
+def pieces_table(result: ScenarioResult) -> pd.DataFrame:
+    """One row per piece of a job's run and policy (``broker.metering.Piece``): a job paused,
+    moved or resized while it ran has several, their steps adding up to its work."""
+    frames = [r.pieces.assign(policy=n) for n, r in result.results.items()]
+    table = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(
+        len(f) for f in frames) else pd.DataFrame(columns=["policy", *PIECE_COLUMNS])
+    return table.reindex(columns=["policy", *PIECE_COLUMNS])
 
 
 def site_slots_table(result: ScenarioResult) -> pd.DataFrame:

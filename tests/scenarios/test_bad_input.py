@@ -84,6 +84,17 @@ CASES = [
      "zones.clean.carbon_g_per_kwh.max_gap_h", "less than or equal to 24"),
     ("unknown-fill", CLEAN_CARBON, "{kind: lwa, region: ger, fill: interpolate, max_gap_h: 1}",
      "zones.clean.carbon_g_per_kwh.fill", "'ffill'"),
+    # malleable jobs: each knob needs the mode it tunes
+    ("elastic-without-range", JOB_A, JOB_A.replace("gpus: 1,", "gpus: 1, elastic: true,"),
+     "workload.jobs[0]", "elastic needs a GPU range"),
+    ("resize-overhead-without-elastic", JOB_A,
+     JOB_A.replace("gpus: 1,", "gpus: {min: 1, max: 2}, resize_overhead_h: 0.1,"),
+     "workload.jobs[0]", "resize_overhead_h needs elastic: true"),
+    ("checkpoint-gb-without-preemptible", JOB_A,
+     JOB_A.replace("gpus: 1,", "gpus: 1, checkpoint_gb: 2,"),
+     "workload.jobs[0]", "checkpoint_gb needs preemptible: true"),
+    ("negative-checkpoint-gb", "seed: 7", "seed: 7\npreemptible: {checkpoint_gb: -1}",
+     "preemptible.checkpoint_gb", "greater than or equal to 0"),
 ]
 
 
