@@ -4,15 +4,23 @@ fails it), needs no network when read, and the commands of its runnable blocks w
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import shlex
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.scenarios.browser import start_browser
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -65,6 +73,83 @@ def test_the_search_index_finds_nucleolus(site):
     hits = {doc["location"].split("#")[0] for doc in index["docs"]
             if "nucleolus" in doc["text"].lower()}
     assert "concepts/games.html" in hits
+
+
+# Pages a reader lands on: the home page and three deep ones.
+BROWSED = ("index.html", "concepts/games.html", "reference/scenario.html",
+           "operators/leases.html")
+# Every script, style, image or font the page loaded after the document itself.
+FETCHED = "return performance.getEntriesByType('resource').map(e => e.name);"
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def served(site) -> Iterator[str]:
+    """The built site on a loopback port, as `mkdocs serve` or any static server gives it
+    (Material's search runs in a web worker, which Chromium does not start from file://)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0),
+                                 functools.partial(QuietHandler, directory=str(site)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    thread.join()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    driver, why = start_browser()
+    if driver is None:
+        pytest.skip(f"browser tests skipped: {why}")
+    yield driver
+    driver.quit()
+
+
+def open_page(driver, url: str) -> tuple[list[dict], list[str]]:
+    """Load the page; answer its console errors and what it fetched."""
+    driver.get_log("browser")  # drop anything left from an earlier page
+    driver.get(url)
+    time.sleep(0.5)  # scripts run after load
+    errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+    return errors, driver.execute_script(FETCHED)
+
+
+@pytest.mark.parametrize("page", BROWSED)
+def test_a_served_page_has_no_console_errors_and_fetches_only_the_site(browser, served, page):
+    errors, fetched = open_page(browser, served + page)
+    assert errors == []
+    assert fetched and all(url.startswith(served) for url in fetched), fetched
+
+
+@pytest.mark.parametrize("page", BROWSED)
+def test_a_page_opened_from_its_file_fetches_nothing_from_the_network(browser, site, page):
+    """Chromium records no timing for files, only for what it fetched over the network (with
+    Material's "offline" plugin: its iframe-worker shim from a CDN), so this list is empty."""
+    _, fetched = open_page(browser, (site / page).as_uri())
+    assert [url for url in fetched if not url.startswith("file://")] == []
+
+
+def test_the_search_box_finds_nucleolus(browser, served):
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, served + "index.html")
+    browser.execute_script("const t = document.getElementById('__search'); t.checked = true;"
+                           "t.dispatchEvent(new Event('change'));")
+    browser.find_element(By.CSS_SELECTOR, "input[data-md-component=search-query]").send_keys(
+        "nucleolus")
+    deadline = time.monotonic() + 20
+    links: list[str] = []
+    while time.monotonic() < deadline and not links:
+        time.sleep(0.2)
+        links = [a.get_attribute("href") or "" for a in
+                 browser.find_elements(By.CSS_SELECTOR, ".md-search-result__item a")]
+    assert any("concepts/games.html" in link for link in links), links
+    errors, _ = open_page(browser, served + "index.html")
+    assert errors == []
 
 
 def runnable_commands() -> list[tuple[str, str]]:
