@@ -309,27 +309,35 @@ def rest_reference(spec: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-# --- a real run, for "Reading the report" ----------------------------------------------------
+# --- real runs, for the pages that show their output -----------------------------------------
 
 TINY_MARKER = "<!-- carbonfed run tiny -->"
-TINY_PLOTS = {"policies.png": "images/tiny-policies.png",
-              "milp_load_vs_carbon.png": "images/tiny-milp-load-vs-carbon.png"}
+# command -> (its plots -> where they go in the site)
+RUNS: dict[tuple[str, ...], dict[str, str]] = {
+    ("run", "tiny"): {"policies.png": "images/tiny-policies.png",
+                      "milp_load_vs_carbon.png": "images/tiny-milp-load-vs-carbon.png"},
+    ("market", "default"): {"gains_by_scheme.png": "images/default-gains-by-scheme.png",
+                            "abatement_curve.png": "images/default-abatement-curve.png"},
+}
 
 
-def run_tiny() -> tuple[str, dict[str, bytes]]:
-    """``carbonfed run tiny --out DIR``: what it prints (the run's report) and its plots."""
+def run_carbonfed(argv: tuple[str, ...], plots: dict[str, str]) -> tuple[str, dict[str, bytes]]:
+    """``carbonfed ARGV --out DIR`` in-process: what it prints and its plots (site paths)."""
     from scenarios.cli import main
 
     out = io.StringIO()
     with tempfile.TemporaryDirectory() as folder:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-            code = main(["run", "tiny", "--out", folder])
+            code = main([*argv, "--out", folder])
         if code != 0:
-            raise RuntimeError(f"carbonfed run tiny exited {code}")
-        plots = {target: (Path(folder) / name).read_bytes() for name, target in TINY_PLOTS.items()}
-    # the report, without the timing and the list of files written
-    report = out.getvalue().split("\nwall time", 1)[0].rstrip()
-    return report, plots
+            raise RuntimeError(f"carbonfed {' '.join(argv)} exited {code}")
+        images = {target: (Path(folder) / name).read_bytes() for name, target in plots.items()}
+    return out.getvalue(), images
+
+
+def tiny_report(printed: str) -> str:
+    """``carbonfed run tiny``'s report, without the timing and the list of files written."""
+    return printed.split("\nwall time", 1)[0].rstrip()
 
 
 # --- the mkdocs hook ------------------------------------------------------------------------
@@ -361,10 +369,12 @@ def on_files(files: Any, config: Any) -> Any:
 
     for path, write in pages().items():
         files.append(File.generated(config, path, content=write()))
-    report, plots = run_tiny()
-    _TINY["report"] = report
-    for path, data in plots.items():
-        files.append(File.generated(config, path, content=data))
+    for argv, plots in RUNS.items():
+        printed, images = run_carbonfed(argv, plots)
+        if argv == ("run", "tiny"):
+            _TINY["report"] = tiny_report(printed)
+        for path, data in images.items():
+            files.append(File.generated(config, path, content=data))
     return files
 
 

@@ -49,11 +49,12 @@ def test_every_page_of_the_nav_and_the_reference_is_built(site):
     assert json.loads((site / "reference" / "openapi.json").read_text())["paths"]
 
 
-def test_the_report_page_shows_a_real_run_and_its_plots(site):
+def test_the_report_page_shows_a_real_run_and_the_real_plots_are_built(site):
     page = (site / "getting-started" / "report.html").read_text()
     assert "Per policy" in page and "Savings of milp against isolated" in page
     assert "&lt;!-- carbonfed run tiny --&gt;" not in page and "carbonfed run tiny -->" not in page
-    for image in ("tiny-policies.png", "tiny-milp-load-vs-carbon.png"):
+    for image in ("tiny-policies.png", "tiny-milp-load-vs-carbon.png",
+                  "default-gains-by-scheme.png", "default-abatement-curve.png"):
         assert (site / "images" / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
