@@ -21,6 +21,7 @@ SLOW_MODULES = frozenset({
     "tests/api/test_planner_process.py",
     "tests/api/test_postgres.py",
     "tests/api/test_schemathesis.py",
+    "tests/docs/test_site.py",
     "tests/optimization/test_reproducible_under_load.py",
     "tests/scenarios/test_examples.py",
     "tests/scenarios/test_html_report.py",

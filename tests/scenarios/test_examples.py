@@ -69,11 +69,11 @@ def test_the_live_quickstart_runs_end_to_end(tmp_path):
         assert row["payer"] == "south" and row["payee"] == "north"
 
 
-def test_the_readme_scenario_example_runs_as_written(tmp_path):
-    """The YAML block under "Scenario files" in README.md, saved beside the CSV it reads, runs
-    through the CLI with every policy it lists (the README says so)."""
-    readme = (EXAMPLES.parent / "README.md").read_text()
-    section = readme.split("## Scenario files", 1)[1]
+def test_the_docs_scenario_example_runs_as_written(tmp_path):
+    """The YAML block of the docs' "Scenario files" page (it was the README's), saved beside the
+    CSV it reads, runs through the CLI with every policy it lists (the page says so)."""
+    page = (EXAMPLES.parent / "docs" / "researchers" / "scenarios.md").read_text()
+    section = page.split("# Scenario files", 1)[1]
     block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "my.yaml").write_text(block)
     (tmp_path / "grid-b-carbon.csv").write_text((EXAMPLES / "grid-b-carbon.csv").read_text())
