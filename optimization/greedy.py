@@ -14,9 +14,11 @@ a job with no such option is deferred. The result always satisfies job_assignmen
 gpu_capacity_limit and carbon_emission_cap.
 
 Vectorised within a demand: options are sorted once by (demand, cost), their occupied cells
-laid out contiguously, and the room of all of a demand's options is one ``minimum.reduceat``
-over the free-capacity vector. The Python loop runs over demands (and, for a demand of many
-jobs, over the options it fills), never over options one by one.
+laid out contiguously, and the room of a chunk of a demand's options is one
+``minimum.reduceat`` over the free-capacity vector (chunks doubling from the best ranked:
+room only shrinks, so an option that did not fit never fits later, and the first that fits
+is the same as over all options at once). The Python loop runs over demands (and, for a
+demand of many jobs, over the options it fills), never over options one by one.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ import numpy as np
 from optimization.problem import AllocationProblem
 
 FIT_TOLERANCE = 1e-9
+# A demand's options are tried in chunks, doubling, best ranked first: most jobs take one of
+# their first few, and a chunk's room is all the work a try costs (a running job's rest has
+# thousands of options).
+FIRST_CHUNK = 16
 
 
 def greedy_allocation(p: AllocationProblem, start: np.ndarray | None = None,
@@ -74,30 +80,29 @@ def greedy_allocation(p: AllocationProblem, start: np.ndarray | None = None,
     held[has_option] = p.option_gpus[lead] * p.option_slots[lead]
     priority = (p.deferral_penalty_usd - best) / held
     for d in np.argsort(-priority, kind="stable"):
-        a = bounds[d]
-        b = a + n_worth[d]  # only options cheaper than deferring are worth a GPU
         remaining = int(left[d])
-        if b == a or remaining == 0:
-            continue
-        opts = order[a:b]
-        span = slice(cell_start[a], cell_start[b])
-        seg = cell_start[a:b] - cell_start[a]
-        own_cells = cells[span]
-        gpus = p.option_gpus[opts].astype(float)
-        carbon = p.option_carbon_kg[opts]
-        while remaining > 0:
+        lo, end = bounds[d], bounds[d] + n_worth[d]  # only options cheaper than deferring
+        width = FIRST_CHUNK
+        while remaining > 0 and lo < end:
+            hi = min(end, lo + width)
+            opts = order[lo:hi]
+            own_cells = cells[cell_start[lo]:cell_start[hi]]
+            seg = cell_start[lo:hi] - cell_start[lo]
+            gpus = p.option_gpus[opts].astype(float)
             room = np.minimum.reduceat(free[own_cells], seg)
             fits = np.floor((room + FIT_TOLERANCE) / gpus)
             if np.isfinite(carbon_left):
+                carbon = p.option_carbon_kg[opts]
                 by_carbon = np.floor((carbon_left + FIT_TOLERANCE) / np.maximum(carbon, 1e-300))
                 fits = np.minimum(fits, np.where(carbon > 0, by_carbon, np.inf))
             ok = np.flatnonzero(fits >= 1)
-            if not len(ok):
-                break
+            if not len(ok):  # none of this chunk fits, and taking only ever shrinks room
+                lo, width = hi, 2 * width
+                continue
             i = ok[0]
             k = int(min(remaining, fits[i]))
             x[opts[i]] += k
-            free[own_cells[seg[i]: seg[i] + slots[a + i]]] -= k * gpus[i]
-            carbon_left -= k * carbon[i]
+            free[own_cells[seg[i]: seg[i] + slots[lo + i]]] -= k * gpus[i]
+            carbon_left -= k * float(p.option_carbon_kg[opts[i]])
             remaining -= k
     return x
