@@ -13,8 +13,8 @@ room for its GPUs, and under a carbon cap whose emissions still fit in what is l
 a job with no such option is deferred. The result always satisfies job_assignment_balance,
 gpu_capacity_limit and carbon_emission_cap.
 
-Vectorised within a demand: options are sorted once by (demand, cost), their occupied cells
-laid out contiguously, and the room of a chunk of a demand's options is one
+Vectorised within a demand: options are sorted once by (demand, cost), and the room of a
+chunk of a demand's options (their occupied cells laid out contiguously) is one
 ``minimum.reduceat`` over the free-capacity vector (chunks doubling from the best ranked:
 room only shrinks, so an option that did not fit never fits later, and the first that fits
 is the same as over all options at once). The Python loop runs over demands (and, for a
@@ -32,6 +32,16 @@ FIT_TOLERANCE = 1e-9
 # their first few, and a chunk's room is all the work a try costs (a running job's rest has
 # thousands of options).
 FIRST_CHUNK = 16
+
+
+def _cells(p: AllocationProblem, opts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (resource, slot) cells ``opts`` occupy, one option after the other, and where each
+    option's cells begin."""
+    slots = p.option_slots[opts]
+    seg = np.concatenate([[0], np.cumsum(slots)[:-1]])
+    offset = np.arange(int(slots.sum())) - np.repeat(seg, slots)
+    owner = np.repeat(opts, slots)
+    return p.option_resource[owner] * p.n_slots + p.option_start[owner] + offset, seg
 
 
 def greedy_allocation(p: AllocationProblem, start: np.ndarray | None = None,
@@ -65,12 +75,6 @@ def greedy_allocation(p: AllocationProblem, start: np.ndarray | None = None,
     bounds = np.searchsorted(demand_of, np.arange(p.n_demands + 1))
     n_worth = np.bincount(p.option_demand, weights=worth, minlength=p.n_demands).astype(int)
     sorted_cost = cost[order]
-    # Occupied cells of the sorted options, laid out one option after the other.
-    slots = p.option_slots[order]
-    cell_start = np.concatenate([[0], np.cumsum(slots)])
-    offset = np.arange(cell_start[-1]) - np.repeat(cell_start[:-1], slots)
-    owner = np.repeat(order, slots)
-    cells = p.option_resource[owner] * p.n_slots + p.option_start[owner] + offset
     first = bounds[:-1]
     has_option = bounds[1:] > first
     best = np.full(p.n_demands, np.inf)
@@ -86,8 +90,7 @@ def greedy_allocation(p: AllocationProblem, start: np.ndarray | None = None,
         while remaining > 0 and lo < end:
             hi = min(end, lo + width)
             opts = order[lo:hi]
-            own_cells = cells[cell_start[lo]:cell_start[hi]]
-            seg = cell_start[lo:hi] - cell_start[lo]
+            own_cells, seg = _cells(p, opts)
             gpus = p.option_gpus[opts].astype(float)
             room = np.minimum.reduceat(free[own_cells], seg)
             fits = np.floor((room + FIT_TOLERANCE) / gpus)
@@ -102,7 +105,7 @@ def greedy_allocation(p: AllocationProblem, start: np.ndarray | None = None,
             i = ok[0]
             k = int(min(remaining, fits[i]))
             x[opts[i]] += k
-            free[own_cells[seg[i]: seg[i] + slots[lo + i]]] -= k * gpus[i]
+            free[own_cells[seg[i]: seg[i] + p.option_slots[opts[i]]]] -= k * gpus[i]
             carbon_left -= k * float(p.option_carbon_kg[opts[i]])
             remaining -= k
     return x
