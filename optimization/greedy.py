@@ -13,7 +13,7 @@ room for its GPUs, and under a carbon cap whose emissions still fit in what is l
 a job with no such option is deferred. The result always satisfies job_assignment_balance,
 gpu_capacity_limit and carbon_emission_cap.
 
-Vectorised within a demand: options are sorted once by (demand, cost), and the room of a
+Vectorised within a demand: a demand's options are ranked when it is planned, and the room of a
 chunk of a demand's options (their occupied cells laid out contiguously) is one
 ``minimum.reduceat`` over the free-capacity vector (chunks doubling from the best ranked:
 room only shrinks, so an option that did not fit never fits later, and the first that fits
@@ -69,27 +69,34 @@ def greedy_allocation(p: AllocationProblem, start: np.ndarray | None = None,
         carbon_left -= float(p.option_carbon_kg @ x)
         left -= np.bincount(p.option_demand, weights=x, minlength=p.n_demands).astype(np.int64)
     worth = cost < p.deferral_penalty_usd[p.option_demand]
-    # by demand, options worth taking first, then by rank
-    order = np.lexsort((rank, ~worth, p.option_demand))
-    demand_of = p.option_demand[order]
-    bounds = np.searchsorted(demand_of, np.arange(p.n_demands + 1))
-    n_worth = np.bincount(p.option_demand, weights=worth, minlength=p.n_demands).astype(int)
-    sorted_cost = cost[order]
-    first = bounds[:-1]
-    has_option = bounds[1:] > first
+    # Options by demand (a stable integer sort); each demand's options are ranked only when
+    # it is planned (most demands try a few of their first), not all at once up front.
+    by_demand = np.argsort(p.option_demand, kind="stable")
+    bounds = np.searchsorted(p.option_demand[by_demand], np.arange(p.n_demands + 1))
+    # each demand's first choice: its best-ranked option worth taking (the lowest index on ties)
+    masked = np.where(worth, rank, np.inf)[by_demand]
+    has_option = bounds[1:] > bounds[:-1]
+    lowest = np.full(p.n_demands, np.inf)
+    lowest[has_option] = np.minimum.reduceat(masked, bounds[:-1][has_option])
+    at_lowest = np.flatnonzero(masked == lowest[p.option_demand[by_demand]])
+    lead = by_demand[at_lowest[np.searchsorted(at_lowest, bounds[:-1][has_option])]]
     best = np.full(p.n_demands, np.inf)
-    best[has_option] = sorted_cost[first[has_option]]
+    best[has_option] = cost[lead]
     held = np.ones(p.n_demands)
-    lead = order[first[has_option]]
     held[has_option] = p.option_gpus[lead] * p.option_slots[lead]
     priority = (p.deferral_penalty_usd - best) / held
     for d in np.argsort(-priority, kind="stable"):
         remaining = int(left[d])
-        lo, end = bounds[d], bounds[d] + n_worth[d]  # only options cheaper than deferring
+        if remaining == 0:
+            continue
+        own = by_demand[bounds[d]:bounds[d + 1]]
+        own = own[worth[own]]  # only options cheaper than deferring, best ranked first
+        ranked = own[np.argsort(rank[own], kind="stable")]
+        lo, end = 0, len(ranked)
         width = FIRST_CHUNK
         while remaining > 0 and lo < end:
             hi = min(end, lo + width)
-            opts = order[lo:hi]
+            opts = ranked[lo:hi]
             own_cells, seg = _cells(p, opts)
             gpus = p.option_gpus[opts].astype(float)
             room = np.minimum.reduceat(free[own_cells], seg)
