@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -220,7 +221,7 @@ class Options:
     hours from now; the period plan's: hours from the start of the run).
     """
 
-    runs: Runs  # one entry per option (the run each option starts)
+    base: Runs  # the runs the options start (``run`` indexes them)
     run: np.ndarray
     start: np.ndarray
     start_h: np.ndarray
@@ -229,22 +230,28 @@ class Options:
     def __len__(self) -> int:
         return len(self.start)
 
+    @cached_property
+    def runs(self) -> Runs:
+        """One run per option: laid out once, when first asked for (filters such as
+        ``deadline_options`` work on ``base`` and do not need it)."""
+        return self.base.take(self.run)
+
     @property
     def job(self) -> np.ndarray:
-        return self.runs.job
+        return self.base.job[self.run]
 
     @property
     def completion_h(self) -> np.ndarray:
-        return self.start_h + self.runs.occupy_h
+        return self.start_h + self.base.occupy_h[self.run]
 
     @property
     def slots(self) -> np.ndarray:
         """Slots each option holds its GPUs in, from its start (at least one)."""
-        return np.maximum(slots_until(self.runs.occupy_h, self.slot_h), 1)
+        return np.maximum(slots_until(self.base.occupy_h[self.run], self.slot_h), 1)
 
     def take(self, index: np.ndarray) -> Options:
-        return Options(self.runs.take(index), self.run[index], self.start[index],
-                       self.start_h[index], self.slot_h)
+        return Options(self.base, self.run[index], self.start[index], self.start_h[index],
+                       self.slot_h)
 
 
 def at_starts(runs: Runs, starts: np.ndarray, slot_h: float) -> Options:
@@ -258,7 +265,7 @@ def at_starts(runs: Runs, starts: np.ndarray, slot_h: float) -> Options:
     per_run = starts.shape[1] if starts.ndim == 2 else 0
     run = np.repeat(np.arange(len(runs)), per_run)
     start = starts.reshape(-1)
-    return Options(runs.take(run), run, start, start * slot_h, slot_h)
+    return Options(runs, run, start, start * slot_h, slot_h)
 
 
 def deadline_options(options: Options, jobs: Sequence[Job], origin_h: float,

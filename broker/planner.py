@@ -156,7 +156,7 @@ def build_round_problem(
     options = at_starts(runs, offsets, offers.slot_h)
     options = options.take(np.flatnonzero(
         deadline_options(options, reps, offers.now_h, interrupted.meets_deadline)
-        & ~(options.runs.boundary & (options.start > 0))))
+        & ~(runs.boundary[options.run] & (options.start > 0))))
     priced = price_options(options, offers.price_usd_per_mwh, offers.carbon_g_per_kwh,
                            offers.slot_h, delay_from_h=0.0,
                            delay_cost_usd_per_gpu_h=config.delay_cost_usd_per_gpu_h)
