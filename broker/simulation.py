@@ -176,7 +176,7 @@ class _Loop:
         restart_h = (job.checkpoint_overhead_h if paused and not computing
                      else 2.0 * job.checkpoint_overhead_h)
         return dataclasses.replace(
-            job, work_steps=max(job.work_steps - done, 0.0),
+            job, work_steps=max(job.work_steps - done, job.work_steps * 1e-12),  # > 0 always
             state=InFlight(self.setup.federation.sites[site_i].id, gpu_type, flight.gpus,
                            computing, restart_h, done))
 
