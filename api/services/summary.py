@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from api import schemas
 from api.models import AssignmentRow, JobRow, PlanRoundRow, SiteRow
@@ -37,11 +38,17 @@ class SummaryService:
             active = dict(s.execute(
                 select(AssignmentRow.site_id, func.count()).where(AssignmentRow.status.in_(LIVE))
                 .group_by(AssignmentRow.site_id)).all())
+            failed = dict(s.execute(
+                select(AssignmentRow.site_id, func.count())
+                .where(AssignmentRow.status == AssignmentStatus.FAILED)
+                .group_by(AssignmentRow.site_id)).all())
+            flagged = self._flagged(s, [site for site in sites if failed.get(site, 0)])
         by_site = []
         for site in sites:
             n, kwh, kg, energy_usd, transfer_usd = done.get(site, (0, 0.0, 0.0, 0.0, 0.0))
             by_site.append(schemas.SiteTotals(
                 site_id=site, jobs_completed=n, jobs_active=active.get(site, 0),
+                jobs_failed=failed.get(site, 0), flagged=site in flagged,
                 energy_kwh=kwh, carbon_kg=kg, energy_cost_usd=energy_usd,
                 transfer_cost_usd=transfer_usd,
                 total_cost_usd=total_cost_usd(energy_usd, transfer_usd, kg, price),
@@ -49,6 +56,21 @@ class SummaryService:
         total = {k: sum(getattr(t, k) for t in by_site) for k in TOTALS}
         return schemas.SummaryOut(now_h=self.ctx.clock.now_h(), carbon_price_usd_per_t=price,
                                   jobs=jobs, by_site=by_site, **total)
+
+    def _flagged(self, s: Session, sites: list[str]) -> set[str]:
+        """Sites whose last ``flag_after_failures`` finished runs (completed or failed) all
+        failed: one small read per site that has failed at all."""
+        n = self.ctx.settings.flag_after_failures
+        ended = (AssignmentStatus.COMPLETED, AssignmentStatus.FAILED)
+        out = set()
+        for site in sites:
+            last = s.scalars(select(AssignmentRow.status).where(
+                AssignmentRow.site_id == site, AssignmentRow.status.in_(ended))
+                .order_by(AssignmentRow.completed_at_s.desc(), AssignmentRow.id.desc())
+                .limit(n)).all()
+            if len(last) == n and all(x == AssignmentStatus.FAILED for x in last):
+                out.add(site)
+        return out
 
     def ledger(self, site_id: str | None = None) -> schemas.LedgerOut:
         """Cost-plus settlement of the completed jobs that ran away from home.
