@@ -29,11 +29,11 @@ from tests.api.processes import (
 PRICES = {"north": 10, "south": 90}  # north is the cheaper: jobs go there first
 
 
-def site(site_id: str, gpus: dict[str, int]) -> dict:
+def site(site_id: str, gpus: dict[str, int], price: float | None = None) -> dict:
+    price = PRICES.get(site_id, 50) if price is None else price
     return {"id": site_id, "zone": f"zone-{site_id}", "pue": 1.2, "gpus": gpus,
             "signals": {"carbon_g_per_kwh": {"kind": "constant", "value": 100},
-                        "price_usd_per_mwh": {"kind": "constant",
-                                              "value": PRICES.get(site_id, 50)}}}
+                        "price_usd_per_mwh": {"kind": "constant", "value": price}}}
 
 
 def job(job_id: str, run: dict | None, hours: float = 1.0, home: str = "south",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.federation import PRICES, Federation, all_active, job, job_state, site
+from tests.api.federation import Federation, all_active, job, job_state, site
 
 SCRIPT = Path(__file__).resolve().parents[2] / ".ci" / "slurm.sh"
 
@@ -57,8 +57,7 @@ def test_a_job_becomes_a_slurm_job_and_the_offer_counts_the_clusters_gpus(
         tmp_path, processes, slurm):
     fed = Federation(tmp_path, processes)
     admin = fed.start()
-    PRICES["sa"] = 10
-    fed.add_site(site("sa", {"V100": 4}), slurm_executor(tmp_path / "sa"))
+    fed.add_site(site("sa", {"V100": 4}, price=10), slurm_executor(tmp_path / "sa"))
     fed.wait(lambda: all_active(admin, 1), "the site offering")
     fed.wait(lambda: free_v100_now(admin, "sa") == 4, "all four V100s offered")
     # a job the broker did not place holds two V100s: the offer drops to two
@@ -92,11 +91,10 @@ def test_a_job_becomes_a_slurm_job_and_the_offer_counts_the_clusters_gpus(
 def test_failure_elsewhere_policy_reject_and_scancel_on_revoke(tmp_path, processes, slurm):
     fed = Federation(tmp_path, processes)
     admin = fed.start()
-    PRICES.update(sb=10, sc=90)
     # sb (the cheaper) takes no job of more than 1 h; sc takes anything
-    fed.add_site(site("sb", {"V100": 4}),
+    fed.add_site(site("sb", {"V100": 4}, price=10),
                  slurm_executor(tmp_path / "sb", accept={"max_runtime_h": 1.5}))
-    fed.add_site(site("sc", {"V100": 4}), slurm_executor(tmp_path / "sc"))
+    fed.add_site(site("sc", {"V100": 4}, price=90), slurm_executor(tmp_path / "sc"))
     fed.wait(lambda: all_active(admin, 2), "both sites offering")
     out = tmp_path / "out"
     out.mkdir()
@@ -130,8 +128,7 @@ def test_failure_elsewhere_policy_reject_and_scancel_on_revoke(tmp_path, process
 def test_a_restarted_agent_re_adopts_its_slurm_job_by_name(tmp_path, processes, slurm):
     fed = Federation(tmp_path, processes)
     admin = fed.start("--lease-s", "60")
-    PRICES["sd"] = 10
-    fed.add_site(site("sd", {"V100": 4}), slurm_executor(tmp_path / "sd"))
+    fed.add_site(site("sd", {"V100": 4}, price=10), slurm_executor(tmp_path / "sd"))
     fed.wait(lambda: all_active(admin, 1), "the site offering")
     out = tmp_path / "out"
     out.mkdir()
