@@ -101,7 +101,7 @@ def assignment_out(a: AssignmentRow, job_row: JobRow,
         late_completion_at_s=a.late_completion_at_s,
         run=None if run is None else schemas.RunSpec.model_validate(run),
         run_ref=a.run_ref, exit_code=a.exit_code, exit_state=a.exit_state,
-        run_message=a.run_message,
+        run_message=a.run_message, measured_energy_kwh=a.measured_energy_kwh,
     )
 
 

@@ -131,6 +131,8 @@ class AssignmentRow(Base):
     exit_code: Mapped[int | None] = mapped_column(Integer, default=None)
     exit_state: Mapped[str | None] = mapped_column(String(STATE_LENGTH), default=None)
     run_message: Mapped[str | None] = mapped_column(String(MESSAGE_LENGTH), default=None)
+    # the run's energy as the site measured it (NVML, Slurm); energy_kwh is the model's
+    measured_energy_kwh: Mapped[float | None] = mapped_column(Float, default=None)
 
     __table_args__ = (
         Index("ix_assignments_site_status", "site_id", "status"),

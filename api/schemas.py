@@ -286,6 +286,8 @@ class AssignmentOut(Strict):
     exit_code: int | None = None
     exit_state: str | None = None
     run_message: str | None = None
+    measured_energy_kwh: float | None = Field(
+        None, description="what the site measured (energy_kwh is the broker's model)")
 
 
 REF_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
@@ -301,6 +303,8 @@ class RunReport(Strict):
                                    description="e.g. COMPLETED, FAILED, TIMEOUT, signal 9")
     message: str | None = Field(None, max_length=MAX_MESSAGE_CHARS,
                                 description="a failure's last log lines")
+    energy_kwh: float | None = Field(None, ge=0, le=1e9, description="the run's measured "
+                                     "energy (NVML counters, Slurm ConsumedEnergy), GPUs only")
 
 
 class RejectIn(Strict):
@@ -356,12 +360,17 @@ class SiteTotals(Strict):
     jobs_completed: int
     jobs_active: int
     jobs_failed: int = Field(0, description="runs that failed at this site")
+    measured_runs: int = Field(0, description="completed runs whose energy the site measured "
+                               "(their measured figure is used, carbon and cost scaled to it)")
     flagged: bool = Field(False, description="its last flag_after_failures runs all failed")
     energy_kwh: float
     carbon_kg: float
     energy_cost_usd: float
     transfer_cost_usd: float
     total_cost_usd: float
+
+
+EnergySource = Literal["modelled", "measured", "mixed"]
 
 
 class SummaryOut(Strict):
@@ -374,6 +383,9 @@ class SummaryOut(Strict):
     transfer_cost_usd: float
     total_cost_usd: float = Field(description="energy + transfer + carbon price x emissions")
     by_site: list[SiteTotals]
+    energy_source: EnergySource = Field(
+        "modelled", description="whose energy figures the totals use: the broker's model, the "
+        "sites' measurements, or both (measured where a site measured the run)")
 
 
 class LedgerOut(Strict):
@@ -383,6 +395,7 @@ class LedgerOut(Strict):
     rows: list[LedgerRow] = Field(description="one per job run away from home: its home "
                                   "pays its host (market.ledger.LedgerRow)")
     balances_usd: dict[str, float] = Field(description="received minus paid, per site shown")
+    energy_source: EnergySource = Field("modelled", description="as in the summary")
 
 
 class HealthOut(Strict):

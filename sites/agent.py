@@ -486,6 +486,8 @@ class SiteAgent:
         self.deadline = ends
         try:
             self.check_broker()
+            if self.executor.energy_note:
+                self.say(self.executor.energy_note)
             self.ensure_registered()
             # before the first offer: jobs acknowledged before a restart hold GPUs
             self._refresh()

@@ -160,3 +160,5 @@ def _record(a: AssignmentRow, report: schemas.RunReport) -> None:
         a.exit_state = report.exit_state
     if report.message is not None:
         a.run_message = report.message
+    if report.energy_kwh is not None:
+        a.measured_energy_kwh = report.energy_kwh

@@ -131,11 +131,13 @@ class RunStatus:
     exit_code: int | None = None
     exit_state: str | None = None  # the executor's word: COMPLETED, FAILED, TIMEOUT, signal 9
     message: str | None = None  # a failure's last log lines
+    energy_kwh: float | None = None  # measured (sites.executors.energy), GPUs only
 
     def report(self, ref: str | None) -> dict[str, Any]:
         """The body of the broker's start / complete / fail report."""
         body = {"ref": ref, "exit_code": self.exit_code, "exit_state": self.exit_state,
-                "message": None if self.message is None else self.message[-MESSAGE_CHARS:]}
+                "message": None if self.message is None else self.message[-MESSAGE_CHARS:],
+                "energy_kwh": self.energy_kwh}
         return {k: v for k, v in body.items() if v is not None}
 
 
@@ -158,6 +160,8 @@ class Executor(ABC):
     def __init__(self, spec: ExecutorSpec, ctx: ExecutorContext) -> None:
         self.spec = spec
         self.ctx = ctx
+
+    energy_note: str = ""  # how run energy is known (measured, or why not), said once
 
     def refresh(self) -> None:  # noqa: B027 (optional hook)
         """Read the cluster's state once per poll (the slurm executor's squeue)."""

@@ -35,6 +35,7 @@ from sites.executors.base import (
     job_env,
     tail,
 )
+from sites.executors.energy import kwh_between, open_nvml
 
 EXIT_FILE = "exit_code"
 RUN_FILE = "run.json"
@@ -100,6 +101,8 @@ class ProcessExecutor(Executor):
         self.children: dict[int, subprocess.Popen] = {}  # assignment id -> child
         self.pids: dict[int, int] = {}  # assignment id -> pid (also adopted ones)
         self.launched_at: dict[int, float] = {}
+        self.energy_at_start: dict[int, float | None] = {}  # assignment id -> NVML mJ
+        self.nvml, self.energy_note = open_nvml()
 
     def launch(self, job: LocalJob) -> None:
         folder = job_dir(self.ctx.work_dir, job)
@@ -120,6 +123,8 @@ class ProcessExecutor(Executor):
         self.children[job.assignment_id] = child
         self.pids[job.assignment_id] = child.pid
         self.launched_at[job.assignment_id] = time.monotonic()
+        if self.nvml is not None:
+            self.energy_at_start[job.assignment_id] = self.nvml.read_mj(job.gpu_indices)
         job.ref = str(child.pid)
         (folder / RUN_FILE).write_text(json.dumps(
             {"pid": child.pid, "gpu_indices": list(job.gpu_indices)}))
@@ -163,14 +168,18 @@ class ProcessExecutor(Executor):
                 return RunStatus("failed", None, "TIMEOUT", failure_message(
                     folder, f"stopped after its max_runtime_h ({job.max_runtime_h:g} h)"))
             return RunStatus("running")
+        kwh = None
+        if self.nvml is not None:
+            kwh = kwh_between(self.energy_at_start.get(job.assignment_id),
+                              self.nvml.read_mj(job.gpu_indices))
         self._forget(job)
         if code == 0:
-            return RunStatus("completed", 0, "COMPLETED")
+            return RunStatus("completed", 0, "COMPLETED", energy_kwh=kwh)
         if code < 0:
             state, what = f"signal {-code}", f"killed by signal {-code}"
         else:
             state, what = "FAILED", f"exit code {code}"
-        return RunStatus("failed", code, state, failure_message(folder, what))
+        return RunStatus("failed", code, state, failure_message(folder, what), kwh)
 
     def stop(self, job: LocalJob, grace_s: float | None = None) -> None:
         pid = self.pids.get(job.assignment_id)
@@ -184,5 +193,5 @@ class ProcessExecutor(Executor):
         self._forget(job)
 
     def _forget(self, job: LocalJob) -> None:
-        for table in (self.children, self.pids, self.launched_at):
+        for table in (self.children, self.pids, self.launched_at, self.energy_at_start):
             table.pop(job.assignment_id, None)

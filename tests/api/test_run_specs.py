@@ -175,3 +175,35 @@ async def test_a_cancelled_job_is_revoked_at_its_site_and_never_planned(broker):
     assert (await plan(broker))["assigned"] == []
     r = await broker.client.post("/v1/jobs/j1/cancel", headers=broker.admin())
     assert r.status_code == 409
+
+
+async def test_a_measured_energy_is_kept_beside_the_model_and_the_summary_says_it_used_it(
+        broker):
+    tokens = await two_sites(broker)
+    for job_id in ("j1", "j2"):
+        await submit(broker, job_id)  # from south, run at north: the ledger settles them
+    aids = (await plan(broker))["assigned"]
+    assert len(aids) == 1  # north has one V100: one job now, the other later
+    [first] = await assignments(broker, "north", tokens["north"])
+    modelled = first["energy_kwh"]
+    r = await broker.client.post(f"/v1/sites/north/assignments/{first['id']}/complete",
+                                 json={"ref": "4242", "energy_kwh": modelled / 2},
+                                 headers=bearer(tokens["north"]))
+    assert r.status_code == 200
+    out = r.json()
+    assert out["measured_energy_kwh"] == modelled / 2 and out["energy_kwh"] == modelled
+    summary = (await broker.client.get("/v1/summary", headers=broker.admin())).json()
+    north = next(t for t in summary["by_site"] if t["site_id"] == "north")
+    assert north["measured_runs"] == 1 and summary["energy_source"] == "measured"
+    assert north["energy_kwh"] == pytest.approx(modelled / 2)
+    assert north["carbon_kg"] == pytest.approx(first["carbon_kg"] / 2)  # scaled to it
+    ledger = (await broker.client.get("/v1/ledger", headers=broker.admin())).json()
+    assert ledger["energy_source"] == "measured"
+    [row] = ledger["rows"]
+    assert row["energy_kwh"] == pytest.approx(modelled / 2)
+    # a second run without a measurement: the totals mix both
+    await offer(broker, "north", tokens["north"], 2, price=10.0)
+    [second] = (await plan(broker))["assigned"]
+    assert (await act(broker, "north", tokens["north"], second, "complete")).status_code == 200
+    summary = (await broker.client.get("/v1/summary", headers=broker.admin())).json()
+    assert summary["energy_source"] == "mixed"

@@ -100,3 +100,15 @@ def test_a_bad_executor_section_is_one_line_before_any_connection(tmp_path, exec
     assert done.returncode == 2, done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and says in lines[0] and "Traceback" not in done.stderr
+
+
+def test_nvml_measures_a_runs_gpu_energy_where_a_gpu_is():
+    from sites.executors.energy import kwh_between, open_nvml
+
+    nvml, note = open_nvml()
+    if nvml is None:
+        pytest.skip(note)
+    start = nvml.read_mj([0])
+    time.sleep(1.0)
+    kwh = kwh_between(start, nvml.read_mj([0]))
+    assert kwh is not None and kwh > 0  # an idle GPU still draws tens of watts
