@@ -39,7 +39,8 @@ fi
 mkdir -p "$dir/state" "$dir/spool" "$dir/log"
 
 # munge: a key, then the daemon (one per machine; its socket is the default one)
-if ! pgrep -x munged >/dev/null 2>&1; then
+# (a credential that round-trips: a munged killed but not yet reaped still shows in pgrep)
+if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
   [ -s /etc/munge/munge.key ] || { mkdir -p /etc/munge \
     && dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null; }
   mkdir -p /run/munge /var/log/munge /var/lib/munge
