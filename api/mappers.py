@@ -66,7 +66,8 @@ def attempt_out(a: AssignmentRow) -> schemas.AttemptOut:
     return schemas.AttemptOut(
         assignment_id=a.id, site_id=a.site_id, status=a.status,
         requeue_reason=a.requeue_reason, run_ref=a.run_ref, exit_code=a.exit_code,
-        exit_state=a.exit_state, message=a.run_message)
+        exit_state=a.exit_state, message=a.run_message, started_at_s=a.started_at_s,
+        ended_at_s=a.completed_at_s)
 
 
 def job_out(row: JobRow, live: AssignmentRow | None, *, has_run: bool = False,

@@ -231,6 +231,8 @@ class AttemptOut(Strict):
     exit_code: int | None = None
     exit_state: str | None = None
     message: str | None = None
+    started_at_s: float | None = None
+    ended_at_s: float | None = None
 
 
 class JobOut(Strict):
@@ -305,6 +307,9 @@ class RunReport(Strict):
                                 description="a failure's last log lines")
     energy_kwh: float | None = Field(None, ge=0, le=1e9, description="the run's measured "
                                      "energy (NVML counters, Slurm ConsumedEnergy), GPUs only")
+    started_at_s: float | None = Field(None, ge=0, le=1e11, description="UNIX time the run "
+                                       "started, by the executor's clock (Slurm's StartTime)")
+    ended_at_s: float | None = Field(None, ge=0, le=1e11, description="UNIX time it ended")
 
 
 class RejectIn(Strict):

@@ -445,7 +445,8 @@ class SiteAgent:
                 self.say(f"job {job.job_id}: cannot follow its run ({error})")
                 continue
             if status.state != "pending" and not job.start_reported:
-                self._report(job, "start", RunStatus("running").report(job.ref))
+                started = RunStatus("running", started_at_s=status.started_at_s)
+                self._report(job, "start", started.report(job.ref))
                 job.start_reported = True
                 where = f", run {job.ref}" if job.ref else ""
                 self.say(f"job {job.job_id} started ({job.gpus} x {job.gpu_type}, "

@@ -102,7 +102,7 @@ class AssignmentService:
                 return mappers.assignment_out(a, job)
             a.status = AssignmentStatus.FAILED
             a.completed_at_s = wall  # when the run ended
-            _record(a, report)
+            _record(a, report, wall)
             s.flush()
             failures = s.scalar(select(func.count()).select_from(AssignmentRow).where(
                 AssignmentRow.job_id == a.job_id,
@@ -127,8 +127,6 @@ class AssignmentService:
             current = AssignmentStatus(a.status)
             if current == AssignmentStatus.FAILED:
                 raise ConflictError(f"assignment {assignment_id} failed already")
-            if report is not None and current != AssignmentStatus.REQUEUED:
-                _record(a, report)
             if current == AssignmentStatus.REQUEUED:
                 withdrawn = a.requeue_reason or "withdrawn"
                 if to == AssignmentStatus.COMPLETED and a.late_completion_at_s is None:
@@ -139,6 +137,8 @@ class AssignmentService:
                         setattr(a, STAMPS[status], wall)
                 a.status = to
                 a.renewed_at_s = wall  # an ack or a report is a sign of life
+            if report is not None and current != AssignmentStatus.REQUEUED:
+                _record(a, report, wall)
                 s.execute(update(JobRow).where(
                     JobRow.id == a.job_id, JobRow.status.not_in(JOB_FINAL),
                 ).values(status=JOB_STATUS[to]))
@@ -150,8 +150,11 @@ class AssignmentService:
         return out
 
 
-def _record(a: AssignmentRow, report: schemas.RunReport) -> None:
-    """Keep what the executor reported (fields it left out keep what an earlier report said)."""
+def _record(a: AssignmentRow, report: schemas.RunReport, wall: float) -> None:
+    """Keep what the executor reported (fields it left out keep what an earlier report said).
+
+    The executor's start and end times replace the broker's stamps (when it heard of them)
+    where the run has reached that point; a time in the broker's future is taken as now."""
     if report.ref is not None:
         a.run_ref = report.ref
     if report.exit_code is not None:
@@ -162,3 +165,7 @@ def _record(a: AssignmentRow, report: schemas.RunReport) -> None:
         a.run_message = report.message
     if report.energy_kwh is not None:
         a.measured_energy_kwh = report.energy_kwh
+    if report.started_at_s is not None and a.started_at_s is not None:
+        a.started_at_s = min(report.started_at_s, wall)
+    if report.ended_at_s is not None and a.completed_at_s is not None:
+        a.completed_at_s = min(report.ended_at_s, wall)

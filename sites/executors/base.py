@@ -132,12 +132,15 @@ class RunStatus:
     exit_state: str | None = None  # the executor's word: COMPLETED, FAILED, TIMEOUT, signal 9
     message: str | None = None  # a failure's last log lines
     energy_kwh: float | None = None  # measured (sites.executors.energy), GPUs only
+    started_at_s: float | None = None  # UNIX times by the executor's clock (Slurm's)
+    ended_at_s: float | None = None
 
     def report(self, ref: str | None) -> dict[str, Any]:
         """The body of the broker's start / complete / fail report."""
         body = {"ref": ref, "exit_code": self.exit_code, "exit_state": self.exit_state,
                 "message": None if self.message is None else self.message[-MESSAGE_CHARS:],
-                "energy_kwh": self.energy_kwh}
+                "energy_kwh": self.energy_kwh, "started_at_s": self.started_at_s,
+                "ended_at_s": self.ended_at_s}
         return {k: v for k, v in body.items() if v is not None}
 
 

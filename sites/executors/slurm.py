@@ -91,6 +91,11 @@ def node_gres(text: str, partition: str | None) -> tuple[dict[str, int], dict[st
     return total, used
 
 
+def _time(value: object) -> float | None:
+    """A squeue --json time (UNIX seconds; 0: not yet)."""
+    return float(value) if isinstance(value, int | float) and value > 0 else None
+
+
 class SlurmExecutor(Executor):
     kind = "slurm"
 
@@ -179,21 +184,23 @@ class SlurmExecutor(Executor):
                                  "squeue")
             return RunStatus("pending")  # submitted after the last squeue
         state = str(record.get("job_state", ""))
+        started = _time(record.get("start_time"))
         if state in PENDING:
             return RunStatus("pending")
         if state in RUNNING:
-            return RunStatus("running")
+            return RunStatus("running", started_at_s=started)
         self.launched_in.pop(job.assignment_id, None)
         code, sig = exit_status(record.get("exit_code"))
+        ended = _time(record.get("end_time"))
         if state == "COMPLETED" and code == 0:
-            return RunStatus("completed", 0, state)
+            return RunStatus("completed", 0, state, started_at_s=started, ended_at_s=ended)
         folder = job_dir(self.ctx.work_dir, job)
         what = f"Slurm job {job.ref} {state}" + (f", exit code {code}" if code else "") + (
             f", signal {sig}" if sig else "")
         if not tail(folder / "stderr.log") and not tail(folder / "stdout.log"):
             what += f" (reason: {record.get('state_reason', 'none')})"
         return RunStatus("failed", code if not sig else -sig, state,
-                         failure_message(folder, what))
+                         failure_message(folder, what), started_at_s=started, ended_at_s=ended)
 
     def stop(self, job: LocalJob, grace_s: float | None = None) -> None:
         job.stopping = True

@@ -11,7 +11,7 @@ import pytest
 
 from api.app import create_app
 from api.clock import Clock
-from tests.api.conftest import Broker, bearer, job_body, served
+from tests.api.conftest import WALL0, Broker, bearer, job_body, served
 from tests.api.test_leases import act, offer, plan, two_sites
 
 pytestmark = pytest.mark.anyio
@@ -186,9 +186,11 @@ async def test_a_measured_energy_is_kept_beside_the_model_and_the_summary_says_i
     assert len(aids) == 1  # north has one V100: one job now, the other later
     [first] = await assignments(broker, "north", tokens["north"])
     modelled = first["energy_kwh"]
+    # the executor's own clock for the run's start and end (the broker's wall is WALL0)
+    report = {"ref": "4242", "energy_kwh": modelled / 2, "started_at_s": WALL0 - 100.0,
+              "ended_at_s": WALL0 - 10.0}
     r = await broker.client.post(f"/v1/sites/north/assignments/{first['id']}/complete",
-                                 json={"ref": "4242", "energy_kwh": modelled / 2},
-                                 headers=bearer(tokens["north"]))
+                                 json=report, headers=bearer(tokens["north"]))
     assert r.status_code == 200
     out = r.json()
     assert out["measured_energy_kwh"] == modelled / 2 and out["energy_kwh"] == modelled
@@ -197,6 +199,9 @@ async def test_a_measured_energy_is_kept_beside_the_model_and_the_summary_says_i
     assert north["measured_runs"] == 1 and summary["energy_source"] == "measured"
     assert north["energy_kwh"] == pytest.approx(modelled / 2)
     assert north["carbon_kg"] == pytest.approx(first["carbon_kg"] / 2)  # scaled to it
+    [attempt] = (await broker.client.get("/v1/jobs/j1", headers=broker.admin())).json()[
+        "history"]
+    assert (attempt["started_at_s"], attempt["ended_at_s"]) == (WALL0 - 100.0, WALL0 - 10.0)
     ledger = (await broker.client.get("/v1/ledger", headers=broker.admin())).json()
     assert ledger["energy_source"] == "measured"
     [row] = ledger["rows"]

@@ -84,6 +84,9 @@ def test_a_job_becomes_a_slurm_job_and_the_offer_counts_the_clusters_gpus(
     assert name == f"cf.sa.{attempt['assignment_id']}.j1" and devices == "0"
     assert squeue("-j", slurm_id, "-o", "%j|%T").strip() == f"{name}|COMPLETED"
     assert attempt["exit_state"] == "COMPLETED" and attempt["exit_code"] == 0
+    # Slurm's own start and end times (whole seconds), around the job's 2 s of sleep
+    started, ended = attempt["started_at_s"], attempt["ended_at_s"]
+    assert started == int(started) and ended == int(ended) and ended - started >= 2
     fed.wait(lambda: free_v100_now(admin, "sa") == 4, "its GPU back in the offer")
     assert f"job j1 started (1 x V100, assignment 1, run {slurm_id})" in fed.log("sa")
 
