@@ -457,11 +457,15 @@ class SiteAgent:
     def _finish(self, job: LocalJob, status: RunStatus) -> None:
         body = status.report(job.ref)
         if status.state == "completed":
-            if self._report(job, "complete", body):
+            code = self._report_status(job, "complete", body)
+            if code == 200:
                 self.completed.append(job.job_id)
                 self.say(f"job {job.job_id} finished")
-            else:
+            elif code == 409:
                 self.say(f"job {job.job_id} finished, but the broker had withdrawn it")
+            else:
+                self.say(f"job {job.job_id} finished, but the broker refused the report "
+                         f"(HTTP {code})")
         else:
             self._report(job, "fail", body)
             self.failed.append(job.job_id)
@@ -471,12 +475,15 @@ class SiteAgent:
         del self.jobs[job.assignment_id]
 
     def _report(self, job: LocalJob, action: str, body: dict | None = None) -> bool:
+        return self._report_status(job, action, body) == 200
+
+    def _report_status(self, job: LocalJob, action: str, body: dict | None = None) -> int:
         r = self.request("POST", self._assignment_path(job.assignment_id, action), body,
                          token=self.state.token)
         if r.status_code != 200:
             log.warning("%s of assignment %s: HTTP %s %s", action, job.assignment_id,
                         r.status_code, r.text)
-        return r.status_code == 200
+        return r.status_code
 
     # --- the loop -----------------------------------------------------------------------------
 

@@ -107,6 +107,7 @@ class ProcessExecutor(Executor):
     def launch(self, job: LocalJob) -> None:
         folder = job_dir(self.ctx.work_dir, job)
         folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o700)  # the job's script, logs and batch file: its user's only
         (folder / EXIT_FILE).unlink(missing_ok=True)
         argv = job_argv(job, self.spec, folder / "job.sh")
         env = job_env(job, dict(os.environ))

@@ -144,6 +144,7 @@ class SlurmExecutor(Executor):
     def launch(self, job: LocalJob) -> None:
         folder = job_dir(self.ctx.work_dir, job)
         folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o700)  # the job's script, logs and batch file: its user's only
         argv = job_argv(job, self.spec, folder / "job.sh")
         batch = folder / "job.sbatch"
         batch.write_text(f"#!/bin/sh\nexec {shlex.join(argv)}\n")
