@@ -137,11 +137,11 @@ class AssignmentService:
                         setattr(a, STAMPS[status], wall)
                 a.status = to
                 a.renewed_at_s = wall  # an ack or a report is a sign of life
-            if report is not None and current != AssignmentStatus.REQUEUED:
-                _record(a, report, wall)
                 s.execute(update(JobRow).where(
                     JobRow.id == a.job_id, JobRow.status.not_in(JOB_FINAL),
                 ).values(status=JOB_STATUS[to]))
+            if report is not None and current != AssignmentStatus.REQUEUED:
+                _record(a, report, wall)
             job = s.get(JobRow, a.job_id)
             out = mappers.assignment_out(a, job) if job is not None else None
         if withdrawn is not None or out is None:
