@@ -62,7 +62,19 @@ def offer_out(row: OfferRow, revoked: list[int] | None = None) -> schemas.OfferO
     )
 
 
-def job_out(row: JobRow, live: AssignmentRow | None) -> schemas.JobOut:
+def attempt_out(a: AssignmentRow) -> schemas.AttemptOut:
+    return schemas.AttemptOut(
+        assignment_id=a.id, site_id=a.site_id, status=a.status,
+        requeue_reason=a.requeue_reason, run_ref=a.run_ref, exit_code=a.exit_code,
+        exit_state=a.exit_state, message=a.run_message, started_at_s=a.started_at_s,
+        ended_at_s=a.completed_at_s)
+
+
+def job_out(row: JobRow, live: AssignmentRow | None, *, has_run: bool = False,
+            failures: int | None = None,
+            history: list[AssignmentRow] | None = None) -> schemas.JobOut:
+    if failures is None:
+        failures = sum(a.status == AssignmentStatus.FAILED for a in history or ())
     return schemas.JobOut(
         id=row.id, home_site=row.home_site, job_type=row.job_type, gpus=row.gpus,
         min_gpus=row.min_gpus, max_gpus=row.max_gpus, work_steps=row.work_steps,
@@ -70,11 +82,16 @@ def job_out(row: JobRow, live: AssignmentRow | None) -> schemas.JobOut:
         dataset_gb=row.dataset_gb, status=row.status,
         attempts=row.attempts,
         site_id=live.site_id if live else None, assignment_id=live.id if live else None,
+        has_run=has_run, failures=failures,
+        history=None if history is None else [attempt_out(a) for a in history],
     )
 
 
-def assignment_out(a: AssignmentRow, job_row: JobRow) -> schemas.AssignmentOut:
-    live = a if a.status != AssignmentStatus.REQUEUED else None
+def assignment_out(a: AssignmentRow, job_row: JobRow,
+                   run: dict | None = None) -> schemas.AssignmentOut:
+    """``run``: the job's run spec, given only for the site holding the assignment."""
+    ended = (AssignmentStatus.REQUEUED, AssignmentStatus.FAILED)
+    live = a if a.status not in ended else None
     return schemas.AssignmentOut(
         id=a.id, job=job_out(job_row, live), site_id=a.site_id, gpu_type=a.gpu_type,
         gpus=a.gpus,
@@ -83,6 +100,9 @@ def assignment_out(a: AssignmentRow, job_row: JobRow) -> schemas.AssignmentOut:
         energy_kwh=a.energy_kwh, carbon_kg=a.carbon_kg, energy_cost_usd=a.energy_cost_usd,
         transfer_cost_usd=a.transfer_cost_usd, requeue_reason=a.requeue_reason,
         late_completion_at_s=a.late_completion_at_s,
+        run=None if run is None else schemas.RunSpec.model_validate(run),
+        run_ref=a.run_ref, exit_code=a.exit_code, exit_state=a.exit_state,
+        run_message=a.run_message, measured_energy_kwh=a.measured_energy_kwh,
     )
 
 

@@ -13,6 +13,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ID_LENGTH = 64
 TOKEN_HASH_LENGTH = 64  # sha256 hex
+REF_LENGTH = 64  # an executor's id for a run
+STATE_LENGTH = 32  # an executor's name for how a run ended
+MESSAGE_LENGTH = 2000  # a reject's reason, a failure's last log lines
 
 
 class Base(DeclarativeBase):
@@ -84,6 +87,15 @@ class JobRow(Base):
     submitted_at_s: Mapped[float] = mapped_column(Float)
 
 
+class JobRunRow(Base):
+    """What a job runs (``api.schemas.RunSpec``), apart from the job: no job listing, planning
+    read or log ever loads it; only the site holding the job's assignment reads it."""
+
+    __tablename__ = "job_runs"
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
+    spec: Mapped[dict[str, Any]]
+
+
 class AssignmentRow(Base):
     """One hand-over of a job to a site; a job has at most one that is not requeued."""
 
@@ -112,6 +124,15 @@ class AssignmentRow(Base):
     requeue_reason: Mapped[str | None] = mapped_column(String(32), default=None)
     # a completion reported after the assignment was withdrawn (answered 409), for the audit
     late_completion_at_s: Mapped[float | None] = mapped_column(Float, default=None)
+    # what the site's executor reported: its id for the run (a Slurm job id, a pid), how the
+    # run ended (exit code, the executor's state name) and a short message (a reject's reason,
+    # a failure's last log lines)
+    run_ref: Mapped[str | None] = mapped_column(String(REF_LENGTH), default=None)
+    exit_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    exit_state: Mapped[str | None] = mapped_column(String(STATE_LENGTH), default=None)
+    run_message: Mapped[str | None] = mapped_column(String(MESSAGE_LENGTH), default=None)
+    # the run's energy as the site measured it (NVML, Slurm); energy_kwh is the model's
+    measured_energy_kwh: Mapped[float | None] = mapped_column(Float, default=None)
 
     __table_args__ = (
         Index("ix_assignments_site_status", "site_id", "status"),

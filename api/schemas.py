@@ -145,6 +145,50 @@ class HeartbeatOut(Strict):
 
 # --- jobs ------------------------------------------------------------------------------------
 
+MAX_ARGV = 256  # arguments of a command
+MAX_ARG_CHARS = 4096
+MAX_SCRIPT_CHARS = 64 * 1024
+MAX_ENV = 64  # environment variables
+MAX_ENV_VALUE_CHARS = 4096
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+IMAGE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/@\-]{0,255}$"
+MAX_PATH_CHARS = 1024
+MAX_MESSAGE_CHARS = 2000  # api.models.MESSAGE_LENGTH
+EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN)]
+EnvValue = Annotated[str, Field(max_length=MAX_ENV_VALUE_CHARS)]
+Arg = Annotated[str, Field(max_length=MAX_ARG_CHARS)]
+
+
+class RunSpec(Strict):
+    """What a job runs, for the site that takes it: a command (argv) or a batch script.
+
+    The broker stores it as given and never runs, logs or shows it to any site but the one
+    holding the job's assignment (in that site's assignment list). Whether the site runs it,
+    and how (a local process, a Slurm batch job, a container), is the site's
+    (``sites.executors``); a site that will not answers with a reject and never gets it again.
+    """
+
+    command: list[Arg] | None = Field(None, min_length=1, max_length=MAX_ARGV,
+                                      description="argv, e.g. [\"python\", \"train.py\"]")
+    script: str | None = Field(None, min_length=1, max_length=MAX_SCRIPT_CHARS,
+                               description="a batch script's text (starts with #!)")
+    env: dict[EnvName, EnvValue] = Field(default_factory=dict, max_length=MAX_ENV)
+    image: str | None = Field(None, pattern=IMAGE_PATTERN,
+                              description="container image; the site decides if it runs them")
+    checkpoint_dir: str | None = Field(None, min_length=1, max_length=MAX_PATH_CHARS,
+                                       description="where a preemptible job keeps its state")
+    max_runtime_h: float | None = Field(None, gt=0, le=MAX_HOURS,
+                                        description="the run is stopped after this")
+
+    @model_validator(mode="after")
+    def _one_payload(self) -> RunSpec:
+        if (self.command is None) == (self.script is None):
+            raise ValueError("give a command or a script (one of them)")
+        if self.command is not None and not self.command[0]:
+            raise ValueError("command[0] is empty")
+        return self
+
+
 
 class JobIn(Strict):
     id: Id
@@ -158,6 +202,8 @@ class JobIn(Strict):
     submit_h: Hours | None = Field(None, description="broker clock hours; default: now")
     deadline_h: Hours | None = None
     dataset_gb: float = Field(0.0, ge=0, le=1e6)
+    run: RunSpec | None = Field(None, description="what to run (shown only to the site that "
+                                "holds the job's assignment); none: the site simulates it")
 
     @model_validator(mode="after")
     def _gpu_range(self) -> JobIn:
@@ -172,6 +218,21 @@ class JobIn(Strict):
 
 class JobBatchIn(Strict):
     jobs: list[JobIn] = Field(min_length=1)
+
+
+class AttemptOut(Strict):
+    """One hand-over of a job to a site and how it ended (for the job's home and the admin)."""
+
+    assignment_id: int
+    site_id: str
+    status: AssignmentStatus
+    requeue_reason: str | None = None
+    run_ref: str | None = None
+    exit_code: int | None = None
+    exit_state: str | None = None
+    message: str | None = None
+    started_at_s: float | None = None
+    ended_at_s: float | None = None
 
 
 class JobOut(Strict):
@@ -189,6 +250,10 @@ class JobOut(Strict):
     attempts: int
     site_id: str | None = None  # where its current assignment is
     assignment_id: int | None = None
+    has_run: bool = Field(False, description="it carries a run spec (shown only to its site)")
+    failures: int = Field(0, description="runs that failed (it fails after max_attempts)")
+    history: list[AttemptOut] | None = Field(
+        None, description="every attempt (reading one job, as its home site or the admin)")
 
 
 class JobsAccepted(Strict):
@@ -217,6 +282,42 @@ class AssignmentOut(Strict):
     requeue_reason: str | None = None
     late_completion_at_s: float | None = Field(
         None, description="a completion the site reported after the job was withdrawn (409)")
+    run: RunSpec | None = Field(None, description="what to run: only in the holding site's "
+                                "own assignment list")
+    run_ref: str | None = None
+    exit_code: int | None = None
+    exit_state: str | None = None
+    run_message: str | None = None
+    measured_energy_kwh: float | None = Field(
+        None, description="what the site measured (energy_kwh is the broker's model)")
+
+
+REF_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
+
+
+class RunReport(Strict):
+    """What a site's executor says with a start, completion or failure (all optional)."""
+
+    ref: str | None = Field(None, pattern=REF_PATTERN, description="its id for the run (a "
+                            "Slurm job id, a pid)")
+    exit_code: int | None = Field(None, ge=-(2**31), le=2**31 - 1)
+    exit_state: str | None = Field(None, min_length=1, max_length=32,
+                                   description="e.g. COMPLETED, FAILED, TIMEOUT, signal 9")
+    message: str | None = Field(None, max_length=MAX_MESSAGE_CHARS,
+                                description="a failure's last log lines")
+    energy_kwh: float | None = Field(None, ge=0, le=1e9, description="the run's measured "
+                                     "energy (NVML counters, Slurm ConsumedEnergy), GPUs only")
+    started_at_s: float | None = Field(None, ge=0, le=1e11, description="UNIX time the run "
+                                       "started, by the executor's clock (Slurm's StartTime)")
+    ended_at_s: float | None = Field(None, ge=0, le=1e11, description="UNIX time it ended")
+
+
+class RejectIn(Strict):
+    """A site refuses a job (its acceptance policy): the job goes back to the queue and is
+    never offered to this site again."""
+
+    reason: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS,
+                        examples=["image 'x' is not allowed here"])
 
 
 class AssignmentsOut(Strict):
@@ -263,11 +364,18 @@ class SiteTotals(Strict):
     site_id: str
     jobs_completed: int
     jobs_active: int
+    jobs_failed: int = Field(0, description="runs that failed at this site")
+    measured_runs: int = Field(0, description="completed runs whose energy the site measured "
+                               "(their measured figure is used, carbon and cost scaled to it)")
+    flagged: bool = Field(False, description="its last flag_after_failures runs all failed")
     energy_kwh: float
     carbon_kg: float
     energy_cost_usd: float
     transfer_cost_usd: float
     total_cost_usd: float
+
+
+EnergySource = Literal["modelled", "measured", "mixed"]
 
 
 class SummaryOut(Strict):
@@ -280,6 +388,9 @@ class SummaryOut(Strict):
     transfer_cost_usd: float
     total_cost_usd: float = Field(description="energy + transfer + carbon price x emissions")
     by_site: list[SiteTotals]
+    energy_source: EnergySource = Field(
+        "modelled", description="whose energy figures the totals use: the broker's model, the "
+        "sites' measurements, or both (measured where a site measured the run)")
 
 
 class LedgerOut(Strict):
@@ -289,6 +400,7 @@ class LedgerOut(Strict):
     rows: list[LedgerRow] = Field(description="one per job run away from home: its home "
                                   "pays its host (market.ledger.LedgerRow)")
     balances_usd: dict[str, float] = Field(description="received minus paid, per site shown")
+    energy_source: EnergySource = Field("modelled", description="as in the summary")
 
 
 class HealthOut(Strict):

@@ -109,6 +109,12 @@ class Settings(BaseSettings):
     max_job_runtime_h: float = Field(
         24.0 * 30, gt=0, description="a job's run time on one reference GPU (V100) per GPU it "
         "asks for: work_steps / (gpus x V100 steps/s)")
+    max_attempts: int = Field(
+        3, ge=1, le=100, description="a job whose run fails is requeued (on another site when "
+        "one can take it) until it has failed this many times; then it is failed")
+    flag_after_failures: int = Field(
+        3, ge=1, description="a site whose last this many finished runs all failed is flagged "
+        "in the summary")
     max_submit_ahead_h: float = Field(
         24.0 * 365, gt=0, description="how far ahead submit_h may lie (such jobs are held)")
 

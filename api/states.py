@@ -5,10 +5,14 @@ An assignment (one hand-over of a job to a site) moves::
     assigned --ack--> acknowledged --start--> running --complete--> completed
        |                  |                      |
        +-- not acked -----+-- lease not renewed -+--> requeued  (its job goes back to queued)
-           within ack_timeout_s   within lease_s      (also: site disabled or deregistered)
+       |   within ack_timeout_s   within lease_s      (also: site disabled or deregistered,
+       |                                              the site rejected it, the job cancelled)
+       +------------------+----------------------+--> failed  (the run exited non-zero)
 
 A job is ``queued`` until a round assigns it, then mirrors its live assignment's status; when
-that assignment is requeued the job is ``queued`` again. ``completed`` is final for both.
+that assignment is requeued the job is ``queued`` again. When it fails the job is ``queued``
+again until it has failed ``max_attempts`` times, then ``failed``. ``completed`` is final for
+both; so are a job's ``failed`` and ``cancelled`` and an assignment's ``failed``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ class AssignmentStatus(StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
     REQUEUED = "requeued"
+    FAILED = "failed"
 
 
 class JobStatus(StrEnum):
@@ -30,6 +35,12 @@ class JobStatus(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     RUNNING = "running"
     COMPLETED = "completed"
+    FAILED = "failed"  # failed max_attempts times
+    CANCELLED = "cancelled"  # its home site or the admin cancelled it
+
+
+# Job statuses no assignment ever leaves.
+JOB_FINAL: tuple[JobStatus, ...] = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 class SiteState(StrEnum):
@@ -43,12 +54,18 @@ A = AssignmentStatus
 # Forward moves a site reports (a report may skip steps: a completion implies the start), and
 # the broker's withdrawal of a live assignment. Completed and requeued are final.
 TRANSITIONS: dict[AssignmentStatus, frozenset[AssignmentStatus]] = {
-    A.ASSIGNED: frozenset({A.ACKNOWLEDGED, A.RUNNING, A.COMPLETED, A.REQUEUED}),
-    A.ACKNOWLEDGED: frozenset({A.RUNNING, A.COMPLETED, A.REQUEUED}),
-    A.RUNNING: frozenset({A.COMPLETED, A.REQUEUED}),
+    A.ASSIGNED: frozenset({A.ACKNOWLEDGED, A.RUNNING, A.COMPLETED, A.REQUEUED, A.FAILED}),
+    A.ACKNOWLEDGED: frozenset({A.RUNNING, A.COMPLETED, A.REQUEUED, A.FAILED}),
+    A.RUNNING: frozenset({A.COMPLETED, A.REQUEUED, A.FAILED}),
     A.COMPLETED: frozenset(),
     A.REQUEUED: frozenset(),
+    A.FAILED: frozenset(),
 }
+# The requeue reason of a job the site refused (api.services.leases): it is never planned on
+# that site again (api.services.round_read).
+REJECTED_REASON = "rejected"
+# Assignments that ended: the job left the site (withdrawn, or its run ended).
+ENDED: tuple[AssignmentStatus, ...] = (A.COMPLETED, A.REQUEUED, A.FAILED)
 # Assignments that hold a job (and GPUs) at a site.
 LIVE: tuple[AssignmentStatus, ...] = (A.ASSIGNED, A.ACKNOWLEDGED, A.RUNNING)
 # Assignments under a lease that the site renews (acknowledged ones and running ones).

@@ -106,10 +106,20 @@ class Federation:
         """
         if not len(jobs):
             return np.zeros((0, len(self.resources)))
-        return np.array([self._rate_row(j.job_type, j.gpu_types) for j in jobs])
+        rates = np.array([self._rate_row(j.job_type, j.gpu_types) for j in jobs])
+        for i, job in enumerate(jobs):
+            if job.excluded_sites:  # a site that refused it, or where it failed
+                rates[i, self._excluded(job)] = 0.0
+        return rates
+
+    def _excluded(self, job: Job) -> np.ndarray:
+        return np.array([self.sites[s].id in job.excluded_sites for s, _ in self.resources],
+                        dtype=bool)
 
     def job_steps_per_s(self, job: Job, resource: int) -> float:
         """``steps_per_s([job])[0, resource]`` without building the row array."""
+        if job.excluded_sites and self._excluded(job)[resource]:
+            return 0.0
         return float(self._rate_row(job.job_type, job.gpu_types)[resource])
 
     @cached_property

@@ -41,6 +41,9 @@ class Job:
     broker chooses among ``gpu_counts``: the powers of two in the range and its ends (the
     counts training code is tuned for, and Gavel measured).
 
+    ``excluded_sites`` are sites it must not run on (the live broker's: sites that refused it,
+    and sites where it failed while others can take it); empty: any.
+
     A *preemptible* job may run in several segments on one pool, paused in between
     (``broker.options.cheapest_schedule``): each pause costs ``checkpoint_overhead_h`` of busy
     GPUs writing its checkpoint, and each resume as long reading it back. A planner that
@@ -71,6 +74,7 @@ class Job:
     elastic: bool = False
     resize_overhead_h: float = 0.0
     state: InFlight | None = None
+    excluded_sites: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.gpus < 1:

@@ -4,13 +4,22 @@ It registers the site (or resumes with the token kept in its state file), keeps 
 offer current (free GPUs per type and slot, price and carbon forecasts read from the same
 signals a scenario uses), fetches the jobs the broker assigns, acknowledges them, reports
 starts and completions, and retries with exponential backoff and jitter while the broker is
-unreachable. Jobs are simulated: a job sleeps its run time divided by ``time_scale``.
+unreachable.
+
+Jobs run on the site's executor (``sites.executors``, the config's ``executor.kind``): simulated
+(a job sleeps its run time divided by ``time_scale``), local processes, or Slurm batch jobs. A
+job outside the executor's acceptance policy (or, for a real executor, one without a run spec)
+is rejected: the broker requeues it and never offers it here again. A run that fails is
+reported with its exit code, state and last log lines; the broker requeues it elsewhere. A
+revoked job is stopped (SIGTERM, grace, SIGKILL; ``scancel``). The Slurm executor's cluster
+says how many GPUs are free, less what other users' jobs hold.
 
 Leases: every offer lists the assignments the agent holds (``holding``), which renews them at
-the broker; assignments the broker answers as ``revoked`` (lease expired, withdrawn) are
-dropped. A restarted agent re-adopts its acknowledged and running assignments before its first
-offer, so it never offers their GPUs as free. Before registering it checks that its ``slot_h``
-is the broker's (``GET /v1/health``).
+the broker; assignments the broker answers as ``revoked`` (lease expired, withdrawn, cancelled)
+are stopped and dropped. A restarted agent re-adopts its acknowledged and running assignments
+before its first offer, so it never offers their GPUs as free; an executor that finds the run
+from before (Slurm by job name, a process by its pid) follows it, else the job starts over.
+Before registering it checks that its ``slot_h`` is the broker's (``GET /v1/health``).
 
 It does not import ``api``: the broker's routes and bodies are the only contract.
 """
@@ -31,6 +40,15 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from sites.executors import (
+    Executor,
+    ExecutorContext,
+    ExecutorError,
+    ExecutorSpec,
+    LocalJob,
+    RunStatus,
+    build_executor,
+)
 from sites.signals import Signal, hourly_to_slots
 from sites.spec import SiteSpec
 from sites.timegrid import slot_index
@@ -90,20 +108,16 @@ class AgentConfig:
     enrolment_token: str | None = None  # the one-time token an admin issued at enrolment
     request_timeout_s: float = 10.0
     backoff: Backoff = field(default_factory=Backoff)
+    executor: ExecutorSpec = field(default_factory=ExecutorSpec)
+
+    @property
+    def work_dir(self) -> Path:
+        """Per-job folders (logs, scripts): the executor's ``work_dir``, else beside the
+        state file."""
+        return self.executor.work_dir or self.state_file.with_name(f"{self.site.id}.jobs")
 
 
-@dataclass
-class LocalJob:
-    """An assignment the site has taken; it waits for GPUs, then runs for ``occupy_h``."""
-
-    assignment_id: int
-    job_id: str
-    gpu_type: str
-    gpus: int
-    occupy_h: float  # data transfer + run time, simulated hours
-    started_s: float | None = None  # real (monotonic) seconds
-    ends_s: float | None = None
-    start_reported: bool = False
+__all__ = ["AgentConfig", "AgentError", "Backoff", "LocalJob", "SiteAgent"]
 
 
 @dataclass
@@ -158,6 +172,10 @@ class SiteAgent:
         self.state = AgentState.load(config.state_file, config.site.id, config.broker_url)
         self.jobs: dict[int, LocalJob] = {}
         self.completed: list[str] = []  # job ids, in completion order
+        self.failed: list[str] = []  # job ids whose run failed, in order
+        self.executor: Executor = build_executor(config.executor, ExecutorContext(
+            config.site.id, dict(config.site.gpus), config.work_dir, config.time_scale,
+            monotonic))
         self.started_s = monotonic()
         start = config.signal_start or pd.Timestamp.now(tz="UTC").floor("h")
         signal_rng = np.random.default_rng(config.seed)
@@ -249,7 +267,9 @@ class SiteAgent:
         """
         c = self.config
         slot_from_h = np.arange(c.horizon_slots) * c.slot_h
-        free = {g: np.full(c.horizon_slots, n, dtype=int) for g, n in c.site.gpus.items() if n}
+        capacity = self.capacity()
+        free = {g: np.full(c.horizon_slots, capacity.get(g, 0), dtype=int)
+                for g, n in c.site.gpus.items() if n}
         for job in self.jobs.values():
             if job.gpu_type not in free:
                 continue
@@ -257,8 +277,19 @@ class SiteAgent:
                 left_h = job.occupy_h
             else:
                 left_h = (job.ends_s - now_s) * c.time_scale / SECONDS_PER_HOUR
+                # a run past its expected end still holds its GPUs now
+                left_h = max(left_h, np.nextafter(0.0, 1.0))
             free[job.gpu_type] -= np.where(slot_from_h < left_h, job.gpus, 0)
         return {g: np.maximum(v, 0).tolist() for g, v in free.items()}
+
+    def capacity(self) -> dict[str, int]:
+        """GPUs per type the broker's jobs may use: the cluster's word (Slurm: its GRES less
+        other users' jobs), never above the configured fleet; else the configured fleet."""
+        fleet = self.config.site.gpus
+        told = self.executor.capacity()
+        if told is None:
+            return dict(fleet)
+        return {g: min(n, told.get(g, 0)) for g, n in fleet.items()}
 
     def forecast(self, now_s: float) -> tuple[list[float], list[float]]:
         """Price (USD/MWh) and carbon (g/kWh) for the horizon's slots, from the signals."""
@@ -285,7 +316,9 @@ class SiteAgent:
         for assignment_id in r.json().get("revoked", []):
             lost = self.jobs.pop(assignment_id, None)
             if lost is not None:
-                self.say(f"job {lost.job_id} withdrawn by the broker (lease lost): stopped")
+                if lost.started_s is not None:
+                    self.executor.stop(lost)  # SIGTERM, grace, SIGKILL; scancel
+                self.say(f"job {lost.job_id} withdrawn by the broker (revoked): stopped")
         if not self.offers_announced:
             self.offers_announced = True
             self.say(f"offer sent; sending one every {self.config.offer_interval_s:g} s")
@@ -311,13 +344,19 @@ class SiteAgent:
             # from before counts were planned sends only the job's)
             gpus = a.get("gpus", a["job"]["gpus"])
             job = LocalJob(a["id"], a["job"]["id"], a["gpu_type"], gpus,
-                           a["transfer_h"] + a["runtime_h"])
-            self.jobs[job.assignment_id] = job
+                           a["transfer_h"] + a["runtime_h"], run=a.get("run"),
+                           runtime_h=a["runtime_h"])
             if a.get("status") in LIVE_TAKEN:
-                # ours from before a restart: already acknowledged; its run starts over here
-                self.say(f"job {job.job_id} re-adopted after a restart (assignment {a['id']})")
+                # ours from before a restart: already acknowledged
+                self.jobs[job.assignment_id] = job
+                self._readopt(job, a.get("status") == "running")
                 taken += 1
                 continue
+            refusal = self.refusal(job)
+            if refusal is not None:
+                self._reject(job, refusal)
+                continue
+            self.jobs[job.assignment_id] = job
             ack = self.request("POST", self._assignment_path(job.assignment_id, "ack"),
                                token=self.state.token)
             if ack.status_code != 200:  # withdrawn (409) or gone: not ours to run
@@ -327,39 +366,124 @@ class SiteAgent:
             taken += 1
         return taken
 
+    def refusal(self, job: LocalJob) -> str | None:
+        """Why this site will not run ``job`` (its executor's acceptance policy), or None."""
+        if self.executor.needs_run and job.run is None:
+            return f"this site's {self.executor.kind} executor runs only jobs with a run spec"
+        return self.config.executor.accept.refusal(job)
+
+    def _reject(self, job: LocalJob, reason: str) -> None:
+        r = self.request("POST", self._assignment_path(job.assignment_id, "reject"),
+                         {"reason": reason}, token=self.state.token)
+        if r.status_code != 200:
+            log.warning("reject of assignment %s: HTTP %s", job.assignment_id, r.status_code)
+        self.say(f"job {job.job_id} refused: {reason}")
+
+    def _readopt(self, job: LocalJob, running: bool) -> None:
+        try:
+            found = self.executor.adopt(job)
+        except ExecutorError as error:
+            self.say(f"job {job.job_id}: cannot look for its run ({error}); it starts over")
+            found = False
+        if found:
+            now_s = self.monotonic()
+            job.started_s = now_s
+            job.ends_s = now_s + self.executor.expected_s(job)
+            job.start_reported = running
+            self.say(f"job {job.job_id} re-adopted after a restart (assignment "
+                      f"{job.assignment_id}, run {job.ref})")
+        else:
+            self.say(f"job {job.job_id} re-adopted after a restart (assignment "
+                     f"{job.assignment_id}); its run starts over here")
+
     def _gpus_in_use(self, gpu_type: str) -> int:
         return sum(j.gpus for j in self.jobs.values()
                    if j.gpu_type == gpu_type and j.started_s is not None)
 
-    def run_jobs(self) -> None:
-        """Start waiting jobs that fit (in order), report starts, complete finished jobs."""
-        now_s = self.monotonic()
-        for job in sorted(self.jobs.values(), key=lambda j: j.assignment_id):
-            total = self.config.site.gpus.get(job.gpu_type, 0)
-            if job.started_s is None and self._gpus_in_use(job.gpu_type) + job.gpus <= total:
-                job.started_s = now_s
-                job.ends_s = now_s + job.occupy_h * SECONDS_PER_HOUR / self.config.time_scale
-            if job.started_s is not None and not job.start_reported:
-                self._report(job, "start")
-                job.start_reported = True
-                self.say(f"job {job.job_id} started ({job.gpus} x {job.gpu_type}, "
-                         f"assignment {job.assignment_id})")
-        for job in sorted(self.jobs.values(), key=lambda j: j.assignment_id):
-            if job.ends_s is not None and job.ends_s <= now_s:
-                if self._report(job, "complete"):
-                    self.completed.append(job.job_id)
-                    self.say(f"job {job.job_id} finished")
-                else:
-                    self.say(f"job {job.job_id} finished, but the broker had withdrawn it")
-                del self.jobs[job.assignment_id]
+    def _allot(self, job: LocalJob) -> tuple[int, ...]:
+        """Device indices for ``job``: the type's (config ``gpu_indices``, else numbered in
+        the site's order from 0) that no launched job holds."""
+        fleet = self.config.site.gpus
+        indices = self.config.executor.gpu_indices.get(job.gpu_type)
+        if indices is None:
+            first = 0
+            for g, n in fleet.items():
+                if g == job.gpu_type:
+                    break
+                first += n
+            indices = list(range(first, first + fleet.get(job.gpu_type, 0)))
+        held = {i for j in self.jobs.values() if j.started_s is not None
+                and j.gpu_type == job.gpu_type for i in j.gpu_indices}
+        return tuple([i for i in indices if i not in held][:job.gpus])
 
-    def _report(self, job: LocalJob, action: str) -> bool:
-        r = self.request("POST", self._assignment_path(job.assignment_id, action),
+    def _launch(self, job: LocalJob, now_s: float) -> bool:
+        job.gpu_indices = self._allot(job)
+        try:
+            self.executor.launch(job)
+        except ExecutorError as error:
+            # the site cannot run it (a missing program, sbatch refused it): a failed run
+            self._finish(job, RunStatus("failed", None, "LAUNCH", str(error)))
+            return False
+        job.started_s = now_s
+        if job.ends_s is None:
+            job.ends_s = now_s + self.executor.expected_s(job)
+        return True
+
+    def run_jobs(self) -> None:
+        """Launch waiting jobs that fit (in order), report starts, and report runs that ended
+        (complete, or failed with their exit code and last log lines)."""
+        now_s = self.monotonic()
+        capacity = self.capacity()
+        for job in sorted(self.jobs.values(), key=lambda j: j.assignment_id):
+            total = capacity.get(job.gpu_type, 0)
+            fits = self._gpus_in_use(job.gpu_type) + job.gpus <= total
+            if job.started_s is None and not (fits and self._launch(job, now_s)):
+                continue
+            try:
+                status = self.executor.poll(job)
+            except ExecutorError as error:
+                self.say(f"job {job.job_id}: cannot follow its run ({error})")
+                continue
+            if status.state != "pending" and not job.start_reported:
+                started = RunStatus("running", started_at_s=status.started_at_s)
+                self._report(job, "start", started.report(job.ref))
+                job.start_reported = True
+                where = f", run {job.ref}" if job.ref else ""
+                self.say(f"job {job.job_id} started ({job.gpus} x {job.gpu_type}, "
+                         f"assignment {job.assignment_id}{where})")
+            if status.state in ("completed", "failed"):
+                self._finish(job, status)
+
+    def _finish(self, job: LocalJob, status: RunStatus) -> None:
+        body = status.report(job.ref)
+        if status.state == "completed":
+            code = self._report_status(job, "complete", body)
+            if code == 200:
+                self.completed.append(job.job_id)
+                self.say(f"job {job.job_id} finished")
+            elif code == 409:
+                self.say(f"job {job.job_id} finished, but the broker had withdrawn it")
+            else:
+                self.say(f"job {job.job_id} finished, but the broker refused the report "
+                         f"(HTTP {code})")
+        else:
+            self._report(job, "fail", body)
+            self.failed.append(job.job_id)
+            first = (status.message or "").splitlines()[:1]
+            self.say(f"job {job.job_id} failed ({status.exit_state}"
+                     f"{': ' + first[0] if first else ''})")
+        del self.jobs[job.assignment_id]
+
+    def _report(self, job: LocalJob, action: str, body: dict | None = None) -> bool:
+        return self._report_status(job, action, body) == 200
+
+    def _report_status(self, job: LocalJob, action: str, body: dict | None = None) -> int:
+        r = self.request("POST", self._assignment_path(job.assignment_id, action), body,
                          token=self.state.token)
         if r.status_code != 200:
             log.warning("%s of assignment %s: HTTP %s %s", action, job.assignment_id,
                         r.status_code, r.text)
-        return r.status_code == 200
+        return r.status_code
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -370,12 +494,22 @@ class SiteAgent:
         self.deadline = ends
         try:
             self.check_broker()
+            if self.executor.energy_note:
+                self.say(self.executor.energy_note)
             self.ensure_registered()
             # before the first offer: jobs acknowledged before a restart hold GPUs
+            self._refresh()
             self.fetch_assignments()
             self._loop(ends, stop)
         except AgentStopped:
             pass
+
+    def _refresh(self) -> None:
+        """The executor reads its cluster's state (Slurm: one squeue, one scontrol)."""
+        try:
+            self.executor.refresh()
+        except ExecutorError as error:
+            self.say(f"cannot read the cluster's state ({error})")
 
     def _loop(self, ends: float | None, stop: threading.Event | None) -> None:
         c = self.config
@@ -388,6 +522,7 @@ class SiteAgent:
                 self.send_offer()
                 next_offer = now + c.offer_interval_s
             if now >= next_poll:
+                self._refresh()
                 self.fetch_assignments()
                 next_poll = now + c.poll_interval_s
             self.run_jobs()

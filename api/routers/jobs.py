@@ -43,3 +43,12 @@ def read_job(
 ) -> JobOut:
     """A job's state (admin, its home site, or the site it is assigned to)."""
     return jobs.get(job_id, who)
+
+
+@router.post("/{job_id}/cancel")
+def cancel_job(
+    job_id: Annotated[str, Path(pattern=ID_PATTERN)], jobs: Jobs, who: CurrentPrincipal
+) -> JobOut:
+    """Cancel a job (admin, or its home site): never planned again; the site running it finds
+    it revoked at its next offer or heartbeat and stops it. 409 if it has finished."""
+    return jobs.cancel(job_id, who)

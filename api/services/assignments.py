@@ -3,21 +3,31 @@
 Completion is exactly once: only the job's live assignment may complete it. A report on a
 withdrawn assignment answers 409; a late completion is still recorded on the assignment
 (``late_completion_at_s``) so the audit shows which site finished work the broker took back.
+
+A site may also end an assignment itself: it *rejects* a job it will not run (its acceptance
+policy; the job is requeued and never planned on that site again, ``api.services.round_read``),
+or reports that the run *failed* (the job is requeued, preferably elsewhere, until it has failed
+``max_attempts`` times). What the executor reports (run id, exit code and state, last log
+lines) is kept on the assignment, for the job's history.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from api import mappers, schemas
 from api.errors import ConflictError, ForbiddenError, NotFoundError
-from api.models import AssignmentRow, JobRow
+from api.models import AssignmentRow, JobRow, JobRunRow
+from api.services import leases
 from api.services.context import Context
 from api.states import (
     FORWARD_ORDER,
+    JOB_FINAL,
     JOB_STATUS,
+    LIVE,
     STAMPS,
     AssignmentStatus,
     JobStatus,
@@ -29,18 +39,81 @@ class AssignmentService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def list(self, site_id: str,
-             statuses: Sequence[AssignmentStatus]) -> list[schemas.AssignmentOut]:
+    def list(self, site_id: str, statuses: Sequence[AssignmentStatus],
+             with_run: bool = False) -> list[schemas.AssignmentOut]:
+        """The site's assignments; ``with_run``: with their jobs' run specs on the live ones
+        (only when the site itself asks: never for the admin, never for another site)."""
         with self.ctx.db.read() as s:
             rows = s.execute(
                 select(AssignmentRow, JobRow).join(JobRow, JobRow.id == AssignmentRow.job_id)
                 .where(AssignmentRow.site_id == site_id, AssignmentRow.status.in_(statuses))
                 .order_by(AssignmentRow.id)
             ).all()
-            return [mappers.assignment_out(a, j) for a, j in rows]
+            live = [a.job_id for a, _ in rows if a.status in LIVE]
+            runs: dict[str, dict] = dict(s.execute(select(JobRunRow.job_id, JobRunRow.spec).where(
+                JobRunRow.job_id.in_(live))).all()) if with_run and live else {}
+            return [mappers.assignment_out(a, j, runs.get(a.job_id) if a.status in LIVE
+                                           else None) for a, j in rows]
 
-    def advance(self, site_id: str, assignment_id: int,
-                to: AssignmentStatus) -> schemas.AssignmentOut:
+    def _owned(self, s: Session, site_id: str, assignment_id: int) -> AssignmentRow:
+        a = s.get(AssignmentRow, assignment_id)
+        if a is None:
+            raise NotFoundError(f"no assignment {assignment_id}")
+        if a.site_id != site_id:
+            raise ForbiddenError(f"assignment {assignment_id} is not this site's")
+        return a
+
+    def reject(self, site_id: str, assignment_id: int,
+               body: schemas.RejectIn) -> schemas.AssignmentOut:
+        """The site refuses the job: requeued, never planned on this site again. A running
+        job cannot be rejected (report it failed); a withdrawn one answers 409."""
+        wall = self.ctx.clock.wall_s()
+        with self.ctx.db.write() as s:
+            a = self._owned(s, site_id, assignment_id)
+            if a.status == AssignmentStatus.RUNNING:
+                raise ConflictError(f"assignment {assignment_id} is running; report it "
+                                    "failed instead of rejecting it")
+            if a.status not in LIVE:
+                raise ConflictError(f"assignment {assignment_id} is {a.status}; nothing to "
+                                    "reject")
+            leases.withdraw_job(s, a.job_id, wall, leases.REJECTED)
+            s.refresh(a)
+            a.run_message = body.reason
+            job = s.get(JobRow, a.job_id)
+            assert job is not None
+            return mappers.assignment_out(a, job)
+
+    def fail(self, site_id: str, assignment_id: int,
+             report: schemas.RunReport) -> schemas.AssignmentOut:
+        """The run failed: the assignment is ``failed`` with what the executor reported; its
+        job is queued again, or ``failed`` once it has failed ``max_attempts`` times. A repeat
+        is a no-op; a withdrawn assignment answers 409."""
+        wall = self.ctx.clock.wall_s()
+        with self.ctx.db.write() as s:
+            a = self._owned(s, site_id, assignment_id)
+            if a.status == AssignmentStatus.REQUEUED:
+                raise ConflictError(f"assignment {assignment_id} was withdrawn "
+                                    f"({a.requeue_reason}) and its job requeued")
+            if a.status == AssignmentStatus.COMPLETED:
+                raise ConflictError(f"assignment {assignment_id} completed already")
+            job = s.get(JobRow, a.job_id)
+            assert job is not None
+            if a.status == AssignmentStatus.FAILED:  # a repeated report
+                return mappers.assignment_out(a, job)
+            a.status = AssignmentStatus.FAILED
+            a.completed_at_s = wall  # when the run ended
+            _record(a, report, wall)
+            s.flush()
+            failures = s.scalar(select(func.count()).select_from(AssignmentRow).where(
+                AssignmentRow.job_id == a.job_id,
+                AssignmentRow.status == AssignmentStatus.FAILED)) or 0
+            if job.status not in JOB_FINAL:
+                job.status = (JobStatus.FAILED if failures >= self.ctx.settings.max_attempts
+                              else JobStatus.QUEUED)
+            return mappers.assignment_out(a, job)
+
+    def advance(self, site_id: str, assignment_id: int, to: AssignmentStatus,
+                report: schemas.RunReport | None = None) -> schemas.AssignmentOut:
         """Move an assignment forward; repeats and late reports (start after complete) are
         no-ops; a withdrawn assignment answers 409 (its job went back to the queue)."""
         wall = self.ctx.clock.wall_s()
@@ -52,6 +125,8 @@ class AssignmentService:
             if a.site_id != site_id:
                 raise ForbiddenError(f"assignment {assignment_id} is not this site's")
             current = AssignmentStatus(a.status)
+            if current == AssignmentStatus.FAILED:
+                raise ConflictError(f"assignment {assignment_id} failed already")
             if current == AssignmentStatus.REQUEUED:
                 withdrawn = a.requeue_reason or "withdrawn"
                 if to == AssignmentStatus.COMPLETED and a.late_completion_at_s is None:
@@ -63,11 +138,34 @@ class AssignmentService:
                 a.status = to
                 a.renewed_at_s = wall  # an ack or a report is a sign of life
                 s.execute(update(JobRow).where(
-                    JobRow.id == a.job_id, JobRow.status != JobStatus.COMPLETED,
+                    JobRow.id == a.job_id, JobRow.status.not_in(JOB_FINAL),
                 ).values(status=JOB_STATUS[to]))
+            if report is not None and current != AssignmentStatus.REQUEUED:
+                _record(a, report, wall)
             job = s.get(JobRow, a.job_id)
             out = mappers.assignment_out(a, job) if job is not None else None
         if withdrawn is not None or out is None:
             raise ConflictError(f"assignment {assignment_id} was withdrawn ({withdrawn}) and "
                                 "its job requeued; do not run it")
         return out
+
+
+def _record(a: AssignmentRow, report: schemas.RunReport, wall: float) -> None:
+    """Keep what the executor reported (fields it left out keep what an earlier report said).
+
+    The executor's start and end times replace the broker's stamps (when it heard of them)
+    where the run has reached that point; a time in the broker's future is taken as now."""
+    if report.ref is not None:
+        a.run_ref = report.ref
+    if report.exit_code is not None:
+        a.exit_code = report.exit_code
+    if report.exit_state is not None:
+        a.exit_state = report.exit_state
+    if report.message is not None:
+        a.run_message = report.message
+    if report.energy_kwh is not None:
+        a.measured_energy_kwh = report.energy_kwh
+    if report.started_at_s is not None and a.started_at_s is not None:
+        a.started_at_s = min(report.started_at_s, wall)
+    if report.ended_at_s is not None and a.completed_at_s is not None:
+        a.completed_at_s = min(report.ended_at_s, wall)

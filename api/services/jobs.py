@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from api import mappers, schemas
 from api.errors import ConflictError, FieldError, ForbiddenError, NotFoundError
-from api.models import AssignmentRow, JobRow, SiteRow
+from api.models import AssignmentRow, JobRow, JobRunRow, SiteRow
+from api.services import leases
 from api.services.context import Context
 from api.services.tokens import Principal
-from api.states import AssignmentStatus, JobStatus, SiteState
+from api.states import JOB_FINAL, LIVE, AssignmentStatus, JobStatus, SiteState
 from broker.federation import Federation
 from broker.jobs import Job
 
 REFERENCE_GPU = "V100"  # run-time bounds are per GPU on this type
+# the job's current assignment: live or completed (requeued and failed ones are history)
+CURRENT = (*LIVE, AssignmentStatus.COMPLETED)
 
 
 class JobService:
@@ -51,8 +54,12 @@ class JobService:
                 raise ConflictError(f"job id already submitted: {', '.join(sorted(taken))}",
                                     job_ids=sorted(taken))
             s.add_all(rows)
+            s.flush()  # the jobs first: a run spec refers to its job
+            s.add_all(JobRunRow(job_id=b.id, spec=b.run.model_dump(exclude_none=True))
+                      for b in jobs if b.run is not None)
             s.flush()
-            return [mappers.job_out(r, None) for r in rows]
+            with_run = {b.id for b in jobs if b.run is not None}
+            return [mappers.job_out(r, None, has_run=r.id in with_run) for r in rows]
 
     def _check_bounds(self, body: schemas.JobIn, where: tuple) -> None:
         st = self.ctx.settings
@@ -103,16 +110,19 @@ class JobService:
     def get(self, job_id: str, who: Principal) -> schemas.JobOut:
         with self.ctx.db.read() as s:
             row = s.get(JobRow, job_id)
-            live = s.scalars(select(AssignmentRow).where(
-                AssignmentRow.job_id == job_id,
-                AssignmentRow.status != AssignmentStatus.REQUEUED)).first() if row else None
+            tries = s.scalars(select(AssignmentRow).where(AssignmentRow.job_id == job_id)
+                              .order_by(AssignmentRow.id)).all() if row else []
+            live = next((a for a in tries if a.status in CURRENT), None)
             allowed = who.admin or (row is not None and who.site_id in (
                 row.home_site, live.site_id if live else None))
             if not allowed:  # a site learns nothing of other sites' jobs, not even existence
                 raise ForbiddenError(f"job '{job_id}' is neither from nor assigned to this site")
             if row is None:
                 raise NotFoundError(f"no job '{job_id}'")
-            return mappers.job_out(row, live)
+            has_run = s.get(JobRunRow, job_id) is not None
+            owner = who.admin or who.site_id == row.home_site  # the host sees no history
+            return mappers.job_out(row, live, has_run=has_run,
+                                   history=list(tries) if owner else None)
 
     def list(self, status: JobStatus | None) -> list[schemas.JobOut]:
         with self.ctx.db.read() as s:
@@ -120,5 +130,29 @@ class JobService:
             if status is not None:
                 query = query.where(JobRow.status == status)
             live = {a.job_id: a for a in s.scalars(select(AssignmentRow).where(
-                AssignmentRow.status != AssignmentStatus.REQUEUED))}
-            return [mappers.job_out(r, live.get(r.id)) for r in s.scalars(query)]
+                AssignmentRow.status.in_(CURRENT)))}
+            failures = dict(s.execute(
+                select(AssignmentRow.job_id, func.count())
+                .where(AssignmentRow.status == AssignmentStatus.FAILED)
+                .group_by(AssignmentRow.job_id)).all())
+            with_run = set(s.scalars(select(JobRunRow.job_id)))
+            return [mappers.job_out(r, live.get(r.id), has_run=r.id in with_run,
+                                    failures=failures.get(r.id, 0)) for r in s.scalars(query)]
+
+    def cancel(self, job_id: str, who: Principal) -> schemas.JobOut:
+        """Cancel a job (its home site or the admin): it is never planned again, and its live
+        assignment is withdrawn, so the site holding it finds it in ``revoked`` at its next
+        offer or heartbeat and stops it (``sites.executors``). A finished job answers 409."""
+        wall = self.ctx.clock.wall_s()
+        with self.ctx.db.write() as s:
+            row = s.get(JobRow, job_id)
+            if not who.admin and (row is None or row.home_site != who.site_id):
+                raise ForbiddenError(f"job '{job_id}' is not from this site")
+            if row is None:
+                raise NotFoundError(f"no job '{job_id}'")
+            if row.status in JOB_FINAL:
+                raise ConflictError(f"job '{job_id}' is already {row.status}")
+            leases.withdraw_job(s, job_id, wall, leases.CANCELLED)
+            row.status = JobStatus.CANCELLED
+            s.flush()
+            return mappers.job_out(row, None, has_run=s.get(JobRunRow, job_id) is not None)

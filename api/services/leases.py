@@ -11,13 +11,15 @@ from sqlalchemy.orm import Session
 
 from api.models import AssignmentRow, JobRow, OfferRow
 from api.settings import Settings
-from api.states import LEASED, LIVE, AssignmentStatus, JobStatus
+from api.states import LEASED, LIVE, REJECTED_REASON, AssignmentStatus, JobStatus
 
 ACK_TIMEOUT = "ack-timeout"
 LEASE_EXPIRED = "lease-expired"
 SITE_STALE = "site-stale"
 SITE_DISABLED = "site-disabled"
 SITE_LEFT = "site-deregistered"
+REJECTED = REJECTED_REASON  # the site refused the job (its policy): never offered it again
+CANCELLED = "cancelled"  # the job was cancelled
 
 
 def _withdraw(c: Session | Connection, which: ColumnElement[bool], wall_s: float,
@@ -38,6 +40,12 @@ def _withdraw(c: Session | Connection, which: ColumnElement[bool], wall_s: float
 def requeue_site(c: Session | Connection, site_id: str, wall_s: float,
                  reason: str) -> list[str]:
     return _withdraw(c, (AssignmentRow.site_id == site_id) & AssignmentRow.status.in_(LIVE),
+                     wall_s, reason)
+
+
+def withdraw_job(c: Session | Connection, job_id: str, wall_s: float, reason: str) -> list[str]:
+    """Withdraw a job's live assignment (if any); the caller sets the job's status."""
+    return _withdraw(c, (AssignmentRow.job_id == job_id) & AssignmentRow.status.in_(LIVE),
                      wall_s, reason)
 
 

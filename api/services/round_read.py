@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import configure_mappers
+from sqlalchemy.orm import Session, configure_mappers
 
 from api import mappers
 from api.clock import Clock
 from api.db import Database
 from api.models import AssignmentRow, JobRow, OfferRow, SiteRow
-from api.states import LIVE, JobStatus, SiteState
+from api.states import LIVE, REJECTED_REASON, AssignmentStatus, JobStatus, SiteState
+from broker.jobs import Job
 from broker.live import Reservation
 from broker.live_round import RoundRules, RoundTask, SolvedRound, solve_round
 
@@ -84,6 +85,7 @@ def read_round(db: Database, q: RoundQuery) -> RoundRead:
             JobRow.deadline_h.is_(None), JobRow.deadline_h, JobRow.submit_h,
             JobRow.submitted_at_s, JobRow.id).limit(q.max_jobs))]
         held = queued - (s.scalar(select(func.count()).select_from(due.subquery())) or 0)
+        refused, failed = _excluded(s, [j.id for j in queue])
         live = s.scalars(select(AssignmentRow).where(AssignmentRow.status.in_(LIVE))).all()
         homes = {j.home_site for j in queue}
         usable = {
@@ -92,6 +94,8 @@ def read_round(db: Database, q: RoundQuery) -> RoundRead:
         }
         sites = [mappers.site_spec(r) for r in site_rows
                  if r.state == SiteState.ACTIVE or r.id in homes]
+        queue = [_excluding(j, refused.get(j.id, set()), failed.get(j.id, set()), usable)
+                 for j in queue]
         offers = {k: mappers.site_offer(v) for k, v in offer_rows.items() if k in usable}
         # GPUs of live assignments the site's offer does not say it holds: never offered
         # twice (an offer lists the assignments whose GPUs it already left out).
@@ -103,6 +107,32 @@ def read_round(db: Database, q: RoundQuery) -> RoundRead:
         ]
     task = RoundTask(sites, frozenset(usable), offers, queue, now_h, reservations)
     return RoundRead(task, wall_s, queued, held)
+
+
+def _excluded(s: Session, job_ids: list[str]) -> tuple[dict[str, set[str]],
+                                                      dict[str, set[str]]]:
+    """Per job: the sites that refused it, and the sites where it failed."""
+    refused: dict[str, set[str]] = {}
+    failed: dict[str, set[str]] = {}
+    if not job_ids:
+        return refused, failed
+    a = AssignmentRow
+    ended = s.execute(select(a.job_id, a.site_id, a.status).where(
+        a.job_id.in_(job_ids), (a.status == AssignmentStatus.FAILED) | (
+            (a.status == AssignmentStatus.REQUEUED) & (a.requeue_reason == REJECTED_REASON)))
+    ).all()
+    for job, site, status in ended:
+        into = failed if status == AssignmentStatus.FAILED else refused
+        into.setdefault(job, set()).add(site)
+    return refused, failed
+
+
+def _excluding(job: Job, refused: set[str], failed: set[str], usable: set[str]) -> Job:
+    """The job barred from the sites that refused it (always), and from those where it
+    failed while a usable site remains that did neither (a failed job goes elsewhere when it
+    can, and back to a site where it failed only when no other is left)."""
+    excluded = refused | failed if usable - refused - failed else refused
+    return replace(job, excluded_sites=frozenset(excluded)) if excluded else job
 
 
 def read_and_solve(rules: RoundRules, q: RoundQuery, budget_s: float,

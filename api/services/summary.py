@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
 
 from api import schemas
 from api.models import AssignmentRow, JobRow, PlanRoundRow, SiteRow
@@ -14,6 +15,22 @@ from market.outcome import GrandOutcome, HostedJob
 from market.schemes import SchemeInputs
 
 LEDGER_SCHEME = "cost-plus"  # the live broker has no coalition values: a per-job price
+
+_A = AssignmentRow
+# A run the site measured counts its measured energy, and its modelled carbon and energy cost
+# scaled by measured / modelled (same grid intensity and price over the same hours).
+_SCALE = case((_A.measured_energy_kwh.is_not(None) & (_A.energy_kwh > 0),
+               _A.measured_energy_kwh / _A.energy_kwh), else_=1.0)
+METERED_KWH = func.coalesce(_A.measured_energy_kwh, _A.energy_kwh)
+METERED_KG = _A.carbon_kg * _SCALE
+METERED_USD = _A.energy_cost_usd * _SCALE
+
+
+def energy_source(measured: int, runs: int) -> schemas.EnergySource:
+    if measured == 0:
+        return "modelled"
+    return "measured" if measured == runs else "mixed"
+
 
 TOTALS = ("energy_kwh", "carbon_kg", "energy_cost_usd", "transfer_cost_usd", "total_cost_usd")
 
@@ -29,26 +46,51 @@ class SummaryService:
                 select(JobRow.status, func.count()).group_by(JobRow.status)).all())
             sites = s.scalars(select(SiteRow.id).order_by(SiteRow.number)).all()
             done = {r[0]: r[1:] for r in s.execute(
-                select(AssignmentRow.site_id, func.count(), func.sum(AssignmentRow.energy_kwh),
-                       func.sum(AssignmentRow.carbon_kg), func.sum(AssignmentRow.energy_cost_usd),
-                       func.sum(AssignmentRow.transfer_cost_usd))
+                select(AssignmentRow.site_id, func.count(), func.sum(METERED_KWH),
+                       func.sum(METERED_KG), func.sum(METERED_USD),
+                       func.sum(AssignmentRow.transfer_cost_usd),
+                       func.count(AssignmentRow.measured_energy_kwh))
                 .where(AssignmentRow.status == AssignmentStatus.COMPLETED)
                 .group_by(AssignmentRow.site_id))}
             active = dict(s.execute(
                 select(AssignmentRow.site_id, func.count()).where(AssignmentRow.status.in_(LIVE))
                 .group_by(AssignmentRow.site_id)).all())
+            failed = dict(s.execute(
+                select(AssignmentRow.site_id, func.count())
+                .where(AssignmentRow.status == AssignmentStatus.FAILED)
+                .group_by(AssignmentRow.site_id)).all())
+            flagged = self._flagged(s, [site for site in sites if failed.get(site, 0)])
         by_site = []
         for site in sites:
-            n, kwh, kg, energy_usd, transfer_usd = done.get(site, (0, 0.0, 0.0, 0.0, 0.0))
+            n, kwh, kg, energy_usd, transfer_usd, measured = done.get(
+                site, (0, 0.0, 0.0, 0.0, 0.0, 0))
             by_site.append(schemas.SiteTotals(
                 site_id=site, jobs_completed=n, jobs_active=active.get(site, 0),
+                jobs_failed=failed.get(site, 0), flagged=site in flagged, measured_runs=measured,
                 energy_kwh=kwh, carbon_kg=kg, energy_cost_usd=energy_usd,
                 transfer_cost_usd=transfer_usd,
                 total_cost_usd=total_cost_usd(energy_usd, transfer_usd, kg, price),
             ))
         total = {k: sum(getattr(t, k) for t in by_site) for k in TOTALS}
+        source = energy_source(sum(t.measured_runs for t in by_site),
+                               sum(t.jobs_completed for t in by_site))
         return schemas.SummaryOut(now_h=self.ctx.clock.now_h(), carbon_price_usd_per_t=price,
-                                  jobs=jobs, by_site=by_site, **total)
+                                  jobs=jobs, by_site=by_site, energy_source=source, **total)
+
+    def _flagged(self, s: Session, sites: list[str]) -> set[str]:
+        """Sites whose last ``flag_after_failures`` finished runs (completed or failed) all
+        failed: one small read per site that has failed at all."""
+        n = self.ctx.settings.flag_after_failures
+        ended = (AssignmentStatus.COMPLETED, AssignmentStatus.FAILED)
+        out = set()
+        for site in sites:
+            last = s.scalars(select(AssignmentRow.status).where(
+                AssignmentRow.site_id == site, AssignmentRow.status.in_(ended))
+                .order_by(AssignmentRow.completed_at_s.desc(), AssignmentRow.id.desc())
+                .limit(n)).all()
+            if len(last) == n and all(x == AssignmentStatus.FAILED for x in last):
+                out.add(site)
+        return out
 
     def ledger(self, site_id: str | None = None) -> schemas.LedgerOut:
         """Cost-plus settlement of the completed jobs that ran away from home.
@@ -61,8 +103,8 @@ class SummaryService:
         with self.ctx.db.read() as s:
             done = s.execute(
                 select(a.job_id, JobRow.home_site, a.site_id, a.gpus, a.start_h,
-                       a.transfer_h, a.runtime_h, a.energy_kwh, a.carbon_kg,
-                       a.energy_cost_usd, a.transfer_cost_usd)
+                       a.transfer_h, a.runtime_h, METERED_KWH, METERED_KG,
+                       METERED_USD, a.transfer_cost_usd, a.measured_energy_kwh)
                 .join(JobRow, JobRow.id == a.job_id)
                 .where(a.status == AssignmentStatus.COMPLETED, a.site_id != JobRow.home_site)
                 .order_by(a.id)).all()
@@ -72,8 +114,9 @@ class SummaryService:
             gpu_hours=gpus * runtime_h, energy_kwh=kwh, carbon_kg=kg, energy_cost_usd=usd,
             carbon_cost_usd=float(carbon_cost_usd(kg, price)), transfer_cost_usd=transfer_usd,
             delay_cost_usd=0.0)
-            for job, home, host, gpus, start, transfer_h, runtime_h, kwh, kg, usd, transfer_usd
+            for job, home, host, gpus, start, transfer_h, runtime_h, kwh, kg, usd, transfer_usd, _
             in done)
+        measured = sum(row[-1] is not None for row in done)
         outcome = GrandOutcome((), hosted, {}, {}, price)
         rows = job_rows(LEDGER_SCHEME, SchemeInputs(None, outcome, (), st.ledger_markup))
         if site_id is not None:
@@ -83,7 +126,7 @@ class SummaryService:
             owed = {site_id: owed.get(site_id, 0.0)}
         return schemas.LedgerOut(
             scheme=LEDGER_SCHEME, markup=st.ledger_markup, carbon_price_usd_per_t=price,
-            rows=rows, balances_usd=owed)
+            rows=rows, balances_usd=owed, energy_source=energy_source(measured, len(done)))
 
     def health(self) -> schemas.HealthOut:
         st = self.ctx.settings

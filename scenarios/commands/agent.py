@@ -23,6 +23,7 @@ from scenarios.loader import validate_yaml
 from scenarios.schema import SiteSpecModel, ZoneSpec
 from sites import DEFAULT_GPUS, InputError, SiteSpec
 from sites.agent import AgentConfig, AgentError, Backoff, IncompatibleBrokerError, SiteAgent
+from sites.executors import EXECUTORS, ExecutorSpec
 from sites.timegrid import check_slot_h
 
 EXIT_AGENT_FAILED = 1  # the broker refused or never answered (bad input exits 2)
@@ -53,6 +54,7 @@ class AgentFile(BaseModel):
     seed: int = 0
     enrolment_token: str | None = None  # or --enrolment-token / CARBONFED_ENROLMENT_TOKEN
     backoff: BackoffSpec = BackoffSpec()
+    executor: ExecutorSpec = ExecutorSpec()  # how jobs run, and which the site accepts
 
     @field_validator("slot_h")
     @classmethod
@@ -101,6 +103,16 @@ def load_agent_config(path: Path, broker_url: str | None,
         start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
     s = spec.site
     carbon, price = spec.signals.build(paths, "signals")
+    executor = spec.executor
+    if executor.kind not in EXECUTORS:
+        raise InputError(source, "executor.kind", f"unknown executor '{executor.kind}' (known: "
+                         f"{', '.join(EXECUTORS)})")
+    for gpu in executor.gpu_indices:
+        if gpu not in s.gpus:
+            raise InputError(source, f"executor.gpu_indices.{gpu}", "not a GPU type of the site")
+    work_dir = executor.work_dir or path.with_suffix(".jobs")
+    executor = executor.model_copy(
+        update={"work_dir": work_dir if work_dir.is_absolute() else base / work_dir})
     return AgentConfig(
         site=SiteSpec(s.id, s.zone, dict(s.gpus), s.pue, s.egress_usd_per_gb),
         carbon_g_per_kwh=carbon,
@@ -111,7 +123,7 @@ def load_agent_config(path: Path, broker_url: str | None,
         offer_interval_s=spec.offer_interval_s, poll_interval_s=spec.poll_interval_s,
         time_scale=spec.time_scale, signal_start=start, signal_hours=spec.signal_hours,
         seed=spec.seed, enrolment_token=enrolment_token or spec.enrolment_token,
-        backoff=Backoff(**spec.backoff.model_dump()),
+        backoff=Backoff(**spec.backoff.model_dump()), executor=executor,
     )
 
 

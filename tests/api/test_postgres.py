@@ -55,7 +55,7 @@ async def test_enrol_register_offer_plan_complete_on_postgres(make_settings):
                              headers=bearer(token))
             assert r.json()["status"] == "completed"
         db = Database(url)
-        assert schema_revision(db.engine) == "0003"  # through Alembic, in its own schema
+        assert schema_revision(db.engine) == "0004"  # through Alembic, in its own schema
         db.dispose()
 
 

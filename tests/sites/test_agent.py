@@ -240,4 +240,4 @@ def test_a_revoked_lease_drops_the_job(tmp_path):
     a.jobs[5] = LocalJob(5, "j5", "V100", 2, 3.0)
     assert a.send_offer()
     assert a.jobs == {}
-    assert "job j5 withdrawn by the broker (lease lost): stopped" in lines
+    assert "job j5 withdrawn by the broker (revoked): stopped" in lines
