@@ -19,6 +19,7 @@ from api.dashboard import routes as dashboard
 from api.db import Database
 from api.docs import install_docs
 from api.errors import install_error_handlers
+from api.gate import AuthenticateFirst
 from api.limits import BodySizeLimit
 from api.routers import (
     assignments,
@@ -93,4 +94,5 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         app.include_router(module.router, prefix="/v1")
     app.include_router(dashboard.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AuthenticateFirst)  # added last: runs first, before a body is read
     return app

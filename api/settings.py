@@ -98,6 +98,9 @@ class Settings(BaseSettings):
         32, ge=1, description="usable sites a round gives GPU pools to, cheapest with free "
         "GPUs first (mean price + carbon price x mean carbon of their offer)")
     max_body_bytes: int = Field(MIB, ge=1024, description="larger request bodies get 413")
+    token_cache_ttl_s: float = Field(
+        15.0, gt=0, le=3600, description="a cached site token is looked up again after this "
+        "(a revocation the cache missed dies within it)")
     max_batch_jobs: int = Field(1000, ge=1, description="jobs per POST /jobs/batch")
     min_price_usd_per_mwh: float = Field(-500.0, description="offers' price floor")
     max_price_usd_per_mwh: float = Field(5000.0, description="offers' price ceiling")
