@@ -102,6 +102,9 @@ class Settings(BaseSettings):
         15.0, gt=0, le=3600, description="a cached site token is looked up again after this "
         "(a revocation the cache missed dies within it)")
     max_batch_jobs: int = Field(1000, ge=1, description="jobs per POST /jobs/batch")
+    max_queued_jobs_per_site: int = Field(
+        5000, ge=1, description="queued jobs one home site may have (a submission over it "
+        "gets 422)")
     min_price_usd_per_mwh: float = Field(-500.0, description="offers' price floor")
     max_price_usd_per_mwh: float = Field(5000.0, description="offers' price ceiling")
     min_carbon_g_per_kwh: float = Field(0.0, ge=0, description="offers' carbon floor")

@@ -17,7 +17,7 @@ import pytest
 
 from api.app import create_app
 from api.clock import Clock
-from tests.api.conftest import bearer, served, site_body
+from tests.api.conftest import ADMIN, bearer, job_body, served, site_body
 from tests.api.processes import ADMIN as E2E_ADMIN
 from tests.api.processes import serving
 
@@ -124,3 +124,78 @@ async def test_cached_tokens_expire_after_the_ttl(make_settings, wall):
         assert tokens.site_for_token(token) == "north"  # still cached
         now[0] += 5.1
         assert tokens.site_for_token(token) is None
+
+
+# --- 2. batch checks outside the write lock --------------------------------------------------
+
+class RecordingLock:
+    """The database's write lock, recording when it is taken and released."""
+
+    def __init__(self, inner, events: list[str]) -> None:
+        self.inner, self.events = inner, events
+
+    def __enter__(self):
+        self.inner.acquire()
+        self.events.append("lock")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.events.append("unlock")
+        self.inner.release()
+
+
+@pytest.mark.parametrize("bad", [False, True])
+async def test_a_batch_is_checked_while_the_write_lock_is_free(broker, monkeypatch, bad):
+    await broker.client.post("/v1/sites", json=site_body("north"))
+    db, jobs = broker.services.ctx.db, broker.services.jobs
+    events: list[str] = []
+    monkeypatch.setattr(db, "_write_lock", RecordingLock(db._write_lock, events))
+    check = jobs._row
+
+    def recorded_check(*args, **kwargs):
+        events.append("check")
+        return check(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "_row", recorded_check)
+    batch = [job_body(f"j{i}", "north") for i in range(5)]
+    if bad:
+        batch[-1]["job_type"] = "no-such-type"
+    r = await broker.client.post("/v1/jobs/batch", json={"jobs": batch},
+                                 headers=broker.admin())
+    assert r.status_code == (422 if bad else 201), r.text
+    assert events.count("check") == 5
+    # no check ran while the lock was held; a refused batch never took it
+    assert events == ["check"] * 5 + ([] if bad else ["lock", "unlock"])
+
+
+# --- 7. fairness -----------------------------------------------------------------------------
+
+async def test_a_submit_time_in_the_past_is_clamped_to_now(broker):
+    await broker.client.post("/v1/sites", json=site_body("north"))
+    broker.wall.now_s += 3 * 3600  # the broker's clock at 3 h
+    r = await broker.client.post("/v1/jobs", json=job_body("old", "north", submit_h=0.0),
+                                 headers=broker.admin())
+    assert r.status_code == 201 and r.json()["submit_h"] == pytest.approx(3.0)
+    # a deadline already past is refused at intake: it is before the (clamped) submit time
+    r = await broker.client.post("/v1/jobs", json=job_body(
+        "late", "north", submit_h=0.0, deadline_h=1.0), headers=broker.admin())
+    assert r.status_code == 422 and r.json()["message"].startswith("body.deadline_h: must be")
+
+
+async def test_a_site_cannot_queue_more_than_its_quota(make_settings, wall):
+    app = create_app(make_settings(max_queued_jobs_per_site=3), Clock(1.0, wall))
+    async with served(app) as c:
+        admin = bearer(ADMIN)
+        for site in ("north", "south"):
+            await c.post("/v1/sites", json=site_body(site))
+        ok = await c.post("/v1/jobs/batch", json={"jobs": [job_body(f"n{i}", "north")
+                                                           for i in range(2)]}, headers=admin)
+        assert ok.status_code == 201
+        r = await c.post("/v1/jobs/batch", json={"jobs": [job_body(f"m{i}", "north")
+                                                          for i in range(2)]}, headers=admin)
+        assert r.status_code == 422
+        assert r.json()["message"] == ("body.jobs: site 'north' would have 4 queued jobs; the "
+                                       "broker's limit is 3 per site")
+        # another site's queue is its own
+        r = await c.post("/v1/jobs", json=job_body("s0", "south"), headers=admin)
+        assert r.status_code == 201
