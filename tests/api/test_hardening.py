@@ -17,7 +17,7 @@ import pytest
 
 from api.app import create_app
 from api.clock import Clock
-from tests.api.conftest import ADMIN, bearer, job_body, served, site_body
+from tests.api.conftest import ADMIN, bearer, job_body, offer_body, served, site_body
 from tests.api.processes import ADMIN as E2E_ADMIN
 from tests.api.processes import serving
 
@@ -199,3 +199,29 @@ async def test_a_site_cannot_queue_more_than_its_quota(make_settings, wall):
         # another site's queue is its own
         r = await c.post("/v1/jobs", json=job_body("s0", "south"), headers=admin)
         assert r.status_code == 201
+
+
+# --- 4. capacity where it is used ------------------------------------------------------------
+
+async def test_free_gpus_plus_held_leases_must_fit_the_fleet(broker):
+    c, admin = broker.client, broker.admin()
+    token = (await c.post("/v1/sites", json=site_body("north", {"V100": 8}))).json()["token"]
+    put = {"json": offer_body(1, {"V100": 8}), "headers": bearer(token)}
+    assert (await c.put("/v1/sites/north/offer", **put)).status_code == 200
+    await c.post("/v1/jobs", json=job_body("big", "north", gpus=8), headers=admin)
+    [a] = (await c.post("/v1/plans", headers=admin)).json()["assigned"]
+    r = await c.post(f"/v1/sites/north/assignments/{a}/ack", headers=bearer(token))
+    assert r.status_code == 200
+    # holding the 8-GPU job and offering 8 free: 16 on an 8-GPU fleet
+    r = await c.put("/v1/sites/north/offer", json={**offer_body(2, {"V100": 8}), "holding": [a]},
+                    headers=bearer(token))
+    assert r.status_code == 422, r.text
+    assert r.json()["message"] == ("body.free_gpus.V100: 8 free now plus 8 held by the listed "
+                                   "live assignments is more than the 8 registered")
+    honest = {**offer_body(3, {"V100": 0}), "holding": [a]}
+    assert (await c.put("/v1/sites/north/offer", json=honest,
+                        headers=bearer(token))).status_code == 200
+    # an assignment listed but not live at the site holds nothing
+    r = await c.put("/v1/sites/north/offer", json={**offer_body(4, {"V100": 8}),
+                                                   "holding": [a + 100]}, headers=bearer(token))
+    assert r.status_code == 200 and r.json()["revoked"] == [a + 100]
