@@ -83,6 +83,7 @@ def assignment_out(a: AssignmentRow, job_row: JobRow) -> schemas.AssignmentOut:
         energy_kwh=a.energy_kwh, carbon_kg=a.carbon_kg, energy_cost_usd=a.energy_cost_usd,
         transfer_cost_usd=a.transfer_cost_usd, requeue_reason=a.requeue_reason,
         late_completion_at_s=a.late_completion_at_s,
+        reported_runtime_h=a.reported_runtime_h,
     )
 
 

@@ -64,6 +64,8 @@ class OfferRow(Base):
     received_at_s: Mapped[float] = mapped_column(Float)
     # assignment ids the site says it holds: their GPUs are already out of free_gpus
     holding: Mapped[list[Any]] = mapped_column(default=list)
+    # the site's last heartbeat (liveness: the newer of this and received_at_s)
+    heartbeat_at_s: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class JobRow(Base):
@@ -112,6 +114,8 @@ class AssignmentRow(Base):
     requeue_reason: Mapped[str | None] = mapped_column(String(32), default=None)
     # a completion reported after the assignment was withdrawn (answered 409), for the audit
     late_completion_at_s: Mapped[float | None] = mapped_column(Float, default=None)
+    # broker-clock hours between the site's start and completion reports (beside runtime_h)
+    reported_runtime_h: Mapped[float | None] = mapped_column(Float, default=None)
 
     __table_args__ = (
         Index("ix_assignments_site_status", "site_id", "status"),

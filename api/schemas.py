@@ -217,6 +217,9 @@ class AssignmentOut(Strict):
     requeue_reason: str | None = None
     late_completion_at_s: float | None = Field(
         None, description="a completion the site reported after the job was withdrawn (409)")
+    reported_runtime_h: float | None = Field(
+        None, description="hours (broker clock) between the site's start and completion "
+        "reports, beside the expected runtime_h")
 
 
 class AssignmentsOut(Strict):

@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     lease_s: float = Field(
         120.0, gt=0, description="an acknowledged or running job whose site does not renew "
         "it (offer or heartbeat listing it) within this is requeued")
+    min_runtime_fraction: float = Field(
+        0.5, ge=0, le=1, description="a completion is accepted no earlier than this fraction "
+        "of the job's expected transfer and run time after its start (409 before)")
+    max_runtime_factor: float = Field(
+        2.0, ge=1, description="a running job not completed within its expected transfer and "
+        "run time x this + max_runtime_margin_s after its start is revoked and requeued "
+        "(like Kubernetes' activeDeadlineSeconds)")
+    max_runtime_margin_s: float = Field(300.0, ge=0, description="see max_runtime_factor")
     time_scale: float = Field(1.0, gt=0, description="broker clock: simulated h per real h")
     slot_h: float = Field(1.0, gt=0, le=24, description="planning slot (hours)")
     horizon_slots: int = Field(24, ge=1, le=24 * 14, description="planning look-ahead (slots)")

@@ -12,12 +12,14 @@ from sqlalchemy.orm import Session
 from api.models import AssignmentRow, JobRow, OfferRow
 from api.settings import Settings
 from api.states import LEASED, LIVE, AssignmentStatus, JobStatus
+from sites.units import SECONDS_PER_HOUR
 
 ACK_TIMEOUT = "ack-timeout"
 LEASE_EXPIRED = "lease-expired"
 SITE_STALE = "site-stale"
 SITE_DISABLED = "site-disabled"
 SITE_LEFT = "site-deregistered"
+OVERRAN = "max-runtime"
 
 
 def _withdraw(c: Session | Connection, which: ColumnElement[bool], wall_s: float,
@@ -45,7 +47,9 @@ def expire(c: Session | Connection, settings: Settings, wall_s: float) -> list[s
     """Requeue what no site holds any more; returns the requeued job ids.
 
     * assigned, not acknowledged within ``ack_timeout_s`` (or its site went stale);
-    * acknowledged or running, lease not renewed within ``lease_s``.
+    * acknowledged or running, lease not renewed within ``lease_s``;
+    * running longer than its expected transfer and run time x ``max_runtime_factor`` plus
+      ``max_runtime_margin_s`` (a site renewing its leases cannot hoard a job for ever).
     """
     assigned = AssignmentRow.status == AssignmentStatus.ASSIGNED
     fresh = select(OfferRow.site_id).where(
@@ -57,6 +61,10 @@ def expire(c: Session | Connection, settings: Settings, wall_s: float) -> list[s
         + _withdraw(c, AssignmentRow.status.in_(LEASED) & or_(
             AssignmentRow.renewed_at_s.is_(None),
             AssignmentRow.renewed_at_s < wall_s - settings.lease_s), wall_s, LEASE_EXPIRED)
+        + _withdraw(c, (AssignmentRow.status == AssignmentStatus.RUNNING) & (
+            AssignmentRow.started_at_s + (AssignmentRow.transfer_h + AssignmentRow.runtime_h)
+            * (SECONDS_PER_HOUR / settings.time_scale * settings.max_runtime_factor)
+            + settings.max_runtime_margin_s < wall_s), wall_s, OVERRAN)
     )
 
 

@@ -225,3 +225,65 @@ async def test_free_gpus_plus_held_leases_must_fit_the_fleet(broker):
     r = await c.put("/v1/sites/north/offer", json={**offer_body(4, {"V100": 8}),
                                                    "holding": [a + 100]}, headers=bearer(token))
     assert r.status_code == 200 and r.json()["revoked"] == [a + 100]
+
+
+# --- 5. honest leases ------------------------------------------------------------------------
+
+async def one_assignment(c, admin, gpus: int = 1) -> tuple[str, int]:
+    token = (await c.post("/v1/sites", json=site_body("north"))).json()["token"]
+    await c.put("/v1/sites/north/offer", json=offer_body(1), headers=bearer(token))
+    await c.post("/v1/jobs", json=job_body("j1", "north", gpus=gpus), headers=admin)
+    [a] = (await c.post("/v1/plans", headers=admin)).json()["assigned"]
+    return token, a
+
+
+@pytest.fixture
+async def honest(make_settings, wall):
+    """Completions checked (half the expected time), running jobs bounded (2 x + 300 s)."""
+    settings = make_settings(min_runtime_fraction=0.5, max_runtime_factor=2.0,
+                             max_runtime_margin_s=300.0, lease_s=100_000.0)
+    app = create_app(settings, Clock(1.0, wall))
+    async with served(app) as c:
+        yield c
+
+
+async def test_a_completion_needs_a_start_and_half_the_expected_time(honest, wall):
+    c, admin = honest, bearer(ADMIN)
+    token, a = await one_assignment(c, admin)  # 1 h on a V100, no data set
+    path = f"/v1/sites/north/assignments/{a}"
+    r = await c.post(f"{path}/complete", headers=bearer(token))
+    assert r.status_code == 409 and "report its start" in r.json()["message"]
+    assert (await c.post(f"{path}/ack", headers=bearer(token))).status_code == 200
+    assert (await c.post(f"{path}/complete", headers=bearer(token))).status_code == 409
+    assert (await c.post(f"{path}/start", headers=bearer(token))).status_code == 200
+    wall.now_s += 1799  # half of the expected hour is 1800 s
+    r = await c.post(f"{path}/complete", headers=bearer(token))
+    assert r.status_code == 409 and "not before 1800 s" in r.json()["message"], r.text
+    summary = (await c.get("/v1/summary", headers=admin)).json()
+    assert summary["jobs"] == {"running": 1} and summary["energy_kwh"] == 0  # nothing billed
+    wall.now_s += 1
+    r = await c.post(f"{path}/complete", headers=bearer(token))
+    assert r.status_code == 200
+    assert r.json()["reported_runtime_h"] == pytest.approx(0.5)
+    assert r.json()["runtime_h"] == pytest.approx(1.0)
+
+
+async def test_a_running_job_past_its_maximum_run_time_is_revoked_and_requeued(honest, wall):
+    c, admin = honest, bearer(ADMIN)
+    token, a = await one_assignment(c, admin)
+    path = f"/v1/sites/north/assignments/{a}"
+    for action in ("ack", "start"):
+        assert (await c.post(f"{path}/{action}", headers=bearer(token))).status_code == 200
+    # 2 x 3600 s + 300 s; the site keeps renewing its lease meanwhile
+    wall.now_s += 7500
+    r = await c.put("/v1/sites/north/offer", json={**offer_body(2, {"V100": 3}),
+                                                   "holding": [a]}, headers=bearer(token))
+    assert r.status_code == 200 and r.json()["revoked"] == []
+    assert (await c.post("/v1/plans", headers=admin)).json()["requeued"] == []
+    wall.now_s += 1
+    await c.put("/v1/sites/north/offer", json={**offer_body(3, {"V100": 3}), "holding": [a]},
+                headers=bearer(token))
+    round_ = (await c.post("/v1/plans", headers=admin)).json()
+    assert round_["requeued"] == ["j1"]
+    r = await c.post(f"{path}/complete", headers=bearer(token))
+    assert r.status_code == 409 and "max-runtime" in r.json()["message"]

@@ -1,0 +1,31 @@
+"""Hardening (issue 25): assignments record the run time their site reported (broker-clock
+hours between its start and completion reports, beside the expected ``runtime_h``); offers
+record the site's last heartbeat (liveness). Both empty for existing rows.
+
+Revision ID: 0004
+Revises: 0003
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("assignments") as batch:
+        batch.add_column(sa.Column("reported_runtime_h", sa.Float))
+    with op.batch_alter_table("offers") as batch:
+        batch.add_column(sa.Column("heartbeat_at_s", sa.Float))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("offers") as batch:
+        batch.drop_column("heartbeat_at_s")
+    with op.batch_alter_table("assignments") as batch:
+        batch.drop_column("reported_runtime_h")
