@@ -61,6 +61,10 @@ class Settings(BaseSettings):
         None, gt=0, description="seconds between planning rounds; default: only on POST /plans")
     stale_after_s: float = Field(
         300.0, gt=0, description="a site without a newer offer gets no new jobs after this")
+    heartbeat_timeout_s: float = Field(
+        40.0, gt=0, description="a site neither offering nor heartbeating within this is "
+        "taken for dead: it gets nothing new, and its unacknowledged assignments are requeued, "
+        "whatever its last offer says (a node lease: liveness apart from offers)")
     ack_timeout_s: float = Field(
         30.0, gt=0, description="an assignment not acknowledged within this is requeued")
     lease_s: float = Field(

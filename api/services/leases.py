@@ -37,6 +37,13 @@ def _withdraw(c: Session | Connection, which: ColumnElement[bool], wall_s: float
     return jobs
 
 
+def alive(wall_s: float, timeout_s: float) -> ColumnElement[bool]:
+    """An offer row whose site showed a sign of life (an offer or a heartbeat) within
+    ``timeout_s``."""
+    since = wall_s - timeout_s
+    return or_(OfferRow.received_at_s >= since, OfferRow.heartbeat_at_s >= since)
+
+
 def requeue_site(c: Session | Connection, site_id: str, wall_s: float,
                  reason: str) -> list[str]:
     return _withdraw(c, (AssignmentRow.site_id == site_id) & AssignmentRow.status.in_(LIVE),
@@ -46,14 +53,16 @@ def requeue_site(c: Session | Connection, site_id: str, wall_s: float,
 def expire(c: Session | Connection, settings: Settings, wall_s: float) -> list[str]:
     """Requeue what no site holds any more; returns the requeued job ids.
 
-    * assigned, not acknowledged within ``ack_timeout_s`` (or its site went stale);
+    * assigned, not acknowledged within ``ack_timeout_s`` (or its site went stale, or
+      missed its heartbeat timeout);
     * acknowledged or running, lease not renewed within ``lease_s``;
     * running longer than its expected transfer and run time x ``max_runtime_factor`` plus
       ``max_runtime_margin_s`` (a site renewing its leases cannot hoard a job for ever).
     """
     assigned = AssignmentRow.status == AssignmentStatus.ASSIGNED
     fresh = select(OfferRow.site_id).where(
-        OfferRow.received_at_s >= wall_s - settings.stale_after_s)
+        OfferRow.received_at_s >= wall_s - settings.stale_after_s,
+        alive(wall_s, settings.heartbeat_timeout_s))
     return (
         _withdraw(c, assigned & (AssignmentRow.created_at_s < wall_s - settings.ack_timeout_s),
                   wall_s, ACK_TIMEOUT)

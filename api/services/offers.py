@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Connection, Executable, Table, bindparam, exists, func, select
+from sqlalchemy import Connection, Executable, Table, bindparam, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from api import mappers, schemas
@@ -251,13 +251,16 @@ class OfferService:
             return mappers.offer_out(row)
 
     def heartbeat(self, site_id: str, body: schemas.HeartbeatIn) -> schemas.HeartbeatOut:
-        """Renew the listed leases without a new offer."""
+        """Renew the listed leases without a new offer, and show the site alive
+        (``heartbeat_timeout_s``)."""
         wall = self.ctx.clock.wall_s()
         with self.ctx.db.write() as s:
             row = s.get(SiteRow, site_id)
             if row is None or row.state != SiteState.ACTIVE:
                 raise NotFoundError(f"no active site '{site_id}'")
             renewed, revoked = leases.renew(s, site_id, body.holding, wall)
+            s.execute(update(OfferRow).where(OfferRow.site_id == site_id)
+                      .values(heartbeat_at_s=wall))  # alive (no offer yet: nothing to plan)
         return schemas.HeartbeatOut(renewed=renewed, revoked=revoked)
 
 

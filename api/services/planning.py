@@ -93,7 +93,7 @@ class PlanningService:
             with self.ctx.db.write_connection() as c:
                 requeued = leases.expire(c, st, self.ctx.clock.wall_s())
             query = RoundQuery(self.ctx.db.url, self.ctx.clock, st.stale_after_s,
-                               st.max_jobs_per_round)
+                               st.max_jobs_per_round, st.heartbeat_timeout_s)
             # the budget covers the whole round: reading the database is spent from it too
             budget_s = st.solver_time_limit_s - (time.perf_counter() - begun)
             outcome = self.solver.solve(self.rules, query, budget_s)

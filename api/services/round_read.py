@@ -43,6 +43,7 @@ class RoundQuery:
     clock: Clock
     stale_after_s: float
     max_jobs: int
+    heartbeat_timeout_s: float = float("inf")
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,8 @@ def read_round(db: Database, q: RoundQuery) -> RoundRead:
         usable = {
             r.id for r in site_rows if r.state == SiteState.ACTIVE and r.id in offer_rows
             and offer_rows[r.id].received_at_s >= wall_s - q.stale_after_s
+            and max(offer_rows[r.id].received_at_s, offer_rows[r.id].heartbeat_at_s or 0.0)
+            >= wall_s - q.heartbeat_timeout_s  # alive: gets nothing new once it missed it
         }
         sites = [mappers.site_spec(r) for r in site_rows
                  if r.state == SiteState.ACTIVE or r.id in homes]

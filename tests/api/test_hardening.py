@@ -287,3 +287,30 @@ async def test_a_running_job_past_its_maximum_run_time_is_revoked_and_requeued(h
     assert round_["requeued"] == ["j1"]
     r = await c.post(f"{path}/complete", headers=bearer(token))
     assert r.status_code == 409 and "max-runtime" in r.json()["message"]
+
+
+# --- 6. liveness -----------------------------------------------------------------------------
+
+async def test_a_site_that_missed_its_heartbeat_gets_nothing_new_at_once(make_settings, wall):
+    settings = make_settings(heartbeat_timeout_s=40.0, stale_after_s=300.0)
+    app = create_app(settings, Clock(1.0, wall))
+    async with served(app) as c:
+        admin, tokens = bearer(ADMIN), {}
+        for site, price in (("north", 10.0), ("south", 90.0)):
+            tokens[site] = (await c.post("/v1/sites", json=site_body(site))).json()["token"]
+            await c.put(f"/v1/sites/{site}/offer", json=offer_body(1, price=price),
+                        headers=bearer(tokens[site]))
+        await c.post("/v1/jobs", json=job_body("j1", "south"), headers=admin)
+        [a] = (await c.post("/v1/plans", headers=admin)).json()["assigned"]
+        assert (await c.get("/v1/jobs/j1", headers=admin)).json()["site_id"] == "north"
+        # north (cheap) falls silent; south only heartbeats: its offer is 41 s old, not stale
+        wall.now_s += 41
+        r = await c.post("/v1/sites/south/heartbeat", json={"holding": []},
+                         headers=bearer(tokens["south"]))
+        assert r.status_code == 200
+        await c.post("/v1/jobs", json=job_body("j2", "south"), headers=admin)
+        round_ = (await c.post("/v1/plans", headers=admin)).json()
+        assert round_["requeued"] == ["j1"]  # never acknowledged by a dead site: at once
+        jobs = {j["id"]: j for j in (await c.get("/v1/jobs", headers=admin)).json()}
+        assert {jobs["j1"]["site_id"], jobs["j2"]["site_id"]} == {"south"}
+        assert a not in round_["assigned"]
