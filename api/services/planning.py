@@ -6,9 +6,10 @@ keeps answering while a round is solved, and two rounds never overlap. Each roun
 1. requeues assignments whose ack timed out, whose lease expired or whose site went stale
    (a short write transaction);
 2. reads (a read transaction: writers never wait for it) at most ``max_jobs_per_round``
-   queued jobs whose ``submit_h`` has come, most urgent first (earliest deadline, jobs
-   without one last; then the oldest ``submit_h``; then the earliest submission), so a huge
-   queue never makes a round unsolvable (``api.services.round_read``);
+   queued jobs whose ``submit_h`` has come, in fair-share order across home sites (each
+   site's most urgent first: a deadline still ahead, earliest first; a passed deadline counts
+   as none), so a huge queue never makes a round unsolvable and no site's queue crowds out
+   another's (``api.services.round_read.fair_share``);
 3. plans them anytime (``broker.live.anytime_plan``): a greedy plan first, then the MILP
    within the rest of ``solver_time_limit_s``, keeping the cheaper; status and gap reported;
 4. claims each job that starts now (``UPDATE ... WHERE status = 'queued'``) for its site.

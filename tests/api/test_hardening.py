@@ -314,3 +314,48 @@ async def test_a_site_that_missed_its_heartbeat_gets_nothing_new_at_once(make_se
         jobs = {j["id"]: j for j in (await c.get("/v1/jobs", headers=admin)).json()}
         assert {jobs["j1"]["site_id"], jobs["j2"]["site_id"]} == {"south"}
         assert a not in round_["assigned"]
+
+
+def considered(round_: dict) -> list[str]:
+    return [p["job_id"] for p in round_["planned"]] + round_["deferred"]
+
+
+async def test_a_round_takes_every_sites_jobs_in_turn(make_settings, wall):
+    app = create_app(make_settings(max_jobs_per_round=10), Clock(1.0, wall))
+    async with served(app) as c:
+        admin = bearer(ADMIN)
+        for site in ("victim", "attacker"):
+            token = (await c.post("/v1/sites", json=site_body(site))).json()["token"]
+            await c.put(f"/v1/sites/{site}/offer", json=offer_body(1), headers=bearer(token))
+        await c.post("/v1/jobs/batch", json={"jobs": [job_body(f"v{i}", "victim")
+                                                      for i in range(20)]}, headers=admin)
+        wall.now_s += 60
+        # later, but every one with a deadline: "most urgent first" took only these
+        await c.post("/v1/jobs/batch", json={"jobs": [
+            job_body(f"x{i}", "attacker", deadline_h=0.5 + i / 1000) for i in range(100)]},
+            headers=admin)
+        round_ = (await c.post("/v1/plans", headers=admin)).json()
+        taken = considered(round_)
+        assert len(taken) == 10
+        # each site's first five: the victim's by id (same submission), the attacker's by
+        # deadline
+        victim = sorted(f"v{i}" for i in range(20))[:5]
+        assert sorted(taken) == sorted(victim + [f"x{i}" for i in range(5)])
+
+
+async def test_a_job_past_its_deadline_loses_its_urgency(make_settings, wall):
+    app = create_app(make_settings(max_jobs_per_round=1), Clock(1.0, wall))
+    async with served(app) as c:
+        admin = bearer(ADMIN)
+        token = (await c.post("/v1/sites", json=site_body("north"))).json()["token"]
+        await c.post("/v1/jobs", json=job_body("plain", "north"), headers=admin)
+        await c.post("/v1/jobs", json=job_body("urgent", "north", deadline_h=1.0),
+                     headers=admin)
+        wall.now_s += 1800  # the deadline is ahead: the urgent job goes first
+        await c.put("/v1/sites/north/offer", json=offer_body(1, {"V100": 0}),
+                    headers=bearer(token))
+        assert considered((await c.post("/v1/plans", headers=admin)).json()) == ["urgent"]
+        wall.now_s += 1801  # now it has passed: it can no longer be met, and waits its turn
+        await c.put("/v1/sites/north/offer", json=offer_body(2, {"V100": 0}),
+                    headers=bearer(token))
+        assert considered((await c.post("/v1/plans", headers=admin)).json()) == ["plain"]
