@@ -93,6 +93,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     for module in ROUTERS:
         app.include_router(module.router, prefix="/v1")
     app.include_router(dashboard.router)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
+                       read_timeout_s=settings.body_read_timeout_s)
     app.add_middleware(AuthenticateFirst)  # added last: runs first, before a body is read
     return app

@@ -112,6 +112,9 @@ class Settings(BaseSettings):
         32, ge=1, description="usable sites a round gives GPU pools to, cheapest with free "
         "GPUs first (mean price + carbon price x mean carbon of their offer)")
     max_body_bytes: int = Field(MIB, ge=1024, description="larger request bodies get 413")
+    body_read_timeout_s: float = Field(
+        15.0, gt=0, description="a request body must keep arriving: each part within this, "
+        "else 408 and the connection is closed")
     token_cache_ttl_s: float = Field(
         15.0, gt=0, le=3600, description="a cached site token is looked up again after this "
         "(a revocation the cache missed dies within it)")

@@ -85,6 +85,16 @@ class ServeCommand(Command):
         parser.add_argument("--keep-alive-s", type=int, default=75,
                             help="close a client's idle connection after this (75; uvicorn's "
                             "5 s races an agent that sends every 5 s on the same connection)")
+        parser.add_argument("--header-timeout-s", type=float, default=10.0,
+                            help="close a connection whose request head has not arrived within "
+                            "this (10; api.protocol)")
+        parser.add_argument("--limit-concurrency", type=int, default=4096,
+                            help="connections and requests in flight at once before new ones "
+                            "get 503 (4096; uvicorn's limit_concurrency; keep it above the "
+                            "number of agents, each keeps a connection open)")
+        parser.add_argument("--graceful-timeout-s", type=float, default=10.0,
+                            help="on SIGTERM or Ctrl-C, wait at most this for requests in "
+                            "flight, then stop (10; uvicorn's timeout_graceful_shutdown)")
         parser.add_argument("--access-log", action="store_true",
                             help="log every request (with --log-level info); off by default: "
                             "it costs every request time, and sites put offers every few seconds")
@@ -116,6 +126,7 @@ class ServeCommand(Command):
 
         from api.app import create_app
         from api.db import Database, safe_url, stored_meta
+        from api.protocol import header_timeout_protocol
         from api.services import Services
         from api.services.tokens import ADMIN_HASH_KEY, NoAdminTokenError
 
@@ -159,9 +170,12 @@ class ServeCommand(Command):
         gc.collect()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
-        server = _server_class()(uvicorn.Config(app, host=args.host, port=port,
-                                        log_level=args.log_level, access_log=args.access_log,
-                                        timeout_keep_alive=args.keep_alive_s))
+        server = _server_class()(uvicorn.Config(
+            app, host=args.host, port=port, log_level=args.log_level,
+            access_log=args.access_log, timeout_keep_alive=args.keep_alive_s,
+            http=header_timeout_protocol(args.header_timeout_s),
+            limit_concurrency=args.limit_concurrency,
+            timeout_graceful_shutdown=args.graceful_timeout_s))
         server.run()
         if server.stopped_by == signal.SIGINT:
             # shut down gracefully; now end as every command ends on Ctrl-C (the CLI: 130)

@@ -10,16 +10,21 @@ site ids, plan retention, private database files).
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import socket
+import subprocess
+import sys
 from urllib.parse import urlparse
 
+import httpx
 import pytest
 
 from api.app import create_app
 from api.clock import Clock
 from tests.api.conftest import ADMIN, bearer, job_body, offer_body, served, site_body
 from tests.api.processes import ADMIN as E2E_ADMIN
-from tests.api.processes import serving
+from tests.api.processes import HOST, free_port, kill, serving, wait_for
 
 pytestmark = pytest.mark.anyio
 ANSWER_WAIT_S = 20.0  # a deadline for an answer that must come without the body, not a timing
@@ -359,3 +364,63 @@ async def test_a_job_past_its_deadline_loses_its_urgency(make_settings, wall):
         await c.put("/v1/sites/north/offer", json=offer_body(2, {"V100": 0}),
                     headers=bearer(token))
         assert considered((await c.post("/v1/plans", headers=admin)).json()) == ["plain"]
+
+
+
+# --- 8. slow clients -------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def broker_process(tmp_path, *flags: str, env: dict[str, str] | None = None):
+    """``carbonfed serve`` with these flags; yields (url, process); killed at the end."""
+    port = free_port()
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CARBONFED_")}
+    log = (tmp_path / "broker.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "scenarios.cli", "serve", "--db", "broker.db", "--port",
+         str(port), *flags], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+        env={**base, "CARBONFED_ADMIN_TOKEN": E2E_ADMIN, **(env or {})},
+        start_new_session=True)
+    url = f"http://{HOST}:{port}"
+    try:
+        wait_for(lambda: httpx.get(f"{url}/v1/health").status_code == 200, "broker", [server])
+        yield url, server
+    finally:
+        kill(server)
+        log.close()
+
+
+def half_sent_body(url: str) -> socket.socket:
+    """An authenticated POST that declares 1000 bytes and sends 10."""
+    where = urlparse(url)
+    s = socket.create_connection((where.hostname, where.port), timeout=ANSWER_WAIT_S)
+    s.sendall(f"POST /v1/jobs HTTP/1.1\r\nHost: broker\r\nContent-Type: application/json\r\n"
+              f"Authorization: Bearer {E2E_ADMIN}\r\nContent-Length: 1000\r\n\r\n"
+              '{"id": "j"'.encode())
+    return s
+
+
+@pytest.mark.anyio(False)
+def test_sigterm_stops_the_broker_within_the_graceful_timeout_despite_a_half_sent_body(
+        tmp_path):
+    with broker_process(tmp_path, "--graceful-timeout-s", "1", env={
+            "CARBONFED_BODY_READ_TIMEOUT_S": "600"}) as (url, server), half_sent_body(url):
+        # answered after the event loop took the stalled request's head (sent before)
+        assert httpx.get(f"{url}/v1/health").status_code == 200
+        os.killpg(server.pid, signal.SIGTERM)
+        # a deadline, not a timing: the old broker waited for the body for ever
+        assert server.wait(timeout=ANSWER_WAIT_S) in (0, -signal.SIGTERM)
+
+
+@pytest.mark.anyio(False)
+def test_a_stalled_body_gets_408_and_slow_headers_are_cut(tmp_path):
+    with broker_process(tmp_path, "--header-timeout-s", "1",
+                        env={"CARBONFED_BODY_READ_TIMEOUT_S": "1"}) as (url, _):
+        with half_sent_body(url) as stalled:
+            answer = stalled.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 408"), answer
+            assert b"not received within 1 s" in answer
+        where = urlparse(url)
+        with socket.create_connection((where.hostname, where.port),
+                                      timeout=ANSWER_WAIT_S) as slow:
+            slow.sendall(b"GET /v1/health HTTP/1.1\r\nHost: bro")  # and nothing more
+            assert slow.recv(65536) == b""  # closed by the broker, not left waiting
