@@ -34,6 +34,7 @@ from api.routers import (
 )
 from api.services import Services
 from api.settings import Settings
+from api.version import package_version
 
 log = logging.getLogger("carbonfed.api")
 
@@ -81,7 +82,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
 
     app = FastAPI(
         title="carbonfed live broker",
-        version="1",
+        version=package_version(),
         description="Enrolled sites register and advertise GPU offers; the broker plans jobs "
         "with the same MILP as the simulator and leases them to sites.",
         lifespan=lifespan,

@@ -84,6 +84,11 @@ class AuthenticateFirst:
         return "unknown or revoked token"
 
 
+def audit_admin(action: str, **facts: object) -> None:
+    """One audit line per admin action: what, on what, how many (never a token)."""
+    audit.warning("admin %s%s", action, "".join(f" {k}={v}" for k, v in facts.items()))
+
+
 async def _answer(send: Send, status: int, message: str,
                   headers: list[tuple[bytes, bytes]]) -> None:
     """A small JSON answer that closes the connection (its body, if any, is never read)."""

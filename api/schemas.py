@@ -262,6 +262,12 @@ class PlanOut(Strict):
 # --- summary and health ----------------------------------------------------------------------
 
 
+class VersionOut(Strict):
+    version: str = Field(description="the carbonfed package's version")
+    api: str = Field(description="the REST API's version prefix")
+
+
+
 class SiteTotals(Strict):
     site_id: str
     jobs_completed: int

@@ -29,7 +29,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 
 from api import mappers, schemas
 from api.db import is_in_memory
@@ -45,6 +45,23 @@ from broker.live_round import RoundRules
 from broker.planner import PlannerConfig
 
 _ROUNDS = cast(Table, PlanRoundRow.__table__)
+
+
+BULKY = ("planned", "deferred")  # a round's per-job lists: most of its 19 KB
+
+
+def _prune(c: Connection, round_id: int) -> None:
+    """Keep only the figures of round ``round_id`` (it fell out of ``plan_history_rounds``):
+    its planned starts and deferred jobs go, their count stays. One round per round, by key,
+    so the write lock is held no longer for it; the row stays (assignments refer to it)."""
+    if round_id < 1:
+        return
+    plan = c.scalar(select(_ROUNDS.c.plan).where(_ROUNDS.c.id == round_id))
+    if not plan or "planned" not in plan:
+        return
+    compact = {k: v for k, v in plan.items() if k not in BULKY}
+    compact.update(deferred_count=len(plan.get("deferred", ())), pruned=True)
+    c.execute(update(_ROUNDS).where(_ROUNDS.c.id == round_id).values(plan=compact))
 
 
 def planner_config(ctx: Context) -> PlannerConfig:
@@ -156,6 +173,7 @@ class PlanningService:
                               "elapsed_s": time.perf_counter() - begun}
             c.execute(update(_ROUNDS).where(_ROUNDS.c.id == round_id)
                       .values(plan=values["plan"]))
+            _prune(c, round_id - self.ctx.settings.plan_history_rounds)
         return mappers.plan_out(PlanRoundRow(id=round_id, **values))
 
     def latest(self) -> schemas.PlanOut:

@@ -107,6 +107,7 @@ class ServeCommand(Command):
 
         given = {name: getattr(args, name) for name in Settings.model_fields
                  if getattr(args, name, None) is not None}
+
         try:
             settings = Settings(**given)
         except ValidationError as error:
@@ -114,6 +115,9 @@ class ServeCommand(Command):
             name = str(first["loc"][0]) if first["loc"] else ""
             where = f"{_flag(name)} / CARBONFED_{name.upper()}" if name else "settings"
             raise InputError(where, "", first["msg"].removeprefix("Value error, ")) from None
+        if args.admin_token is not None:  # valid, yet seen by every user of the machine
+            print("warning: --admin-token shows in the process list; prefer "
+                  "CARBONFED_ADMIN_TOKEN or --admin-token-file", file=sys.stderr, flush=True)
         try:
             url = normalize_db_url(settings.db_url)
         except ValueError as error:

@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 from urllib.parse import urlparse
@@ -424,3 +425,78 @@ def test_a_stalled_body_gets_408_and_slow_headers_are_cut(tmp_path):
                                       timeout=ANSWER_WAIT_S) as slow:
             slow.sendall(b"GET /v1/health HTTP/1.1\r\nHost: bro")  # and nothing more
             assert slow.recv(65536) == b""  # closed by the broker, not left waiting
+
+
+# --- 9. secrets and operations ---------------------------------------------------------------
+
+async def test_version_route_and_openapi_carry_the_package_version(broker):
+    from importlib.metadata import version
+
+    r = await broker.client.get("/v1/version")  # no token needed
+    assert r.status_code == 200
+    assert r.json() == {"version": version("carbonfed"), "api": "v1"}
+    info = (await broker.client.get("/openapi.json")).json()["info"]
+    assert info["version"] == version("carbonfed") != "1"
+
+
+async def test_the_database_and_its_wal_files_are_private(broker, tmp_path):
+    await broker.client.post("/v1/sites", json=site_body("north"))  # a write: WAL in use
+    files = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.glob("broker.db*")}
+    assert {"broker.db", "broker.db-wal", "broker.db-shm"} <= set(files)
+    assert set(files.values()) == {0o600}, files
+
+
+async def test_site_ids_are_compared_without_case(broker):
+    c = broker.client
+    assert (await c.post("/v1/sites", json=site_body("north"))).status_code == 201
+    r = await c.post("/v1/sites", json=site_body("North"))
+    assert r.status_code == 409
+    assert r.json()["message"] == ("site 'North' conflicts with site 'north' (site ids are "
+                                   "compared without case)")
+    r = await c.post("/v1/enrolments", json=site_body("NORTH"), headers=broker.admin())
+    assert r.status_code == 409 and "conflicts with site 'north'" in r.json()["message"]
+
+
+async def test_old_rounds_keep_their_figures_only(make_settings, wall):
+    app = create_app(make_settings(plan_history_rounds=2), Clock(1.0, wall))
+    async with served(app) as c:
+        admin = bearer(ADMIN)
+        token = (await c.post("/v1/sites", json=site_body("north"))).json()["token"]
+        await c.put("/v1/sites/north/offer", json=offer_body(1, {"V100": 0}),
+                    headers=bearer(token))
+        await c.post("/v1/jobs", json=job_body("j1", "north"), headers=admin)
+        rounds = [(await c.post("/v1/plans", headers=admin)).json() for _ in range(3)]
+        assert [len(r["deferred"]) for r in rounds] == [1, 1, 1]
+        from api.models import PlanRoundRow
+
+        with app.state.services.ctx.db.read() as s:
+            plans = {r.id: r.plan for r in s.query(PlanRoundRow)}
+        first, *kept = (plans[r["round_id"]] for r in rounds)
+        assert "deferred" not in first and "planned" not in first and first["pruned"]
+        assert all(p["deferred"] == ["j1"] for p in kept)
+        listed = (await c.get("/v1/plans", headers=admin)).json()
+        assert [r["deferred"] for r in listed] == [1, 1, 1]  # the figures stay
+
+
+@pytest.mark.parametrize("weak", ["Password1!" * 5, "0123456789abcdef" * 4])
+def test_repeated_admin_tokens_are_refused(make_settings, weak):
+    with pytest.raises(ValueError, match="32 bytes of entropy"):
+        make_settings(admin_token=weak)
+
+
+@pytest.mark.anyio(False)
+def test_the_admin_token_from_a_file_and_admin_actions_audited(tmp_path):
+    secret = tmp_path / "admin-token"
+    secret.write_text(E2E_ADMIN + "\n")
+    secret.chmod(0o600)
+    with broker_process(tmp_path, "--admin-token-file", str(secret),
+                        env={"CARBONFED_ADMIN_TOKEN": ""}) as (url, server):
+        admin = {"Authorization": f"Bearer {E2E_ADMIN}"}
+        r = httpx.post(f"{url}/v1/enrolments", json=site_body("north"), headers=admin)
+        assert r.status_code == 201
+        assert httpx.post(f"{url}/v1/sites/north/rotate-token",
+                          headers=admin).status_code == 200
+        assert E2E_ADMIN not in " ".join(server.args)
+    log = (tmp_path / "broker.log").read_text()
+    assert "admin enrol site=north gpus=4" in log and "admin rotate-token site=north" in log
+    assert E2E_ADMIN not in log
