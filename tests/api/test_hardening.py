@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 import sys
@@ -500,3 +501,34 @@ def test_the_admin_token_from_a_file_and_admin_actions_audited(tmp_path):
     log = (tmp_path / "broker.log").read_text()
     assert "admin enrol site=north gpus=4" in log and "admin rotate-token site=north" in log
     assert E2E_ADMIN not in log
+
+
+@pytest.mark.anyio(False)
+def test_serve_over_tls(tmp_path):
+    import shutil
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    port = free_port()
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CARBONFED_")}
+    log = (tmp_path / "broker.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "scenarios.cli", "serve", "--db", "broker.db", "--port",
+         str(port), "--tls-cert", str(cert), "--tls-key", str(key)], cwd=tmp_path,
+        stdout=log, stderr=subprocess.STDOUT, env={**base, "CARBONFED_ADMIN_TOKEN": E2E_ADMIN},
+        start_new_session=True)
+    url = f"https://{HOST}:{port}"
+    trusted = ssl.create_default_context(cafile=str(cert))
+    try:
+        wait_for(lambda: httpx.get(f"{url}/v1/health", verify=trusted).status_code == 200,
+                 "the broker over TLS", [server])
+        with pytest.raises(httpx.TransportError):  # plain HTTP is not served
+            httpx.get(f"http://{HOST}:{port}/v1/health")
+    finally:
+        kill(server)
+        log.close()
+    assert f"carbonfed broker on https://{HOST}:{port}" in (tmp_path / "broker.log").read_text()
