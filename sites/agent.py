@@ -247,8 +247,10 @@ class SiteAgent:
     def free_gpus(self, now_s: float) -> dict[str, list[int]]:
         """Free GPUs per type for each slot of the horizon from now.
 
-        A running job holds its GPUs until its end; a waiting one is counted from now for its
-        whole run (it may start any moment), so the offer never promises GPUs twice.
+        A running job holds its GPUs until its end, and now until its completion is reported
+        (the offer lists it in ``holding``: the broker refuses an offer whose free GPUs now plus
+        those it holds exceed the fleet); a waiting one is counted from now for its whole run
+        (it may start any moment), so the offer never promises GPUs twice.
         """
         c = self.config
         slot_from_h = np.arange(c.horizon_slots) * c.slot_h
@@ -260,7 +262,8 @@ class SiteAgent:
                 left_h = job.occupy_h
             else:
                 left_h = (job.ends_s - now_s) * c.time_scale / SECONDS_PER_HOUR
-            free[job.gpu_type] -= np.where(slot_from_h < left_h, job.gpus, 0)
+            free[job.gpu_type] -= np.where((slot_from_h < left_h) | (slot_from_h == 0),
+                                           job.gpus, 0)
         return {g: np.maximum(v, 0).tolist() for g, v in free.items()}
 
     def forecast(self, now_s: float) -> tuple[list[float], list[float]]:

@@ -109,11 +109,12 @@ class Claims:
         """Free GPUs now (slot 0) plus the GPUs of the live assignments the offer lists as
         held must fit in the fleet: listing a job (which renews it and tells the planner its
         GPUs are already left out) while offering them free leased 16 GPUs on an 8-GPU site.
-        Later slots are not checked: a held job may end before them."""
+        A site may hold more than its fleet (jobs waiting there for GPUs); then it offers
+        none. Later slots are not checked: a held job may end before them."""
         for gpu, n in sorted(held.items()):
             fleet = self.gpus.get(gpu, 0)
             free = body.free_gpus.get(gpu, [0])[0]
-            if free + n > fleet:
+            if free > max(fleet - n, 0):
                 raise FieldError(("body", "free_gpus", gpu), f"{free} free now plus {n} held "
                                  f"by the listed live assignments is more than the {fleet} "
                                  "registered")

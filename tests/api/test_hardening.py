@@ -228,8 +228,22 @@ async def test_free_gpus_plus_held_leases_must_fit_the_fleet(broker):
     honest = {**offer_body(3, {"V100": 0}), "holding": [a]}
     assert (await c.put("/v1/sites/north/offer", json=honest,
                         headers=bearer(token))).status_code == 200
+    # a site may hold more than its fleet (a job waiting there for GPUs): it offers none
+    await c.post("/v1/jobs", json=job_body("more", "north", gpus=8), headers=admin)
+    broker.wall.now_s += 4 * 3600  # past a's expected end: the planner may place another
+    r = await c.post("/v1/sites/north/heartbeat", json={"holding": [a]}, headers=bearer(token))
+    assert r.json()["renewed"] == [a]
+    # unlisted in the offer: the planner reserves a's GPUs, until its expected end
+    await c.put("/v1/sites/north/offer", json=offer_body(5, {"V100": 8}), headers=bearer(token))
+    [b] = (await c.post("/v1/plans", headers=admin)).json()["assigned"]
+    r = await c.put("/v1/sites/north/offer", json={**offer_body(6, {"V100": 0}),
+                                                   "holding": [a, b]}, headers=bearer(token))
+    assert r.status_code == 200, r.text
+    r = await c.put("/v1/sites/north/offer", json={**offer_body(7, {"V100": 1}),
+                                                   "holding": [a, b]}, headers=bearer(token))
+    assert r.status_code == 422 and "1 free now plus 16 held" in r.json()["message"]
     # an assignment listed but not live at the site holds nothing
-    r = await c.put("/v1/sites/north/offer", json={**offer_body(4, {"V100": 8}),
+    r = await c.put("/v1/sites/north/offer", json={**offer_body(8, {"V100": 8}),
                                                    "holding": [a + 100]}, headers=bearer(token))
     assert r.status_code == 200 and r.json()["revoked"] == [a + 100]
 

@@ -270,3 +270,14 @@ def test_heartbeats_between_sparse_offers_keep_the_site_alive(tmp_path):
     assert len(beats) == 5 and all(
         b - p <= 10.3 for p, b in zip([0.0, *beats[:-1]], beats, strict=True))
     assert 5 not in a.jobs  # revoked by the first heartbeat
+
+
+def test_a_finished_job_holds_its_gpus_now_until_its_completion_is_reported(tmp_path):
+    """Listed in ``holding`` until reported, its GPUs are not offered free now (the broker
+    refuses free now plus held beyond the fleet); later slots are free."""
+    clock = FakeTime()
+    a = agent(tmp_path, lambda r: httpx.Response(200), clock)
+    job = LocalJob(5, "j5", "V100", 3, 1.0)
+    job.started_s, job.ends_s = clock.now_s - 10.0, clock.now_s - 1.0  # ended, unreported
+    a.jobs[5] = job
+    assert a.free_gpus(clock.now_s)["V100"] == [1, 4, 4, 4]
