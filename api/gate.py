@@ -26,6 +26,7 @@ from api.services.sites import CLOSED
 audit = logging.getLogger("carbonfed.audit")
 
 PREFIX = "/v1/"
+PRINCIPAL = "carbonfed_principal"  # the request state's key for who the gate let in
 PUBLIC = frozenset({("GET", "/v1/health"), ("GET", "/v1/version")})
 REGISTER = ("POST", "/v1/sites")
 
@@ -77,7 +78,9 @@ class AuthenticateFirst:
             if registering:
                 return None if services.ctx.settings.open_registration else CLOSED
             return "missing bearer token"
-        if services.tokens.principal(token) is not None:
+        who = services.tokens.principal(token)
+        if who is not None:
+            scope.setdefault("state", {})[PRINCIPAL] = who  # api.auth reads it, not again
             return None
         if registering and services.tokens.is_enrolment_token(token):
             return None

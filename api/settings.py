@@ -130,8 +130,8 @@ class Settings(BaseSettings):
         "job) is kept; older rounds keep their figures only (a round's plan is ~19 KB)")
     max_body_bytes: int = Field(MIB, ge=1024, description="larger request bodies get 413")
     body_read_timeout_s: float = Field(
-        15.0, gt=0, description="a request body must keep arriving: each part within this, "
-        "else 408 and the connection is closed")
+        15.0, gt=0, description="a request body must arrive within this, else 408 and the "
+        "connection is closed")
     token_cache_ttl_s: float = Field(
         15.0, gt=0, le=3600, description="a cached site token is looked up again after this "
         "(a revocation the cache missed dies within it)")
