@@ -84,6 +84,9 @@ class JobRow(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)  # api.states.JobStatus
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # assignments made so far
     submitted_at_s: Mapped[float] = mapped_column(Float)
+    # GPU-hours on the reference GPU (V100), what the per-site queue quota counts (None:
+    # submitted before it was recorded, counted as 0)
+    reference_gpu_h: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class AssignmentRow(Base):

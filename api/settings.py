@@ -139,6 +139,9 @@ class Settings(BaseSettings):
     max_queued_jobs_per_site: int = Field(
         5000, ge=1, description="queued jobs one home site may have (a submission over it "
         "gets 422)")
+    max_queued_gpu_h_per_site: float = Field(
+        100_000.0, gt=0, description="queued GPU-hours (run time on V100s x GPUs) one home "
+        "site may have (a submission over it gets 422)")
     min_price_usd_per_mwh: float = Field(-500.0, description="offers' price floor")
     max_price_usd_per_mwh: float = Field(5000.0, description="offers' price ceiling")
     min_carbon_g_per_kwh: float = Field(0.0, ge=0, description="offers' carbon floor")

@@ -54,10 +54,10 @@ class JobService:
                 raise FieldError((*where, "id"), f"duplicate job id '{body.id}'")
             seen.add(body.id)
             rows.append(self._row(body, where, sites, fed, now_h, wall))
-        new_by_home = Counter(r.home_site for r in rows)
+        homes = {r.home_site for r in rows}
         with self.ctx.db.write() as s:
             active = set(s.scalars(select(SiteRow.id).where(
-                SiteRow.id.in_(new_by_home), SiteRow.state == SiteState.ACTIVE)))
+                SiteRow.id.in_(homes), SiteRow.state == SiteState.ACTIVE)))
             for i, row in enumerate(rows):
                 if row.home_site not in active:  # disabled or gone since the checks
                     raise FieldError(((*loc, i) if batch else loc) + ("home_site",),
@@ -66,26 +66,39 @@ class JobService:
             if taken:
                 raise ConflictError(f"job id already submitted: {', '.join(sorted(taken))}",
                                     job_ids=sorted(taken))
-            self._check_quota(s, new_by_home, loc)
+            self._check_quota(s, rows, loc)
             s.add_all(rows)
             s.flush()
             return [mappers.job_out(r, None) for r in rows]
 
-    def _check_quota(self, s: Session, new_by_home: Counter[str],
+    def _check_quota(self, s: Session, rows: Sequence[JobRow],
                      loc: tuple[str | int, ...]) -> None:
-        """At most ``max_queued_jobs_per_site`` queued jobs per home site, new ones included:
-        one site cannot fill the queue every round reads."""
-        quota = self.ctx.settings.max_queued_jobs_per_site
-        queued = dict(s.execute(
-            select(JobRow.home_site, func.count()).where(
-                JobRow.home_site.in_(new_by_home), JobRow.status == JobStatus.QUEUED)
-            .group_by(JobRow.home_site)).all())
-        for home, new in sorted(new_by_home.items()):
-            if queued.get(home, 0) + new > quota:
-                raise FieldError(loc, f"site '{home}' would have {queued.get(home, 0) + new} "
-                                 f"queued jobs; the broker's limit is {quota} per site")
+        """At most ``max_queued_jobs_per_site`` queued jobs and ``max_queued_gpu_h_per_site``
+        queued GPU-hours (on the reference GPU) per home site, new ones included: one site
+        cannot fill the queue every round reads. One grouped read."""
+        st = self.ctx.settings
+        new_jobs = Counter(r.home_site for r in rows)
+        new_gpu_h: dict[str, float] = {}
+        for r in rows:
+            new_gpu_h[r.home_site] = new_gpu_h.get(r.home_site, 0.0) + (r.reference_gpu_h or 0.0)
+        queued = {home: (n, gpu_h or 0.0) for home, n, gpu_h in s.execute(
+            select(JobRow.home_site, func.count(), func.sum(JobRow.reference_gpu_h)).where(
+                JobRow.home_site.in_(new_jobs), JobRow.status == JobStatus.QUEUED)
+            .group_by(JobRow.home_site)).all()}
+        for home in sorted(new_jobs):
+            n, gpu_h = queued.get(home, (0, 0.0))
+            if n + new_jobs[home] > st.max_queued_jobs_per_site:
+                raise FieldError(loc, f"site '{home}' would have {n + new_jobs[home]} queued "
+                                 f"jobs; the broker's limit is {st.max_queued_jobs_per_site} "
+                                 "per site")
+            if gpu_h + new_gpu_h[home] > st.max_queued_gpu_h_per_site:
+                raise FieldError(loc, f"site '{home}' would have {gpu_h + new_gpu_h[home]:.4g} "
+                                 f"queued GPU-hours ({REFERENCE_GPU}); the broker's limit is "
+                                 f"{st.max_queued_gpu_h_per_site:g} per site")
 
-    def _check_bounds(self, body: schemas.JobIn, where: tuple) -> None:
+    def _check_bounds(self, body: schemas.JobIn, where: tuple) -> float:
+        """Check the job against the broker's limits; returns its GPU-hours on the reference
+        GPU (its run time there x its GPUs), what the queue quota counts."""
         st = self.ctx.settings
         limits = (("gpus", body.gpus, st.max_job_gpus), ("work_steps", body.work_steps,
                   st.max_job_work_steps), ("dataset_gb", body.dataset_gb, st.max_job_dataset_gb))
@@ -99,6 +112,7 @@ class JobService:
             raise FieldError((*where, "work_steps"), f"{runtime_h:.3g} h on {body.gpus} "
                              f"{REFERENCE_GPU} is above the broker's limit "
                              f"{st.max_job_runtime_h:g} h")
+        return runtime_h * body.gpus
 
     def _row(self, body: schemas.JobIn, where: tuple, sites: Mapping[str, SiteRow],
              fed: Federation, now_h: float, wall: float) -> JobRow:
@@ -108,7 +122,7 @@ class JobService:
         if body.job_type not in affinity.job_types:
             raise FieldError((*where, "job_type"), f"unknown job type '{body.job_type}' "
                              f"(known: {', '.join(affinity.job_types)})")
-        self._check_bounds(body, where)
+        gpu_h = self._check_bounds(body, where)
         # a submit_h in the past is now: an old one would jump the queue (oldest first)
         submit_h = now_h if body.submit_h is None else max(body.submit_h, now_h)
         ahead = self.ctx.settings.max_submit_ahead_h
@@ -129,7 +143,7 @@ class JobService:
             min_gpus=job.min_gpus, max_gpus=job.max_gpus, work_steps=job.work_steps,
             submit_h=job.submit_h, deadline_h=job.deadline_h,
             dataset_gb=job.dataset_gb, status=JobStatus.QUEUED, attempts=0,
-            submitted_at_s=wall,
+            submitted_at_s=wall, reference_gpu_h=gpu_h,
         )
 
     def get(self, job_id: str, who: Principal) -> schemas.JobOut:

@@ -562,3 +562,20 @@ def test_serve_over_tls(tmp_path):
         kill(server)
         log.close()
     assert f"carbonfed broker on https://{HOST}:{port}" in (tmp_path / "broker.log").read_text()
+
+
+async def test_a_site_cannot_queue_more_gpu_hours_than_its_quota(make_settings, wall):
+    app = create_app(make_settings(max_queued_gpu_h_per_site=10.0), Clock(1.0, wall))
+    async with served(app) as c:
+        admin = bearer(ADMIN)
+        await c.post("/v1/sites", json=site_body("north", {"V100": 8}))
+        hour = 4.394774823323071 * 3600  # resnet50 steps in 1 h on one V100
+        assert (await c.post("/v1/jobs", json=job_body("j8", "north", work_steps=8 * hour),
+                             headers=admin)).status_code == 201
+        r = await c.post("/v1/jobs", json=job_body("j3", "north", work_steps=3 * hour),
+                         headers=admin)
+        assert r.status_code == 422, r.text
+        assert r.json()["message"] == ("body: site 'north' would have 11 queued GPU-hours "
+                                       "(V100); the broker's limit is 10 per site")
+        ok = await c.post("/v1/jobs", json=job_body("j2", "north"), headers=admin)
+        assert ok.status_code == 201  # 1 GPU-hour more still fits

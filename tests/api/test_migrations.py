@@ -74,6 +74,7 @@ def test_upgrade_keeps_every_row(tmp_path):
     # 0004: no reported run time, no heartbeat recorded yet
     assert rows(path, "assignments", "reported_runtime_h") == [(None,)] * 5
     assert all(h is None for (h,) in rows(path, "offers", "heartbeat_at_s"))
+    assert rows(path, "jobs", "reference_gpu_h") == [(None,)] * 6
     assert dict(rows(path, "sites", "id, state")) == {
         "north": "active", "south": "active", "gone": "deregistered"}
     # leases of acknowledged and running jobs count from their last sign of life
