@@ -19,6 +19,7 @@ from api.dashboard import routes as dashboard
 from api.db import Database
 from api.docs import install_docs
 from api.errors import install_error_handlers
+from api.gate import AuthenticateFirst
 from api.limits import BodySizeLimit
 from api.routers import (
     assignments,
@@ -33,6 +34,7 @@ from api.routers import (
 )
 from api.services import Services
 from api.settings import Settings
+from api.version import package_version
 
 log = logging.getLogger("carbonfed.api")
 
@@ -80,7 +82,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
 
     app = FastAPI(
         title="carbonfed live broker",
-        version="1",
+        version=package_version(),
         description="Enrolled sites register and advertise GPU offers; the broker plans jobs "
         "with the same MILP as the simulator and leases them to sites.",
         lifespan=lifespan,
@@ -92,5 +94,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     for module in ROUTERS:
         app.include_router(module.router, prefix="/v1")
     app.include_router(dashboard.router)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
+                       read_timeout_s=settings.body_read_timeout_s)
+    app.add_middleware(AuthenticateFirst)  # added last: runs first, before a body is read
     return app

@@ -27,5 +27,9 @@ class Clock:
             raise RuntimeError("clock origin not set (the service has not started)")
         return (wall_s - self.origin_s) * self.time_scale / SECONDS_PER_HOUR
 
+    def wall_seconds(self, hours: float) -> float:
+        """How many wall-clock seconds ``hours`` of the broker's clock last."""
+        return hours * SECONDS_PER_HOUR / self.time_scale
+
     def now_h(self) -> float:
         return self.hours_at(self.wall_s())

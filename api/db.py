@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -87,6 +88,21 @@ def is_in_memory(url: str) -> bool:
     it."""
     parsed = make_url(url)
     return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+
+
+def create_private(url: str) -> None:
+    """Create a SQLite database file that does not exist yet readable by its owner only
+    (0600): it holds token hashes. SQLite gives its ``-wal`` and ``-shm`` files the database
+    file's permissions."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or is_in_memory(url) or database is None or (
+            database.startswith("file:")):
+        return
+    path = Path(database).expanduser()
+    if path.parent.is_dir() and not path.exists():
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def safe_url(url: str) -> str:
@@ -181,6 +197,7 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        create_private(url)
         self.engine = make_engine(url)
         self._reader = self.engine.execution_options(**{READ_ONLY: True})
         self._standalone = self.engine.execution_options(**{STANDALONE: True})

@@ -103,6 +103,7 @@ def assignment_out(a: AssignmentRow, job_row: JobRow,
         run=None if run is None else schemas.RunSpec.model_validate(run),
         run_ref=a.run_ref, exit_code=a.exit_code, exit_state=a.exit_state,
         run_message=a.run_message, measured_energy_kwh=a.measured_energy_kwh,
+        reported_runtime_h=a.reported_runtime_h,
     )
 
 

@@ -67,6 +67,8 @@ class OfferRow(Base):
     received_at_s: Mapped[float] = mapped_column(Float)
     # assignment ids the site says it holds: their GPUs are already out of free_gpus
     holding: Mapped[list[Any]] = mapped_column(default=list)
+    # the site's last heartbeat (liveness: the newer of this and received_at_s)
+    heartbeat_at_s: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class JobRow(Base):
@@ -85,6 +87,9 @@ class JobRow(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)  # api.states.JobStatus
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # assignments made so far
     submitted_at_s: Mapped[float] = mapped_column(Float)
+    # GPU-hours on the reference GPU (V100), what the per-site queue quota counts (None:
+    # submitted before it was recorded, counted as 0)
+    reference_gpu_h: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class JobRunRow(Base):
@@ -133,6 +138,8 @@ class AssignmentRow(Base):
     run_message: Mapped[str | None] = mapped_column(String(MESSAGE_LENGTH), default=None)
     # the run's energy as the site measured it (NVML, Slurm); energy_kwh is the model's
     measured_energy_kwh: Mapped[float | None] = mapped_column(Float, default=None)
+    # broker-clock hours between the site's start and completion reports (beside runtime_h)
+    reported_runtime_h: Mapped[float | None] = mapped_column(Float, default=None)
 
     __table_args__ = (
         Index("ix_assignments_site_status", "site_id", "status"),

@@ -291,6 +291,10 @@ class AssignmentOut(Strict):
     measured_energy_kwh: float | None = Field(
         None, description="what the site measured (energy_kwh is the broker's model)")
 
+    reported_runtime_h: float | None = Field(
+        None, description="hours (broker clock) between the site's start and completion "
+        "reports, beside the expected runtime_h")
+
 
 REF_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
 
@@ -358,6 +362,12 @@ class PlanOut(Strict):
 
 
 # --- summary and health ----------------------------------------------------------------------
+
+
+class VersionOut(Strict):
+    version: str = Field(description="the carbonfed package's version")
+    api: str = Field(description="the REST API's version prefix")
+
 
 
 class SiteTotals(Strict):

@@ -8,6 +8,7 @@ fields and the README's table lists them.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -27,11 +28,21 @@ MIN_ADMIN_TOKEN_BITS = 256  # 32 bytes of entropy
 DEFAULT_CARBON_PRICE_USD_PER_T = 100.0
 
 
+def repeat_period(token: str) -> int:
+    """The length of the shortest prefix whose repetition makes ``token`` ("abcabcab": 3)."""
+    for period in range(1, len(token)):
+        if all(token[i] == token[i % period] for i in range(period, len(token))):
+            return period
+    return len(token)
+
+
 def estimated_entropy_bits(token: str) -> float:
-    """An upper estimate of a token's entropy: length x log2(size of the alphabets it uses).
+    """An upper estimate of a token's entropy: the length of its shortest repeating unit x
+    log2(size of the alphabets it uses).
 
     A token of 32 random bytes in any usual encoding (hex: 64 characters, URL-safe base64: 43)
-    reaches 256 bits; short or single-character-class tokens do not.
+    reaches 256 bits; short, single-character-class and repeated tokens ("Password1!" x 5,
+    "0123456789abcdef" x 4) do not.
     """
     classes = (
         (str.islower, 26), (str.isupper, 26), (str.isdigit, 10),
@@ -40,7 +51,7 @@ def estimated_entropy_bits(token: str) -> float:
     alphabet = sum(size for test, size in classes if any(test(c) for c in token))
     if alphabet == 0 or len(set(token)) < 8:  # "aaaa...": no entropy however long
         return 0.0
-    return len(token) * math.log2(alphabet)
+    return repeat_period(token) * math.log2(alphabet)
 
 
 class Settings(BaseSettings):
@@ -54,6 +65,9 @@ class Settings(BaseSettings):
         None, description="the admin's bearer token, >= 32 bytes of entropy (prefer the env "
         "var: a flag shows in the process list); default: the stored hash, or a new token "
         "printed once to the terminal")
+    admin_token_file: Path | None = Field(
+        None, description="a file whose first line is the admin token (instead of "
+        "admin_token; neither a flag's value nor an environment is read by other users)")
     open_registration: bool = Field(
         False, description="anyone may register a site with any fleet (demos and tests only); "
         "default: only sites an admin enrolled")
@@ -61,11 +75,23 @@ class Settings(BaseSettings):
         None, gt=0, description="seconds between planning rounds; default: only on POST /plans")
     stale_after_s: float = Field(
         300.0, gt=0, description="a site without a newer offer gets no new jobs after this")
+    heartbeat_timeout_s: float = Field(
+        40.0, gt=0, description="a site neither offering nor heartbeating within this is "
+        "taken for dead: it gets nothing new, and its unacknowledged assignments are requeued, "
+        "whatever its last offer says (a node lease: liveness apart from offers)")
     ack_timeout_s: float = Field(
         30.0, gt=0, description="an assignment not acknowledged within this is requeued")
     lease_s: float = Field(
         120.0, gt=0, description="an acknowledged or running job whose site does not renew "
         "it (offer or heartbeat listing it) within this is requeued")
+    min_runtime_fraction: float = Field(
+        0.5, ge=0, le=1, description="a completion is accepted no earlier than this fraction "
+        "of the job's expected transfer and run time after its start (409 before)")
+    max_runtime_factor: float = Field(
+        2.0, ge=1, description="a running job not completed within its expected transfer and "
+        "run time x this + max_runtime_margin_s after its start is revoked and requeued "
+        "(like Kubernetes' activeDeadlineSeconds)")
+    max_runtime_margin_s: float = Field(300.0, ge=0, description="see max_runtime_factor")
     time_scale: float = Field(1.0, gt=0, description="broker clock: simulated h per real h")
     slot_h: float = Field(1.0, gt=0, le=24, description="planning slot (hours)")
     horizon_slots: int = Field(24, ge=1, le=24 * 14, description="planning look-ahead (slots)")
@@ -92,13 +118,30 @@ class Settings(BaseSettings):
         "requests are answered while a round is solved (false: on the API process's planning "
         "thread, where its Python-heavy option building slows every request)")
     max_jobs_per_round: int = Field(
-        200, ge=1, description="queued jobs a round considers, most urgent first (deadline, "
-        "then age); the rest wait for later rounds")
+        200, ge=1, description="queued jobs a round considers, in fair-share order: every "
+        "home site's most urgent job, then every site's second, ... (urgency: a deadline still "
+        "ahead, earliest first, then age; a passed deadline counts as none); the rest wait "
+        "for later rounds")
     max_sites_per_round: int = Field(
         32, ge=1, description="usable sites a round gives GPU pools to, cheapest with free "
         "GPUs first (mean price + carbon price x mean carbon of their offer)")
+    plan_history_rounds: int = Field(
+        1000, ge=1, description="rounds whose whole plan (every planned start, every deferred "
+        "job) is kept; older rounds keep their figures only (a round's plan is ~19 KB)")
     max_body_bytes: int = Field(MIB, ge=1024, description="larger request bodies get 413")
+    body_read_timeout_s: float = Field(
+        15.0, gt=0, description="a request body must arrive within this, else 408 and the "
+        "connection is closed")
+    token_cache_ttl_s: float = Field(
+        15.0, gt=0, le=3600, description="a cached site token is looked up again after this "
+        "(a revocation the cache missed dies within it)")
     max_batch_jobs: int = Field(1000, ge=1, description="jobs per POST /jobs/batch")
+    max_queued_jobs_per_site: int = Field(
+        5000, ge=1, description="queued jobs one home site may have (a submission over it "
+        "gets 422)")
+    max_queued_gpu_h_per_site: float = Field(
+        100_000.0, gt=0, description="queued GPU-hours (run time on V100s x GPUs) one home "
+        "site may have (a submission over it gets 422)")
     min_price_usd_per_mwh: float = Field(-500.0, description="offers' price floor")
     max_price_usd_per_mwh: float = Field(5000.0, description="offers' price ceiling")
     min_carbon_g_per_kwh: float = Field(0.0, ge=0, description="offers' carbon floor")
@@ -117,6 +160,20 @@ class Settings(BaseSettings):
         "in the summary")
     max_submit_ahead_h: float = Field(
         24.0 * 365, gt=0, description="how far ahead submit_h may lie (such jobs are held)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _token_from_file(cls, data: object) -> object:
+        if not isinstance(data, dict) or data.get("admin_token_file") is None:
+            return data
+        if data.get("admin_token") is not None:
+            raise ValueError("give admin_token or admin_token_file, not both")
+        path = Path(str(data["admin_token_file"])).expanduser()
+        try:
+            lines = path.read_text().splitlines()
+        except OSError as error:
+            raise ValueError(f"admin_token_file {path}: {error.strerror}") from None
+        return {**data, "admin_token": lines[0].strip() if lines else ""}
 
     @model_validator(mode="after")
     def _ranges(self) -> Settings:

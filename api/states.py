@@ -6,8 +6,12 @@ An assignment (one hand-over of a job to a site) moves::
        |                  |                      |
        +-- not acked -----+-- lease not renewed -+--> requeued  (its job goes back to queued)
        |   within ack_timeout_s   within lease_s      (also: site disabled or deregistered,
-       |                                              the site rejected it, the job cancelled)
+       |                                              the site rejected it, the job cancelled,
+       |                                              running past its maximum run time)
        +------------------+----------------------+--> failed  (the run exited non-zero)
+
+A completion is accepted only for a running job, and no earlier than ``min_runtime_fraction``
+of its expected transfer and run time after its start (``api.services.assignments``).
 
 A job is ``queued`` until a round assigns it, then mirrors its live assignment's status; when
 that assignment is requeued the job is ``queued`` again. When it fails the job is ``queued``
@@ -51,11 +55,12 @@ class SiteState(StrEnum):
 
 
 A = AssignmentStatus
-# Forward moves a site reports (a report may skip steps: a completion implies the start), and
-# the broker's withdrawal of a live assignment. Completed and requeued are final.
+# Forward moves a site reports (a start may skip the ack; a completion needs the start: a
+# completion of a job never started billed energy never used), and the broker's withdrawal of
+# a live assignment. Completed and requeued are final.
 TRANSITIONS: dict[AssignmentStatus, frozenset[AssignmentStatus]] = {
-    A.ASSIGNED: frozenset({A.ACKNOWLEDGED, A.RUNNING, A.COMPLETED, A.REQUEUED, A.FAILED}),
-    A.ACKNOWLEDGED: frozenset({A.RUNNING, A.COMPLETED, A.REQUEUED, A.FAILED}),
+    A.ASSIGNED: frozenset({A.ACKNOWLEDGED, A.RUNNING, A.REQUEUED, A.FAILED}),
+    A.ACKNOWLEDGED: frozenset({A.RUNNING, A.REQUEUED, A.FAILED}),
     A.RUNNING: frozenset({A.COMPLETED, A.REQUEUED, A.FAILED}),
     A.COMPLETED: frozenset(),
     A.REQUEUED: frozenset(),

@@ -100,6 +100,9 @@ class AgentConfig:
     slot_h: float = 1.0
     horizon_slots: int = 24
     offer_interval_s: float = 5.0
+    # a heartbeat when no offer went out for this long: the broker takes a site silent for
+    # its heartbeat_timeout_s (40 s by default) for dead
+    heartbeat_interval_s: float = 10.0
     poll_interval_s: float = 1.0
     time_scale: float = 1.0  # simulated hours per real hour (3600: one hour per second)
     signal_start: pd.Timestamp | None = None  # simulated UTC at agent start; None: this hour
@@ -262,8 +265,10 @@ class SiteAgent:
     def free_gpus(self, now_s: float) -> dict[str, list[int]]:
         """Free GPUs per type for each slot of the horizon from now.
 
-        A running job holds its GPUs until its end; a waiting one is counted from now for its
-        whole run (it may start any moment), so the offer never promises GPUs twice.
+        A running job holds its GPUs until its end, and now until its completion is reported
+        (the offer lists it in ``holding``: the broker refuses an offer whose free GPUs now plus
+        those it holds exceed the fleet); a waiting one is counted from now for its whole run
+        (it may start any moment), so the offer never promises GPUs twice.
         """
         c = self.config
         slot_from_h = np.arange(c.horizon_slots) * c.slot_h
@@ -313,16 +318,27 @@ class SiteAgent:
         if r.status_code != 200:
             raise AgentError(f"offer refused: HTTP {r.status_code}: {_message(r)}")
         self.state.save(self.config.state_file)
-        for assignment_id in r.json().get("revoked", []):
+        self._drop_revoked(r.json().get("revoked", []))
+        if not self.offers_announced:
+            self.offers_announced = True
+            self.say(f"offer sent; sending one every {self.config.offer_interval_s:g} s")
+        return True
+
+    def send_heartbeat(self) -> None:
+        """Show the site alive and renew its leases between offers."""
+        r = self.request("POST", f"/v1/sites/{self.config.site.id}/heartbeat",
+                         {"holding": sorted(self.jobs)}, self.state.token)
+        if r.status_code != 200:
+            raise AgentError(f"heartbeat refused: HTTP {r.status_code}: {_message(r)}")
+        self._drop_revoked(r.json().get("revoked", []))
+
+    def _drop_revoked(self, revoked: list[int]) -> None:
+        for assignment_id in revoked:
             lost = self.jobs.pop(assignment_id, None)
             if lost is not None:
                 if lost.started_s is not None:
                     self.executor.stop(lost)  # SIGTERM, grace, SIGKILL; scancel
                 self.say(f"job {lost.job_id} withdrawn by the broker (revoked): stopped")
-        if not self.offers_announced:
-            self.offers_announced = True
-            self.say(f"offer sent; sending one every {self.config.offer_interval_s:g} s")
-        return True
 
     # --- jobs ---------------------------------------------------------------------------------
 
@@ -513,7 +529,7 @@ class SiteAgent:
 
     def _loop(self, ends: float | None, stop: threading.Event | None) -> None:
         c = self.config
-        next_offer = next_poll = self.monotonic()
+        next_offer = next_poll = next_beat = self.monotonic()
         while not (stop is not None and stop.is_set()):
             now = self.monotonic()
             if ends is not None and now >= ends:
@@ -521,12 +537,16 @@ class SiteAgent:
             if now >= next_offer:
                 self.send_offer()
                 next_offer = now + c.offer_interval_s
+                next_beat = now + c.heartbeat_interval_s
+            elif now >= next_beat:
+                self.send_heartbeat()
+                next_beat = now + c.heartbeat_interval_s
             if now >= next_poll:
                 self._refresh()
                 self.fetch_assignments()
                 next_poll = now + c.poll_interval_s
             self.run_jobs()
-            wake = min([next_offer, next_poll] + [j.ends_s for j in self.jobs.values()
+            wake = min([next_offer, next_poll, next_beat] + [j.ends_s for j in self.jobs.values()
                                                   if j.ends_s is not None])
             self.sleep(min(max(wake - self.monotonic(), 0.005), 0.25))
 

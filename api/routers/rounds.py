@@ -46,7 +46,8 @@ def _summary(row: PlanRoundRow) -> RoundSummaryOut:
         method=plan.get("method", "milp"), objective_usd=row.objective_usd,
         bound_usd=row.bound_usd, gap=plan.get("gap"), queued=row.queued,
         considered=plan.get("considered", row.queued), held=plan.get("held", 0),
-        assigned=len(plan.get("assigned", ())), deferred=len(plan.get("deferred", ())),
+        assigned=len(plan.get("assigned", ())),
+        deferred=plan.get("deferred_count", len(plan.get("deferred", ()))),
         requeued=len(plan.get("requeued", ())), solve_time_s=row.solve_time_s,
         elapsed_s=plan.get("elapsed_s"),
     )

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, status
 
 from api.auth import BearerToken, CurrentPrincipal, Sites, check_site_access
+from api.gate import audit_admin
 from api.schemas import ID_PATTERN, SiteOut, SiteRegistered, SiteRegistration
 
 router = APIRouter(prefix="/sites", tags=["sites"])
@@ -35,4 +36,7 @@ def read_site(site_id: SiteId, sites: Sites, who: CurrentPrincipal) -> SiteOut:
 def deregister_site(site_id: SiteId, sites: Sites, who: CurrentPrincipal) -> SiteOut:
     """The site leaves: its token is revoked and its unfinished jobs go back to the queue."""
     check_site_access(who, site_id)
-    return sites.deregister(site_id)
+    out = sites.deregister(site_id)
+    if who.admin:
+        audit_admin("deregister", site=site_id)
+    return out

@@ -1,7 +1,11 @@
 """Assignments: a site reads its jobs and moves them forward (``api.states`` has the rules).
 
-Completion is exactly once: only the job's live assignment may complete it. A report on a
-withdrawn assignment answers 409; a late completion is still recorded on the assignment
+Completion is exactly once: only the job's live assignment may complete it, once it was
+started, and no earlier than ``min_runtime_fraction`` of its expected transfer and run time
+after the start (409 otherwise: a completion right after the assignment billed energy never
+used); the hours between the start and completion reports are recorded
+(``reported_runtime_h``) beside the expected ones. A report on a withdrawn assignment answers
+409; a late completion is still recorded on the assignment
 (``late_completion_at_s``) so the audit shows which site finished work the broker took back.
 
 A site may also end an assignment itself: it *rejects* a job it will not run (its acceptance
@@ -131,12 +135,16 @@ class AssignmentService:
                 withdrawn = a.requeue_reason or "withdrawn"
                 if to == AssignmentStatus.COMPLETED and a.late_completion_at_s is None:
                     a.late_completion_at_s = wall  # committed, then 409 below
-            elif FORWARD_ORDER[current] < FORWARD_ORDER[to] and may_move(current, to):
+            elif FORWARD_ORDER[current] < FORWARD_ORDER[to]:
+                self._check_completion(a, current, to, wall)
                 for status, order in FORWARD_ORDER.items():
                     if FORWARD_ORDER[current] < order <= FORWARD_ORDER[to] and status in STAMPS:
                         setattr(a, STAMPS[status], wall)
                 a.status = to
                 a.renewed_at_s = wall  # an ack or a report is a sign of life
+                if to == AssignmentStatus.COMPLETED and a.started_at_s is not None:
+                    a.reported_runtime_h = self.ctx.clock.hours_at(wall) - (
+                        self.ctx.clock.hours_at(a.started_at_s))
                 s.execute(update(JobRow).where(
                     JobRow.id == a.job_id, JobRow.status.not_in(JOB_FINAL),
                 ).values(status=JOB_STATUS[to]))
@@ -148,6 +156,24 @@ class AssignmentService:
             raise ConflictError(f"assignment {assignment_id} was withdrawn ({withdrawn}) and "
                                 "its job requeued; do not run it")
         return out
+
+    def _check_completion(self, a: AssignmentRow, current: AssignmentStatus,
+                          to: AssignmentStatus, wall: float) -> None:
+        """A forward move must be allowed (a completion needs a start), and a completion
+        must come no earlier than ``min_runtime_fraction`` of the expected time after it."""
+        if not may_move(current, to):
+            raise ConflictError(f"assignment {a.id} is {current}: report its start before "
+                                f"its {to}")
+        if to != AssignmentStatus.COMPLETED or a.started_at_s is None:
+            return
+        expected_s = self.ctx.clock.wall_seconds(a.transfer_h + a.runtime_h)
+        earliest = a.started_at_s + self.ctx.settings.min_runtime_fraction * expected_s
+        if wall < earliest:
+            fraction = self.ctx.settings.min_runtime_fraction
+            raise ConflictError(
+                f"assignment {a.id} completed {wall - a.started_at_s:.0f} s after its start; "
+                f"not before {earliest - a.started_at_s:.0f} s ({fraction:g} of its expected "
+                f"{expected_s:.0f} s)")
 
 
 def _record(a: AssignmentRow, report: schemas.RunReport, wall: float) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from api import mappers, schemas
 from api.errors import ConflictError, FieldError, ForbiddenError, NotFoundError
@@ -28,31 +30,46 @@ class JobService:
     def submit(
         self, jobs: Sequence[schemas.JobIn], who: Principal, loc: tuple[str | int, ...]
     ) -> list[schemas.JobOut]:
-        """Queue jobs, all or none; ``loc`` prefixes field names in errors (body / body.jobs)."""
+        """Queue jobs, all or none; ``loc`` prefixes field names in errors (body / body.jobs).
+
+        Every job is checked on a read snapshot before the write lock is taken (on SQLite,
+        every offer waits for that lock on the event loop: a 1,000-job batch checked under it
+        held them all for a second); under the lock only what may have changed meanwhile is
+        read again (home sites still active, ids still free, the queue quota) before the
+        insert."""
         seen: set[str] = set()
         wall = self.ctx.clock.wall_s()
         now_h = self.ctx.clock.hours_at(wall)
         batch = len(loc) > 1
         rows = []
-        with self.ctx.db.write() as s:
+        with self.ctx.db.read() as s:
             sites = {r.id: r for r in s.scalars(
                 select(SiteRow).where(SiteRow.state == SiteState.ACTIVE))}
             fed = Federation(tuple(mappers.site_spec(r) for r in sites.values()),
                              self.ctx.gpu_catalog, self.ctx.affinity,
                              self.ctx.settings.transfer_gbps)
-            for i, body in enumerate(jobs):
-                where = (*loc, i) if batch else loc
-                if not who.admin and body.home_site != who.site_id:
-                    raise ForbiddenError(f"a site may submit only its own jobs (home_site "
-                                         f"'{who.site_id}'), got '{body.home_site}'")
-                if body.id in seen:
-                    raise FieldError((*where, "id"), f"duplicate job id '{body.id}'")
-                seen.add(body.id)
-                rows.append(self._row(body, where, sites, fed, now_h, wall))
+        for i, body in enumerate(jobs):
+            where = (*loc, i) if batch else loc
+            if not who.admin and body.home_site != who.site_id:
+                raise ForbiddenError(f"a site may submit only its own jobs (home_site "
+                                     f"'{who.site_id}'), got '{body.home_site}'")
+            if body.id in seen:
+                raise FieldError((*where, "id"), f"duplicate job id '{body.id}'")
+            seen.add(body.id)
+            rows.append(self._row(body, where, sites, fed, now_h, wall))
+        homes = {r.home_site for r in rows}
+        with self.ctx.db.write() as s:
+            active = set(s.scalars(select(SiteRow.id).where(
+                SiteRow.id.in_(homes), SiteRow.state == SiteState.ACTIVE)))
+            for i, row in enumerate(rows):
+                if row.home_site not in active:  # disabled or gone since the checks
+                    raise FieldError(((*loc, i) if batch else loc) + ("home_site",),
+                                     f"no active site '{row.home_site}'")
             taken = s.scalars(select(JobRow.id).where(JobRow.id.in_(seen))).all()
             if taken:
                 raise ConflictError(f"job id already submitted: {', '.join(sorted(taken))}",
                                     job_ids=sorted(taken))
+            self._check_quota(s, rows, loc)
             s.add_all(rows)
             s.flush()  # the jobs first: a run spec refers to its job
             s.add_all(JobRunRow(job_id=b.id, spec=b.run.model_dump(exclude_none=True))
@@ -61,7 +78,34 @@ class JobService:
             with_run = {b.id for b in jobs if b.run is not None}
             return [mappers.job_out(r, None, has_run=r.id in with_run) for r in rows]
 
-    def _check_bounds(self, body: schemas.JobIn, where: tuple) -> None:
+    def _check_quota(self, s: Session, rows: Sequence[JobRow],
+                     loc: tuple[str | int, ...]) -> None:
+        """At most ``max_queued_jobs_per_site`` queued jobs and ``max_queued_gpu_h_per_site``
+        queued GPU-hours (on the reference GPU) per home site, new ones included: one site
+        cannot fill the queue every round reads. One grouped read."""
+        st = self.ctx.settings
+        new_jobs = Counter(r.home_site for r in rows)
+        new_gpu_h: dict[str, float] = {}
+        for r in rows:
+            new_gpu_h[r.home_site] = new_gpu_h.get(r.home_site, 0.0) + (r.reference_gpu_h or 0.0)
+        queued = {home: (n, gpu_h or 0.0) for home, n, gpu_h in s.execute(
+            select(JobRow.home_site, func.count(), func.sum(JobRow.reference_gpu_h)).where(
+                JobRow.home_site.in_(new_jobs), JobRow.status == JobStatus.QUEUED)
+            .group_by(JobRow.home_site)).all()}
+        for home in sorted(new_jobs):
+            n, gpu_h = queued.get(home, (0, 0.0))
+            if n + new_jobs[home] > st.max_queued_jobs_per_site:
+                raise FieldError(loc, f"site '{home}' would have {n + new_jobs[home]} queued "
+                                 f"jobs; the broker's limit is {st.max_queued_jobs_per_site} "
+                                 "per site")
+            if gpu_h + new_gpu_h[home] > st.max_queued_gpu_h_per_site:
+                raise FieldError(loc, f"site '{home}' would have {gpu_h + new_gpu_h[home]:.4g} "
+                                 f"queued GPU-hours ({REFERENCE_GPU}); the broker's limit is "
+                                 f"{st.max_queued_gpu_h_per_site:g} per site")
+
+    def _check_bounds(self, body: schemas.JobIn, where: tuple) -> float:
+        """Check the job against the broker's limits; returns its GPU-hours on the reference
+        GPU (its run time there x its GPUs), what the queue quota counts."""
         st = self.ctx.settings
         limits = (("gpus", body.gpus, st.max_job_gpus), ("work_steps", body.work_steps,
                   st.max_job_work_steps), ("dataset_gb", body.dataset_gb, st.max_job_dataset_gb))
@@ -75,6 +119,7 @@ class JobService:
             raise FieldError((*where, "work_steps"), f"{runtime_h:.3g} h on {body.gpus} "
                              f"{REFERENCE_GPU} is above the broker's limit "
                              f"{st.max_job_runtime_h:g} h")
+        return runtime_h * body.gpus
 
     def _row(self, body: schemas.JobIn, where: tuple, sites: Mapping[str, SiteRow],
              fed: Federation, now_h: float, wall: float) -> JobRow:
@@ -84,8 +129,9 @@ class JobService:
         if body.job_type not in affinity.job_types:
             raise FieldError((*where, "job_type"), f"unknown job type '{body.job_type}' "
                              f"(known: {', '.join(affinity.job_types)})")
-        self._check_bounds(body, where)
-        submit_h = now_h if body.submit_h is None else body.submit_h
+        gpu_h = self._check_bounds(body, where)
+        # a submit_h in the past is now: an old one would jump the queue (oldest first)
+        submit_h = now_h if body.submit_h is None else max(body.submit_h, now_h)
         ahead = self.ctx.settings.max_submit_ahead_h
         if submit_h > now_h + ahead:
             raise FieldError((*where, "submit_h"), f"more than {ahead:g} h ahead of the "
@@ -104,7 +150,7 @@ class JobService:
             min_gpus=job.min_gpus, max_gpus=job.max_gpus, work_steps=job.work_steps,
             submit_h=job.submit_h, deadline_h=job.deadline_h,
             dataset_gb=job.dataset_gb, status=JobStatus.QUEUED, attempts=0,
-            submitted_at_s=wall,
+            submitted_at_s=wall, reference_gpu_h=gpu_h,
         )
 
     def get(self, job_id: str, who: Principal) -> schemas.JobOut:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from api.models import AssignmentRow, JobRow, OfferRow
 from api.settings import Settings
 from api.states import LEASED, LIVE, REJECTED_REASON, AssignmentStatus, JobStatus
+from sites.units import SECONDS_PER_HOUR
 
 ACK_TIMEOUT = "ack-timeout"
 LEASE_EXPIRED = "lease-expired"
@@ -20,6 +21,7 @@ SITE_DISABLED = "site-disabled"
 SITE_LEFT = "site-deregistered"
 REJECTED = REJECTED_REASON  # the site refused the job (its policy): never offered it again
 CANCELLED = "cancelled"  # the job was cancelled
+OVERRAN = "max-runtime"
 
 
 def _withdraw(c: Session | Connection, which: ColumnElement[bool], wall_s: float,
@@ -37,6 +39,13 @@ def _withdraw(c: Session | Connection, which: ColumnElement[bool], wall_s: float
     return jobs
 
 
+def alive(wall_s: float, timeout_s: float) -> ColumnElement[bool]:
+    """An offer row whose site showed a sign of life (an offer or a heartbeat) within
+    ``timeout_s``."""
+    since = wall_s - timeout_s
+    return or_(OfferRow.received_at_s >= since, OfferRow.heartbeat_at_s >= since)
+
+
 def requeue_site(c: Session | Connection, site_id: str, wall_s: float,
                  reason: str) -> list[str]:
     return _withdraw(c, (AssignmentRow.site_id == site_id) & AssignmentRow.status.in_(LIVE),
@@ -52,12 +61,16 @@ def withdraw_job(c: Session | Connection, job_id: str, wall_s: float, reason: st
 def expire(c: Session | Connection, settings: Settings, wall_s: float) -> list[str]:
     """Requeue what no site holds any more; returns the requeued job ids.
 
-    * assigned, not acknowledged within ``ack_timeout_s`` (or its site went stale);
-    * acknowledged or running, lease not renewed within ``lease_s``.
+    * assigned, not acknowledged within ``ack_timeout_s`` (or its site went stale, or
+      missed its heartbeat timeout);
+    * acknowledged or running, lease not renewed within ``lease_s``;
+    * running longer than its expected transfer and run time x ``max_runtime_factor`` plus
+      ``max_runtime_margin_s`` (a site renewing its leases cannot hoard a job for ever).
     """
     assigned = AssignmentRow.status == AssignmentStatus.ASSIGNED
     fresh = select(OfferRow.site_id).where(
-        OfferRow.received_at_s >= wall_s - settings.stale_after_s)
+        OfferRow.received_at_s >= wall_s - settings.stale_after_s,
+        alive(wall_s, settings.heartbeat_timeout_s))
     return (
         _withdraw(c, assigned & (AssignmentRow.created_at_s < wall_s - settings.ack_timeout_s),
                   wall_s, ACK_TIMEOUT)
@@ -65,6 +78,10 @@ def expire(c: Session | Connection, settings: Settings, wall_s: float) -> list[s
         + _withdraw(c, AssignmentRow.status.in_(LEASED) & or_(
             AssignmentRow.renewed_at_s.is_(None),
             AssignmentRow.renewed_at_s < wall_s - settings.lease_s), wall_s, LEASE_EXPIRED)
+        + _withdraw(c, (AssignmentRow.status == AssignmentStatus.RUNNING) & (
+            AssignmentRow.started_at_s + (AssignmentRow.transfer_h + AssignmentRow.runtime_h)
+            * (SECONDS_PER_HOUR / settings.time_scale * settings.max_runtime_factor)
+            + settings.max_runtime_margin_s < wall_s), wall_s, OVERRAN)
     )
 
 

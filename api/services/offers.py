@@ -12,16 +12,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Connection, Executable, Table, bindparam, exists, select
+from sqlalchemy import Connection, Executable, Table, bindparam, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from api import mappers, schemas
 from api.errors import ConflictError, FieldError, NotFoundError
-from api.models import OfferRow, SiteRow
+from api.models import AssignmentRow, OfferRow, SiteRow
 from api.services import leases
 from api.services.context import Context
 from api.settings import Settings
-from api.states import SiteState
+from api.states import LIVE, SiteState
 
 # The offer route's statements, built once (parameters by name at execution): sites put an
 # offer every few seconds, so it skips the ORM (identity map, attribute events) and makes as
@@ -105,9 +105,24 @@ class Claims:
                      "USD/MWh")
         _check_range(body.carbon_g_per_kwh, "carbon_g_per_kwh", *self.carbon_g_per_kwh, "g/kWh")
 
-    def admits(self, site_id: str, body: schemas.OfferIn) -> bool:
+    def check_held(self, body: schemas.OfferIn, held: dict[str, int]) -> None:
+        """Free GPUs now (slot 0) plus the GPUs of the live assignments the offer lists as
+        held must fit in the fleet: listing a job (which renews it and tells the planner its
+        GPUs are already left out) while offering them free leased 16 GPUs on an 8-GPU site.
+        A site may hold more than its fleet (jobs waiting there for GPUs); then it offers
+        none. Later slots are not checked: a held job may end before them."""
+        for gpu, n in sorted(held.items()):
+            fleet = self.gpus.get(gpu, 0)
+            free = body.free_gpus.get(gpu, [0])[0]
+            if free > max(fleet - n, 0):
+                raise FieldError(("body", "free_gpus", gpu), f"{free} free now plus {n} held "
+                                 f"by the listed live assignments is more than the {fleet} "
+                                 "registered")
+
+    def admits(self, site_id: str, body: schemas.OfferIn, held: dict[str, int]) -> bool:
         try:
             self.check(site_id, body)
+            self.check_held(body, held)
         except FieldError:
             return False
         return True
@@ -191,20 +206,23 @@ class OfferService:
         upsert = {"site_id": site_id, **values}
         epoch = self.claims.epoch(site_id)
         cached = self.claims.get(site_id)
-        fits = cached is not None and cached.admits(site_id, body)
         known = self.claims.sequence(site_id)
-        if fits and known is not None and body.sequence <= known:
+        if known is not None and body.sequence <= known and cached is not None and (
+                cached.admits(site_id, body, {})):
             raise _stale(body.sequence, known)  # a replay, refused without a statement
         with self.ctx.db.soft_write() as c:
-            # the common case, one statement: claims cached and fitting, the offer stored
+            held = _held(c, site_id, holding)
+            fits = cached is not None and cached.admits(site_id, body, held)
+            # the common case, one statement (two when it holds jobs): claims cached and
+            # fitting, the offer stored
             if not (fits and _upsert(c, upsert)):
-                self._put_after_reading(c, site_id, body, upsert, epoch)
+                self._put_after_reading(c, site_id, body, upsert, epoch, held)
             _, revoked = leases.renew(c, site_id, holding, wall)
         self.claims.put(site_id, epoch, sequence=body.sequence)
         return schemas.OfferOut(site_id=site_id, revoked=revoked, **values)
 
     def _put_after_reading(self, c: Connection, site_id: str, body: schemas.OfferIn,
-                           upsert: dict[str, Any], epoch: int) -> None:
+                           upsert: dict[str, Any], epoch: int, held: dict[str, int]) -> None:
         """Read the site (its claims for the first time, or why the offer was not stored),
         then store the offer or refuse it: 404 inactive, 422 beyond its claims, 409 stale."""
         site = c.execute(OFFER_SITE, {"where_site_id": site_id}).first()
@@ -214,6 +232,7 @@ class OfferService:
         claims = Claims(dict(site.gpus), *effective_bounds(site, self.ctx.settings))
         self.claims.put(site_id, epoch, claims=claims)
         claims.check(site_id, body)
+        claims.check_held(body, held)
         stored = site.sequence
         if stored is None or stored < body.sequence:
             if _upsert(c, upsert):
@@ -233,13 +252,16 @@ class OfferService:
             return mappers.offer_out(row)
 
     def heartbeat(self, site_id: str, body: schemas.HeartbeatIn) -> schemas.HeartbeatOut:
-        """Renew the listed leases without a new offer."""
+        """Renew the listed leases without a new offer, and show the site alive
+        (``heartbeat_timeout_s``)."""
         wall = self.ctx.clock.wall_s()
         with self.ctx.db.write() as s:
             row = s.get(SiteRow, site_id)
             if row is None or row.state != SiteState.ACTIVE:
                 raise NotFoundError(f"no active site '{site_id}'")
             renewed, revoked = leases.renew(s, site_id, body.holding, wall)
+            s.execute(update(OfferRow).where(OfferRow.site_id == site_id)
+                      .values(heartbeat_at_s=wall))  # alive (no offer yet: nothing to plan)
         return schemas.HeartbeatOut(renewed=renewed, revoked=revoked)
 
 
@@ -252,6 +274,17 @@ def _upsert(c: Connection, values: dict[str, Any]) -> bool:
     """Store an offer (``OFFER_UPSERT``); False if its site is not active or the stored offer
     is not older."""
     return c.execute(OFFER_UPSERT[c.dialect.name], values).first() is not None
+
+
+def _held(c: Connection, site_id: str, holding: list[int]) -> dict[str, int]:
+    """GPUs per type of the site's live assignments among ``holding`` (none listed: no
+    statement)."""
+    if not holding:
+        return {}
+    return {gpu: int(n) for gpu, n in c.execute(
+        select(AssignmentRow.gpu_type, func.sum(AssignmentRow.gpus)).where(
+            AssignmentRow.site_id == site_id, AssignmentRow.id.in_(holding),
+            AssignmentRow.status.in_(LIVE)).group_by(AssignmentRow.gpu_type))}
 
 
 def _or(value: float | None, default: float) -> float:

@@ -6,9 +6,10 @@ keeps answering while a round is solved, and two rounds never overlap. Each roun
 1. requeues assignments whose ack timed out, whose lease expired or whose site went stale
    (a short write transaction);
 2. reads (a read transaction: writers never wait for it) at most ``max_jobs_per_round``
-   queued jobs whose ``submit_h`` has come, most urgent first (earliest deadline, jobs
-   without one last; then the oldest ``submit_h``; then the earliest submission), so a huge
-   queue never makes a round unsolvable (``api.services.round_read``);
+   queued jobs whose ``submit_h`` has come, in fair-share order across home sites (each
+   site's most urgent first: a deadline still ahead, earliest first; a passed deadline counts
+   as none), so a huge queue never makes a round unsolvable and no site's queue crowds out
+   another's (``api.services.round_read.fair_share``);
 3. plans them anytime (``broker.live.anytime_plan``): a greedy plan first, then the MILP
    within the rest of ``solver_time_limit_s``, keeping the cheaper; status and gap reported;
 4. claims each job that starts now (``UPDATE ... WHERE status = 'queued'``) for its site.
@@ -28,7 +29,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 
 from api import mappers, schemas
 from api.db import is_in_memory
@@ -44,6 +45,23 @@ from broker.live_round import RoundRules
 from broker.planner import PlannerConfig
 
 _ROUNDS = cast(Table, PlanRoundRow.__table__)
+
+
+BULKY = ("planned", "deferred")  # a round's per-job lists: most of its 19 KB
+
+
+def _prune(c: Connection, round_id: int) -> None:
+    """Keep only the figures of round ``round_id`` (it fell out of ``plan_history_rounds``):
+    its planned starts and deferred jobs go, their count stays. One round per round, by key,
+    so the write lock is held no longer for it; the row stays (assignments refer to it)."""
+    if round_id < 1:
+        return
+    plan = c.scalar(select(_ROUNDS.c.plan).where(_ROUNDS.c.id == round_id))
+    if not plan or "planned" not in plan:
+        return
+    compact = {k: v for k, v in plan.items() if k not in BULKY}
+    compact.update(deferred_count=len(plan.get("deferred", ())), pruned=True)
+    c.execute(update(_ROUNDS).where(_ROUNDS.c.id == round_id).values(plan=compact))
 
 
 def planner_config(ctx: Context) -> PlannerConfig:
@@ -93,7 +111,7 @@ class PlanningService:
             with self.ctx.db.write_connection() as c:
                 requeued = leases.expire(c, st, self.ctx.clock.wall_s())
             query = RoundQuery(self.ctx.db.url, self.ctx.clock, st.stale_after_s,
-                               st.max_jobs_per_round)
+                               st.max_jobs_per_round, st.heartbeat_timeout_s)
             # the budget covers the whole round: reading the database is spent from it too
             budget_s = st.solver_time_limit_s - (time.perf_counter() - begun)
             outcome = self.solver.solve(self.rules, query, budget_s)
@@ -155,6 +173,7 @@ class PlanningService:
                               "elapsed_s": time.perf_counter() - begun}
             c.execute(update(_ROUNDS).where(_ROUNDS.c.id == round_id)
                       .values(plan=values["plan"]))
+            _prune(c, round_id - self.ctx.settings.plan_history_rounds)
         return mappers.plan_out(PlanRoundRow(id=round_id, **values))
 
     def latest(self) -> schemas.PlanOut:

@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import dataclass, replace
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session, configure_mappers
 
 from api import mappers
@@ -44,6 +44,7 @@ class RoundQuery:
     clock: Clock
     stale_after_s: float
     max_jobs: int
+    heartbeat_timeout_s: float = float("inf")
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,38 @@ class RoundOutcome:
     held: int
 
 
+def fair_share(due: Select, now_h: float, max_jobs: int) -> Select:
+    """The ids of at most ``max_jobs`` of the ``due`` jobs, in the round's fair-share order.
+
+    Each home site's queue is put in urgency order: a deadline still ahead first (earliest
+    first), then jobs without one or whose deadline has passed (it can no longer be met: it
+    loses its urgency and is served late, as a job without a deadline); then the oldest
+    ``submit_h``, the earliest submission, the id. The round takes every site's first job,
+    then every site's second, and so on (ties between sites: the same urgency order), so one
+    site's thousand urgent jobs cannot keep another's out of a round."""
+    ahead = case((JobRow.deadline_h > now_h, JobRow.deadline_h), else_=None)
+    urgency = (ahead.is_(None), ahead, JobRow.submit_h, JobRow.submitted_at_s, JobRow.id)
+    ranked = due.with_only_columns(
+        JobRow.id, func.row_number().over(partition_by=JobRow.home_site,
+                                          order_by=urgency).label("turn"),
+        ahead.is_(None).label("late"), ahead.label("ahead"), JobRow.submit_h,
+        JobRow.submitted_at_s).subquery()
+    c = ranked.c
+    return select(c.id).order_by(c.turn, c.late, c.ahead, c.submit_h, c.submitted_at_s,
+                                 c.id).limit(max_jobs)
+
+
+def _urgency_lost(job: Job, now_h: float) -> Job:
+    """A job whose deadline has passed is planned as one without (its lateness is already
+    certain; priced as a deadline it would outbid every job still on time)."""
+    if job.deadline_h is None or job.deadline_h > now_h:
+        return job
+    return replace(job, deadline_h=None)
+
+
 def read_round(db: Database, q: RoundQuery) -> RoundRead:
-    """The round's inputs: active sites with a fresh offer, at most ``max_jobs`` due queued
-    jobs, most urgent first (earliest deadline, jobs without one last; then the oldest
-    ``submit_h``; then the earliest submission), and the GPUs live assignments hold."""
+    """The round's inputs: active, live sites with a fresh offer, at most ``max_jobs`` due
+    queued jobs in fair-share order (``fair_share``), and the GPUs live assignments hold."""
     wall_s = q.clock.wall_s()
     now_h = q.clock.hours_at(wall_s)
     with db.read() as s:
@@ -81,9 +110,9 @@ def read_round(db: Database, q: RoundQuery) -> RoundRead:
         queued = s.scalar(select(func.count()).select_from(JobRow).where(
             JobRow.status == JobStatus.QUEUED)) or 0
         due = select(JobRow).where(JobRow.status == JobStatus.QUEUED, JobRow.submit_h <= now_h)
-        queue = [mappers.job(r) for r in s.scalars(due.order_by(
-            JobRow.deadline_h.is_(None), JobRow.deadline_h, JobRow.submit_h,
-            JobRow.submitted_at_s, JobRow.id).limit(q.max_jobs))]
+        order = list(s.scalars(fair_share(due, now_h, q.max_jobs)))
+        rows = {r.id: r for r in s.scalars(select(JobRow).where(JobRow.id.in_(order)))}
+        queue = [_urgency_lost(mappers.job(rows[i]), now_h) for i in order]
         held = queued - (s.scalar(select(func.count()).select_from(due.subquery())) or 0)
         refused, failed = _excluded(s, [j.id for j in queue])
         live = s.scalars(select(AssignmentRow).where(AssignmentRow.status.in_(LIVE))).all()
@@ -91,6 +120,8 @@ def read_round(db: Database, q: RoundQuery) -> RoundRead:
         usable = {
             r.id for r in site_rows if r.state == SiteState.ACTIVE and r.id in offer_rows
             and offer_rows[r.id].received_at_s >= wall_s - q.stale_after_s
+            and max(offer_rows[r.id].received_at_s, offer_rows[r.id].heartbeat_at_s or 0.0)
+            >= wall_s - q.heartbeat_timeout_s  # alive: gets nothing new once it missed it
         }
         sites = [mappers.site_spec(r) for r in site_rows
                  if r.state == SiteState.ACTIVE or r.id in homes]

@@ -83,6 +83,7 @@ class SiteService:
             with self.ctx.db.write() as s:
                 row = s.get(SiteRow, body.id)
                 if row is None:
+                    _check_id_free(s, body.id)
                     number = (s.scalar(select(func.max(SiteRow.number))) or 0) + 1
                     row = SiteRow(id=body.id, number=number, **values)
                     s.add(row)
@@ -190,6 +191,7 @@ class SiteService:
             with self.ctx.db.write() as s:
                 if s.get(SiteRow, body.id) is not None:
                     raise ConflictError(f"site '{body.id}' is already registered")
+                _check_id_free(s, body.id)
                 number = (s.scalar(select(func.max(SiteRow.number))) or 0) + 1
                 row = SiteRow(
                     id=body.id, number=number, zone=body.zone, gpus=dict(body.gpus),
@@ -239,3 +241,12 @@ class SiteService:
             out = self._out(row, None, wall)
         self._forget(site_id)
         return out
+
+
+def _check_id_free(s: Session, site_id: str) -> None:
+    """Site ids are compared without case: 'North' beside 'north' would pass for it in every
+    listing and log."""
+    other = s.scalar(select(SiteRow.id).where(func.lower(SiteRow.id) == site_id.lower()))
+    if other is not None:
+        raise ConflictError(f"site '{site_id}' conflicts with site '{other}' (site ids are "
+                            "compared without case)")

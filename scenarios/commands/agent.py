@@ -134,8 +134,11 @@ class AgentCommand(Command):
         parser.add_argument("--duration-s", type=float, help="stop after this many seconds")
         parser.add_argument("--enrolment-token",
                             default=os.environ.get("CARBONFED_ENROLMENT_TOKEN"),
-                            help="the one-time token from `carbonfed admin enrol` (or "
+                            help="the one-time token from `carbonfed admin enrol` (shows in "
+                            "the process list: prefer --enrolment-token-file, "
                             "CARBONFED_ENROLMENT_TOKEN, or enrolment_token in the config)")
+        parser.add_argument("--enrolment-token-file", type=Path,
+                            help="a file whose first line is the enrolment token")
         parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
 
     def run(self, args: argparse.Namespace) -> int:
@@ -143,7 +146,14 @@ class AgentCommand(Command):
                             format="%(asctime)s %(name)s %(message)s")
         if args.duration_s is not None and not args.duration_s > 0:
             raise InputError("--duration-s", "", f"must be > 0 (got {args.duration_s:g})")
-        config = load_agent_config(args.config, args.broker, args.enrolment_token)
+        token = args.enrolment_token
+        if args.enrolment_token_file is not None:
+            try:
+                token = (args.enrolment_token_file.read_text().splitlines() or [""])[0].strip()
+            except OSError as error:
+                raise InputError(str(args.enrolment_token_file), "",
+                                 f"cannot read the enrolment token: {error.strerror}") from None
+        config = load_agent_config(args.config, args.broker, token)
         # one line per event without -v; with -v the request log says it all
         say = (lambda line: None) if args.verbose else (lambda line: print(line, flush=True))
         agent = SiteAgent(config, say=say)

@@ -12,7 +12,9 @@ import argparse
 import gc
 import signal
 import socket
+import ssl
 import sys
+from pathlib import Path
 from typing import Any
 
 from scenarios.commands.base import Command
@@ -50,6 +52,21 @@ def check_port(host: str, port_text: str) -> int:
     return port
 
 
+def check_tls(cert: Path | None, key: Path | None) -> None:
+    """Both TLS files or neither, each a readable file (one-line errors)."""
+    if (cert is None) != (key is None):
+        raise InputError("--tls-cert / --tls-key", "", "give both, or neither")
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if path is not None and not path.is_file():
+            raise InputError(flag, "", f"no such file: {path}")
+    if cert is not None:  # as uvicorn will load them, so a bad pair is one line, not a trace
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+        except ssl.SSLError as error:
+            raise InputError("--tls-cert / --tls-key", "", f"cannot load the certificate "
+                             f"and key: {error.reason or error}") from None
+
+
 def _server_class() -> type:
     import uvicorn
 
@@ -85,6 +102,20 @@ class ServeCommand(Command):
         parser.add_argument("--keep-alive-s", type=int, default=75,
                             help="close a client's idle connection after this (75; uvicorn's "
                             "5 s races an agent that sends every 5 s on the same connection)")
+        parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate "
+                            "(PEM; with --tls-key): needed whenever the broker is reachable "
+                            "beyond this machine, tokens travel in every request")
+        parser.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
+        parser.add_argument("--header-timeout-s", type=float, default=10.0,
+                            help="close a connection whose request head has not arrived within "
+                            "this (10; api.protocol)")
+        parser.add_argument("--limit-concurrency", type=int, default=4096,
+                            help="connections and requests in flight at once before new ones "
+                            "get 503 (4096; uvicorn's limit_concurrency; keep it above the "
+                            "number of agents, each keeps a connection open)")
+        parser.add_argument("--graceful-timeout-s", type=float, default=10.0,
+                            help="on SIGTERM or Ctrl-C, wait at most this for requests in "
+                            "flight, then stop (10; uvicorn's timeout_graceful_shutdown)")
         parser.add_argument("--access-log", action="store_true",
                             help="log every request (with --log-level info); off by default: "
                             "it costs every request time, and sites put offers every few seconds")
@@ -97,6 +128,7 @@ class ServeCommand(Command):
 
         given = {name: getattr(args, name) for name in Settings.model_fields
                  if getattr(args, name, None) is not None}
+
         try:
             settings = Settings(**given)
         except ValidationError as error:
@@ -104,6 +136,9 @@ class ServeCommand(Command):
             name = str(first["loc"][0]) if first["loc"] else ""
             where = f"{_flag(name)} / CARBONFED_{name.upper()}" if name else "settings"
             raise InputError(where, "", first["msg"].removeprefix("Value error, ")) from None
+        if args.admin_token is not None:  # valid, yet seen by every user of the machine
+            print("warning: --admin-token shows in the process list; prefer "
+                  "CARBONFED_ADMIN_TOKEN or --admin-token-file", file=sys.stderr, flush=True)
         try:
             url = normalize_db_url(settings.db_url)
         except ValueError as error:
@@ -116,10 +151,12 @@ class ServeCommand(Command):
 
         from api.app import create_app
         from api.db import Database, safe_url, stored_meta
+        from api.protocol import header_timeout_protocol
         from api.services import Services
         from api.services.tokens import ADMIN_HASH_KEY, NoAdminTokenError
 
         settings = self.settings(args)
+        check_tls(args.tls_cert, args.tls_key)
         port = check_port(args.host, args.port)  # before the database exists or a token prints
         terminal = sys.stdout.isatty()
         try:
@@ -146,7 +183,8 @@ class ServeCommand(Command):
         if settings.open_registration:
             print("warning: open registration: anyone can register a site with any fleet, "
                   "price and carbon (demos and tests only)", file=sys.stderr, flush=True)
-        address = f"http://{args.host}:{port}"
+        scheme = "https" if args.tls_cert is not None else "http"
+        address = f"{scheme}://{args.host}:{port}"
         print(f"carbonfed broker on {address} (dashboard: {address}/dashboard, docs: "
               f"{address}/docs), database {safe_url(settings.db_url)}", flush=True)
         app = create_app(settings)
@@ -159,9 +197,13 @@ class ServeCommand(Command):
         gc.collect()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
-        server = _server_class()(uvicorn.Config(app, host=args.host, port=port,
-                                        log_level=args.log_level, access_log=args.access_log,
-                                        timeout_keep_alive=args.keep_alive_s))
+        server = _server_class()(uvicorn.Config(
+            app, host=args.host, port=port, log_level=args.log_level,
+            access_log=args.access_log, timeout_keep_alive=args.keep_alive_s,
+            http=header_timeout_protocol(args.header_timeout_s),
+            limit_concurrency=args.limit_concurrency,
+            timeout_graceful_shutdown=args.graceful_timeout_s,
+            ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key))
         server.run()
         if server.stopped_by == signal.SIGINT:
             # shut down gracefully; now end as every command ends on Ctrl-C (the CLI: 130)

@@ -82,7 +82,10 @@ def make_settings(tmp_path) -> Callable[..., Settings]:
                       ack_timeout_s=90.0, lease_s=600.0,
                       solver_time_limit_s=10.0, solver_method="full", planner_process=False,
                       # the tests' hand-worked costs leave carbon unpriced unless they say so
-                      carbon_price_usd_per_t=0.0)
+                      carbon_price_usd_per_t=0.0,
+                      # their fake clock stands still between a start and a completion;
+                      # test_hardening.py checks the earliest completion
+                      min_runtime_fraction=0.0)
         values.update(overrides)
         return Settings.model_validate(values)
 

@@ -119,8 +119,11 @@ def test_a_200_mb_body_gets_413_and_memory_stays_low(tmp_path, processes):
     size = 200 * 1024 * 1024
     answer = b""
     with socket.create_connection((HOST, port), timeout=10) as s:
+        # with the admin's token: a request without one is refused before the size is looked
+        # at (401, tests/api/test_hardening.py)
         s.sendall(f"POST /v1/jobs/batch HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: "
-                  f"application/json\r\nContent-Length: {size}\r\n\r\n".encode())
+                  f"application/json\r\nAuthorization: Bearer {ADMIN}\r\n"
+                  f"Content-Length: {size}\r\n\r\n".encode())
         # Send the body slowly and stop as soon as the broker answers: once it has answered
         # and closed, more body bytes would only make the kernel reset the connection and
         # throw the 413 away before we read it (a race seen under load).

@@ -131,6 +131,7 @@ async def test_gpus_of_live_leases_are_never_offered_twice(broker):
     # an agent that lists j1 has left its GPU out of free_gpus itself: trusted, not doubled
     await offer(broker, "north", north, 3, holding=[a], gpus=0)
     assert (await plan(broker))["status"] == "no-capacity"
+    await act(broker, "north", north, a, "start")
     await act(broker, "north", north, a, "complete")
     await offer(broker, "north", north, 4)
     assert len((await plan(broker))["assigned"]) == 1  # j2, once j1's GPU is back

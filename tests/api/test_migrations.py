@@ -63,7 +63,7 @@ def test_upgrade_keeps_every_row(tmp_path):
     db = Database(f"sqlite:///{path}")
     assert schema_revision(db.engine) is None
     upgrade_schema(db.engine)
-    assert schema_revision(db.engine) == "0004"
+    assert schema_revision(db.engine) == "0005"
     db.dispose()
     for table, columns in KEPT.items():
         assert rows(path, table, columns) == v1_rows(table, columns), table
@@ -71,6 +71,10 @@ def test_upgrade_keeps_every_row(tmp_path):
     counts = rows(path, "assignments a JOIN jobs j ON j.id = a.job_id", "a.gpus, j.gpus")
     assert len(counts) == 5 and all(a == j and a is not None for a, j in counts)
     assert rows(path, "jobs", "min_gpus, max_gpus") == [(None, None)] * 6
+    # 0005: no reported run time, no heartbeat recorded yet
+    assert rows(path, "assignments", "reported_runtime_h") == [(None,)] * 5
+    assert all(h is None for (h,) in rows(path, "offers", "heartbeat_at_s"))
+    assert rows(path, "jobs", "reference_gpu_h") == [(None,)] * 6
     assert dict(rows(path, "sites", "id, state")) == {
         "north": "active", "south": "active", "gone": "deregistered"}
     # leases of acknowledged and running jobs count from their last sign of life
@@ -98,8 +102,8 @@ async def test_the_broker_serves_an_upgraded_database(tmp_path, make_settings, w
 def test_db_upgrade_command(tmp_path, capsys):
     path = v1_database(tmp_path)
     assert main(["db", "upgrade", "--db", f"sqlite:///{path}"]) == 0
-    assert capsys.readouterr().out.strip().endswith("schema none -> 0004")
+    assert capsys.readouterr().out.strip().endswith("schema none -> 0005")
     assert main(["db", "upgrade", "--db", str(path)]) == 0  # a plain path is a SQLite file
-    assert capsys.readouterr().out.strip().endswith("schema 0004 -> 0004")
+    assert capsys.readouterr().out.strip().endswith("schema 0005 -> 0005")
     assert main(["db", "upgrade", "--db", str(tmp_path / "no" / "such.db")]) == 2
     assert "does not exist" in capsys.readouterr().err

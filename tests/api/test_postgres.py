@@ -51,11 +51,12 @@ async def test_enrol_register_offer_plan_complete_on_postgres(make_settings):
             assert job in [p["job_id"] for p in plan["planned"]]
             [a] = (await c.get(f"/v1/sites/{site}/assignments", headers=bearer(token))).json()[
                 "assignments"]
-            r = await c.post(f"/v1/sites/{site}/assignments/{a['id']}/complete",
-                             headers=bearer(token))
+            for action in ("ack", "start", "complete"):  # a completion needs a start
+                r = await c.post(f"/v1/sites/{site}/assignments/{a['id']}/{action}",
+                                 headers=bearer(token))
             assert r.json()["status"] == "completed"
         db = Database(url)
-        assert schema_revision(db.engine) == "0004"  # through Alembic, in its own schema
+        assert schema_revision(db.engine) == "0005"  # through Alembic, in its own schema
         db.dispose()
 
 

@@ -189,9 +189,12 @@ async def test_a_measured_energy_is_kept_beside_the_model_and_the_summary_says_i
     # the executor's own clock for the run's start and end (the broker's wall is WALL0)
     report = {"ref": "4242", "energy_kwh": modelled / 2, "started_at_s": WALL0 - 100.0,
               "ended_at_s": WALL0 - 10.0}
+    r = await broker.client.post(f"/v1/sites/north/assignments/{first['id']}/start",
+                                 headers=bearer(tokens["north"]))  # a completion needs a start
+    assert r.status_code == 200, r.text
     r = await broker.client.post(f"/v1/sites/north/assignments/{first['id']}/complete",
                                  json=report, headers=bearer(tokens["north"]))
-    assert r.status_code == 200
+    assert r.status_code == 200, r.text
     out = r.json()
     assert out["measured_energy_kwh"] == modelled / 2 and out["energy_kwh"] == modelled
     summary = (await broker.client.get("/v1/summary", headers=broker.admin())).json()
@@ -209,6 +212,7 @@ async def test_a_measured_energy_is_kept_beside_the_model_and_the_summary_says_i
     # a second run without a measurement: the totals mix both
     await offer(broker, "north", tokens["north"], 2, price=10.0)
     [second] = (await plan(broker))["assigned"]
+    assert (await act(broker, "north", tokens["north"], second, "start")).status_code == 200
     assert (await act(broker, "north", tokens["north"], second, "complete")).status_code == 200
     summary = (await broker.client.get("/v1/summary", headers=broker.admin())).json()
     assert summary["energy_source"] == "mixed"

@@ -241,3 +241,43 @@ def test_a_revoked_lease_drops_the_job(tmp_path):
     assert a.send_offer()
     assert a.jobs == {}
     assert "job j5 withdrawn by the broker (revoked): stopped" in lines
+
+
+def test_heartbeats_between_sparse_offers_keep_the_site_alive(tmp_path):
+    """Offers every 60 s, heartbeats every 10 s in between (the broker takes a site silent for
+    its heartbeat timeout, 40 s by default, for dead); a heartbeat's revoked leases drop."""
+    clock, calls = FakeTime(), []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append((clock.now_s, request.method, request.url.path))
+        if request.url.path.endswith("/heartbeat"):
+            assert json.loads(request.content) == {"holding": [5] if 5 in a.jobs else []}
+            return httpx.Response(200, json={"renewed": [], "revoked": [5]})
+        if request.url.path.endswith("/offer"):
+            return httpx.Response(200, json={"revoked": []})
+        return httpx.Response(200, json={"assignments": []})
+
+    a = agent(tmp_path, handler, clock, offer_interval_s=60.0, heartbeat_interval_s=10.0,
+              poll_interval_s=100.0)
+    a.state.token = "tok"
+    a.jobs[5] = LocalJob(5, "j5", "V100", 2, 300.0)
+    a._loop(clock.now_s + 65.0, None)
+    sent = [(t - 100.0, path.rsplit("/", 1)[1]) for t, method, path in calls
+            if method != "GET"]
+    offers = [t for t, what in sent if what == "offer"]
+    beats = [t for t, what in sent if what == "heartbeat"]
+    assert offers[:2] == [0.0, pytest.approx(60.0, abs=0.3)]
+    assert len(beats) == 5 and all(
+        b - p <= 10.3 for p, b in zip([0.0, *beats[:-1]], beats, strict=True))
+    assert 5 not in a.jobs  # revoked by the first heartbeat
+
+
+def test_a_finished_job_holds_its_gpus_now_until_its_completion_is_reported(tmp_path):
+    """Listed in ``holding`` until reported, its GPUs are not offered free now (the broker
+    refuses free now plus held beyond the fleet); later slots are free."""
+    clock = FakeTime()
+    a = agent(tmp_path, lambda r: httpx.Response(200), clock)
+    job = LocalJob(5, "j5", "V100", 3, 1.0)
+    job.started_s, job.ends_s = clock.now_s - 10.0, clock.now_s - 1.0  # ended, unreported
+    a.jobs[5] = job
+    assert a.free_gpus(clock.now_s)["V100"] == [1, 4, 4, 4]

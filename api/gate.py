@@ -1,0 +1,102 @@
+"""Authenticate before any work: a pure ASGI middleware in front of the body limit and the app.
+
+Every ``/v1`` route but the public ones (health, version) needs a bearer token the broker knows
+(the admin's or an active site's; registration also takes a one-time enrolment token, or none
+under open registration). A request without one is answered 401 with a small body at once,
+before a byte of its body is read, let alone parsed: a client with no token cannot make the
+broker spend time or memory on its body (FastAPI reads and validates the body before it solves
+the route's dependencies, so a dependency alone came too late). Routes still check who may do
+what (``api.auth``); this only keeps strangers out early.
+
+Failures are counted and written to the audit log (``carbonfed.audit``): the client address,
+the route and the running count, never the token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from sqlalchemy.exc import DBAPIError
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.services import Services
+from api.services.sites import CLOSED
+
+audit = logging.getLogger("carbonfed.audit")
+
+PREFIX = "/v1/"
+PRINCIPAL = "carbonfed_principal"  # the request state's key for who the gate let in
+PUBLIC = frozenset({("GET", "/v1/health"), ("GET", "/v1/version")})
+REGISTER = ("POST", "/v1/sites")
+
+
+def bearer_of(scope: Scope) -> str | None:
+    """The bearer token of the request's Authorization header, or None."""
+    for key, value in scope["headers"]:
+        if key == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            token = token.strip()
+            return token if scheme.lower() == "bearer" and token else None
+    return None
+
+
+class AuthenticateFirst:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.failures = 0  # since start, for the audit log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(PREFIX) or (
+                (scope["method"], scope["path"].rstrip("/")) in PUBLIC):
+            await self.app(scope, receive, send)
+            return
+        services: Services = scope["app"].state.services
+        try:
+            why = self._refusal(services, scope)
+        except DBAPIError as error:  # out here no exception handler sees it: as api.errors
+            if not error.connection_invalidated:
+                raise
+            await _answer(send, 503, "the database connection was lost; retry",
+                          [(b"retry-after", b"1")])
+            return
+        if why is None:
+            await self.app(scope, receive, send)
+            return
+        self.failures += 1
+        client = scope.get("client") or ("?", 0)
+        audit.warning("auth failure %d: %s %s from %s (%s)", self.failures, scope["method"],
+                      scope["path"], client[0], why)
+        await _answer(send, 401, why, [(b"www-authenticate", b"Bearer")])
+
+    @staticmethod
+    def _refusal(services: Services, scope: Scope) -> str | None:
+        """Why the request is refused (None: it may go on)."""
+        token = bearer_of(scope)
+        registering = (scope["method"], scope["path"].rstrip("/")) == REGISTER
+        if token is None:
+            if registering:
+                return None if services.ctx.settings.open_registration else CLOSED
+            return "missing bearer token"
+        who = services.tokens.principal(token)
+        if who is not None:
+            scope.setdefault("state", {})[PRINCIPAL] = who  # api.auth reads it, not again
+            return None
+        if registering and services.tokens.is_enrolment_token(token):
+            return None
+        return "unknown or revoked token"
+
+
+def audit_admin(action: str, **facts: object) -> None:
+    """One audit line per admin action: what, on what, how many (never a token)."""
+    audit.warning("admin %s%s", action, "".join(f" {k}={v}" for k, v in facts.items()))
+
+
+async def _answer(send: Send, status: int, message: str,
+                  headers: list[tuple[bytes, bytes]]) -> None:
+    """A small JSON answer that closes the connection (its body, if any, is never read)."""
+    payload = json.dumps({"detail": message, "message": message}).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+        (b"connection", b"close"), *headers]})
+    await send({"type": "http.response.body", "body": payload})
