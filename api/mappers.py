@@ -7,14 +7,23 @@ import math
 from api import schemas
 from api.models import AssignmentRow, JobRow, OfferRow, PlanRoundRow, SiteRow
 from api.states import AssignmentStatus, SiteState
-from broker.jobs import Job
+from broker.jobs import InFlight, Job
 from broker.live import SiteOffer
 from sites import SiteSpec
 
 
 def job(row: JobRow) -> Job:
-    return Job(row.id, row.home_site, row.job_type, row.gpus, row.work_steps, row.submit_h,
-               row.deadline_h, row.dataset_gb, min_gpus=row.min_gpus, max_gpus=row.max_gpus)
+    """The job as a round plans it: the work left after its pauses, and where its checkpoint
+    is when it was paused (its restart reads the checkpoint back first)."""
+    state = None
+    if row.paused_site is not None and row.paused_gpu_type is not None and row.paused_gpus:
+        state = InFlight(row.paused_site, row.paused_gpu_type, row.paused_gpus, computing=False,
+                         restart_h=row.checkpoint_overhead_h, done_steps=row.done_steps)
+    return Job(row.id, row.home_site, row.job_type, row.gpus,
+               max(row.work_steps - row.done_steps, row.work_steps * 1e-12), row.submit_h,
+               row.deadline_h, row.dataset_gb, min_gpus=row.min_gpus, max_gpus=row.max_gpus,
+               preemptible=row.preemptible, checkpoint_overhead_h=row.checkpoint_overhead_h,
+               checkpoint_gb=row.checkpoint_gb, state=state)
 
 
 def site_spec(row: SiteRow) -> SiteSpec:
@@ -67,7 +76,7 @@ def attempt_out(a: AssignmentRow) -> schemas.AttemptOut:
         assignment_id=a.id, site_id=a.site_id, status=a.status,
         requeue_reason=a.requeue_reason, run_ref=a.run_ref, exit_code=a.exit_code,
         exit_state=a.exit_state, message=a.run_message, started_at_s=a.started_at_s,
-        ended_at_s=a.completed_at_s)
+        ended_at_s=a.completed_at_s if a.completed_at_s is not None else a.requeued_at_s)
 
 
 def job_out(row: JobRow, live: AssignmentRow | None, *, has_run: bool = False,
@@ -84,6 +93,7 @@ def job_out(row: JobRow, live: AssignmentRow | None, *, has_run: bool = False,
         site_id=live.site_id if live else None, assignment_id=live.id if live else None,
         has_run=has_run, failures=failures,
         history=None if history is None else [attempt_out(a) for a in history],
+        preemptible=row.preemptible, done_steps=row.done_steps, paused_site=row.paused_site,
     )
 
 
@@ -104,6 +114,7 @@ def assignment_out(a: AssignmentRow, job_row: JobRow,
         run_ref=a.run_ref, exit_code=a.exit_code, exit_state=a.exit_state,
         run_message=a.run_message, measured_energy_kwh=a.measured_energy_kwh,
         reported_runtime_h=a.reported_runtime_h,
+        directive=a.directive if live is not None else None,
     )
 
 
@@ -118,7 +129,7 @@ def plan_out(row: PlanRoundRow) -> schemas.PlanOut:
         elapsed_s=plan.get("elapsed_s"),
         planned=[schemas.PlannedStart(**p) for p in plan["planned"]],
         assigned=list(plan["assigned"]), deferred=list(plan["deferred"]),
-        requeued=list(plan["requeued"]),
+        requeued=list(plan["requeued"]), paused=list(plan.get("paused", [])),
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ID_LENGTH = 64
@@ -90,6 +90,15 @@ class JobRow(Base):
     # GPU-hours on the reference GPU (V100), what the per-site queue quota counts (None:
     # submitted before it was recorded, counted as 0)
     reference_gpu_h: Mapped[float | None] = mapped_column(Float, default=None)
+    # a preemptible job may be paused while it runs (``api.services.directives``): the work
+    # it did before (its checkpoint) and where that checkpoint is (all three, or none)
+    preemptible: Mapped[bool] = mapped_column(Boolean, default=False)
+    checkpoint_overhead_h: Mapped[float] = mapped_column(Float, default=0.0)
+    checkpoint_gb: Mapped[float] = mapped_column(Float, default=0.0)
+    done_steps: Mapped[float] = mapped_column(Float, default=0.0)
+    paused_site: Mapped[str | None] = mapped_column(String(ID_LENGTH), default=None)
+    paused_gpu_type: Mapped[str | None] = mapped_column(String(ID_LENGTH), default=None)
+    paused_gpus: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class JobRunRow(Base):
@@ -140,6 +149,10 @@ class AssignmentRow(Base):
     measured_energy_kwh: Mapped[float | None] = mapped_column(Float, default=None)
     # broker-clock hours between the site's start and completion reports (beside runtime_h)
     reported_runtime_h: Mapped[float | None] = mapped_column(Float, default=None)
+    # the broker's word on a running assignment (``api.states.Directive``) and when it was
+    # given: acknowledged within ack_timeout_s, or the assignment is requeued
+    directive: Mapped[str | None] = mapped_column(String(16), default=None)
+    directive_at_s: Mapped[float | None] = mapped_column(Float, default=None)
 
     __table_args__ = (
         Index("ix_assignments_site_status", "site_id", "status"),

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from api.states import AssignmentStatus, JobStatus
+from api.states import AssignmentStatus, Directive, JobStatus
 from market.ledger import LedgerRow
 from sites.model_base import Strict
 
@@ -204,6 +204,18 @@ class JobIn(Strict):
     dataset_gb: float = Field(0.0, ge=0, le=1e6)
     run: RunSpec | None = Field(None, description="what to run (shown only to the site that "
                                 "holds the job's assignment); none: the site simulates it")
+    preemptible: bool = Field(False, description="the broker may pause it while it runs and "
+                              "resume it later, here or elsewhere")
+    checkpoint_overhead_h: float = Field(0.0, ge=0, le=24, description="busy hours lost at "
+                                         "each pause and each resume (needs preemptible)")
+    checkpoint_gb: float = Field(0.0, ge=0, le=1e6, description="shipped when it resumes on "
+                                 "another site (needs preemptible)")
+
+    @model_validator(mode="after")
+    def _checkpoint(self) -> JobIn:
+        if not self.preemptible and (self.checkpoint_overhead_h or self.checkpoint_gb):
+            raise ValueError("checkpoint_overhead_h and checkpoint_gb need preemptible: true")
+        return self
 
     @model_validator(mode="after")
     def _gpu_range(self) -> JobIn:
@@ -232,7 +244,8 @@ class AttemptOut(Strict):
     exit_state: str | None = None
     message: str | None = None
     started_at_s: float | None = None
-    ended_at_s: float | None = None
+    ended_at_s: float | None = Field(None, description="when it completed, failed or was "
+                                     "withdrawn (a pause, a timeout)")
 
 
 class JobOut(Strict):
@@ -254,6 +267,9 @@ class JobOut(Strict):
     failures: int = Field(0, description="runs that failed (it fails after max_attempts)")
     history: list[AttemptOut] | None = Field(
         None, description="every attempt (reading one job, as its home site or the admin)")
+    preemptible: bool = False
+    done_steps: float = Field(0.0, description="work done before its pauses (its checkpoint)")
+    paused_site: str | None = Field(None, description="where its checkpoint is, while paused")
 
 
 class JobsAccepted(Strict):
@@ -290,7 +306,9 @@ class AssignmentOut(Strict):
     run_message: str | None = None
     measured_energy_kwh: float | None = Field(
         None, description="what the site measured (energy_kwh is the broker's model)")
-
+    directive: Directive | None = Field(None, description="the broker's word on a running "
+                                        "job: 'pause' (stop it and report its progress at "
+                                        "/pause within ack_timeout_s, else it is requeued)")
     reported_runtime_h: float | None = Field(
         None, description="hours (broker clock) between the site's start and completion "
         "reports, beside the expected runtime_h")
@@ -314,6 +332,13 @@ class RunReport(Strict):
     started_at_s: float | None = Field(None, ge=0, le=1e11, description="UNIX time the run "
                                        "started, by the executor's clock (Slurm's StartTime)")
     ended_at_s: float | None = Field(None, ge=0, le=1e11, description="UNIX time it ended")
+
+
+class PauseIn(Strict):
+    """A site paused a job on the broker's word: how far the run got (its share of the work
+    this assignment was given: the executor's own count, or its elapsed over expected time)."""
+
+    progress: float = Field(ge=0, le=1, description="the share of this assignment's work done")
 
 
 class RejectIn(Strict):
@@ -356,6 +381,8 @@ class PlanOut(Strict):
     elapsed_s: float | None = Field(None, description="the whole round: read, plan, record")
     planned: list[PlannedStart] = Field(description="every planned start, also later slots")
     assigned: list[int] = Field(description="assignment ids created (jobs starting now)")
+    paused: list[int] = Field(default_factory=list, description="running assignments the "
+                              "round asked their sites to pause (preemptible jobs)")
     deferred: list[str]
     requeued: list[str] = Field(description="jobs taken back this round (ack timeout, lease "
                                 "expired, stale site)")

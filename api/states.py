@@ -10,6 +10,12 @@ An assignment (one hand-over of a job to a site) moves::
        |                                              running past its maximum run time)
        +------------------+----------------------+--> failed  (the run exited non-zero)
 
+A running preemptible job may get the broker's pause directive: its site stops it and
+acknowledges with its progress (``/pause``), and the assignment is requeued (reason
+``paused``); its job is queued with the work done and where its checkpoint is, to resume
+later, there or elsewhere. A directive not acknowledged within ``ack_timeout_s`` requeues the
+assignment (``directive-timeout``).
+
 A completion is accepted only for a running job, and no earlier than ``min_runtime_fraction``
 of its expected transfer and run time after its start (``api.services.assignments``).
 
@@ -69,6 +75,17 @@ TRANSITIONS: dict[AssignmentStatus, frozenset[AssignmentStatus]] = {
 # The requeue reason of a job the site refused (api.services.leases): it is never planned on
 # that site again (api.services.round_read).
 REJECTED_REASON = "rejected"
+# The requeue reason of a job its site paused on the broker's word (``Directive.PAUSE``): the
+# job is queued with the work it did and where its checkpoint is.
+PAUSED_REASON = "paused"
+
+
+class Directive(StrEnum):
+    """The broker's word on a running assignment, acknowledged by its site within
+    ``ack_timeout_s`` (else the assignment is requeued, as an unacknowledged one is)."""
+
+    PAUSE = "pause"  # a preemptible job: stop it (its checkpoint kept), report its progress
+
 # Assignments that ended: the job left the site (withdrawn, or its run ended).
 ENDED: tuple[AssignmentStatus, ...] = (A.COMPLETED, A.REQUEUED, A.FAILED)
 # Assignments that hold a job (and GPUs) at a site.

@@ -124,10 +124,13 @@ def round_offers(
     slot_h: float,
     horizon_slots: int,
     reservations: Sequence[Reservation] = (),
+    releases: Sequence[Reservation] = (),
 ) -> RoundOffers:
     """The ``RoundOffers`` of a round at ``now_h``: offers aligned to the round's slots.
 
-    Free GPUs are the advertised ones minus ``reservations`` (never below 0). A site without an
+    Free GPUs are the advertised ones minus ``reservations`` (never below 0), plus
+    ``releases``: the GPUs of running jobs the round may pause (their offer leaves them out;
+    the round plans them again, going on where they run among their options). A site without an
     offer gets flat zero signals; it has no GPU pools in a federation built by
     ``live_federation``, so they are never read.
     """
@@ -151,7 +154,7 @@ def round_offers(
             if site_i == s and gpu in offer.free_gpus:
                 advertised = np.asarray(offer.free_gpus[gpu], dtype=int)[clipped]
                 free[r] = np.where(inside, advertised, 0)
-    for res in reservations:
+    for res, sign in [(r, -1) for r in reservations] + [(r, 1) for r in releases]:
         pool = _resource(federation, res.site_id, res.gpu_type)
         if pool is None:
             continue
@@ -159,7 +162,7 @@ def round_offers(
         overlaps = (slot_from < res.end_h - SLOT_EPS) & (
             slot_from + slot_h > res.start_h + SLOT_EPS
         )
-        free[pool] -= np.where(overlaps, res.gpus, 0)
+        free[pool] += sign * np.where(overlaps, res.gpus, 0)
     return RoundOffers(
         now_h=now_h,
         slot_h=slot_h,

@@ -59,6 +59,9 @@ class RoundTask:
     queue: Sequence[Job]
     now_h: float
     reservations: Sequence[Reservation] = ()
+    # running preemptible jobs the round may pause: their GPUs, back in the round's capacity
+    # (the jobs are in ``queue`` with their state, ``broker.jobs.InFlight``)
+    releases: Sequence[Reservation] = ()
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ def solve_round(rules: RoundRules, task: RoundTask, budget_s: float,
     fed = live_federation(task.sites, usable, rules.gpu_catalog, rules.affinity,
                           rules.transfer_gbps)
     round_ = round_offers(fed, task.offers, task.now_h, rules.slot_h, rules.horizon_slots,
-                          task.reservations)
+                          task.reservations, task.releases)
     pid = os.getpid()
     if not task.queue:
         return SolvedRound(None, "empty-queue", pid=pid)
@@ -93,8 +96,13 @@ def solve_round(rules: RoundRules, task: RoundTask, budget_s: float,
     by_id = {j.id: j for j in task.queue}
     estimates = {a.job_id: estimate_run(fed, round_, by_id[a.job_id], a.site_id, a.gpu_type,
                                         a.start_offset, a.gpus)
-                 for a in found.plan.starting_now}
+                 for a in found.plan.starting_now if not _running(by_id[a.job_id])}
     return SolvedRound(found.plan, found.status, found.method, estimates, pid)
+
+
+def _running(job: Job) -> bool:
+    """A running job the round replanned: it goes on or is paused, never assigned anew."""
+    return job.state is not None and job.state.computing
 
 
 def worker_init(niceness: int) -> None:

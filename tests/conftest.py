@@ -18,6 +18,7 @@ SLOW_MODULES = frozenset({
     "tests/api/test_anytime.py",
     "tests/api/test_end_to_end.py",
     "tests/api/test_end_to_end_leases.py",
+    "tests/api/test_pause_end_to_end.py",
     "tests/api/test_planner_process.py",
     "tests/api/test_postgres.py",
     "tests/api/test_schemathesis.py",

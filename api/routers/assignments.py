@@ -8,7 +8,14 @@ from fastapi import APIRouter, Body, Path, Query
 
 from api.auth import Assignments, CurrentPrincipal, CurrentSite, check_site_access
 from api.routers.sites import SiteId
-from api.schemas import MAX_ROW_ID, AssignmentOut, AssignmentsOut, RejectIn, RunReport
+from api.schemas import (
+    MAX_ROW_ID,
+    AssignmentOut,
+    AssignmentsOut,
+    PauseIn,
+    RejectIn,
+    RunReport,
+)
 from api.services import Principal
 from api.states import LIVE, AssignmentStatus
 
@@ -65,6 +72,15 @@ def report_failure(site_id: SiteId, assignment_id: AssignmentId, assignments: As
     another site, until it has failed ``max_attempts`` times; 409 if it was withdrawn."""
     check_site_access(Principal(site_id=me), site_id, admin_allowed=False)
     return assignments.fail(site_id, assignment_id, report)
+
+
+@router.post("/{assignment_id}/pause")
+def report_pause(site_id: SiteId, assignment_id: AssignmentId, assignments: Assignments,
+                 me: CurrentSite, body: PauseIn) -> AssignmentOut:
+    """The job was paused on the broker's word (its directive): it is queued again with the
+    work done and where its checkpoint is; 409 if no pause was asked or it was withdrawn."""
+    check_site_access(Principal(site_id=me), site_id, admin_allowed=False)
+    return assignments.pause(site_id, assignment_id, body)
 
 
 @router.post("/{assignment_id}/reject")

@@ -32,8 +32,10 @@ from api.states import (
     JOB_FINAL,
     JOB_STATUS,
     LIVE,
+    PAUSED_REASON,
     STAMPS,
     AssignmentStatus,
+    Directive,
     JobStatus,
     may_move,
 )
@@ -85,6 +87,29 @@ class AssignmentService:
             a.run_message = body.reason
             job = s.get(JobRow, a.job_id)
             assert job is not None
+            return mappers.assignment_out(a, job)
+
+    def pause(self, site_id: str, assignment_id: int,
+              body: schemas.PauseIn) -> schemas.AssignmentOut:
+        """The site paused the job on the broker's word: the assignment is requeued
+        (``paused``); the job is queued with the work done (``progress`` of what this
+        assignment was given) and where its checkpoint is. A repeat answers as the first."""
+        wall = self.ctx.clock.wall_s()
+        with self.ctx.db.write() as s:
+            a = self._owned(s, site_id, assignment_id)
+            job = s.get(JobRow, a.job_id)
+            assert job is not None
+            if a.status == AssignmentStatus.REQUEUED and a.requeue_reason == PAUSED_REASON:
+                return mappers.assignment_out(a, job)  # a repeated report
+            if a.status != AssignmentStatus.RUNNING or a.directive != Directive.PAUSE:
+                raise ConflictError(f"assignment {assignment_id} is {a.status}"
+                                    + ("" if a.directive else " and no pause was asked"))
+            job.done_steps += body.progress * (job.work_steps - job.done_steps)
+            job.paused_site, job.paused_gpu_type, job.paused_gpus = a.site_id, a.gpu_type, a.gpus
+            leases.withdraw_job(s, a.job_id, wall, PAUSED_REASON)
+            job.status = JobStatus.QUEUED
+            s.flush()
+            s.refresh(a)
             return mappers.assignment_out(a, job)
 
     def fail(self, site_id: str, assignment_id: int,
@@ -148,6 +173,9 @@ class AssignmentService:
                 s.execute(update(JobRow).where(
                     JobRow.id == a.job_id, JobRow.status.not_in(JOB_FINAL),
                 ).values(status=JOB_STATUS[to]))
+                if to == AssignmentStatus.RUNNING:  # resumed: its state is here from now on
+                    s.execute(update(JobRow).where(JobRow.id == a.job_id).values(
+                        paused_site=None, paused_gpu_type=None, paused_gpus=None))
             if report is not None and current != AssignmentStatus.REQUEUED:
                 _record(a, report, wall)
             job = s.get(JobRow, a.job_id)

@@ -140,7 +140,9 @@ class JobService:
             raise FieldError((*where, "deadline_h"), f"must be after submit_h ({submit_h:.4f})")
         job = Job(body.id, body.home_site, body.job_type, body.gpus, body.work_steps,
                   submit_h, body.deadline_h, body.dataset_gb, min_gpus=body.min_gpus,
-                  max_gpus=body.max_gpus)
+                  max_gpus=body.max_gpus, preemptible=body.preemptible,
+                  checkpoint_overhead_h=body.checkpoint_overhead_h,
+                  checkpoint_gb=body.checkpoint_gb)
         fits = (fed.steps_per_s([job])[0] > 0) & (fed.resource_total_gpus >= job.gpus)
         if not fits.any():
             raise FieldError((*where, "gpus"), f"{body.job_type} on {body.gpus} GPUs fits no "
@@ -150,7 +152,9 @@ class JobService:
             min_gpus=job.min_gpus, max_gpus=job.max_gpus, work_steps=job.work_steps,
             submit_h=job.submit_h, deadline_h=job.deadline_h,
             dataset_gb=job.dataset_gb, status=JobStatus.QUEUED, attempts=0,
-            submitted_at_s=wall, reference_gpu_h=gpu_h,
+            submitted_at_s=wall, reference_gpu_h=gpu_h, preemptible=job.preemptible,
+            checkpoint_overhead_h=job.checkpoint_overhead_h, checkpoint_gb=job.checkpoint_gb,
+            done_steps=0.0,
         )
 
     def get(self, job_id: str, who: Principal) -> schemas.JobOut:

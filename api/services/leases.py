@@ -22,6 +22,7 @@ SITE_LEFT = "site-deregistered"
 REJECTED = REJECTED_REASON  # the site refused the job (its policy): never offered it again
 CANCELLED = "cancelled"  # the job was cancelled
 OVERRAN = "max-runtime"
+DIRECTIVE_TIMEOUT = "directive-timeout"  # the site did not acknowledge the broker's word
 
 
 def _withdraw(c: Session | Connection, which: ColumnElement[bool], wall_s: float,
@@ -65,7 +66,8 @@ def expire(c: Session | Connection, settings: Settings, wall_s: float) -> list[s
       missed its heartbeat timeout);
     * acknowledged or running, lease not renewed within ``lease_s``;
     * running longer than its expected transfer and run time x ``max_runtime_factor`` plus
-      ``max_runtime_margin_s`` (a site renewing its leases cannot hoard a job for ever).
+      ``max_runtime_margin_s`` (a site renewing its leases cannot hoard a job for ever);
+    * running with a directive (a pause) not acknowledged within ``ack_timeout_s``.
     """
     assigned = AssignmentRow.status == AssignmentStatus.ASSIGNED
     fresh = select(OfferRow.site_id).where(
@@ -82,6 +84,10 @@ def expire(c: Session | Connection, settings: Settings, wall_s: float) -> list[s
             AssignmentRow.started_at_s + (AssignmentRow.transfer_h + AssignmentRow.runtime_h)
             * (SECONDS_PER_HOUR / settings.time_scale * settings.max_runtime_factor)
             + settings.max_runtime_margin_s < wall_s), wall_s, OVERRAN)
+        + _withdraw(c, (AssignmentRow.status == AssignmentStatus.RUNNING)
+                    & AssignmentRow.directive.is_not(None)
+                    & (AssignmentRow.directive_at_s < wall_s - settings.ack_timeout_s),
+                    wall_s, DIRECTIVE_TIMEOUT)
     )
 
 

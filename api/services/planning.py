@@ -39,7 +39,7 @@ from api.services import leases
 from api.services.context import Context
 from api.services.planner_pool import InlineSolver, ProcessSolver, RoundSolver
 from api.services.round_read import RoundOutcome, RoundQuery
-from api.states import AssignmentStatus, JobStatus, SiteState
+from api.states import AssignmentStatus, Directive, JobStatus, SiteState
 from broker.live import plan_gap
 from broker.live_round import RoundRules
 from broker.planner import PlannerConfig
@@ -144,13 +144,19 @@ class PlanningService:
                   "method": result.method, "solved_by_pid": result.pid},
         )
         estimates = result.estimates or {}
+        running = outcome.running
+        # a replanned running job goes on where it runs, or is paused (resumed in a later
+        # round, once its site has stopped it): never assigned anew in the same round
+        going_on = {a.job_id for a in (plan.starting_now if plan else ()) if a.boundary}
+        pauses = [a_id for job_id, a_id in running.items() if job_id not in going_on]
         starts = {a.job_id: dict(
             job_id=a.job_id, site_id=a.site_id, gpu_type=a.gpu_type, gpus=a.gpus,
             status=AssignmentStatus.ASSIGNED, start_h=a.start_h,
             transfer_h=est.transfer_h, runtime_h=est.runtime_h, energy_kwh=est.energy_kwh,
             carbon_kg=est.carbon_kg, energy_cost_usd=est.energy_cost_usd,
             transfer_cost_usd=est.transfer_cost_usd, created_at_s=wall,
-        ) for a in (plan.starting_now if plan else ()) for est in [estimates[a.job_id]]}
+        ) for a in (plan.starting_now if plan else ()) if a.job_id not in running
+            for est in [estimates[a.job_id]]}
         with self.ctx.db.write_connection() as c:
             round_id = c.scalar(insert(_ROUNDS).returning(_ROUNDS.c.id), values)
             # a site disabled or gone while we solved gets nothing: its jobs stay queued
@@ -169,7 +175,13 @@ class PlanningService:
             assigned = list(c.scalars(
                 insert(AssignmentRow).returning(AssignmentRow.id, sort_by_parameter_order=True),
                 rows)) if rows else []
-            values["plan"] = {**values["plan"], "assigned": assigned,
+            paused = list(c.scalars(
+                update(AssignmentRow).where(
+                    AssignmentRow.id.in_(pauses), AssignmentRow.directive.is_(None),
+                    AssignmentRow.status == AssignmentStatus.RUNNING)
+                .values(directive=Directive.PAUSE, directive_at_s=wall)
+                .returning(AssignmentRow.id))) if pauses else []
+            values["plan"] = {**values["plan"], "assigned": assigned, "paused": paused,
                               "elapsed_s": time.perf_counter() - begun}
             c.execute(update(_ROUNDS).where(_ROUNDS.c.id == round_id)
                       .values(plan=values["plan"]))

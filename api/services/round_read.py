@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session, configure_mappers
@@ -25,7 +26,7 @@ from api.clock import Clock
 from api.db import Database
 from api.models import AssignmentRow, JobRow, OfferRow, SiteRow
 from api.states import LIVE, REJECTED_REASON, AssignmentStatus, JobStatus, SiteState
-from broker.jobs import Job
+from broker.jobs import InFlight, Job
 from broker.live import Reservation
 from broker.live_round import RoundRules, RoundTask, SolvedRound, solve_round
 
@@ -55,6 +56,7 @@ class RoundRead:
     wall_s: float  # when it was read
     queued: int  # every queued job
     held: int  # queued jobs whose submit_h has not come
+    running: dict[str, int] = field(default_factory=dict)  # replanned job -> its assignment
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class RoundOutcome:
     considered: tuple[str, ...]
     queued: int
     held: int
+    running: dict[str, int] = field(default_factory=dict)  # replanned job -> its assignment
 
 
 def fair_share(due: Select, now_h: float, max_jobs: int) -> Select:
@@ -136,8 +139,50 @@ def read_round(db: Database, q: RoundQuery) -> RoundRead:
                         a.start_h + a.transfer_h + a.runtime_h)
             for a in live if a.site_id in usable and a.id not in holding[a.site_id]
         ]
-    task = RoundTask(sites, frozenset(usable), offers, queue, now_h, reservations)
-    return RoundRead(task, wall_s, queued, held)
+        running = _pausable(s, live, usable, now_h)
+    task = RoundTask(sites, frozenset(usable), offers,
+                     queue + [job for job, _, _ in running.values()], now_h, reservations,
+                     [release for _, release, _ in running.values()])
+    return RoundRead(task, wall_s, queued, held,
+                     {job_id: a_id for job_id, (_, _, a_id) in running.items()})
+
+
+def _pausable(s: Session, live: Sequence[AssignmentRow], usable: set[str],
+              now_h: float) -> dict[str, tuple[Job, Reservation, int]]:
+    """The running preemptible jobs of usable sites with no directive yet, each as the rest
+    of its work with where it runs (``broker.jobs.InFlight``), and its GPUs from now to its
+    expected end (the round gives them back: going on where it runs is one of its options),
+    and its assignment.
+
+    Its progress is its elapsed over its expected run, after the restart it began with (a
+    resumed job first reads its checkpoint back)."""
+    candidates = [a for a in live if a.status == AssignmentStatus.RUNNING
+                  and a.directive is None and a.site_id in usable]
+    if not candidates:
+        return {}
+    rows = {r.id: r for r in s.scalars(select(JobRow).where(
+        JobRow.id.in_([a.job_id for a in candidates]), JobRow.preemptible.is_(True)))}
+    out: dict[str, tuple[Job, Reservation, int]] = {}
+    for a in candidates:
+        row = rows.get(a.job_id)
+        if row is None:
+            continue
+        restart_h = row.checkpoint_overhead_h if row.done_steps > 0 else 0.0
+        working_h = a.runtime_h - restart_h
+        began_h = a.start_h + a.transfer_h + restart_h
+        if working_h <= 0 or now_h <= began_h:
+            continue  # still moving its data or reading its checkpoint back: let it be
+        progress = (now_h - began_h) / working_h
+        if progress >= 1.0:
+            continue  # due to end: its completion is on its way
+        left = row.work_steps - row.done_steps
+        done = row.done_steps + progress * left
+        job = replace(mappers.job(row), work_steps=left * (1.0 - progress), state=InFlight(
+            a.site_id, a.gpu_type, a.gpus, computing=True,
+            restart_h=2.0 * row.checkpoint_overhead_h, done_steps=done))
+        end_h = a.start_h + a.transfer_h + a.runtime_h
+        out[row.id] = (job, Reservation(a.site_id, a.gpu_type, a.gpus, now_h, end_h), a.id)
+    return out
 
 
 def _excluded(s: Session, job_ids: list[str]) -> tuple[dict[str, set[str]],
@@ -180,7 +225,8 @@ def read_and_solve(rules: RoundRules, q: RoundQuery, budget_s: float,
             source.dispose()
     solved = solve_round(rules, read.task, budget_s - (time.perf_counter() - begun), deadline_s)
     return RoundOutcome(solved, read.wall_s, read.task.now_h,
-                        tuple(j.id for j in read.task.queue), read.queued, read.held)
+                        tuple(j.id for j in read.task.queue), read.queued, read.held,
+                        read.running)
 
 
 def worker_ready() -> int:

@@ -51,9 +51,13 @@ def job_bodies(args: argparse.Namespace) -> list[dict[str, Any]]:
     ids = [args.id] if args.count == 1 else [f"{args.id}-{n}" for n in range(1, args.count + 1)]
     if (args.min_gpus is None) != (args.max_gpus is None):
         raise InputError("--min-gpus", "", "give --min-gpus and --max-gpus together (moldable)")
+    if args.checkpoint_overhead_h is not None and not args.preemptible:
+        raise InputError("--checkpoint-overhead-h", str(args.checkpoint_overhead_h),
+                         "needs --preemptible")
     optional = {"deadline_h": args.deadline_h, "submit_h": args.submit_h,
                 "dataset_gb": args.dataset_gb, "min_gpus": args.min_gpus,
-                "max_gpus": args.max_gpus}
+                "max_gpus": args.max_gpus, "preemptible": args.preemptible or None,
+                "checkpoint_overhead_h": args.checkpoint_overhead_h}
     return [{"id": job_id, "home_site": args.home, "job_type": args.job_type,
              "gpus": args.gpus, "work_steps": steps,
              **{k: v for k, v in optional.items() if v is not None}} for job_id in ids]
@@ -77,6 +81,10 @@ class SubmitCommand(Command):
         parser.add_argument("--submit-h", type=float,
                             help="hold it until this broker clock hour (default: now)")
         parser.add_argument("--dataset-gb", type=float, help="data set shipped if it moves")
+        parser.add_argument("--preemptible", action="store_true",
+                            help="the broker may pause it while it runs and resume it later")
+        parser.add_argument("--checkpoint-overhead-h", type=float,
+                            help="with --preemptible: busy hours lost at each pause and resume")
         parser.add_argument("--count", type=int, default=1, help="submit N such jobs at once")
         add_broker_arguments(parser)
 

@@ -63,7 +63,7 @@ def test_upgrade_keeps_every_row(tmp_path):
     db = Database(f"sqlite:///{path}")
     assert schema_revision(db.engine) is None
     upgrade_schema(db.engine)
-    assert schema_revision(db.engine) == "0005"
+    assert schema_revision(db.engine) == "0006"
     db.dispose()
     for table, columns in KEPT.items():
         assert rows(path, table, columns) == v1_rows(table, columns), table
@@ -75,6 +75,9 @@ def test_upgrade_keeps_every_row(tmp_path):
     assert rows(path, "assignments", "reported_runtime_h") == [(None,)] * 5
     assert all(h is None for (h,) in rows(path, "offers", "heartbeat_at_s"))
     assert rows(path, "jobs", "reference_gpu_h") == [(None,)] * 6
+    # 0006: no job preemptible, no work done before a pause, no directive
+    assert rows(path, "jobs", "preemptible, done_steps, paused_site") == [(0, 0.0, None)] * 6
+    assert rows(path, "assignments", "directive") == [(None,)] * 5
     assert dict(rows(path, "sites", "id, state")) == {
         "north": "active", "south": "active", "gone": "deregistered"}
     # leases of acknowledged and running jobs count from their last sign of life
@@ -102,8 +105,8 @@ async def test_the_broker_serves_an_upgraded_database(tmp_path, make_settings, w
 def test_db_upgrade_command(tmp_path, capsys):
     path = v1_database(tmp_path)
     assert main(["db", "upgrade", "--db", f"sqlite:///{path}"]) == 0
-    assert capsys.readouterr().out.strip().endswith("schema none -> 0005")
+    assert capsys.readouterr().out.strip().endswith("schema none -> 0006")
     assert main(["db", "upgrade", "--db", str(path)]) == 0  # a plain path is a SQLite file
-    assert capsys.readouterr().out.strip().endswith("schema 0005 -> 0005")
+    assert capsys.readouterr().out.strip().endswith("schema 0006 -> 0006")
     assert main(["db", "upgrade", "--db", str(tmp_path / "no" / "such.db")]) == 2
     assert "does not exist" in capsys.readouterr().err

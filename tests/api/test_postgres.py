@@ -56,7 +56,7 @@ async def test_enrol_register_offer_plan_complete_on_postgres(make_settings):
                                  headers=bearer(token))
             assert r.json()["status"] == "completed"
         db = Database(url)
-        assert schema_revision(db.engine) == "0005"  # through Alembic, in its own schema
+        assert schema_revision(db.engine) == "0006"  # through Alembic, in its own schema
         db.dispose()
 
 

@@ -294,6 +294,21 @@ def test_submit_a_moldable_job(tmp_path, broker, south):
                                    "together (moldable)")
 
 
+def test_submit_a_preemptible_job(tmp_path, broker, south):
+    """--preemptible with its checkpoint overhead reaches the broker; an overhead alone is a
+    one-line error."""
+    url, env = broker
+    done = run("submit", "job-p", "--home", south, "--job-type", "resnet50", "--hours", "1",
+               "--preemptible", "--checkpoint-overhead-h", "0.1", "--broker", url, "--json",
+               cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["preemptible"] is True
+    alone = run("submit", "job-q", "--home", south, "--job-type", "resnet50", "--hours", "1",
+                "--checkpoint-overhead-h", "0.1", "--broker", url, cwd=tmp_path, env=env)
+    assert alone.returncode == 2
+    assert alone.stderr.strip() == "error: --checkpoint-overhead-h: 0.1: needs --preemptible"
+
+
 @pytest.mark.parametrize(("args", "says"), [
     (["--home", "nowhere", "--job-type", "resnet50", "--hours", "1"],
      "error: submit: HTTP 422: body.home_site: no active site 'nowhere'"),

@@ -281,3 +281,28 @@ def test_a_finished_job_holds_its_gpus_now_until_its_completion_is_reported(tmp_
     job.started_s, job.ends_s = clock.now_s - 10.0, clock.now_s - 1.0  # ended, unreported
     a.jobs[5] = job
     assert a.free_gpus(clock.now_s)["V100"] == [1, 4, 4, 4]
+
+
+def test_a_pause_directive_stops_the_job_and_reports_its_progress(tmp_path):
+    """A job started 30 min ago with 30 min to go (the simulated executor's clock): on the
+    broker's word it stops, reports half its run done, and leaves the agent's jobs (its GPUs
+    are free in the next offer)."""
+    clock, posted = FakeTime(), []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return httpx.Response(200, json={"assignments": [{"id": 5, "directive": "pause"}]})
+        posted.append((request.url.path, json.loads(request.content)))
+        return httpx.Response(200, json={})
+
+    lines: list[str] = []
+    a = agent(tmp_path, handler, clock)
+    a.say = lines.append
+    a.state.token = "tok"
+    job = LocalJob(5, "j5", "V100", 2, 1.0)
+    job.started_s, job.ends_s = clock.now_s - 1800.0, clock.now_s + 1800.0
+    a.jobs[5] = job
+    assert a.fetch_assignments() == 0
+    assert posted == [("/v1/sites/north/assignments/5/pause", {"progress": 0.5})]
+    assert a.jobs == {} and job.stopping
+    assert "job j5 paused on the broker's word at 50%" in lines
