@@ -105,6 +105,12 @@ class AssignmentService:
                 raise ConflictError(f"assignment {assignment_id} is {a.status}"
                                     + ("" if a.directive else " and no pause was asked"))
             job.done_steps += body.progress * (job.work_steps - job.done_steps)
+            # what it ran until the pause is billed (``api.services.summary``): its share of
+            # the run the assignment was given (the data transfer, if any, in full)
+            a.runtime_h *= body.progress
+            a.energy_kwh *= body.progress
+            a.carbon_kg *= body.progress
+            a.energy_cost_usd *= body.progress
             job.paused_site, job.paused_gpu_type, job.paused_gpus = a.site_id, a.gpu_type, a.gpus
             leases.withdraw_job(s, a.job_id, wall, PAUSED_REASON)
             job.status = JobStatus.QUEUED

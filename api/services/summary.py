@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from api import schemas
 from api.models import AssignmentRow, JobRow, PlanRoundRow, SiteRow
 from api.services.context import Context
-from api.states import LIVE, AssignmentStatus, SiteState
+from api.states import LIVE, PAUSED_REASON, AssignmentStatus, SiteState
 from broker.costs import carbon_cost_usd, total_cost_usd
 from market.ledger import balances, job_rows
 from market.outcome import GrandOutcome, HostedJob
@@ -22,6 +22,10 @@ _A = AssignmentRow
 _SCALE = case((_A.measured_energy_kwh.is_not(None) & (_A.energy_kwh > 0),
                _A.measured_energy_kwh / _A.energy_kwh), else_=1.0)
 METERED_KWH = func.coalesce(_A.measured_energy_kwh, _A.energy_kwh)
+# Runs that drew energy: completed ones, and the part of a paused one before its pause
+BILLED = (_A.status == AssignmentStatus.COMPLETED) | (
+    (_A.status == AssignmentStatus.REQUEUED) & (_A.requeue_reason == PAUSED_REASON))
+COMPLETED = func.sum(case((_A.status == AssignmentStatus.COMPLETED, 1), else_=0))
 METERED_KG = _A.carbon_kg * _SCALE
 METERED_USD = _A.energy_cost_usd * _SCALE
 
@@ -46,11 +50,11 @@ class SummaryService:
                 select(JobRow.status, func.count()).group_by(JobRow.status)).all())
             sites = s.scalars(select(SiteRow.id).order_by(SiteRow.number)).all()
             done = {r[0]: r[1:] for r in s.execute(
-                select(AssignmentRow.site_id, func.count(), func.sum(METERED_KWH),
+                select(AssignmentRow.site_id, COMPLETED, func.sum(METERED_KWH),
                        func.sum(METERED_KG), func.sum(METERED_USD),
                        func.sum(AssignmentRow.transfer_cost_usd),
                        func.count(AssignmentRow.measured_energy_kwh))
-                .where(AssignmentRow.status == AssignmentStatus.COMPLETED)
+                .where(BILLED)
                 .group_by(AssignmentRow.site_id))}
             active = dict(s.execute(
                 select(AssignmentRow.site_id, func.count()).where(AssignmentRow.status.in_(LIVE))
@@ -106,7 +110,7 @@ class SummaryService:
                        a.transfer_h, a.runtime_h, METERED_KWH, METERED_KG,
                        METERED_USD, a.transfer_cost_usd, a.measured_energy_kwh)
                 .join(JobRow, JobRow.id == a.job_id)
-                .where(a.status == AssignmentStatus.COMPLETED, a.site_id != JobRow.home_site)
+                .where(BILLED, a.site_id != JobRow.home_site)
                 .order_by(a.id)).all()
         hosted = tuple(HostedJob(
             job_id=job, home=home, host=host, resource=-1, gpus=gpus,

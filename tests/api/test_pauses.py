@@ -90,6 +90,13 @@ async def test_a_running_job_is_paused_over_a_spike_and_resumed_after(priced):
         assert (await _post(priced, token, f"{second}/{action}")).status_code == 200
     job = (await priced.client.get("/v1/jobs/j1", headers=priced.admin())).json()
     assert job["status"] == "running" and job["paused_site"] is None
+    assert (await _post(priced, token, f"{second}/complete")).status_code == 200
+    # billed: the hour before the pause (half of the first 2 h run: 0.36 kWh) and the 1.1 h
+    # after it (0.396 kWh), one job completed
+    summary = (await priced.client.get("/v1/summary", headers=priced.admin())).json()
+    [north] = summary["by_site"]
+    assert north["jobs_completed"] == 1
+    assert summary["energy_kwh"] == pytest.approx(0.36 + 0.396)
 
 
 async def test_a_job_that_may_not_pause_runs_through_the_spike(priced):
