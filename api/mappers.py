@@ -23,7 +23,8 @@ def job(row: JobRow) -> Job:
                max(row.work_steps - row.done_steps, row.work_steps * 1e-12), row.submit_h,
                row.deadline_h, row.dataset_gb, min_gpus=row.min_gpus, max_gpus=row.max_gpus,
                preemptible=row.preemptible, checkpoint_overhead_h=row.checkpoint_overhead_h,
-               checkpoint_gb=row.checkpoint_gb, state=state)
+               checkpoint_gb=row.checkpoint_gb, elastic=row.elastic,
+               resize_overhead_h=row.resize_overhead_h, state=state)
 
 
 def site_spec(row: SiteRow) -> SiteSpec:
@@ -93,7 +94,8 @@ def job_out(row: JobRow, live: AssignmentRow | None, *, has_run: bool = False,
         site_id=live.site_id if live else None, assignment_id=live.id if live else None,
         has_run=has_run, failures=failures,
         history=None if history is None else [attempt_out(a) for a in history],
-        preemptible=row.preemptible, done_steps=row.done_steps, paused_site=row.paused_site,
+        preemptible=row.preemptible, elastic=row.elastic, done_steps=row.done_steps,
+        paused_site=row.paused_site,
     )
 
 
@@ -115,6 +117,7 @@ def assignment_out(a: AssignmentRow, job_row: JobRow,
         run_message=a.run_message, measured_energy_kwh=a.measured_energy_kwh,
         reported_runtime_h=a.reported_runtime_h,
         directive=a.directive if live is not None else None,
+        directive_gpus=a.directive_gpus if live is not None else None,
     )
 
 
@@ -130,6 +133,7 @@ def plan_out(row: PlanRoundRow) -> schemas.PlanOut:
         planned=[schemas.PlannedStart(**p) for p in plan["planned"]],
         assigned=list(plan["assigned"]), deferred=list(plan["deferred"]),
         requeued=list(plan["requeued"]), paused=list(plan.get("paused", [])),
+        resized=list(plan.get("resized", [])),
     )
 
 

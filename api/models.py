@@ -99,6 +99,9 @@ class JobRow(Base):
     paused_site: Mapped[str | None] = mapped_column(String(ID_LENGTH), default=None)
     paused_gpu_type: Mapped[str | None] = mapped_column(String(ID_LENGTH), default=None)
     paused_gpus: Mapped[int | None] = mapped_column(Integer, default=None)
+    # an elastic job (with a GPU range) may change its count while it runs
+    elastic: Mapped[bool] = mapped_column(Boolean, default=False)
+    resize_overhead_h: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class JobRunRow(Base):
@@ -152,6 +155,7 @@ class AssignmentRow(Base):
     # the broker's word on a running assignment (``api.states.Directive``) and when it was
     # given: acknowledged within ack_timeout_s, or the assignment is requeued
     directive: Mapped[str | None] = mapped_column(String(16), default=None)
+    directive_gpus: Mapped[int | None] = mapped_column(Integer, default=None)  # a resize's
     directive_at_s: Mapped[float | None] = mapped_column(Float, default=None)
 
     __table_args__ = (

@@ -210,11 +210,19 @@ class JobIn(Strict):
                                          "each pause and each resume (needs preemptible)")
     checkpoint_gb: float = Field(0.0, ge=0, le=1e6, description="shipped when it resumes on "
                                  "another site (needs preemptible)")
+    elastic: bool = Field(False, description="its GPU count may change while it runs, within "
+                          "min_gpus..max_gpus")
+    resize_overhead_h: float = Field(0.0, ge=0, le=24, description="busy hours lost at each "
+                                     "resize (needs elastic)")
 
     @model_validator(mode="after")
     def _checkpoint(self) -> JobIn:
         if not self.preemptible and (self.checkpoint_overhead_h or self.checkpoint_gb):
             raise ValueError("checkpoint_overhead_h and checkpoint_gb need preemptible: true")
+        if self.elastic and (self.min_gpus is None or self.min_gpus == self.max_gpus):
+            raise ValueError("elastic needs a GPU range (min_gpus < max_gpus)")
+        if self.resize_overhead_h and not self.elastic:
+            raise ValueError("resize_overhead_h needs elastic: true")
         return self
 
     @model_validator(mode="after")
@@ -268,6 +276,7 @@ class JobOut(Strict):
     history: list[AttemptOut] | None = Field(
         None, description="every attempt (reading one job, as its home site or the admin)")
     preemptible: bool = False
+    elastic: bool = False
     done_steps: float = Field(0.0, description="work done before its pauses (its checkpoint)")
     paused_site: str | None = Field(None, description="where its checkpoint is, while paused")
 
@@ -307,8 +316,10 @@ class AssignmentOut(Strict):
     measured_energy_kwh: float | None = Field(
         None, description="what the site measured (energy_kwh is the broker's model)")
     directive: Directive | None = Field(None, description="the broker's word on a running "
-                                        "job: 'pause' (stop it and report its progress at "
-                                        "/pause within ack_timeout_s, else it is requeued)")
+                                        "job: 'pause' or 'resize' (stop it and report its "
+                                        "progress at /pause or /resize within ack_timeout_s, "
+                                        "else it is requeued)")
+    directive_gpus: int | None = Field(None, description="a resize's new GPU count")
     reported_runtime_h: float | None = Field(
         None, description="hours (broker clock) between the site's start and completion "
         "reports, beside the expected runtime_h")
@@ -383,6 +394,8 @@ class PlanOut(Strict):
     assigned: list[int] = Field(description="assignment ids created (jobs starting now)")
     paused: list[int] = Field(default_factory=list, description="running assignments the "
                               "round asked their sites to pause (preemptible jobs)")
+    resized: list[int] = Field(default_factory=list, description="running assignments the "
+                               "round asked their sites to resize (elastic jobs)")
     deferred: list[str]
     requeued: list[str] = Field(description="jobs taken back this round (ack timeout, lease "
                                 "expired, stale site)")

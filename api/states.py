@@ -13,8 +13,10 @@ An assignment (one hand-over of a job to a site) moves::
 A running preemptible job may get the broker's pause directive: its site stops it and
 acknowledges with its progress (``/pause``), and the assignment is requeued (reason
 ``paused``); its job is queued with the work done and where its checkpoint is, to resume
-later, there or elsewhere. A directive not acknowledged within ``ack_timeout_s`` requeues the
-assignment (``directive-timeout``).
+later, there or elsewhere. A running elastic job may get a resize directive: acknowledged
+(``/resize``), the assignment is requeued (``resized``) and the job goes on at the same site
+on the new count as a new assignment. A directive not acknowledged within ``ack_timeout_s``
+requeues the assignment (``directive-timeout``).
 
 A completion is accepted only for a running job, and no earlier than ``min_runtime_fraction``
 of its expected transfer and run time after its start (``api.services.assignments``).
@@ -85,6 +87,13 @@ class Directive(StrEnum):
     ``ack_timeout_s`` (else the assignment is requeued, as an unacknowledged one is)."""
 
     PAUSE = "pause"  # a preemptible job: stop it (its checkpoint kept), report its progress
+    RESIZE = "resize"  # an elastic job: stop it, report its progress; it goes on here on
+    # ``directive_gpus`` GPUs, as a new assignment
+
+
+# The requeue reason of an assignment its site stopped for a resize: the job goes on at the
+# same site on the new count (a new assignment).
+RESIZED_REASON = "resized"
 
 # Assignments that ended: the job left the site (withdrawn, or its run ended).
 ENDED: tuple[AssignmentStatus, ...] = (A.COMPLETED, A.REQUEUED, A.FAILED)

@@ -354,8 +354,8 @@ class SiteAgent:
         taken = 0
         for a in r.json()["assignments"]:
             if a["id"] in self.jobs:
-                if a.get("directive") == "pause":
-                    self._pause(self.jobs[a["id"]])
+                if a.get("directive") in ("pause", "resize"):
+                    self._stop_on_word(self.jobs[a["id"]], a["directive"])
                 continue
             # held locally before the ack, so every offer sent after the ack counts its GPUs;
             # on the assignment's own count (a moldable job's: the broker's choice; a broker
@@ -384,18 +384,20 @@ class SiteAgent:
             taken += 1
         return taken
 
-    def _pause(self, job: LocalJob) -> None:
-        """The broker's word: stop the job (a checkpointing job gets SIGTERM first, on the
-        process and Slurm executors) and tell how far it got: its elapsed over its expected
-        run (the simulated executor's own measure)."""
+    def _stop_on_word(self, job: LocalJob, directive: str) -> None:
+        """The broker's word (``pause``, or ``resize``: it comes back as a new assignment on
+        the new count): stop the job (a checkpointing job gets SIGTERM first, on the process
+        and Slurm executors) and tell how far it got: its elapsed over its expected run (the
+        simulated executor's own measure)."""
         now_s = self.monotonic()
         progress = 0.0
         if job.started_s is not None and job.ends_s is not None and job.ends_s > job.started_s:
             progress = min(max((now_s - job.started_s) / (job.ends_s - job.started_s), 0.0), 1.0)
             self.executor.stop(job)
-        code = self._report_status(job, "pause", {"progress": progress})
+        code = self._report_status(job, directive, {"progress": progress})
         del self.jobs[job.assignment_id]
-        self.say(f"job {job.job_id} paused on the broker's word at {progress:.0%}"
+        done = "paused" if directive == "pause" else "stopped to resize"
+        self.say(f"job {job.job_id} {done} on the broker's word at {progress:.0%}"
                  + ("" if code == 200 else f" (the broker answered HTTP {code})"))
 
     def refusal(self, job: LocalJob) -> str | None:

@@ -83,6 +83,16 @@ def report_pause(site_id: SiteId, assignment_id: AssignmentId, assignments: Assi
     return assignments.pause(site_id, assignment_id, body)
 
 
+@router.post("/{assignment_id}/resize")
+def report_resize(site_id: SiteId, assignment_id: AssignmentId, assignments: Assignments,
+                  me: CurrentSite, body: PauseIn) -> AssignmentOut:
+    """The job was stopped for the broker's resize (its directive): it goes on here on the
+    directive's GPU count as the new assignment answered (acknowledge and start it as any
+    other); 409 if no resize was asked or it was withdrawn."""
+    check_site_access(Principal(site_id=me), site_id, admin_allowed=False)
+    return assignments.resize(site_id, assignment_id, body)
+
+
 @router.post("/{assignment_id}/reject")
 def reject(site_id: SiteId, assignment_id: AssignmentId, assignments: Assignments,
            me: CurrentSite, body: RejectIn) -> AssignmentOut:

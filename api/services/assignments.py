@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from api import mappers, schemas
 from api.errors import ConflictError, ForbiddenError, NotFoundError
-from api.models import AssignmentRow, JobRow, JobRunRow
+from api.models import AssignmentRow, JobRow, JobRunRow, SiteRow
 from api.services import leases
 from api.services.context import Context
 from api.states import (
@@ -33,12 +33,15 @@ from api.states import (
     JOB_STATUS,
     LIVE,
     PAUSED_REASON,
+    RESIZED_REASON,
     STAMPS,
     AssignmentStatus,
     Directive,
     JobStatus,
     may_move,
 )
+from sites.power import energy_kwh
+from sites.scaling import runtime_h
 
 
 class AssignmentService:
@@ -105,18 +108,54 @@ class AssignmentService:
                 raise ConflictError(f"assignment {assignment_id} is {a.status}"
                                     + ("" if a.directive else " and no pause was asked"))
             job.done_steps += body.progress * (job.work_steps - job.done_steps)
-            # what it ran until the pause is billed (``api.services.summary``): its share of
-            # the run the assignment was given (the data transfer, if any, in full)
-            a.runtime_h *= body.progress
-            a.energy_kwh *= body.progress
-            a.carbon_kg *= body.progress
-            a.energy_cost_usd *= body.progress
+            _bill_share(a, body.progress)
             job.paused_site, job.paused_gpu_type, job.paused_gpus = a.site_id, a.gpu_type, a.gpus
             leases.withdraw_job(s, a.job_id, wall, PAUSED_REASON)
             job.status = JobStatus.QUEUED
             s.flush()
             s.refresh(a)
             return mappers.assignment_out(a, job)
+
+    def resize(self, site_id: str, assignment_id: int,
+               body: schemas.PauseIn) -> schemas.AssignmentOut:
+        """The site stopped the job for the broker's resize: the assignment is requeued
+        (``resized``) and billed for its share of the run, as a pause is; the job goes on at
+        the same site and GPU type on the directive's count, as a new assignment (to
+        acknowledge and start as any other), whose run is the work left at that count's
+        throughput plus the job's ``resize_overhead_h``. Carbon and energy cost keep the old
+        run's per-kWh figures (same site, the next hours). Returns the new assignment."""
+        wall = self.ctx.clock.wall_s()
+        with self.ctx.db.write() as s:
+            a = self._owned(s, site_id, assignment_id)
+            job = s.get(JobRow, a.job_id)
+            site = s.get(SiteRow, a.site_id)
+            assert job is not None and site is not None
+            if a.status != AssignmentStatus.RUNNING or a.directive != Directive.RESIZE \
+                    or not a.directive_gpus:
+                raise ConflictError(f"assignment {assignment_id} is {a.status}"
+                                    + ("" if a.directive else " and no resize was asked"))
+            gpus = a.directive_gpus
+            per_kwh = ((a.carbon_kg / a.energy_kwh, a.energy_cost_usd / a.energy_kwh)
+                       if a.energy_kwh > 0 else (0.0, 0.0))
+            job.done_steps += body.progress * (job.work_steps - job.done_steps)
+            _bill_share(a, body.progress)
+            leases.withdraw_job(s, a.job_id, wall, RESIZED_REASON)
+            rate = self.ctx.affinity.job_steps_per_s(job.job_type, a.gpu_type, gpus)
+            hours = float(runtime_h(job.work_steps - job.done_steps, rate)) + (
+                job.resize_overhead_h)
+            kwh = float(energy_kwh(gpus, self.ctx.gpu_catalog[a.gpu_type].board_power_w,
+                                   site.pue, hours))
+            new = AssignmentRow(
+                job_id=a.job_id, site_id=a.site_id, gpu_type=a.gpu_type, gpus=gpus,
+                round_id=a.round_id, status=AssignmentStatus.ASSIGNED,
+                start_h=self.ctx.clock.hours_at(wall), transfer_h=0.0, runtime_h=hours,
+                energy_kwh=kwh, carbon_kg=kwh * per_kwh[0], energy_cost_usd=kwh * per_kwh[1],
+                transfer_cost_usd=0.0, created_at_s=wall)
+            s.add(new)
+            job.status = JobStatus.ASSIGNED
+            job.attempts += 1
+            s.flush()
+            return mappers.assignment_out(new, job)
 
     def fail(self, site_id: str, assignment_id: int,
              report: schemas.RunReport) -> schemas.AssignmentOut:
@@ -208,6 +247,15 @@ class AssignmentService:
                 f"assignment {a.id} completed {wall - a.started_at_s:.0f} s after its start; "
                 f"not before {earliest - a.started_at_s:.0f} s ({fraction:g} of its expected "
                 f"{expected_s:.0f} s)")
+
+
+def _bill_share(a: AssignmentRow, progress: float) -> None:
+    """A run stopped on the broker's word is billed for what it ran (``api.services.summary``):
+    its share of the run the assignment was given (the data transfer, if any, in full)."""
+    a.runtime_h *= progress
+    a.energy_kwh *= progress
+    a.carbon_kg *= progress
+    a.energy_cost_usd *= progress
 
 
 def _record(a: AssignmentRow, report: schemas.RunReport, wall: float) -> None:

@@ -142,7 +142,8 @@ class JobService:
                   submit_h, body.deadline_h, body.dataset_gb, min_gpus=body.min_gpus,
                   max_gpus=body.max_gpus, preemptible=body.preemptible,
                   checkpoint_overhead_h=body.checkpoint_overhead_h,
-                  checkpoint_gb=body.checkpoint_gb)
+                  checkpoint_gb=body.checkpoint_gb, elastic=body.elastic,
+                  resize_overhead_h=body.resize_overhead_h)
         fits = (fed.steps_per_s([job])[0] > 0) & (fed.resource_total_gpus >= job.gpus)
         if not fits.any():
             raise FieldError((*where, "gpus"), f"{body.job_type} on {body.gpus} GPUs fits no "
@@ -154,7 +155,7 @@ class JobService:
             dataset_gb=job.dataset_gb, status=JobStatus.QUEUED, attempts=0,
             submitted_at_s=wall, reference_gpu_h=gpu_h, preemptible=job.preemptible,
             checkpoint_overhead_h=job.checkpoint_overhead_h, checkpoint_gb=job.checkpoint_gb,
-            done_steps=0.0,
+            done_steps=0.0, elastic=job.elastic, resize_overhead_h=job.resize_overhead_h,
         )
 
     def get(self, job_id: str, who: Principal) -> schemas.JobOut:

@@ -145,10 +145,14 @@ class PlanningService:
         )
         estimates = result.estimates or {}
         running = outcome.running
-        # a replanned running job goes on where it runs, or is paused (resumed in a later
-        # round, once its site has stopped it): never assigned anew in the same round
-        going_on = {a.job_id for a in (plan.starting_now if plan else ()) if a.boundary}
-        pauses = [a_id for job_id, a_id in running.items() if job_id not in going_on]
+        # a replanned running job goes on where it runs (resized when the plan changed its
+        # count), or is paused (resumed in a later round, once its site has stopped it):
+        # never assigned anew in the same round
+        going_on = {a.job_id: a.gpus for a in (plan.starting_now if plan else ())
+                    if a.boundary}
+        pauses = [a_id for job_id, (a_id, _) in running.items() if job_id not in going_on]
+        resizes = {a_id: going_on[job_id] for job_id, (a_id, gpus) in running.items()
+                   if job_id in going_on and going_on[job_id] != gpus}
         starts = {a.job_id: dict(
             job_id=a.job_id, site_id=a.site_id, gpu_type=a.gpu_type, gpus=a.gpus,
             status=AssignmentStatus.ASSIGNED, start_h=a.start_h,
@@ -181,7 +185,14 @@ class PlanningService:
                     AssignmentRow.status == AssignmentStatus.RUNNING)
                 .values(directive=Directive.PAUSE, directive_at_s=wall)
                 .returning(AssignmentRow.id))) if pauses else []
+            resized = [a_id for a_id, gpus in resizes.items() if c.scalar(
+                update(AssignmentRow).where(
+                    AssignmentRow.id == a_id, AssignmentRow.directive.is_(None),
+                    AssignmentRow.status == AssignmentStatus.RUNNING)
+                .values(directive=Directive.RESIZE, directive_gpus=gpus, directive_at_s=wall)
+                .returning(AssignmentRow.id)) is not None]
             values["plan"] = {**values["plan"], "assigned": assigned, "paused": paused,
+                              "resized": resized,
                               "elapsed_s": time.perf_counter() - begun}
             c.execute(update(_ROUNDS).where(_ROUNDS.c.id == round_id)
                       .values(plan=values["plan"]))

@@ -56,7 +56,8 @@ class RoundRead:
     wall_s: float  # when it was read
     queued: int  # every queued job
     held: int  # queued jobs whose submit_h has not come
-    running: dict[str, int] = field(default_factory=dict)  # replanned job -> its assignment
+    # replanned running job -> its assignment and the GPUs it runs on
+    running: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ class RoundOutcome:
     considered: tuple[str, ...]
     queued: int
     held: int
-    running: dict[str, int] = field(default_factory=dict)  # replanned job -> its assignment
+    # replanned running job -> its assignment and the GPUs it runs on
+    running: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def fair_share(due: Select, now_h: float, max_jobs: int) -> Select:
@@ -144,30 +146,34 @@ def read_round(db: Database, q: RoundQuery) -> RoundRead:
                      queue + [job for job, _, _ in running.values()], now_h, reservations,
                      [release for _, release, _ in running.values()])
     return RoundRead(task, wall_s, queued, held,
-                     {job_id: a_id for job_id, (_, _, a_id) in running.items()})
+                     {job_id: (a_id, release.gpus)
+                      for job_id, (_, release, a_id) in running.items()})
 
 
 def _pausable(s: Session, live: Sequence[AssignmentRow], usable: set[str],
               now_h: float) -> dict[str, tuple[Job, Reservation, int]]:
-    """The running preemptible jobs of usable sites with no directive yet, each as the rest
-    of its work with where it runs (``broker.jobs.InFlight``), and its GPUs from now to its
-    expected end (the round gives them back: going on where it runs is one of its options),
-    and its assignment.
+    """The running preemptible or elastic jobs of usable sites with no directive yet, each as
+    the rest of its work with where it runs (``broker.jobs.InFlight``), and its GPUs from now
+    to its expected end (the round gives them back: going on where it runs is one of its
+    options), and its assignment.
 
-    Its progress is its elapsed over its expected run, after the restart it began with (a
-    resumed job first reads its checkpoint back)."""
+    Its progress is its elapsed over its expected run, after the overhead it began with when
+    it ran before (a resumed job reads its checkpoint back, a resized one restarts on its new
+    count: the larger of the two is taken when a job may do both)."""
     candidates = [a for a in live if a.status == AssignmentStatus.RUNNING
                   and a.directive is None and a.site_id in usable]
     if not candidates:
         return {}
     rows = {r.id: r for r in s.scalars(select(JobRow).where(
-        JobRow.id.in_([a.job_id for a in candidates]), JobRow.preemptible.is_(True)))}
+        JobRow.id.in_([a.job_id for a in candidates]),
+        JobRow.preemptible.is_(True) | JobRow.elastic.is_(True)))}
     out: dict[str, tuple[Job, Reservation, int]] = {}
     for a in candidates:
         row = rows.get(a.job_id)
         if row is None:
             continue
-        restart_h = row.checkpoint_overhead_h if row.done_steps > 0 else 0.0
+        restart_h = max(row.checkpoint_overhead_h, row.resize_overhead_h) if (
+            row.done_steps > 0) else 0.0
         working_h = a.runtime_h - restart_h
         began_h = a.start_h + a.transfer_h + restart_h
         if working_h <= 0 or now_h <= began_h:

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from api import schemas
 from api.models import AssignmentRow, JobRow, PlanRoundRow, SiteRow
 from api.services.context import Context
-from api.states import LIVE, PAUSED_REASON, AssignmentStatus, SiteState
+from api.states import LIVE, PAUSED_REASON, RESIZED_REASON, AssignmentStatus, SiteState
 from broker.costs import carbon_cost_usd, total_cost_usd
 from market.ledger import balances, job_rows
 from market.outcome import GrandOutcome, HostedJob
@@ -22,9 +22,11 @@ _A = AssignmentRow
 _SCALE = case((_A.measured_energy_kwh.is_not(None) & (_A.energy_kwh > 0),
                _A.measured_energy_kwh / _A.energy_kwh), else_=1.0)
 METERED_KWH = func.coalesce(_A.measured_energy_kwh, _A.energy_kwh)
-# Runs that drew energy: completed ones, and the part of a paused one before its pause
+# Runs that drew energy: completed ones, and the part of one stopped on the broker's word (a
+# pause, a resize) before it stopped
 BILLED = (_A.status == AssignmentStatus.COMPLETED) | (
-    (_A.status == AssignmentStatus.REQUEUED) & (_A.requeue_reason == PAUSED_REASON))
+    (_A.status == AssignmentStatus.REQUEUED)
+    & _A.requeue_reason.in_((PAUSED_REASON, RESIZED_REASON)))
 COMPLETED = func.sum(case((_A.status == AssignmentStatus.COMPLETED, 1), else_=0))
 METERED_KG = _A.carbon_kg * _SCALE
 METERED_USD = _A.energy_cost_usd * _SCALE

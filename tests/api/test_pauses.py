@@ -122,3 +122,45 @@ async def test_a_pause_not_acknowledged_in_time_requeues_the_job(priced):
     assert r.status_code == 409
     job = (await priced.client.get("/v1/jobs/j1", headers=priced.admin())).json()
     assert job["done_steps"] == 0.0  # nothing it did was acknowledged: it starts over
+
+
+async def test_an_elastic_job_grows_before_a_spike_as_a_new_assignment(priced):
+    """north has 2 V100s, one of them busy when the elastic job (1-2 GPUs, 4 h of work on one,
+    0.1 h per resize) starts: it starts on one. An hour on, both are free and the grid turns
+    dirty (2000 g) after this hour: it may not pause (not preemptible); on one GPU it would run
+    2 GPU-hours in the dirt, on two about 1.2 after its 0.1 h restart, so the round resizes
+    it. Acknowledged at a quarter done, the old run is billed for its hour (0.36 kWh) and the
+    job goes on at north on 2 GPUs: the 3 hours left on one, at two GPUs' throughput, plus
+    0.1 h."""
+    from sites import default_affinity
+
+    r = await priced.client.post("/v1/sites", json=site_body("north", {"V100": 2}))
+    token = r.json()["token"]
+    await _offer(priced, token, 1, [1] * 6, [100.0] * 6, [])
+    r = await priced.client.post("/v1/jobs", headers=priced.admin(), json={
+        "id": "e1", "home_site": "north", "job_type": "resnet50", "gpus": 1, "min_gpus": 1,
+        "max_gpus": 2, "work_steps": 4 * HOUR_STEPS, "elastic": True,
+        "resize_overhead_h": 0.1})
+    assert r.status_code == 201, r.text
+    [first] = (await priced.client.post("/v1/plans", headers=priced.admin())).json()["assigned"]
+    for action in ("ack", "start"):
+        assert (await _post(priced, token, f"{first}/{action}")).status_code == 200
+    priced.wall.now_s += 3600.0
+    await _offer(priced, token, 2, [1] * 6, [100.0] + [2000.0] * 5, [first])
+    round_ = (await priced.client.post("/v1/plans", headers=priced.admin())).json()
+    assert (round_["resized"], round_["paused"], round_["assigned"]) == ([first], [], [])
+    [held] = (await priced.client.get("/v1/sites/north/assignments",
+                                      headers=bearer(token))).json()["assignments"]
+    assert (held["directive"], held["directive_gpus"]) == ("resize", 2)
+    r = await _post(priced, token, f"{first}/resize", {"progress": 0.25})
+    assert r.status_code == 200, r.text
+    grown = r.json()
+    affinity = default_affinity()
+    two_over_one = (affinity.job_steps_per_s("resnet50", "V100", 2)
+                    / affinity.job_steps_per_s("resnet50", "V100", 1))
+    assert (grown["gpus"], grown["status"], grown["site_id"]) == (2, "assigned", "north")
+    assert grown["runtime_h"] == pytest.approx(3.0 / two_over_one + 0.1)
+    job = (await priced.client.get("/v1/jobs/e1", headers=priced.admin())).json()
+    assert job["done_steps"] == pytest.approx(HOUR_STEPS) and job["status"] == "assigned"
+    summary = (await priced.client.get("/v1/summary", headers=priced.admin())).json()
+    assert summary["energy_kwh"] == pytest.approx(0.36)  # the first run's hour, billed

@@ -283,15 +283,18 @@ def test_a_finished_job_holds_its_gpus_now_until_its_completion_is_reported(tmp_
     assert a.free_gpus(clock.now_s)["V100"] == [1, 4, 4, 4]
 
 
-def test_a_pause_directive_stops_the_job_and_reports_its_progress(tmp_path):
+@pytest.mark.parametrize(("directive", "said"), [("pause", "paused"),
+                                               ("resize", "stopped to resize")])
+def test_a_directive_stops_the_job_and_reports_its_progress(tmp_path, directive, said):
     """A job started 30 min ago with 30 min to go (the simulated executor's clock): on the
-    broker's word it stops, reports half its run done, and leaves the agent's jobs (its GPUs
-    are free in the next offer)."""
+    broker's word (a pause, or a resize: the job comes back as a new assignment) it stops,
+    reports half its run done at the directive's route, and leaves the agent's jobs (its
+    GPUs are free in the next offer)."""
     clock, posted = FakeTime(), []
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.method == "GET":
-            return httpx.Response(200, json={"assignments": [{"id": 5, "directive": "pause"}]})
+            return httpx.Response(200, json={"assignments": [{"id": 5, "directive": directive}]})
         posted.append((request.url.path, json.loads(request.content)))
         return httpx.Response(200, json={})
 
@@ -303,6 +306,6 @@ def test_a_pause_directive_stops_the_job_and_reports_its_progress(tmp_path):
     job.started_s, job.ends_s = clock.now_s - 1800.0, clock.now_s + 1800.0
     a.jobs[5] = job
     assert a.fetch_assignments() == 0
-    assert posted == [("/v1/sites/north/assignments/5/pause", {"progress": 0.5})]
+    assert posted == [(f"/v1/sites/north/assignments/5/{directive}", {"progress": 0.5})]
     assert a.jobs == {} and job.stopping
-    assert "job j5 paused on the broker's word at 50%" in lines
+    assert f"job j5 {said} on the broker's word at 50%" in lines
