@@ -150,8 +150,11 @@ class PlanningService:
         # never assigned anew in the same round
         going_on = {a.job_id: a.gpus for a in (plan.starting_now if plan else ())
                     if a.boundary}
-        pauses = [a_id for job_id, (a_id, _) in running.items() if job_id not in going_on]
-        resizes = {a_id: going_on[job_id] for job_id, (a_id, gpus) in running.items()
+        # (a job that may not pause always has a plan that goes on: its deferral is priced
+        # above any plan; should none come back, it is left running)
+        pauses = [a_id for job_id, (a_id, _, may_pause) in running.items()
+                  if job_id not in going_on and may_pause]
+        resizes = {a_id: going_on[job_id] for job_id, (a_id, gpus, _) in running.items()
                    if job_id in going_on and going_on[job_id] != gpus}
         starts = {a.job_id: dict(
             job_id=a.job_id, site_id=a.site_id, gpu_type=a.gpu_type, gpus=a.gpus,

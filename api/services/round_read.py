@@ -56,8 +56,8 @@ class RoundRead:
     wall_s: float  # when it was read
     queued: int  # every queued job
     held: int  # queued jobs whose submit_h has not come
-    # replanned running job -> its assignment and the GPUs it runs on
-    running: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # replanned running job -> its assignment, the GPUs it runs on, whether it may pause
+    running: dict[str, tuple[int, int, bool]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,8 @@ class RoundOutcome:
     considered: tuple[str, ...]
     queued: int
     held: int
-    # replanned running job -> its assignment and the GPUs it runs on
-    running: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # replanned running job -> its assignment, the GPUs it runs on, whether it may pause
+    running: dict[str, tuple[int, int, bool]] = field(default_factory=dict)
 
 
 def fair_share(due: Select, now_h: float, max_jobs: int) -> Select:
@@ -146,8 +146,8 @@ def read_round(db: Database, q: RoundQuery) -> RoundRead:
                      queue + [job for job, _, _ in running.values()], now_h, reservations,
                      [release for _, release, _ in running.values()])
     return RoundRead(task, wall_s, queued, held,
-                     {job_id: (a_id, release.gpus)
-                      for job_id, (_, release, a_id) in running.items()})
+                     {job_id: (a_id, release.gpus, job.preemptible)
+                      for job_id, (job, release, a_id) in running.items()})
 
 
 def _pausable(s: Session, live: Sequence[AssignmentRow], usable: set[str],
