@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from api import schemas
@@ -15,16 +16,18 @@ from sites import SiteSpec
 def job(row: JobRow) -> Job:
     """The job as a round plans it: the work left after its pauses, and where its checkpoint
     is when it was paused (its restart reads the checkpoint back first)."""
-    state = None
-    if row.paused_site is not None and row.paused_gpu_type is not None and row.paused_gpus:
-        state = InFlight(row.paused_site, row.paused_gpu_type, row.paused_gpus, computing=False,
-                         restart_h=row.checkpoint_overhead_h, done_steps=row.done_steps)
-    return Job(row.id, row.home_site, row.job_type, row.gpus,
-               max(row.work_steps - row.done_steps, row.work_steps * 1e-12), row.submit_h,
-               row.deadline_h, row.dataset_gb, min_gpus=row.min_gpus, max_gpus=row.max_gpus,
-               preemptible=row.preemptible, checkpoint_overhead_h=row.checkpoint_overhead_h,
-               checkpoint_gb=row.checkpoint_gb, elastic=row.elastic,
-               resize_overhead_h=row.resize_overhead_h, state=state)
+    job = Job(row.id, row.home_site, row.job_type, row.gpus,
+              max(row.work_steps - row.done_steps, row.work_steps * 1e-12), row.submit_h,
+              row.deadline_h, row.dataset_gb, min_gpus=row.min_gpus, max_gpus=row.max_gpus,
+              preemptible=row.preemptible, checkpoint_overhead_h=row.checkpoint_overhead_h,
+              checkpoint_gb=row.checkpoint_gb, elastic=row.elastic,
+              resize_overhead_h=row.resize_overhead_h)
+    if row.paused_site is None or row.paused_gpu_type is None or not row.paused_gpus:
+        return job
+    # paused on the broker's word: its checkpoint was written as it stopped
+    return dataclasses.replace(job, state=InFlight(
+        row.paused_site, row.paused_gpu_type, row.paused_gpus, computing=False,
+        restart_h=job.restart_h(checkpoint_written=True), done_steps=row.done_steps))
 
 
 def site_spec(row: SiteRow) -> SiteSpec:

@@ -134,6 +134,12 @@ class Job:
         return tuple(sorted({k for k in powers if self.min_gpus <= k <= self.max_gpus}
                             | {self.min_gpus, self.max_gpus}))
 
+    def restart_h(self, checkpoint_written: bool) -> float:
+        """Busy hours a restart costs before its work goes on (``InFlight.restart_h``): the
+        checkpoint read back, and first the work since the last checkpoint when the job was
+        stopped before it could write one."""
+        return self.checkpoint_overhead_h * (1.0 if checkpoint_written else 2.0)
+
     def runtime_h(self, steps_per_s: float) -> float:
         """Hours to finish at a throughput of ``steps_per_s`` (the whole job's, on all its
         GPUs: ``AffinityMatrix.job_steps_per_s``); infinite if it cannot run (0)."""

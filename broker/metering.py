@@ -96,8 +96,8 @@ class Piece:
 
     def paused_at(self, at_h: float) -> bool:
         """Between two segments, its checkpoint written."""
-        return any(b <= at_h + 1e-9 and at_h < c for (_, b), (c, _) in
-                   zip(self.segments_h, self.segments_h[1:], strict=False))
+        return any(b <= at_h + 1e-9 and at_h < c
+                   for (_, b), (c, _) in itertools.pairwise(self.segments_h))
 
 
 def _joined(before: Piece, after: Piece) -> Piece:

@@ -173,8 +173,7 @@ class _Loop:
         site_i, gpu_type = self.setup.federation.resources[flight.resource]
         # a job that may not pause is never stopped: it goes on, or is resized, where it is
         computing = computing or not job.preemptible
-        restart_h = (job.checkpoint_overhead_h if paused and not computing
-                     else 2.0 * job.checkpoint_overhead_h)
+        restart_h = job.restart_h(checkpoint_written=paused and not computing)
         return dataclasses.replace(
             job, work_steps=max(job.work_steps - done, job.work_steps * 1e-12),  # > 0 always
             state=InFlight(self.setup.federation.sites[site_i].id, gpu_type, flight.gpus,

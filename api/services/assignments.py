@@ -17,6 +17,7 @@ lines) is kept on the assignment, for the job's history.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from sqlalchemy import func, select, update
@@ -40,8 +41,9 @@ from api.states import (
     JobStatus,
     may_move,
 )
-from sites.power import energy_kwh
-from sites.scaling import runtime_h
+from broker.jobs import InFlight
+from broker.live import live_federation
+from broker.options import run_of
 
 
 class AssignmentService:
@@ -140,11 +142,16 @@ class AssignmentService:
             job.done_steps += body.progress * (job.work_steps - job.done_steps)
             _bill_share(a, body.progress)
             leases.withdraw_job(s, a.job_id, wall, RESIZED_REASON)
-            rate = self.ctx.affinity.job_steps_per_s(job.job_type, a.gpu_type, gpus)
-            hours = float(runtime_h(job.work_steps - job.done_steps, rate)) + (
-                job.resize_overhead_h)
-            kwh = float(energy_kwh(gpus, self.ctx.gpu_catalog[a.gpu_type].board_power_w,
-                                   site.pue, hours))
+            # the rest of the job going on where it ran, on the new count: the option model's
+            # boundary run (its work at that count's throughput, after resize_overhead_h)
+            rest = dataclasses.replace(mappers.job(job), state=InFlight(
+                a.site_id, a.gpu_type, a.gpus, computing=True, restart_h=0.0,
+                done_steps=job.done_steps))
+            fed = live_federation([mappers.site_spec(site)], {site.id}, self.ctx.gpu_catalog,
+                                  self.ctx.affinity, self.ctx.settings.transfer_gbps)
+            run = run_of(fed, rest, fed.resource_of(a.site_id, a.gpu_type), gpus,
+                         boundary=True)
+            hours, kwh = float(run.runtime_h[0]), float(run.energy_kwh[0])
             new = AssignmentRow(
                 job_id=a.job_id, site_id=a.site_id, gpu_type=a.gpu_type, gpus=gpus,
                 round_id=a.round_id, status=AssignmentStatus.ASSIGNED,

@@ -183,9 +183,10 @@ def _pausable(s: Session, live: Sequence[AssignmentRow], usable: set[str],
             continue  # due to end: its completion is on its way
         left = row.work_steps - row.done_steps
         done = row.done_steps + progress * left
-        job = replace(mappers.job(row), work_steps=left * (1.0 - progress), state=InFlight(
+        rest = mappers.job(row)
+        job = replace(rest, work_steps=left * (1.0 - progress), state=InFlight(
             a.site_id, a.gpu_type, a.gpus, computing=True,
-            restart_h=2.0 * row.checkpoint_overhead_h, done_steps=done))
+            restart_h=rest.restart_h(checkpoint_written=False), done_steps=done))
         end_h = a.start_h + a.transfer_h + a.runtime_h
         out[row.id] = (job, Reservation(a.site_id, a.gpu_type, a.gpus, now_h, end_h), a.id)
     return out

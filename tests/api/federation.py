@@ -43,6 +43,18 @@ def job(job_id: str, run: dict | None, hours: float = 1.0, home: str = "south",
     return body if run is None else {**body, "run": run}
 
 
+def sh(script: str, **extra: object) -> dict:
+    """A run spec: ``script`` through ``/bin/sh -c``."""
+    return {"command": ["/bin/sh", "-c", script], **extra}
+
+
+def gated_run(out: Path) -> dict:
+    """A run that records its start in ``out/runs``, waits for ``out/go``, then records its
+    end: what it wrote is how often it ran."""
+    return sh(f'echo started >> {out}/runs; while [ ! -e {out}/go ]; do sleep 0.1; done; '
+              f'echo done >> {out}/runs')
+
+
 @dataclass
 class Federation:
     tmp_path: Path
@@ -87,6 +99,12 @@ class Federation:
         agent = self.agents.pop(site_id)
         kill(agent)  # SIGKILL: the agent's jobs run on without it
         self.processes.remove(agent)
+
+    def restart_agent(self, site_id: str) -> None:
+        """SIGKILL the site's agent mid-job, start it again, and wait until it re-adopts."""
+        self.kill_agent(site_id)
+        self.run_agent(site_id)
+        self.wait(lambda: "re-adopted" in self.log(site_id), "the agent re-adopting")
 
     def log(self, name: str) -> str:
         return (self.tmp_path / f"{name}.log").read_text()

@@ -9,11 +9,15 @@ import json
 
 import httpx
 
-from tests.api.federation import Federation, all_active, job, job_state, site
-
-
-def sh(script: str, **extra: object) -> dict:
-    return {"command": ["/bin/sh", "-c", script], **extra}
+from tests.api.federation import (
+    Federation,
+    all_active,
+    gated_run,
+    job,
+    job_state,
+    sh,
+    site,
+)
 
 
 def process_executor(tmp_path, **extra: object) -> dict:
@@ -114,13 +118,10 @@ def test_a_restarted_agent_re_adopts_its_running_process_and_nothing_runs_twice(
     fed.wait(lambda: all_active(admin, 1), "the site offering")
     out = tmp_path / "out"
     out.mkdir()
-    run = sh(f'echo started >> {out}/runs; while [ ! -e {out}/go ]; do sleep 0.1; done; '
-             f'echo done >> {out}/runs')
+    run = gated_run(out)
     assert admin.post("/v1/jobs", json=job("j1", run, home="north")).status_code == 201
     fed.wait(lambda: job_state(admin, "j1")["status"] == "running", "the job running")
-    fed.kill_agent("north")
-    fed.run_agent("north")
-    fed.wait(lambda: "re-adopted" in fed.log("north"), "the agent re-adopting")
+    fed.restart_agent("north")
     (out / "go").touch()
     fed.wait(lambda: job_state(admin, "j1")["status"] == "completed", "the job completing")
     assert (out / "runs").read_text() == "started\ndone\n"  # once

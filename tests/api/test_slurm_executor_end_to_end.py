@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.federation import Federation, all_active, job, job_state, site
+from tests.api.federation import (
+    Federation,
+    all_active,
+    gated_run,
+    job,
+    job_state,
+    sh,
+    site,
+)
 
 SCRIPT = Path(__file__).resolve().parents[2] / ".ci" / "slurm.sh"
 
@@ -43,10 +51,6 @@ def squeue(*args: str) -> str:
 
 def slurm_executor(tmp_path: Path, **extra: object) -> dict:
     return {"kind": "slurm", "grace_s": 1.5, "work_dir": str(tmp_path), **extra}
-
-
-def sh(script: str, **extra: object) -> dict:
-    return {"command": ["/bin/sh", "-c", script], **extra}
 
 
 def free_v100_now(admin, site_id: str) -> int:
@@ -135,13 +139,10 @@ def test_a_restarted_agent_re_adopts_its_slurm_job_by_name(tmp_path, processes, 
     fed.wait(lambda: all_active(admin, 1), "the site offering")
     out = tmp_path / "out"
     out.mkdir()
-    run = sh(f'echo started >> {out}/runs; while [ ! -e {out}/go ]; do sleep 0.1; done; '
-             f'echo done >> {out}/runs')
+    run = gated_run(out)
     assert admin.post("/v1/jobs", json=job("j1", run, home="sd")).status_code == 201
     fed.wait(lambda: job_state(admin, "j1")["status"] == "running", "the job running")
-    fed.kill_agent("sd")
-    fed.run_agent("sd")
-    fed.wait(lambda: "re-adopted" in fed.log("sd"), "the agent re-adopting")
+    fed.restart_agent("sd")
     assert free_v100_now(admin, "sd") == 3  # its first offer after the restart holds the job
     (out / "go").touch()
     fed.wait(lambda: job_state(admin, "j1")["status"] == "completed", "the job completing")
