@@ -48,11 +48,14 @@ class ColumnBlock:
 
 def capacity_cells(problem: AllocationProblem) -> np.ndarray:
     """Every (resource, slot) cell some option occupies, as sorted flat indices."""
-    _, resources, slots = problem.occupancy()
-    # A count per cell, not np.unique: linear in the nonzeros, where a sort is not.
-    occupied = np.bincount(resources * problem.n_slots + slots,
-                           minlength=problem.n_resources * problem.n_slots)
-    return np.flatnonzero(occupied)
+    p = problem
+    # Runs begun minus runs ended at each cell, summed along: linear in the options, not in
+    # their cells (each run lies within its resource's row, so the sum never crosses rows).
+    first = p.option_resource.astype(np.int64) * p.n_slots + p.option_start
+    n_cells = p.n_resources * p.n_slots
+    begun = np.bincount(first, minlength=n_cells + 1)
+    ended = np.bincount(first + p.option_slots, minlength=n_cells + 1)
+    return np.flatnonzero(np.cumsum(begun - ended)[:n_cells])
 
 
 class AllocationLayout:

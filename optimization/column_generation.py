@@ -108,13 +108,15 @@ def _split_duals(layout: AllocationLayout, row_duals: np.ndarray):
 
 
 def priced_costs(layout: AllocationLayout, mu: np.ndarray, lam: float) -> np.ndarray:
-    """c_o - gpus_o * sum_{t in run(o)} mu_{r(o),t} - carbon_kg_o * lambda for every option."""
+    """c_o - gpus_o * sum_{t in run(o)} mu_{r(o),t} - carbon_kg_o * lambda for every option
+    (the run sums by ``AllocationProblem.window_sums``)."""
     p = layout.problem
-    prefix = np.zeros((p.n_resources, p.n_slots + 1))
-    np.cumsum(mu.reshape(p.n_resources, p.n_slots), axis=1, out=prefix[:, 1:])
-    run_mu = (prefix[p.option_resource, p.option_start + p.option_slots]
-              - prefix[p.option_resource, p.option_start])
-    return p.option_cost_usd - p.option_gpus * run_mu - p.option_carbon_kg * lam
+    priced = p.window_sums(mu)
+    priced *= -p.option_gpus
+    priced += p.option_cost_usd
+    if lam:
+        priced -= p.option_carbon_kg * lam
+    return priced
 
 
 def reduced_costs(layout: AllocationLayout, row_duals: np.ndarray) -> np.ndarray:
@@ -123,18 +125,68 @@ def reduced_costs(layout: AllocationLayout, row_duals: np.ndarray) -> np.ndarray
     return priced_costs(layout, mu, lam) - y[layout.problem.option_demand]
 
 
-def lagrangian_bound(layout: AllocationLayout, mu: np.ndarray, lam: float) -> float:
-    """L(mu, lambda) of the module docstring: a lower bound for any mu <= 0, lambda <= 0."""
+def lagrangian_bound(layout: AllocationLayout, mu: np.ndarray, lam: float,
+                     priced: np.ndarray | None = None) -> float:
+    """L(mu, lambda) of the module docstring: a lower bound for any mu <= 0, lambda <= 0
+    (``priced``: ``priced_costs`` at these duals, when already at hand)."""
     p = layout.problem
-    per_demand = p.deferral_penalty_usd.astype(float).copy()
-    np.minimum.at(per_demand, p.option_demand, priced_costs(layout, mu, lam))
+    if priced is None:
+        priced = priced_costs(layout, mu, lam)
+    per_demand = p.demand_groups.minimum(priced, initial=p.deferral_penalty_usd)
     cap = 0.0 if p.carbon_cap_kg is None else float(p.carbon_cap_kg) * lam
     return float(p.capacity_gpus.reshape(-1) @ mu + cap + p.demand_count @ per_demand)
 
 
+# Above this many padded entries per option, ``cheapest_per_demand`` sorts instead of
+# partitioning a (demands x most options of a demand) table: demands of very unequal sizes
+# (a period plan's) would make the table mostly padding.
+PADDED_TABLE_GROWTH = 2.0
+# Fewer options than 1 / SORT_SHARE of all to choose among: sorting them is the cheaper way.
+SORT_SHARE = 8
+
+
 def cheapest_per_demand(p: AllocationProblem, score: np.ndarray, k: int,
                         among: np.ndarray | None = None) -> np.ndarray:
-    """Indices of the ``k`` lowest-scoring options of each demand (optionally among a mask)."""
+    """Indices of the ``k`` lowest-scoring options of each demand (optionally among a mask),
+    ties to the lowest index; sorted.
+
+    Over all options, each demand's k-th lowest score is found by partitioning a table of
+    demands x options (linear time: a sort of millions of options took a second); the options
+    below it are taken, and of those equal to it the first ones, up to k.
+    """
+    groups = p.demand_groups
+    sizes = groups.sizes
+    widest = int(sizes.max(initial=0))
+    padded = p.n_demands * widest
+    few = among is not None and np.count_nonzero(among) * SORT_SHARE < p.n_options
+    if few or k >= widest or padded > PADDED_TABLE_GROWTH * p.n_options:
+        return _cheapest_by_sorting(p, score, k, among)
+    if among is not None:  # the others score +inf and are dropped at the end
+        chosen = cheapest_per_demand(p, np.where(among, score, np.inf), k)
+        return chosen[among[chosen]]
+    table = np.full((p.n_demands, widest), np.inf)
+    demand_of = np.repeat(np.arange(p.n_demands), sizes)
+    table[demand_of, np.arange(p.n_options) - groups.bounds[:-1][demand_of]] = (
+        groups.grouped(score))
+    kth = np.partition(table, k - 1, axis=1)[:, k - 1]
+    # a demand with fewer than k options keeps them all (its k-th entry is padding)
+    kth[sizes < k] = np.inf
+    threshold = kth[p.option_demand]
+    below = score < threshold
+    short = sizes[p.option_demand] < k
+    tied = np.flatnonzero((score == threshold) & ~short)
+    # of the options tied at a demand's k-th score, the first (k - below) in index order
+    below_count = np.bincount(p.option_demand[below], minlength=p.n_demands)
+    tied_demand = p.option_demand[tied]
+    tied = tied[np.argsort(tied_demand, kind="stable")]
+    tied_demand = p.option_demand[tied]
+    rank = np.arange(len(tied)) - np.searchsorted(tied_demand, tied_demand, side="left")
+    take = tied[rank < k - below_count[tied_demand]]
+    return np.union1d(np.flatnonzero(below | short), take)
+
+
+def _cheapest_by_sorting(p: AllocationProblem, score: np.ndarray, k: int,
+                         among: np.ndarray | None) -> np.ndarray:
     idx = np.arange(p.n_options) if among is None else np.flatnonzero(among)
     if not len(idx):
         return idx
@@ -142,7 +194,7 @@ def cheapest_per_demand(p: AllocationProblem, score: np.ndarray, k: int,
     demand = p.option_demand[order]
     first = np.searchsorted(demand, demand, side="left")
     rank = np.arange(len(order)) - first
-    return order[rank < k]
+    return np.sort(order[rank < k])
 
 
 def price_and_solve(master: Master, net: SafetyNet, bound_usd: float, *,
@@ -165,8 +217,9 @@ def price_and_solve(master: Master, net: SafetyNet, bound_usd: float, *,
             return last
         y, mu, lam = _split_duals(layout, solved.row_duals)
         priced = priced_costs(layout, mu, lam)
-        rc = priced - y[master.p.option_demand]
-        bound_usd = max(bound_usd, lagrangian_bound(layout, mu, lam))
+        bound_usd = max(bound_usd, lagrangian_bound(layout, mu, lam, priced))
+        rc = priced
+        rc -= y[master.p.option_demand]
         improving = (rc < -RC_TOLERANCE) & ~master.in_master
         option_x, _ = master.split(solved.x)
         complete = not improving.any()

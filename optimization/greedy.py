@@ -64,8 +64,8 @@ def greedy_allocation(p: AllocationProblem, start: np.ndarray | None = None,
     left = p.demand_count.astype(np.int64).copy()
     if start is not None:
         x = np.rint(start).astype(np.int64)
-        options, resources, slots_ = p.occupancy()
-        np.subtract.at(free, resources * p.n_slots + slots_, p.option_gpus[options] * x[options])
+        for o in np.flatnonzero(x):  # a plan takes few options: their cells one by one
+            free[p.option_cells(o)] -= p.option_gpus[o] * x[o]
         carbon_left -= float(p.option_carbon_kg @ x)
         left -= np.bincount(p.option_demand, weights=x, minlength=p.n_demands).astype(np.int64)
     worth = cost < p.deferral_penalty_usd[p.option_demand]

@@ -103,9 +103,6 @@ def incumbent_by_diving(master: Master, priced: PricedLP, net: SafetyNet) -> Div
     used = np.zeros(p.n_resources * p.n_slots)
     capacity = p.capacity_gpus.reshape(-1)
     carbon_left = np.inf if p.carbon_cap_kg is None else float(p.carbon_cap_kg)
-    _, occ_r, occ_t = p.occupancy()
-    occ_start = np.concatenate([[0], np.cumsum(p.option_slots)])
-    occ_cell = occ_r * p.n_slots + occ_t
     option_x, bound = priced.option_x, priced.bound_usd
     for step in range(master.options.dive_steps + 1):
         frac = np.abs(option_x - np.rint(option_x)) > INTEGRAL_TOLERANCE
@@ -120,7 +117,7 @@ def incumbent_by_diving(master: Master, priced: PricedLP, net: SafetyNet) -> Div
             d = p.option_demand[o]
             if fixed_per_demand[d] >= p.demand_count[d] or fixed[o] >= np.ceil(option_x[o]):
                 continue
-            cells_o = occ_cell[occ_start[o]: occ_start[o + 1]]
+            cells_o = p.option_cells(o)
             if (used[cells_o] + p.option_gpus[o] > capacity[cells_o] + FIT_TOLERANCE).any():
                 continue
             if p.option_carbon_kg[o] > carbon_left + FIT_TOLERANCE:
