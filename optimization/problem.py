@@ -122,7 +122,7 @@ class AllocationProblem:
         sums -= flat.take(begin)
         return sums
 
-    def option_cells(self, o: int) -> np.ndarray:
+    def option_cells(self, o: int | np.integer) -> np.ndarray:
         """The flat (resource, slot) cells option ``o`` occupies."""
         first = int(self.option_resource[o]) * self.n_slots + int(self.option_start[o])
         return np.arange(first, first + int(self.option_slots[o]))
