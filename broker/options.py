@@ -39,7 +39,7 @@ from broker.costs import (
 from broker.federation import Federation
 from broker.jobs import Job
 from sites.scaling import runtime_h
-from sites.timegrid import slot_index, slot_overlaps, slots_until, window_mean
+from sites.timegrid import slot_index, slot_overlaps, slots_until, window_means
 
 # A completion this close after a deadline (hours) still meets it: sums of hours carry noise.
 DEADLINE_TOLERANCE_H = 1e-9
@@ -300,17 +300,18 @@ class PricedOptions:
         ``held_slots``/``held_gpus`` replace the options' own (a horizon's clipping, the period
         plan's fluid capacity).
         """
-        o, runs = self.options, self.options.runs
+        o = self.options
+        base, run = o.base, o.run  # only the run values the problem needs, per option
         return {
-            "option_demand": runs.job,
-            "option_resource": runs.resource,
+            "option_demand": base.job[run],
+            "option_resource": base.resource[run],
             "option_start": o.start,
             "option_slots": o.slots if held_slots is None else held_slots,
-            "option_gpus": runs.gpus if held_gpus is None else held_gpus,
-            "option_energy_kwh": runs.energy_kwh,
+            "option_gpus": base.gpus[run] if held_gpus is None else held_gpus,
+            "option_energy_kwh": base.energy_kwh[run],
             "option_energy_cost_usd": self.energy_cost_usd,
             "option_carbon_kg": self.carbon_kg,
-            "option_transfer_cost_usd": runs.transfer_cost_usd,
+            "option_transfer_cost_usd": base.transfer_cost_usd[run],
             "option_delay_cost_usd": self.delay_cost_usd,
         }
 
@@ -322,18 +323,19 @@ def price_options(options: Options, price_usd_per_mwh: np.ndarray,
     """Energy cost and emissions over each option's run from the signals (rows: sites, slots
     of ``signal_slot_h`` on the options' frame), and its delay cost from ``delay_from_h`` (per
     job, or one time for all) to its completion."""
-    runs = options.runs
-    run_from = options.start_h + runs.transfer_h
-    run_to = options.start_h + runs.occupy_h
-    price = window_mean(price_usd_per_mwh, runs.site, run_from, run_to, signal_slot_h)
-    carbon = window_mean(carbon_g_per_kwh, runs.site, run_from, run_to, signal_slot_h)
-    reference = (np.asarray(delay_from_h, dtype=float)[runs.job]
+    base, run = options.base, options.run  # per-run values, read per option once each
+    run_from = options.start_h + base.transfer_h[run]
+    run_to = options.completion_h
+    price, carbon = window_means((price_usd_per_mwh, carbon_g_per_kwh), base.site[run],
+                                 run_from, run_to, signal_slot_h)
+    energy_kwh = base.energy_kwh[run]
+    reference = (np.asarray(delay_from_h, dtype=float)[base.job[run]]
                  if np.ndim(delay_from_h) else float(delay_from_h))
     return PricedOptions(
         options=options,
-        energy_cost_usd=energy_cost_usd(runs.energy_kwh, price),
-        carbon_kg=emissions_kg(runs.energy_kwh, carbon),
-        delay_cost_usd=delay_cost_usd(runs.gpus, options.completion_h - reference,
+        energy_cost_usd=energy_cost_usd(energy_kwh, price),
+        carbon_kg=emissions_kg(energy_kwh, carbon),
+        delay_cost_usd=delay_cost_usd(base.gpus[run], run_to - reference,
                                       delay_cost_usd_per_gpu_h),
     )
 

@@ -189,7 +189,8 @@ def build_round_problem(
         option_delay_cost_usd=problem.option_delay_cost_usd + waiting.option_lateness_usd)
     schedules = {len(options) + i: sch for i, sch in enumerate(interrupted.schedules)}
     return RoundProblem(problem=problem, demands=demands, schedules=schedules,
-                        boundary=frozenset(np.flatnonzero(options.runs.boundary).tolist()))
+                        boundary=frozenset(np.flatnonzero(
+                            options.base.boundary[options.run]).tolist()))
 
 
 def must_run_penalties(problem: AllocationProblem, penalty_usd: np.ndarray,

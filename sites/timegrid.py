@@ -14,6 +14,7 @@ here (``slot_index``, ``slots_until``, ``slot_overlaps``), with one tolerance: `
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -65,25 +66,57 @@ def window_mean(
     Past the last slot the series is extended with its own mean (the planner's assumption for
     hours beyond the advertised horizon).
     """
-    values = np.atleast_2d(values)
-    integral = running_integral(values, slot_h)
-    horizon_h = values.shape[1] * slot_h
-    row_mean = values.mean(axis=1)
-    out = np.empty(len(start_h))
-    for r in np.unique(row):
-        sel = row == r
-        out[sel] = _integral_at(integral[r], horizon_h, row_mean[r], slot_h, end_h[sel])
-        out[sel] -= _integral_at(integral[r], horizon_h, row_mean[r], slot_h, start_h[sel])
+    return window_means((values,), row, start_h, end_h, slot_h)[0]
+
+
+def window_means(
+    signals: Sequence[np.ndarray], row: np.ndarray, start_h: np.ndarray, end_h: np.ndarray,
+    slot_h: float
+) -> list[np.ndarray]:
+    """``window_mean`` of several signals (same rows and slots) over the same windows: where
+    each window starts and ends on the grid is found once for all of them."""
+    row = np.asarray(row, dtype=np.int64)
+    start_h, end_h = np.asarray(start_h, dtype=float), np.asarray(end_h, dtype=float)
     width = end_h - start_h
-    return np.divide(out, width, out=np.zeros_like(out), where=width > 0)
+    ends = [_GridPoints(np.shape(np.atleast_2d(signals[0])), slot_h, row, at)
+            for at in (end_h, start_h)] if len(signals) else []
+    means = []
+    for values in signals:
+        values = np.atleast_2d(np.asarray(values, dtype=float))
+        integral = running_integral(values, slot_h)
+        tail_mean = values.mean(axis=1)
+        out = ends[0].integral(integral, values, tail_mean)
+        out -= ends[1].integral(integral, values, tail_mean)
+        means.append(np.divide(out, width, out=np.zeros_like(out), where=width > 0))
+    return means
 
 
-def _integral_at(
-    integral: np.ndarray, horizon_h: float, tail_mean: float, slot_h: float, at_h: np.ndarray
-) -> np.ndarray:
-    grid = np.arange(len(integral)) * slot_h
-    inside = np.interp(np.minimum(at_h, horizon_h), grid, integral)
-    return inside + np.maximum(at_h - horizon_h, 0.0) * tail_mean
+class _GridPoints:
+    """Times ``at_h`` on rows ``row`` of a (rows, slots) grid: the slot each falls in and the
+    hours into it (times past the horizon: the last slot's end, and the hours past it)."""
+
+    def __init__(self, shape: tuple[int, ...], slot_h: float, row: np.ndarray,
+                 at_h: np.ndarray) -> None:
+        n_slots = shape[1]
+        horizon_h = n_slots * slot_h
+        inside = np.clip(at_h, 0.0, horizon_h)
+        slot = np.minimum((inside / slot_h).astype(np.int64), n_slots - 1)
+        self.into_h = inside - slot * slot_h
+        self.at_integral = row * (n_slots + 1) + slot
+        self.at_value = row * n_slots + slot
+        self.past = np.flatnonzero(at_h > horizon_h)
+        self.past_h = at_h[self.past] - horizon_h
+        self.past_row = row[self.past]
+
+    def integral(self, integral: np.ndarray, values: np.ndarray,
+                 tail_mean: np.ndarray) -> np.ndarray:
+        """F at each point: its value at the slot's start plus the slot's value times the
+        hours into it (a gather per point, where a search per row took a pass over every
+        point for each row), then the row's mean per hour past the horizon."""
+        at = integral.reshape(-1).take(self.at_integral)
+        at += self.into_h * values.reshape(-1).take(self.at_value)
+        at[self.past] += self.past_h * tail_mean[self.past_row]
+        return at
 
 
 def slot_overlaps(from_h: float, to_h: float, slot_h: float) -> tuple[np.ndarray, np.ndarray]:
