@@ -15,8 +15,9 @@ import pytest
 from api.app import create_app
 from api.clock import Clock
 from api.db import Database, schema_revision, upgrade_schema
-from tests.api.conftest import bearer, job_body, offer_body, served, site_body
+from tests.api.conftest import Broker, bearer, job_body, offer_body, served, site_body
 from tests.api.test_migrations import OLD_ADMIN, rows, v1_database
+from tests.api.test_pauses import HOUR_STEPS
 
 pytestmark = pytest.mark.anyio
 
@@ -93,6 +94,61 @@ async def test_a_host_holding_two_jobs_of_one_id_is_told_to_say_whose(broker):
     for site in ("a", "b"):
         r = await c.get("/v1/jobs/x", params={"home_site": site}, headers=host)
         assert r.json()["home_site"] == site
+
+
+async def pause_offer(broker, token: str, sequence: int, free: list[int],
+                      carbon: list[float], holding: list[int]) -> None:
+    """North's offer of its one V100 (as in test_pauses.py)."""
+    body = {**offer_body(sequence, {"V100": 1}), "free_gpus": {"V100": free},
+            "carbon_g_per_kwh": carbon, "holding": holding}
+    r = await broker.client.put("/v1/sites/north/offer", json=body, headers=bearer(token))
+    assert r.status_code == 200, r.text
+
+
+async def pause_post(broker, token: str, path: str, body: dict | None = None):
+    return await broker.client.post(f"/v1/sites/north/assignments/{path}", json=body,
+                                    headers=bearer(token))
+
+
+async def test_a_host_pauses_another_homes_job_of_the_same_id_as_its_own(make_settings, wall):
+    """North runs south's preemptible "j1" (south offers no GPU) while its own "j1" is held for
+    later; a carbon spike pauses south's: north acknowledges the pause by the assignment, and
+    only south's "j1" is paused."""
+    app = create_app(make_settings(carbon_price_usd_per_t=100.0), Clock(1.0, wall))
+    async with served(app) as c:
+        broker = Broker(c, wall, app.state.services)
+        r = await c.post("/v1/sites", json=site_body("north", {"V100": 1}))
+        north = r.json()["token"]
+        r = await c.post("/v1/sites", json=site_body("south", {"V100": 1}))
+        r = await c.put("/v1/sites/south/offer", json=offer_body(1, {"V100": 0}),
+                        headers=bearer(r.json()["token"]))
+        assert r.status_code == 200
+        await pause_offer(broker, north, 1, [1] * 6, [100.0] * 6, [])
+        jobs = [job_body("j1", "south", work_steps=2 * HOUR_STEPS, preemptible=True,
+                         checkpoint_overhead_h=0.1),
+                job_body("j1", "north", submit_h=24.0 * 30)]
+        r = await c.post("/v1/jobs/batch", json={"jobs": jobs}, headers=broker.admin())
+        assert r.status_code == 201, r.text
+        [first] = (await c.post("/v1/plans", headers=broker.admin())).json()["assigned"]
+        for action in ("ack", "start"):
+            assert (await pause_post(broker, north, f"{first}/{action}")).status_code == 200
+        wall.now_s += 3600.0
+        await pause_offer(broker, north, 2, [0, 1, 1, 1, 1, 1], [900.0] + [100.0] * 5, [first])
+        round_ = (await c.post("/v1/plans", headers=broker.admin())).json()
+        assert round_["paused"] == [first]
+        r = await c.get("/v1/sites/north/assignments", headers=bearer(north))
+        [held] = r.json()["assignments"]
+        assert (held["job"]["id"], held["job"]["home_site"], held["directive"]) == (
+            "j1", "south", "pause")
+        r = await pause_post(broker, north, f"{first}/pause", {"progress": 0.5})
+        assert r.status_code == 200, r.text
+        theirs = (await c.get("/v1/jobs/j1", params={"home_site": "south"},
+                              headers=broker.admin())).json()
+        assert (theirs["status"], theirs["paused_site"]) == ("queued", "north")
+        assert theirs["done_steps"] == pytest.approx(HOUR_STEPS)
+        mine = (await c.get("/v1/jobs/j1", headers=bearer(north))).json()
+        assert (mine["home_site"], mine["paused_site"], mine["done_steps"]) == (
+            "north", None, 0.0)
 
 
 async def test_squatted_ids_do_not_fail_the_victims_batch(broker):
