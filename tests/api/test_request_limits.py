@@ -12,12 +12,16 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import anyio
+import httpx
 import pytest
 
 from api.app import create_app
 from api.clock import Clock
 from api.throttle import Limit, RequestLimits
 from tests.api.conftest import ADMIN, bearer, offer_body, served, site_body
+from tests.api.processes import ADMIN as E2E_ADMIN
+from tests.api.processes import serving
+from tests.api.test_hardening import raw_request
 
 pytestmark = pytest.mark.anyio
 WAIT_S = 20.0  # a deadline for what must happen, not a timing
@@ -156,3 +160,24 @@ def test_idle_principals_are_forgotten_beyond_the_bound_busy_ones_never():
     assert limits.admit("d", anonymous=True) is None  # made room: idle ones went
     assert limits.in_flight("busy") == 1
     assert limits.admit("busy", anonymous=True) is not None  # its empty bucket was kept
+
+
+@pytest.mark.anyio(False)
+def test_carbonfed_serve_answers_429_before_reading_a_body(tmp_path):
+    """The real server: the admin over its rate (a burst of 3, refilled once in 100 s) gets
+    429 for a batch whose 900 kB body is declared and not sent (the answer comes without it);
+    a site and a client without a token are served as before."""
+    env = {"CARBONFED_ADMIN_TOKEN": E2E_ADMIN, "CARBONFED_OPEN_REGISTRATION": "true",
+           "CARBONFED_RATE_LIMIT_PER_S": "0.01", "CARBONFED_RATE_LIMIT_BURST": "3"}
+    with serving(tmp_path, env) as url:
+        r = httpx.post(f"{url}/v1/sites", json=site_body("north"))
+        north = bearer(r.json()["token"])
+        for _ in range(3):
+            assert httpx.get(f"{url}/v1/sites", headers=bearer(E2E_ADMIN)).status_code == 200
+        head = (f"POST /v1/jobs/batch HTTP/1.1\r\nHost: broker\r\nContent-Type: "
+                f"application/json\r\nAuthorization: Bearer {E2E_ADMIN}\r\n"
+                "Content-Length: 900000\r\n\r\n")
+        status, body = raw_request(url, head, b'{"')
+        assert status == 429 and b"request rate" in body, body
+        assert httpx.get(f"{url}/v1/sites/north", headers=north).status_code == 200
+        assert httpx.get(f"{url}/v1/sites").status_code == 401
