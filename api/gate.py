@@ -15,7 +15,8 @@ the route and the running count, never the token.
 Then every request (``/v1`` or not) counts against its principal's limits (``api.throttle``):
 a site's, the admin's or an enrolment token's, else its IP address's (no token, or a refused
 one). Over the rate or with too many requests in flight it gets 429 with Retry-After, before
-its body is read; its slot in flight is held until its answer is sent.
+its body is read; its slot in flight is held until its answer is sent. The first refusal of a
+run is an audit line (the principal or address, the route, which limit).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ PREFIX = "/v1/"
 PRINCIPAL = "carbonfed_principal"  # the request state's key for who the gate let in
 PUBLIC = frozenset({("GET", "/v1/health"), ("GET", "/v1/version")})
 REGISTER = ("POST", "/v1/sites")
+ENROLMENT = "enrolment:"  # the limits' key prefix of an enrolment token (never logged)
 
 
 def bearer_of(scope: Scope) -> str | None:
@@ -76,6 +78,10 @@ class AuthenticateFirst:
         limits: RequestLimits = scope["app"].state.request_limits
         over = limits.admit(key, anonymous)
         if over is not None:
+            if over.first:  # one audit line per run of refusals, not one per request
+                who = "an enrolment token" if key.startswith(ENROLMENT) else key
+                audit.warning("throttled %s: %s %s from %s (%s)", who, scope["method"],
+                              scope["path"], client[0], over.message)
             await _answer(send, 429, f"{over.message}; retry after {over.retry_after_s} s",
                           [(b"retry-after", str(over.retry_after_s).encode())])
             return
@@ -105,7 +111,7 @@ class AuthenticateFirst:
             scope.setdefault("state", {})[PRINCIPAL] = who  # api.auth reads it, not again
             return None, principal_key(who)
         if registering and services.tokens.is_enrolment_token(token):
-            return None, f"enrolment:{token_hash(token)[:16]}"
+            return None, f"{ENROLMENT}{token_hash(token)[:16]}"
         return "unknown or revoked token", None
 
 

@@ -38,6 +38,7 @@ class Limit:
 class Refusal:
     message: str
     retry_after_s: int
+    first: bool  # the first refusal since the principal was last admitted (worth a log line)
 
 
 @dataclass
@@ -45,6 +46,7 @@ class _Bucket:
     tokens: float
     at_s: float  # when ``tokens`` was last brought up to date
     in_flight: int = 0
+    refused: int = 0  # refusals since it was last admitted
 
 
 class RequestLimits:
@@ -74,14 +76,17 @@ class RequestLimits:
                                 bucket.tokens + (now - bucket.at_s) * limit.rate_per_s)
             bucket.at_s = now
         if bucket.in_flight >= limit.concurrent:
+            bucket.refused += 1
             return Refusal(f"{limit.concurrent} requests of this client are in flight, the "
-                           "broker's limit", CONCURRENCY_RETRY_S)
+                           "broker's limit", CONCURRENCY_RETRY_S, bucket.refused == 1)
         if bucket.tokens < 1.0:
+            bucket.refused += 1
             wait_s = max(1, math.ceil((1.0 - bucket.tokens) / limit.rate_per_s))
             return Refusal(f"over this client's request rate ({limit.rate_per_s:g} a second, "
-                           f"{limit.burst} at once)", wait_s)
+                           f"{limit.burst} at once)", wait_s, bucket.refused == 1)
         bucket.tokens -= 1.0
         bucket.in_flight += 1
+        bucket.refused = 0
         return None
 
     def release(self, key: str) -> None:

@@ -9,6 +9,7 @@ The limiter's clock is turned by hand (``RequestLimits.monotonic``): no timing i
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import anyio
@@ -47,7 +48,8 @@ async def register(c, *sites: str) -> dict[str, dict[str, str]]:
 
 
 async def test_a_site_over_its_rate_gets_429_and_other_principals_are_unaffected(
-        make_settings, wall):
+        make_settings, wall, caplog):
+    caplog.set_level(logging.WARNING, logger="carbonfed.audit")
     app = create_app(make_settings(rate_limit_per_s=0.5, rate_limit_burst=3), Clock(1.0, wall))
     clock = Turned()
     app.state.request_limits.monotonic = clock
@@ -67,9 +69,14 @@ async def test_a_site_over_its_rate_gets_429_and_other_principals_are_unaffected
         r = await c.put("/v1/sites/south/offer", json=offer_body(1), headers=sites["south"])
         assert r.status_code == 200
         assert (await c.get("/v1/sites", headers=bearer(ADMIN))).status_code == 200
+        # one audit line for the run of two refusals, naming the site, not its token
+        throttled = [r.getMessage() for r in caplog.records if "throttled" in r.getMessage()]
+        assert len(throttled) == 1 and "site:north" in throttled[0], throttled
+        assert all(sites["north"]["Authorization"][7:] not in m for m in caplog.messages)
         clock.now_s += 2.0  # one request's worth back
         assert (await c.get("/v1/sites/north", headers=sites["north"])).status_code == 200
         assert (await c.get("/v1/sites/north", headers=sites["north"])).status_code == 429
+        assert sum("throttled" in m for m in caplog.messages) == 2  # a new run, a new line
 
 
 async def test_clients_without_a_valid_token_are_limited_per_address_sites_are_not(
@@ -140,6 +147,8 @@ def test_the_bucket_refills_at_its_rate_up_to_its_burst_and_says_when_to_retry()
     assert limits.admit("a", anonymous=False) is None
     over = limits.admit("a", anonymous=False)
     assert over is not None and over.retry_after_s == 1  # 0.25 s, rounded up to whole seconds
+    again = limits.admit("a", anonymous=False)
+    assert over.first and again is not None and not again.first  # one log line per run
     clock.now_s += 10.0  # a long quiet spell refills only up to the burst
     assert [limits.admit("a", anonymous=False) is None for _ in range(3)] == [True, True, False]
     # anonymous: one in flight at a time, released when it ends
