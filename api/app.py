@@ -34,6 +34,7 @@ from api.routers import (
 )
 from api.services import Services
 from api.settings import Settings
+from api.throttle import Limit, RequestLimits
 from api.version import package_version
 
 log = logging.getLogger("carbonfed.api")
@@ -97,4 +98,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                        read_timeout_s=settings.body_read_timeout_s)
     app.add_middleware(AuthenticateFirst)  # added last: runs first, before a body is read
+    app.state.request_limits = RequestLimits(  # per principal: the gate admits each request
+        Limit(settings.rate_limit_per_s, settings.rate_limit_burst,
+              settings.max_concurrent_requests),
+        Limit(settings.anonymous_rate_limit_per_s, settings.anonymous_rate_limit_burst,
+              settings.anonymous_max_concurrent_requests))
     return app

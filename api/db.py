@@ -249,8 +249,9 @@ class Database:
             self._soft_engine.dispose()
 
 
-def upgrade_schema(engine: Engine) -> None:
-    """Bring the database to the newest schema with Alembic (``api/migrations``).
+def upgrade_schema(engine: Engine, revision: str = "head") -> None:
+    """Bring the database to the newest schema (or to ``revision``: tests of a migration)
+    with Alembic (``api/migrations``).
 
     A database made before Alembic (tables but no ``alembic_version``) is first stamped with
     the revision it has, so the migrations after it run and keep every row.
@@ -270,7 +271,7 @@ def upgrade_schema(engine: Engine) -> None:
                 tables = set(inspect(connection).get_table_names())
                 if "alembic_version" not in tables and "sites" in tables:
                     command.stamp(config, PRE_ALEMBIC_REVISION)
-                command.upgrade(config, "head")
+                command.upgrade(config, revision)
         finally:
             if sqlite:
                 _driver(connection).execute("PRAGMA foreign_keys=ON")

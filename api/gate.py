@@ -1,4 +1,5 @@
-"""Authenticate before any work: a pure ASGI middleware in front of the body limit and the app.
+"""Authenticate and throttle before any work: a pure ASGI middleware in front of the body limit
+and the app.
 
 Every ``/v1`` route but the public ones (health, version) needs a bearer token the broker knows
 (the admin's or an active site's; registration also takes a one-time enrolment token, or none
@@ -10,6 +11,12 @@ what (``api.auth``); this only keeps strangers out early.
 
 Failures are counted and written to the audit log (``carbonfed.audit``): the client address,
 the route and the running count, never the token.
+
+Then every request (``/v1`` or not) counts against its principal's limits (``api.throttle``):
+a site's, the admin's or an enrolment token's, else its IP address's (no token, or a refused
+one). Over the rate or with too many requests in flight it gets 429 with Retry-After, before
+its body is read; its slot in flight is held until its answer is sent. The first refusal of a
+run is an audit line (the principal or address, the route, which limit).
 """
 
 from __future__ import annotations
@@ -20,8 +27,10 @@ import logging
 from sqlalchemy.exc import DBAPIError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.services import Services
+from api.services import Principal, Services
 from api.services.sites import CLOSED
+from api.services.tokens import token_hash
+from api.throttle import RequestLimits
 
 audit = logging.getLogger("carbonfed.audit")
 
@@ -29,6 +38,7 @@ PREFIX = "/v1/"
 PRINCIPAL = "carbonfed_principal"  # the request state's key for who the gate let in
 PUBLIC = frozenset({("GET", "/v1/health"), ("GET", "/v1/version")})
 REGISTER = ("POST", "/v1/sites")
+ENROLMENT = "enrolment:"  # the limits' key prefix of an enrolment token (never logged)
 
 
 def bearer_of(scope: Scope) -> str | None:
@@ -47,44 +57,67 @@ class AuthenticateFirst:
         self.failures = 0  # since start, for the audit log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(PREFIX) or (
-                (scope["method"], scope["path"].rstrip("/")) in PUBLIC):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        services: Services = scope["app"].state.services
-        try:
-            why = self._refusal(services, scope)
-        except DBAPIError as error:  # out here no exception handler sees it: as api.errors
-            if not error.connection_invalidated:
-                raise
-            await _answer(send, 503, "the database connection was lost; retry",
-                          [(b"retry-after", b"1")])
-            return
-        if why is None:
-            await self.app(scope, receive, send)
-            return
-        self.failures += 1
+        why, key = None, None
+        if scope["path"].startswith(PREFIX) and (
+                (scope["method"], scope["path"].rstrip("/")) not in PUBLIC):
+            services: Services = scope["app"].state.services
+            try:
+                why, key = self._refusal(services, scope)
+            except DBAPIError as error:  # out here no exception handler sees it: api.errors
+                if not error.connection_invalidated:
+                    raise
+                await _answer(send, 503, "the database connection was lost; retry",
+                              [(b"retry-after", b"1")])
+                return
         client = scope.get("client") or ("?", 0)
-        audit.warning("auth failure %d: %s %s from %s (%s)", self.failures, scope["method"],
-                      scope["path"], client[0], why)
-        await _answer(send, 401, why, [(b"www-authenticate", b"Bearer")])
+        anonymous = key is None
+        key = key or f"ip:{client[0]}"
+        limits: RequestLimits = scope["app"].state.request_limits
+        over = limits.admit(key, anonymous)
+        if over is not None:
+            if over.first:  # one audit line per run of refusals, not one per request
+                who = "an enrolment token" if key.startswith(ENROLMENT) else key
+                audit.warning("throttled %s: %s %s from %s (%s)", who, scope["method"],
+                              scope["path"], client[0], over.message)
+            await _answer(send, 429, f"{over.message}; retry after {over.retry_after_s} s",
+                          [(b"retry-after", str(over.retry_after_s).encode())])
+            return
+        try:
+            if why is None:
+                await self.app(scope, receive, send)
+                return
+            self.failures += 1
+            audit.warning("auth failure %d: %s %s from %s (%s)", self.failures,
+                          scope["method"], scope["path"], client[0], why)
+            await _answer(send, 401, why, [(b"www-authenticate", b"Bearer")])
+        finally:
+            limits.release(key)
 
     @staticmethod
-    def _refusal(services: Services, scope: Scope) -> str | None:
-        """Why the request is refused (None: it may go on)."""
+    def _refusal(services: Services, scope: Scope) -> tuple[str | None, str | None]:
+        """Why the request is refused (None: it may go on), and the key of the principal
+        whose limits it counts against (None: its client address's)."""
         token = bearer_of(scope)
         registering = (scope["method"], scope["path"].rstrip("/")) == REGISTER
         if token is None:
             if registering:
-                return None if services.ctx.settings.open_registration else CLOSED
-            return "missing bearer token"
+                return (None if services.ctx.settings.open_registration else CLOSED), None
+            return "missing bearer token", None
         who = services.tokens.principal(token)
         if who is not None:
             scope.setdefault("state", {})[PRINCIPAL] = who  # api.auth reads it, not again
-            return None
+            return None, principal_key(who)
         if registering and services.tokens.is_enrolment_token(token):
-            return None
-        return "unknown or revoked token"
+            return None, f"{ENROLMENT}{token_hash(token)[:16]}"
+        return "unknown or revoked token", None
+
+
+def principal_key(who: Principal) -> str:
+    """The key of ``who``'s request limits."""
+    return "admin" if who.admin else f"site:{who.site_id}"
 
 
 def audit_admin(action: str, **facts: object) -> None:

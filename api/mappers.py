@@ -89,7 +89,7 @@ def job_out(row: JobRow, live: AssignmentRow | None, *, has_run: bool = False,
     if failures is None:
         failures = sum(a.status == AssignmentStatus.FAILED for a in history or ())
     return schemas.JobOut(
-        id=row.id, home_site=row.home_site, job_type=row.job_type, gpus=row.gpus,
+        id=row.client_id, key=row.id, home_site=row.home_site, job_type=row.job_type, gpus=row.gpus,
         min_gpus=row.min_gpus, max_gpus=row.max_gpus, work_steps=row.work_steps,
         submit_h=row.submit_h, deadline_h=row.deadline_h,
         dataset_gb=row.dataset_gb, status=row.status,

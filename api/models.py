@@ -8,10 +8,24 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ID_LENGTH = 64
+# a job's key: its home site and the id that site gave it, "home/id" (job_key); a site id or a
+# job id never holds "/" (api.schemas.ID_PATTERN), so keys of different homes never collide
+JOB_KEY_LENGTH = 2 * ID_LENGTH + 1
+JOB_KEY_SEPARATOR = "/"
 TOKEN_HASH_LENGTH = 64  # sha256 hex
 REF_LENGTH = 64  # an executor's id for a run
 STATE_LENGTH = 32  # an executor's name for how a run ended
@@ -71,9 +85,20 @@ class OfferRow(Base):
     heartbeat_at_s: Mapped[float | None] = mapped_column(Float, default=None)
 
 
+def job_key(home_site: str, client_id: str) -> str:
+    """The key of the job its home site calls ``client_id``: unique across the federation."""
+    return f"{home_site}{JOB_KEY_SEPARATOR}{client_id}"
+
+
 class JobRow(Base):
+    """A job. Job ids are per home site: ``client_id`` is the id its home site gave it (unique
+    within that home only), ``id`` the broker's key for it (``job_key``; a job stored before
+    schema 0007 keeps its old, then global, id as its key), which assignments, run specs and
+    plans refer to."""
+
     __tablename__ = "jobs"
-    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    id: Mapped[str] = mapped_column(String(JOB_KEY_LENGTH), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(ID_LENGTH))
     home_site: Mapped[str] = mapped_column(ForeignKey("sites.id"))
     job_type: Mapped[str] = mapped_column(String(ID_LENGTH))
     gpus: Mapped[int] = mapped_column(Integer)  # asked for
@@ -102,6 +127,8 @@ class JobRow(Base):
     # an elastic job (with a GPU range) may change its count while it runs
     elastic: Mapped[bool] = mapped_column(Boolean, default=False)
     resize_overhead_h: Mapped[float] = mapped_column(Float, default=0.0)
+
+    __table_args__ = (UniqueConstraint("home_site", "client_id", name="uq_jobs_home_client"),)
 
 
 class JobRunRow(Base):

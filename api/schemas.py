@@ -257,7 +257,10 @@ class AttemptOut(Strict):
 
 
 class JobOut(Strict):
-    id: str
+    id: str = Field(description="the id its home site gave it (unique within that home)")
+    key: str = Field(description="the broker's key for it, unique across the federation, "
+                     "as plans name it: home_site/id (a job stored before schema 0007 keeps "
+                     "its id)")
     home_site: str
     job_type: str
     gpus: int

@@ -135,6 +135,27 @@ class Settings(BaseSettings):
     token_cache_ttl_s: float = Field(
         15.0, gt=0, le=3600, description="a cached site token is looked up again after this "
         "(a revocation the cache missed dies within it)")
+    rate_limit_per_s: float = Field(
+        100.0, gt=0, description="requests a second one principal (a site's token, the "
+        "admin's) may make on average (a token bucket); over it 429 with Retry-After, before "
+        "the body is read. An agent makes well under one a second (an offer every few "
+        "seconds, a few calls per job); carbonfed submit sends one batch")
+    rate_limit_burst: int = Field(
+        1000, ge=1, description="requests one principal may make at once after a quiet "
+        "spell (the bucket's size)")
+    max_concurrent_requests: int = Field(
+        32, ge=1, description="requests of one principal in flight at a time (from its "
+        "headers to the end of its answer); one more gets 429 with Retry-After: 1 (an agent "
+        "has one or two)")
+    anonymous_rate_limit_per_s: float = Field(
+        20.0, gt=0, description="as rate_limit_per_s, per IP address, for requests without a "
+        "valid token: registration under open registration, health, docs, the dashboard's "
+        "page, failed authentications")
+    anonymous_rate_limit_burst: int = Field(
+        500, ge=1, description="as rate_limit_burst, per IP address without a valid token")
+    anonymous_max_concurrent_requests: int = Field(
+        16, ge=1, description="as max_concurrent_requests, per IP address without a valid "
+        "token (bounds slow bodies from one address)")
     max_batch_jobs: int = Field(1000, ge=1, description="jobs per POST /jobs/batch")
     max_queued_jobs_per_site: int = Field(
         5000, ge=1, description="queued jobs one home site may have (a submission over it "

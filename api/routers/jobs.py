@@ -1,4 +1,7 @@
-"""``/v1/jobs``: submit jobs (one or a batch) and read their state."""
+"""``/v1/jobs``: submit jobs (one or a batch) and read their state.
+
+Job ids are per home site: two sites may each have a job "train-1", and a site's 409 for a
+used id only ever concerns its own ids."""
 
 from __future__ import annotations
 
@@ -37,18 +40,26 @@ def list_jobs(
     return jobs.list(status)
 
 
+HomeSite = Annotated[str | None, Query(
+    pattern=ID_PATTERN, description="the job's home site (job ids are per home site); "
+    "default: the caller's own, else (a site) the job of that id assigned to it, else (the "
+    "admin) the only job of that id")]
+
+
 @router.get("/{job_id}")
 def read_job(
-    job_id: Annotated[str, Path(pattern=ID_PATTERN)], jobs: Jobs, who: CurrentPrincipal
+    job_id: Annotated[str, Path(pattern=ID_PATTERN)], jobs: Jobs, who: CurrentPrincipal,
+    home_site: HomeSite = None,
 ) -> JobOut:
     """A job's state (admin, its home site, or the site it is assigned to)."""
-    return jobs.get(job_id, who)
+    return jobs.get(job_id, who, home_site)
 
 
 @router.post("/{job_id}/cancel")
 def cancel_job(
-    job_id: Annotated[str, Path(pattern=ID_PATTERN)], jobs: Jobs, who: CurrentPrincipal
+    job_id: Annotated[str, Path(pattern=ID_PATTERN)], jobs: Jobs, who: CurrentPrincipal,
+    home_site: HomeSite = None,
 ) -> JobOut:
     """Cancel a job (admin, or its home site): never planned again; the site running it finds
     it revoked at its next offer or heartbeat and stops it. 409 if it has finished."""
-    return jobs.cancel(job_id, who)
+    return jobs.cancel(job_id, who, home_site)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from api import mappers, schemas
 from api.errors import ConflictError, FieldError, ForbiddenError, NotFoundError
-from api.models import AssignmentRow, JobRow, JobRunRow, SiteRow
+from api.models import AssignmentRow, JobRow, JobRunRow, SiteRow, job_key
 from api.services import leases
 from api.services.context import Context
 from api.services.tokens import Principal
@@ -37,7 +37,7 @@ class JobService:
         held them all for a second); under the lock only what may have changed meanwhile is
         read again (home sites still active, ids still free, the queue quota) before the
         insert."""
-        seen: set[str] = set()
+        seen: set[tuple[str, str]] = set()  # (home site, its id for the job)
         wall = self.ctx.clock.wall_s()
         now_h = self.ctx.clock.hours_at(wall)
         batch = len(loc) > 1
@@ -53,9 +53,9 @@ class JobService:
             if not who.admin and body.home_site != who.site_id:
                 raise ForbiddenError(f"a site may submit only its own jobs (home_site "
                                      f"'{who.site_id}'), got '{body.home_site}'")
-            if body.id in seen:
+            if (body.home_site, body.id) in seen:
                 raise FieldError((*where, "id"), f"duplicate job id '{body.id}'")
-            seen.add(body.id)
+            seen.add((body.home_site, body.id))
             rows.append(self._row(body, where, sites, fed, now_h, wall))
         homes = {r.home_site for r in rows}
         with self.ctx.db.write() as s:
@@ -65,18 +65,36 @@ class JobService:
                 if row.home_site not in active:  # disabled or gone since the checks
                     raise FieldError(((*loc, i) if batch else loc) + ("home_site",),
                                      f"no active site '{row.home_site}'")
-            taken = s.scalars(select(JobRow.id).where(JobRow.id.in_(seen))).all()
-            if taken:
-                raise ConflictError(f"job id already submitted: {', '.join(sorted(taken))}",
-                                    job_ids=sorted(taken))
+            self._check_ids_free(s, seen)
             self._check_quota(s, rows, loc)
             s.add_all(rows)
             s.flush()  # the jobs first: a run spec refers to its job
-            s.add_all(JobRunRow(job_id=b.id, spec=b.run.model_dump(exclude_none=True))
+            with_run = {job_key(b.home_site, b.id) for b in jobs if b.run is not None}
+            s.add_all(JobRunRow(job_id=job_key(b.home_site, b.id),
+                                spec=b.run.model_dump(exclude_none=True))
                       for b in jobs if b.run is not None)
             s.flush()
-            with_run = {b.id for b in jobs if b.run is not None}
             return [mappers.job_out(r, None, has_run=r.id in with_run) for r in rows]
+
+    @staticmethod
+    def _check_ids_free(s: Session, wanted: set[tuple[str, str]]) -> None:
+        """409 for the ids their home sites already used: only a home's own ids are ever
+        compared (a site submits only for itself), so the answer says nothing of any other
+        site's ids, and another site cannot take an id from it."""
+        homes = {home for home, _ in wanted}
+        taken = sorted(pair for pair in s.execute(
+            select(JobRow.home_site, JobRow.client_id).where(
+                JobRow.home_site.in_(homes),
+                JobRow.client_id.in_({client for _, client in wanted}))).all()
+            if pair in wanted)
+        if not taken:
+            return
+        by_home: dict[str, list[str]] = {}
+        for home, client in taken:
+            by_home.setdefault(home, []).append(client)
+        said = "; ".join(f"{', '.join(ids)} (site '{home}')" for home, ids in by_home.items())
+        raise ConflictError(f"job id already submitted: {said}",
+                            job_ids=[client for _, client in taken])
 
     def _check_quota(self, s: Session, rows: Sequence[JobRow],
                      loc: tuple[str | int, ...]) -> None:
@@ -149,7 +167,8 @@ class JobService:
             raise FieldError((*where, "gpus"), f"{body.job_type} on {body.gpus} GPUs fits no "
                              "GPU pool of the registered sites")
         return JobRow(
-            id=job.id, home_site=job.home_site, job_type=job.job_type, gpus=job.gpus,
+            id=job_key(body.home_site, body.id), client_id=body.id, home_site=job.home_site,
+            job_type=job.job_type, gpus=job.gpus,
             min_gpus=job.min_gpus, max_gpus=job.max_gpus, work_steps=job.work_steps,
             submit_h=job.submit_h, deadline_h=job.deadline_h,
             dataset_gb=job.dataset_gb, status=JobStatus.QUEUED, attempts=0,
@@ -158,10 +177,37 @@ class JobService:
             done_steps=0.0, elastic=job.elastic, resize_overhead_h=job.resize_overhead_h,
         )
 
-    def get(self, job_id: str, who: Principal) -> schemas.JobOut:
+    @staticmethod
+    def _lookup(s: Session, job_id: str, who: Principal,
+                home_site: str | None) -> JobRow | None:
+        """The job ``job_id`` as the caller means it (None: there is none): ``home_site``'s
+        when given; else a site's own, or failing that the one assigned to it under that id
+        (a host reads a job by the id its assignment shows); else (the admin) the only job of
+        that id, 422 when several sites use it. Never another site's job otherwise: the
+        callers answer 403 whether or not it exists."""
+        home = home_site or who.site_id
+        if home is not None:
+            row = s.scalar(select(JobRow).where(JobRow.home_site == home,
+                                                JobRow.client_id == job_id))
+            if row is not None or home_site is not None or who.site_id is None:
+                return row
+            query = select(JobRow).join(AssignmentRow, AssignmentRow.job_id == JobRow.id).where(
+                JobRow.client_id == job_id, AssignmentRow.site_id == who.site_id,
+                AssignmentRow.status.in_(CURRENT))
+        else:
+            query = select(JobRow).where(JobRow.client_id == job_id)
+        found = list({r.id: r for r in s.scalars(query)}.values())
+        if len(found) > 1:
+            homes = ", ".join(sorted(r.home_site for r in found))
+            raise FieldError(("query", "home_site"), f"sites {homes} each have a job "
+                             f"'{job_id}': say which with home_site")
+        return found[0] if found else None
+
+    def get(self, job_id: str, who: Principal,
+            home_site: str | None = None) -> schemas.JobOut:
         with self.ctx.db.read() as s:
-            row = s.get(JobRow, job_id)
-            tries = s.scalars(select(AssignmentRow).where(AssignmentRow.job_id == job_id)
+            row = self._lookup(s, job_id, who, home_site)
+            tries = s.scalars(select(AssignmentRow).where(AssignmentRow.job_id == row.id)
                               .order_by(AssignmentRow.id)).all() if row else []
             live = next((a for a in tries if a.status in CURRENT), None)
             allowed = who.admin or (row is not None and who.site_id in (
@@ -169,8 +215,8 @@ class JobService:
             if not allowed:  # a site learns nothing of other sites' jobs, not even existence
                 raise ForbiddenError(f"job '{job_id}' is neither from nor assigned to this site")
             if row is None:
-                raise NotFoundError(f"no job '{job_id}'")
-            has_run = s.get(JobRunRow, job_id) is not None
+                raise NotFoundError(f"no job '{job_id}'{_of(home_site)}")
+            has_run = s.get(JobRunRow, row.id) is not None
             owner = who.admin or who.site_id == row.home_site  # the host sees no history
             return mappers.job_out(row, live, has_run=has_run,
                                    history=list(tries) if owner else None)
@@ -190,20 +236,25 @@ class JobService:
             return [mappers.job_out(r, live.get(r.id), has_run=r.id in with_run,
                                     failures=failures.get(r.id, 0)) for r in s.scalars(query)]
 
-    def cancel(self, job_id: str, who: Principal) -> schemas.JobOut:
+    def cancel(self, job_id: str, who: Principal,
+               home_site: str | None = None) -> schemas.JobOut:
         """Cancel a job (its home site or the admin): it is never planned again, and its live
         assignment is withdrawn, so the site holding it finds it in ``revoked`` at its next
         offer or heartbeat and stops it (``sites.executors``). A finished job answers 409."""
         wall = self.ctx.clock.wall_s()
         with self.ctx.db.write() as s:
-            row = s.get(JobRow, job_id)
+            row = self._lookup(s, job_id, who, home_site)
             if not who.admin and (row is None or row.home_site != who.site_id):
                 raise ForbiddenError(f"job '{job_id}' is not from this site")
             if row is None:
-                raise NotFoundError(f"no job '{job_id}'")
+                raise NotFoundError(f"no job '{job_id}'{_of(home_site)}")
             if row.status in JOB_FINAL:
                 raise ConflictError(f"job '{job_id}' is already {row.status}")
-            leases.withdraw_job(s, job_id, wall, leases.CANCELLED)
+            leases.withdraw_job(s, row.id, wall, leases.CANCELLED)
             row.status = JobStatus.CANCELLED
             s.flush()
-            return mappers.job_out(row, None, has_run=s.get(JobRunRow, job_id) is not None)
+            return mappers.job_out(row, None, has_run=s.get(JobRunRow, row.id) is not None)
+
+
+def _of(home_site: str | None) -> str:
+    return "" if home_site is None else f" from site '{home_site}'"

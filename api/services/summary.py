@@ -99,7 +99,8 @@ class SummaryService:
         return out
 
     def ledger(self, site_id: str | None = None) -> schemas.LedgerOut:
-        """Cost-plus settlement of the completed jobs that ran away from home.
+        """Cost-plus settlement of the completed jobs that ran away from home. A row names
+        its job by its home's id for it (the payer is that home: job ids are per home site).
 
         ``site_id``: only the rows where that site pays or is paid (and only its balance).
         """
@@ -108,7 +109,7 @@ class SummaryService:
         a = AssignmentRow
         with self.ctx.db.read() as s:
             done = s.execute(
-                select(a.job_id, JobRow.home_site, a.site_id, a.gpus, a.start_h,
+                select(JobRow.client_id, JobRow.home_site, a.site_id, a.gpus, a.start_h,
                        a.transfer_h, a.runtime_h, METERED_KWH, METERED_KG,
                        METERED_USD, a.transfer_cost_usd, a.measured_energy_kwh)
                 .join(JobRow, JobRow.id == a.job_id)

@@ -81,10 +81,10 @@ async def test_5000_jobs_at_50_sites_the_first_round_assigns_within_its_budget(d
     assert len(plan["assigned"]) > 0
     # the most urgent first: every job with a deadline (715 of them) before any without
     considered = {p["job_id"] for p in plan["planned"]} | set(plan["deferred"])
-    with_deadline = {j["id"] for j in jobs if "deadline_h" in j}
+    with_deadline = {f"{j['home_site']}/{j['id']}" for j in jobs if "deadline_h" in j}
     assert considered <= with_deadline
     # feasible: what starts now fits every pool's offered GPUs
-    by_id = {j["id"]: j for j in jobs}
+    by_id = {f"{j['home_site']}/{j['id']}": j for j in jobs}  # plans name jobs by key
     used: dict[tuple[str, str], int] = defaultdict(int)
     for p in plan["planned"]:
         if p["start_offset"] == 0:

@@ -310,7 +310,7 @@ async def test_a_running_job_past_its_maximum_run_time_is_revoked_and_requeued(h
     await c.put("/v1/sites/north/offer", json={**offer_body(3, {"V100": 3}), "holding": [a]},
                 headers=bearer(token))
     round_ = (await c.post("/v1/plans", headers=admin)).json()
-    assert round_["requeued"] == ["j1"]
+    assert round_["requeued"] == ["north/j1"]
     r = await c.post(f"{path}/complete", headers=bearer(token))
     assert r.status_code == 409 and "max-runtime" in r.json()["message"]
 
@@ -336,7 +336,7 @@ async def test_a_site_that_missed_its_heartbeat_gets_nothing_new_at_once(make_se
         assert r.status_code == 200
         await c.post("/v1/jobs", json=job_body("j2", "south"), headers=admin)
         round_ = (await c.post("/v1/plans", headers=admin)).json()
-        assert round_["requeued"] == ["j1"]  # never acknowledged by a dead site: at once
+        assert round_["requeued"] == ["south/j1"]  # never acknowledged by a dead site: at once
         jobs = {j["id"]: j for j in (await c.get("/v1/jobs", headers=admin)).json()}
         assert {jobs["j1"]["site_id"], jobs["j2"]["site_id"]} == {"south"}
         assert a not in round_["assigned"]
@@ -365,8 +365,8 @@ async def test_a_round_takes_every_sites_jobs_in_turn(make_settings, wall):
         assert len(taken) == 10
         # each site's first five: the victim's by id (same submission), the attacker's by
         # deadline
-        victim = sorted(f"v{i}" for i in range(20))[:5]
-        assert sorted(taken) == sorted(victim + [f"x{i}" for i in range(5)])
+        victim = sorted(f"victim/v{i}" for i in range(20))[:5]  # plans name jobs by key
+        assert sorted(taken) == sorted(victim + [f"attacker/x{i}" for i in range(5)])
 
 
 async def test_a_job_past_its_deadline_loses_its_urgency(make_settings, wall):
@@ -380,11 +380,11 @@ async def test_a_job_past_its_deadline_loses_its_urgency(make_settings, wall):
         wall.now_s += 1800  # the deadline is ahead: the urgent job goes first
         await c.put("/v1/sites/north/offer", json=offer_body(1, {"V100": 0}),
                     headers=bearer(token))
-        assert considered((await c.post("/v1/plans", headers=admin)).json()) == ["urgent"]
+        assert considered((await c.post("/v1/plans", headers=admin)).json()) == ["north/urgent"]
         wall.now_s += 1801  # now it has passed: it can no longer be met, and waits its turn
         await c.put("/v1/sites/north/offer", json=offer_body(2, {"V100": 0}),
                     headers=bearer(token))
-        assert considered((await c.post("/v1/plans", headers=admin)).json()) == ["plain"]
+        assert considered((await c.post("/v1/plans", headers=admin)).json()) == ["north/plain"]
 
 
 
@@ -504,7 +504,7 @@ async def test_old_rounds_keep_their_figures_only(make_settings, wall):
             plans = {r.id: r.plan for r in s.query(PlanRoundRow)}
         first, *kept = (plans[r["round_id"]] for r in rounds)
         assert "deferred" not in first and "planned" not in first and first["pruned"]
-        assert all(p["deferred"] == ["j1"] for p in kept)
+        assert all(p["deferred"] == ["north/j1"] for p in kept)
         listed = (await c.get("/v1/plans", headers=admin)).json()
         assert [r["deferred"] for r in listed] == [1, 1, 1]  # the figures stay
 

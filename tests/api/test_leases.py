@@ -49,7 +49,7 @@ async def test_an_unacknowledged_assignment_is_requeued_after_the_ack_timeout(br
     for site in tokens:  # both sites keep offering: only the missing ack counts
         await offer(broker, site, tokens[site], 2, price=10.0 if site == "north" else 90.0)
     again = await plan(broker)
-    assert again["requeued"] == ["j1"] and len(again["assigned"]) == 1
+    assert again["requeued"] == ["south/j1"] and len(again["assigned"]) == 1
     r = await act(broker, "north", tokens["north"], first, "ack")
     assert r.status_code == 409 and "ack-timeout" in r.json()["message"]
 
@@ -72,7 +72,7 @@ async def test_an_expired_lease_is_requeued_finished_elsewhere_once_and_the_late
     broker.wall.now_s += 601
     await offer(broker, "south", tokens["south"], 5, price=90.0)
     round_ = await plan(broker)
-    assert round_["requeued"] == ["j1"]
+    assert round_["requeued"] == ["south/j1"]
     [b] = round_["assigned"]
     job = (await c.get("/v1/jobs/j1", headers=admin)).json()
     assert job["site_id"] == "south" and job["attempts"] == 2

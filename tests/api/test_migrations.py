@@ -63,7 +63,7 @@ def test_upgrade_keeps_every_row(tmp_path):
     db = Database(f"sqlite:///{path}")
     assert schema_revision(db.engine) is None
     upgrade_schema(db.engine)
-    assert schema_revision(db.engine) == "0006"
+    assert schema_revision(db.engine) == "0007"
     db.dispose()
     for table, columns in KEPT.items():
         assert rows(path, table, columns) == v1_rows(table, columns), table
@@ -105,8 +105,8 @@ async def test_the_broker_serves_an_upgraded_database(tmp_path, make_settings, w
 def test_db_upgrade_command(tmp_path, capsys):
     path = v1_database(tmp_path)
     assert main(["db", "upgrade", "--db", f"sqlite:///{path}"]) == 0
-    assert capsys.readouterr().out.strip().endswith("schema none -> 0006")
+    assert capsys.readouterr().out.strip().endswith("schema none -> 0007")
     assert main(["db", "upgrade", "--db", str(path)]) == 0  # a plain path is a SQLite file
-    assert capsys.readouterr().out.strip().endswith("schema 0006 -> 0006")
+    assert capsys.readouterr().out.strip().endswith("schema 0007 -> 0007")
     assert main(["db", "upgrade", "--db", str(tmp_path / "no" / "such.db")]) == 2
     assert "does not exist" in capsys.readouterr().err

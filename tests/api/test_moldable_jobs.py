@@ -33,7 +33,7 @@ async def test_the_planner_chooses_the_count_and_the_assignment_carries_it(broke
     plan = (await c.post("/v1/plans", headers=broker.admin())).json()
     assert len(plan["assigned"]) == 2
     planned = {p["job_id"]: p["gpus"] for p in plan["planned"]}
-    assert planned == {"m1": 1, "f1": 2}
+    assert planned == {"north/m1": 1, "north/f1": 2}
     got = (await c.get("/v1/sites/north/assignments", headers=bearer(north))).json()
     by_job = {a["job"]["id"]: a for a in got["assignments"]}
     m1 = by_job["m1"]

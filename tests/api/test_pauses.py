@@ -114,7 +114,7 @@ async def test_a_pause_not_acknowledged_in_time_requeues_the_job(priced):
     priced.wall.now_s += 91.0  # ack_timeout_s is 90 in the tests
     await _offer(priced, token, 3, [0, 1, 1, 1, 1, 1], [900.0] + [100.0] * 5, [first])
     round_ = (await priced.client.post("/v1/plans", headers=priced.admin())).json()
-    assert round_["requeued"] == ["j1"]
+    assert round_["requeued"] == ["north/j1"]
     r = await priced.client.get("/v1/sites/north/assignments?status=requeued",
                                 headers=bearer(token))
     assert [a["requeue_reason"] for a in r.json()["assignments"]] == ["directive-timeout"]

@@ -96,7 +96,8 @@ async def test_the_worker_process_reads_and_plans_what_the_planning_thread_does(
         finally:
             solver.close()
     # fair share: every site's first job (ties: by id), then every site's second, ...
-    queues = [sorted(f"j{i}" for i in range(12) if i % 3 == site) for site in range(3)]
+    queues = [sorted(f"s{site}/j{i}" for i in range(12) if i % 3 == site)  # keys: home/id
+              for site in range(3)]
     turns = tuple(job for turn in zip(*queues, strict=True) for job in sorted(turn))
     assert (remote.considered, remote.queued, remote.held) == (
         inline.considered, inline.queued, inline.held) == (turns, 12, 0)

@@ -48,7 +48,7 @@ async def test_enrol_register_offer_plan_complete_on_postgres(make_settings):
             r = await c.post("/v1/jobs", json=job_body(job, site), headers=admin)
             assert r.status_code == 201
             plan = (await c.post("/v1/plans", headers=admin)).json()
-            assert job in [p["job_id"] for p in plan["planned"]]
+            assert f"{site}/{job}" in [p["job_id"] for p in plan["planned"]]
             [a] = (await c.get(f"/v1/sites/{site}/assignments", headers=bearer(token))).json()[
                 "assignments"]
             for action in ("ack", "start", "complete"):  # a completion needs a start
@@ -56,7 +56,7 @@ async def test_enrol_register_offer_plan_complete_on_postgres(make_settings):
                                  headers=bearer(token))
             assert r.json()["status"] == "completed"
         db = Database(url)
-        assert schema_revision(db.engine) == "0006"  # through Alembic, in its own schema
+        assert schema_revision(db.engine) == "0007"  # through Alembic, in its own schema
         db.dispose()
 
 

@@ -228,7 +228,7 @@ async def test_unacknowledged_jobs_of_a_stale_site_go_back_to_the_queue(broker):
     await c.put("/v1/sites/south/offer", json=offer_body(2, price=90), headers=bearer(south))
     assert (await c.get("/v1/sites/north", headers=bearer(north))).json()["status"] == "stale"
     plan = (await c.post("/v1/plans", headers=broker.admin())).json()
-    assert plan["requeued"] == ["j1"]
+    assert plan["requeued"] == ["south/j1"]
     assert [p["site_id"] for p in plan["planned"]] == ["south"]  # stale north gets nothing
     r = await c.post(f"/v1/sites/north/assignments/{assigned}/ack", headers=bearer(north))
     assert r.status_code == 409  # withdrawn: north must not run it

@@ -86,7 +86,7 @@ async def test_a_rejected_job_goes_elsewhere_and_never_back(broker):
     assert r.status_code == 200
     # both refused it: north is still the cheaper and has room, but never gets it again
     again = await plan(broker)
-    assert again["assigned"] == [] and again["deferred"] == ["j1"]
+    assert again["assigned"] == [] and again["deferred"] == ["south/j1"]
     history = (await broker.client.get("/v1/jobs/j1", headers=broker.admin())).json()["history"]
     assert [(h["site_id"], h["requeue_reason"], h["message"]) for h in history] == [
         ("north", "rejected", "image not allowed"), ("south", "rejected", "too long")]

@@ -1,0 +1,108 @@
+"""Per-principal request limits: a rate (a token bucket) and a number of requests in flight.
+
+A principal is a site's token, the admin's token, an enrolment token, or, for a client without
+a valid token (registration under open registration, health, docs, the dashboard's page, failed
+authentications), its IP address. ``api.gate`` asks ``admit`` once it knows who calls and
+before a byte of the body is read; over a limit the request gets 429 with Retry-After at once.
+
+Our own code rather than a library: what is needed is a bucket and a counter per principal in
+one process's memory (one broker process owns the database), touched only by the event loop
+(so no lock), on a clock a test can turn. The ``limits`` package (slowapi's) counts fixed or
+moving windows through a storage backend and has no notion of requests in flight; pyrate-limiter
+(in the lock through schemathesis) is a leaky bucket that makes callers wait rather than refuse.
+Neither bounds concurrency, the limit that matters for slow or costly requests.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+CONCURRENCY_RETRY_S = 1  # a request in flight usually ends within a second
+MAX_KEYS = 100_000  # principals tracked at once: idle ones are forgotten beyond it
+
+
+@dataclass(frozen=True)
+class Limit:
+    """``rate_per_s`` requests a second on average, ``burst`` at once after a quiet spell,
+    ``concurrent`` in flight at a time."""
+
+    rate_per_s: float
+    burst: int
+    concurrent: int
+
+
+@dataclass(frozen=True)
+class Refusal:
+    message: str
+    retry_after_s: int
+    first: bool  # the first refusal since the principal was last admitted (worth a log line)
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    at_s: float  # when ``tokens`` was last brought up to date
+    in_flight: int = 0
+    refused: int = 0  # refusals since it was last admitted
+
+
+class RequestLimits:
+    """The limits' state for one app: a bucket per principal key."""
+
+    def __init__(self, principal: Limit, anonymous: Limit,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 max_keys: int = MAX_KEYS) -> None:
+        self.principal = principal
+        self.anonymous = anonymous
+        self.monotonic = monotonic  # tests may turn it
+        self.max_keys = max_keys
+        self._buckets: dict[str, _Bucket] = {}
+
+    def admit(self, key: str, anonymous: bool) -> Refusal | None:
+        """Count one request of ``key``: None if it may go on (then ``release(key)`` when it
+        ends), else why not and when to retry. A refused request costs its client nothing."""
+        limit = self.anonymous if anonymous else self.principal
+        now = self.monotonic()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self.max_keys:
+                self._forget_idle()
+            bucket = self._buckets[key] = _Bucket(float(limit.burst), now)
+        else:
+            bucket.tokens = min(float(limit.burst),
+                                bucket.tokens + (now - bucket.at_s) * limit.rate_per_s)
+            bucket.at_s = now
+        if bucket.in_flight >= limit.concurrent:
+            bucket.refused += 1
+            return Refusal(f"{limit.concurrent} requests of this client are in flight, the "
+                           "broker's limit", CONCURRENCY_RETRY_S, bucket.refused == 1)
+        if bucket.tokens < 1.0:
+            bucket.refused += 1
+            wait_s = max(1, math.ceil((1.0 - bucket.tokens) / limit.rate_per_s))
+            return Refusal(f"over this client's request rate ({limit.rate_per_s:g} a second, "
+                           f"{limit.burst} at once)", wait_s, bucket.refused == 1)
+        bucket.tokens -= 1.0
+        bucket.in_flight += 1
+        bucket.refused = 0
+        return None
+
+    def release(self, key: str) -> None:
+        """An admitted request of ``key`` has ended."""
+        bucket = self._buckets.get(key)
+        if bucket is not None and bucket.in_flight > 0:
+            bucket.in_flight -= 1
+
+    def in_flight(self, key: str) -> int:
+        bucket = self._buckets.get(key)
+        return 0 if bucket is None else bucket.in_flight
+
+    def _forget_idle(self) -> None:
+        """Make room: forget the principals with nothing in flight, those idle longest first,
+        down to half the bound (a forgotten principal starts again with a full bucket, which
+        it would mostly have by then anyway)."""
+        idle = sorted((b.at_s, k) for k, b in self._buckets.items() if b.in_flight == 0)
+        for _, key in idle[:max(0, len(self._buckets) - self.max_keys // 2)]:
+            del self._buckets[key]
