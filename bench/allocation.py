@@ -11,6 +11,9 @@ in the same run; it is skipped above --full-max-options (it takes minutes there)
     python bench/allocation.py --sizes 1000x12x24 --methods "" --lp-bound-check
                                                        # the LP bound with and without the
                                                        # options' upper bounds
+    python bench/allocation.py --sizes 5000x20x24 --methods "" --lp-methods dual,primal,ipm \
+        --time-limit 120 --skip-lp-bound               # column generation's LP with each of
+                                                       # HiGHS's LP algorithms, same budget
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from broker.planner import PlannerConfig, build_round_problem
 from broker.workload import SyntheticWorkload
 from optimization import SolverOptions, solve_allocation
 from optimization.allocation_matrix import allocation_matrix
+from optimization.column_generation import solve_lp_by_columns
+from optimization.solver import LP_METHODS, SafetyNet
 from sites import DEFAULT_GPUS, SiteSpec, SyntheticDiurnal, default_affinity
 
 GPU_TYPES = ("K80", "P100", "V100")
@@ -130,6 +135,12 @@ def main() -> None:
     parser.add_argument("--lp-bound-check", action="store_true",
                         help="also solve each LP bound as before 2026-12-03 (options without "
                              "upper bounds, HiGHS presolve on): the fix's before/after")
+    parser.add_argument("--lp-methods", default="",
+                        help=f"also solve the LP relaxation by column generation with each of "
+                             f"these HiGHS algorithms ({', '.join(LP_METHODS)}) within "
+                             f"--time-limit: LP value reached, its Lagrangian bound, time")
+    parser.add_argument("--skip-lp-bound", action="store_true",
+                        help="do not solve the full LP (minutes at 5000x20x24)")
     args = parser.parse_args()
     print(f"{'size':>12} {'method':>10} {'options':>8} {'nonzeros':>9} {'build s':>8} "
           f"{'HiGHS s':>8} {'total s':>8} {'objective':>10} {'gap to LP':>9}  status")
@@ -141,10 +152,25 @@ def main() -> None:
         started = time.perf_counter()
         p = build_round_problem(federation, offers, jobs, config).problem
         options_s = time.perf_counter() - started
-        bound, bound_s = lp_bound(p)
         nnz = int(p.n_options + p.option_slots.sum())
-        print(f"{size:>12} {'LP bound':>10} {p.n_options:>8} {nnz:>9} {'':>8} {bound_s:>8.2f} "
-              f"{'':>8} {bound:>10.2f} {'':>9}  full LP relaxation, one highspy solve")
+        bound = np.nan
+        if not args.skip_lp_bound:
+            bound, bound_s = lp_bound(p)
+            print(f"{size:>12} {'LP bound':>10} {p.n_options:>8} {nnz:>9} {'':>8} "
+                  f"{bound_s:>8.2f} {'':>8} {bound:>10.2f} {'':>9}  full LP relaxation, one "
+                  f"highspy solve")
+        for lp_method in filter(None, args.lp_methods.split(",")):
+            lp_options = dataclasses.replace(solver, lp_method=lp_method)
+            started = time.perf_counter()
+            relaxation = solve_lp_by_columns(p, lp_options, SafetyNet(args.time_limit))
+            took = time.perf_counter() - started
+            priced = relaxation.priced
+            value = np.nan if priced is None else priced.objective_usd
+            state = "complete" if priced is not None and priced.complete else "not finished"
+            print(f"{size:>12} {'CG ' + lp_method:>10} {p.n_options:>8} {nnz:>9} {'':>8} "
+                  f"{relaxation.master.lp.solve_s:>8.2f} {took:>8.2f} {value:>10.2f} "
+                  f"{'':>9}  column generation's LP {state}, Lagrangian bound "
+                  f"{relaxation.bound_usd:.2f} ({relaxation.master.lp.num_cols} columns)")
         if args.lp_bound_check:
             unbounded, unbounded_s = lp_bound(p, bounded=False, presolve=True)
             print(f"{size:>12} {'LP bound':>10} {p.n_options:>8} {nnz:>9} {'':>8} "
@@ -162,9 +188,10 @@ def main() -> None:
             totals[method] = total
             build = options_s + solution.build_time_s
             gap = (solution.objective_usd - bound) / abs(solution.objective_usd)
+            gap_text = f"{gap:>9.3%}" if np.isfinite(gap) else f"{'-':>9}"
             print(f"{size:>12} {method:>10} {p.n_options:>8} {nnz:>9} {build:>8.2f} "
                   f"{solution.solve_time_s:>8.2f} {total:>8.2f} {solution.objective_usd:>10.2f} "
-                  f"{gap:>9.3%}  {solution.status} (own gap {solution.gap:.3%}; "
+                  f"{gap_text}  {solution.status} (own gap {solution.gap:.3%}; "
                   f"{solution.message})")
         if "full" in totals and "lp-guided" in totals:
             print(f"{size:>12} {'speed-up':>10} lp-guided is "

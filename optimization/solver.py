@@ -58,6 +58,20 @@ __all__ = [
 ]
 
 
+# HiGHS's algorithm for an LP solve, by name (``SolverOptions.lp_method``); a MIP always gets
+# HiGHS's own choice, since forcing ``solver`` on a MIP makes HiGHS drop its integrality.
+# Dual simplex is the default on evidence: on the 5000x20x24 round, column generation's LP
+# came within 1e-6 of its optimum in 120 s with it, and stood 8-11% above it with primal
+# simplex or IPM in the same time (``bench/allocation.py --lp-methods``, docs/benchmarks.md).
+LP_METHODS: dict[str, dict[str, Any]] = {
+    "dual": {"solver": "simplex", "simplex_strategy": 1},
+    "primal": {"solver": "simplex", "simplex_strategy": 4},
+    "ipm": {"solver": "ipm", "run_crossover": "on"},
+    "pdlp": {"solver": "pdlp"},
+}
+MIP_METHOD: dict[str, Any] = {"solver": "choose", "simplex_strategy": 1}
+
+
 @dataclass(frozen=True)
 class SolverOptions:
     """What one solve may spend, written once: every default of the solver lives here.
@@ -73,6 +87,7 @@ class SolverOptions:
     * ``dive_steps``: LP re-solves of one LP dive, ``restricted_mips``: restricted MILPs of one
       allocation solve (:mod:`optimization.lp_guided`);
     * ``threads``: 1 by default, so that HiGHS's path never depends on thread scheduling;
+    * ``lp_method``: HiGHS's algorithm for LP solves (``LP_METHODS``; dual simplex);
     * ``presolve``: HiGHS's presolve, on by default. It reduces nothing on a full allocation LP
       (the broker's presolve already did) and costs 1 of the 1000x12x24 bound LP's 10 s, 9 of
       the moldable round's 28 s, so ``bench/allocation.py``'s LP bound turns it off.
@@ -99,8 +114,12 @@ class SolverOptions:
     dive_steps: int = 200
     restricted_mips: int = 8
     presolve: bool = True
+    lp_method: str = "dual"
 
     def __post_init__(self) -> None:
+        if self.lp_method not in LP_METHODS:
+            raise ValueError(f"lp_method must be one of {', '.join(LP_METHODS)}, "
+                             f"got {self.lp_method!r}")
         if not self.time_limit_s > 0:
             raise ValueError(f"time_limit_s must be > 0, got {self.time_limit_s}")
         if not 0 <= self.mip_gap < 1:
@@ -412,6 +431,9 @@ class MatrixLP:
         budget = self.options.time_limit_s if time_limit_s is None else time_limit_s
         # HiGHS's clock is cumulative per object: give this solve its own budget on top.
         self._highs.setOptionValue("time_limit", self._highs.getRunTime() + budget)
+        method = MIP_METHOD if self._integer else LP_METHODS[self.options.lp_method]
+        for name, value in method.items():
+            self._highs.setOptionValue(name, value)
         started = time.perf_counter()
         run_status = self._highs.run()
         elapsed = time.perf_counter() - started
