@@ -227,18 +227,29 @@ class Presolved:
     rest_demands: np.ndarray
 
 
-def _slack_cells(p: AllocationProblem, alive: np.ndarray, occ_option: np.ndarray,
-                 occ_cell: np.ndarray, demand_gpus: np.ndarray) -> np.ndarray:
+def _slack_cells(p: AllocationProblem, alive: np.ndarray, demand_gpus: np.ndarray) -> np.ndarray:
     """Cells whose capacity no plan over the ``alive`` options can exceed.
 
     A job takes at most one option, so the most a cell can ever hold is the GPUs of every job
     of every demand with an alive option running in it.
     """
-    held = alive[occ_option]
-    touches = np.zeros((p.n_demands, p.n_resources * p.n_slots), dtype=bool)
-    touches[p.option_demand[occ_option[held]], occ_cell[held]] = True
-    most = (p.demand_count * demand_gpus) @ touches
+    runs = p.window_cells(alive.astype(float), rows=p.option_demand, n_rows=p.n_demands)
+    most = (p.demand_count * demand_gpus) @ (runs > 0)
     return most <= p.capacity_gpus.reshape(-1) + 1e-9
+
+
+def _cheapest_of_each_demand(p: AllocationProblem, among: np.ndarray) -> np.ndarray:
+    """The cheapest option of each demand among the mask ``among`` (the lowest index on ties),
+    for the demands that have one."""
+    cost = np.where(among, p.option_cost_usd, np.inf)
+    least = p.demand_groups.minimum(cost)
+    at_least = np.flatnonzero(among & (cost == least[p.option_demand]))
+    demand = p.option_demand[at_least]
+    at_least = at_least[np.argsort(demand, kind="stable")]
+    demand = p.option_demand[at_least]
+    first = np.ones(len(at_least), dtype=bool)
+    first[1:] = demand[1:] != demand[:-1]
+    return at_least[first]
 
 
 def presolve_round(p: AllocationProblem, max_passes: int = 8) -> Presolved:
@@ -256,33 +267,28 @@ def presolve_round(p: AllocationProblem, max_passes: int = 8) -> Presolved:
     the problem, and so do its GPUs from the capacity (its cells stay slack for the rest).
 
     Exact: the reduced problem has the same optimum, plus the settled cost. It is skipped
-    under a carbon cap (a slack option still spends the shared cap).
+    under a carbon cap (a slack option still spends the shared cap). Every test reads an
+    option's cells as its window (``AllocationProblem.window_sums``, ``window_cells``).
     """
     settled = np.zeros(p.n_options, dtype=np.int64)
     everything = np.arange(p.n_options)
     if p.carbon_cap_kg is not None or p.n_options == 0:
         return Presolved(settled, p, everything, np.arange(p.n_demands))
     cost = p.option_cost_usd
-    occ_option, occ_r, occ_t = p.occupancy()
-    occ_cell = occ_r * p.n_slots + occ_t
+    capacity = p.capacity_gpus.reshape(-1)
     demand_gpus = np.zeros(p.n_demands)  # the most GPUs one job of the demand may hold
     np.maximum.at(demand_gpus, p.option_demand, p.option_gpus)
     # An option that needs more GPUs than some cell it runs in has free can never be taken
     # (options exist where the pool is big enough, not where it is free enough now).
-    too_big = p.option_gpus[occ_option] > p.capacity_gpus.reshape(-1)[occ_cell] + 1e-9
     alive = np.ones(p.n_options, dtype=bool)
-    alive[occ_option[too_big]] = False
+    for gpus in np.unique(p.option_gpus):
+        short = p.window_sums((capacity + 1e-9 < gpus).astype(float)) > 0
+        alive &= ~(short & (p.option_gpus == gpus))
     best = np.zeros(0, dtype=int)  # the cheapest slack option of each demand that has one
     for _ in range(max_passes):
-        slack_cell = _slack_cells(p, alive, occ_option, occ_cell, demand_gpus)
-        # options with a cell that may bind (a bincount: far cheaper than logical_or.at)
-        tight = np.bincount(occ_option, weights=~slack_cell[occ_cell], minlength=p.n_options) > 0
-        slack = np.flatnonzero(alive & ~tight)
-        # by demand, then cost, then index: the first of each demand is its cheapest
-        slack = slack[np.lexsort((slack, cost[slack], p.option_demand[slack]))]
-        first = np.ones(len(slack), dtype=bool)
-        first[1:] = p.option_demand[slack[1:]] != p.option_demand[slack[:-1]]
-        best = slack[first]
+        slack_cell = _slack_cells(p, alive, demand_gpus)
+        tight = p.window_sums((~slack_cell).astype(float)) > 0  # a cell that may bind
+        best = _cheapest_of_each_demand(p, alive & ~tight)
         best_cost = np.full(p.n_demands, np.inf)
         best_cost[p.option_demand[best]] = cost[best]
         keep = alive & (cost < best_cost[p.option_demand])
@@ -300,8 +306,7 @@ def presolve_round(p: AllocationProblem, max_passes: int = 8) -> Presolved:
     rest_demands = np.flatnonzero(~done)
     if not len(rest_demands):
         return Presolved(settled, None, rest_options, rest_demands)
-    used = np.bincount(occ_cell, weights=(p.option_gpus * settled)[occ_option],
-                       minlength=p.n_resources * p.n_slots)
+    used = p.window_cells(p.option_gpus * settled)
     renumber = np.full(p.n_demands, -1)
     renumber[rest_demands] = np.arange(len(rest_demands))
     rest = dataclasses.replace(

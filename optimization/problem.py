@@ -104,6 +104,21 @@ class AllocationProblem:
         kind = np.int32 if self.n_resources * (self.n_slots + 1) < 2**31 else np.int64
         return row.astype(kind), (row + self.option_slots).astype(kind)
 
+    def window_cells(self, weight: np.ndarray, rows: np.ndarray | None = None,
+                     n_rows: int = 1) -> np.ndarray:
+        """sum_o weight_o [o runs in cell c] for every flat (resource, slot) cell c, on row
+        ``rows[o]`` of an (n_rows, cells) table (one row by default): what the options hold
+        in each cell. A run begun adds, a run ended takes off, summed along each row (a run
+        lies within its resource's slots): linear in the options, not in their cells."""
+        cells = self.n_resources * self.n_slots
+        first = self.option_resource.astype(np.int64) * self.n_slots + self.option_start
+        if rows is not None:
+            first = first + np.asarray(rows, dtype=np.int64) * (cells + 1)
+        size = n_rows * (cells + 1)
+        change = np.bincount(first, weights=weight, minlength=size)
+        change -= np.bincount(first + self.option_slots, weights=weight, minlength=size)
+        return np.cumsum(change.reshape(n_rows, cells + 1), axis=1)[:, :cells]
+
     def window_sums(self, per_cell: np.ndarray) -> np.ndarray:
         r"""sum_{t in run(o)} v_{r(o), t} for every option o, for a value v per (resource,
         slot) cell (flat or (resources, slots)).
