@@ -114,7 +114,7 @@ def run_default_scenario() -> float:
     """Wall time of ``carbonfed run default`` as a user runs it (a separate process)."""
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "scenarios.cli", "run", "default"], check=True,
-                   stdout=subprocess.DEVNULL)
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - started
 
 

@@ -360,8 +360,30 @@ class Schedule:
         return sum(b - a for a, b in self.segments_h)
 
 
-def cheapest_schedule(slot_cost: np.ndarray, runtime_h: float, overhead_h: float,
-                      slot_h: float, usable_slots: int) -> Schedule | None:
+class SlotRanking:
+    """The first ``usable`` slots of a cost series, cheapest first (a stable sort), and for any
+    m the m cheapest of them as runs of consecutive slots, kept once found: a round prices
+    thousands of runs on the same site's signals, and they ask for the same m."""
+
+    def __init__(self, slot_cost: np.ndarray, usable_slots: int) -> None:
+        usable = min(usable_slots, len(slot_cost))
+        self.order = np.argsort(np.asarray(slot_cost[:usable], dtype=float), kind="stable")
+        self._runs: dict[int, tuple[tuple[int, int], ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def runs(self, m: int) -> tuple[tuple[int, int], ...]:
+        """(first slot, last slot) of each run of the m cheapest slots, in time order."""
+        if m not in self._runs:
+            chosen = np.sort(self.order[:m])
+            breaks = np.flatnonzero(np.diff(chosen) > 1) + 1
+            self._runs[m] = tuple((int(r[0]), int(r[-1])) for r in np.split(chosen, breaks))
+        return self._runs[m]
+
+
+def cheapest_schedule(slot_cost: np.ndarray | SlotRanking, runtime_h: float,
+                      overhead_h: float, slot_h: float, usable_slots: int) -> Schedule | None:
     """The cheapest whole slots among the first ``usable_slots`` that hold a run of
     ``runtime_h`` hours of work, pausing in between (the interrupting strategy of "Let's Wait
     Awhile", Wiesner et al., Middleware 2021).
@@ -369,20 +391,19 @@ def cheapest_schedule(slot_cost: np.ndarray, runtime_h: float, overhead_h: float
     Takes the m cheapest slots, m from ceil(runtime / slot) up, until they hold the work plus
     the overhead of their segments (2 x checkpoint_overhead_h per pause): exactly the cheapest
     set when there is no overhead; the last segment ends when the work is done. None when no
-    set fits.
+    set fits. ``slot_cost`` may come ranked already (a ``SlotRanking`` of its usable slots,
+    which the caller keeps per series).
     """
-    usable = min(usable_slots, len(slot_cost))
-    order = np.argsort(np.asarray(slot_cost[:usable], dtype=float), kind="stable")
-    for m in range(max(1, slots_until(runtime_h, slot_h)), usable + 1):
-        chosen = np.sort(order[:m])
-        breaks = np.flatnonzero(np.diff(chosen) > 1) + 1
-        runs = np.split(chosen, breaks)
+    ranking = (slot_cost if isinstance(slot_cost, SlotRanking)
+               else SlotRanking(slot_cost, usable_slots))
+    for m in range(max(1, slots_until(runtime_h, slot_h)), len(ranking) + 1):
+        runs = ranking.runs(m)
         overhead = 2.0 * overhead_h * (len(runs) - 1)
         if m * slot_h + 1e-9 < runtime_h + overhead:
             continue
         segments, left = [], runtime_h
-        for i, run in enumerate(runs):
-            start, end = run[0] * slot_h, (run[-1] + 1) * slot_h
+        for i, (first, last) in enumerate(runs):
+            start, end = first * slot_h, (last + 1) * slot_h
             restore = overhead_h if i > 0 else 0.0
             if i == len(runs) - 1:
                 end = start + restore + left
@@ -436,13 +457,17 @@ class PricedSchedule:
 
 def price_schedule(runs: Runs, i: int, checkpoint_overhead_h: float,
                    price_usd_per_mwh: np.ndarray, carbon_g_per_kwh: np.ndarray, slot_h: float,
-                   usable_slots: int, carbon_price_usd_per_t: float) -> PricedSchedule | None:
+                   usable_slots: int, carbon_price_usd_per_t: float,
+                   ranking: SlotRanking | None = None) -> PricedSchedule | None:
     """Run ``i``'s cheapest schedule over one site's signal rows (slots of ``slot_h`` from
     their start; ``cheapest_schedule`` on the cost of a kWh with carbon priced in), its energy
     and emissions slot by slot, the overheads at full draw; None when no schedule fits or the
-    best one does not pause (that is a contiguous option)."""
-    cost_per_kwh = cost_per_kwh_usd(price_usd_per_mwh, carbon_g_per_kwh, carbon_price_usd_per_t)
-    schedule = cheapest_schedule(cost_per_kwh, float(runs.runtime_h[i]), checkpoint_overhead_h,
+    best one does not pause (that is a contiguous option). ``ranking``: those slots ranked
+    (``kwh_ranking``), when the caller keeps one per site and usable slots."""
+    if ranking is None:
+        ranking = kwh_ranking(price_usd_per_mwh, carbon_g_per_kwh, carbon_price_usd_per_t,
+                              usable_slots)
+    schedule = cheapest_schedule(ranking, float(runs.runtime_h[i]), checkpoint_overhead_h,
                                  slot_h, usable_slots)
     if schedule is None or len(schedule.segments_h) < 2:
         return None
@@ -451,6 +476,13 @@ def price_schedule(runs: Runs, i: int, checkpoint_overhead_h: float,
     return PricedSchedule(schedule, slot_index(schedule.segments_h[0][0], slot_h),
                           float(kwh.sum()), float(energy_cost_usd(kwh, price_usd_per_mwh).sum()),
                           float(emissions_kg(kwh, carbon_g_per_kwh).sum()))
+
+
+def kwh_ranking(price_usd_per_mwh: np.ndarray, carbon_g_per_kwh: np.ndarray,
+                carbon_price_usd_per_t: float, usable_slots: int) -> SlotRanking:
+    """A site's first ``usable_slots`` slots ranked by the cost of a kWh, carbon priced in."""
+    return SlotRanking(cost_per_kwh_usd(price_usd_per_mwh, carbon_g_per_kwh,
+                                        carbon_price_usd_per_t), usable_slots)
 
 
 def interruptible(runs: Runs, jobs: Sequence[Job]) -> np.ndarray:
@@ -486,12 +518,17 @@ def interrupted_options(runs: Runs, jobs: Sequence[Job], price_usd_per_mwh: np.n
     rows: dict[str, list] = {name: [] for name in OPTION_COLUMNS}
     schedules: list[Schedule] = []
     met = np.zeros(len(jobs), dtype=bool)
+    rankings: dict[tuple[int, int], SlotRanking] = {}  # per (site, usable slots)
     for i in interruptible(runs, jobs):
-        job, site = jobs[runs.job[i]], runs.site[i]
+        job, site = jobs[runs.job[i]], int(runs.site[i])
         usable = n_slots if job.deadline_h is None else min(
             n_slots, slots_until(job.deadline_h - origin_h, slot_h))
+        if (site, usable) not in rankings:
+            rankings[site, usable] = kwh_ranking(price_usd_per_mwh[site], carbon_g_per_kwh[site],
+                                                 carbon_price_usd_per_t, usable)
         priced = price_schedule(runs, i, job.checkpoint_overhead_h, price_usd_per_mwh[site],
-                                carbon_g_per_kwh[site], slot_h, usable, carbon_price_usd_per_t)
+                                carbon_g_per_kwh[site], slot_h, usable, carbon_price_usd_per_t,
+                                rankings[site, usable])
         if priced is None or not meets_deadline(origin_h + priced.schedule.finish_h,
                                                 job.deadline_h):
             continue
