@@ -13,12 +13,12 @@ room for its GPUs, and under a carbon cap whose emissions still fit in what is l
 a job with no such option is deferred. The result always satisfies job_assignment_balance,
 gpu_capacity_limit and carbon_emission_cap.
 
-Vectorised within a demand: a demand's options are ranked when it is planned, and the room of a
-chunk of a demand's options (their occupied cells laid out contiguously) is one
-``minimum.reduceat`` over the free-capacity vector (chunks doubling from the best ranked:
-room only shrinks, so an option that did not fit never fits later, and the first that fits
-is the same as over all options at once). The Python loop runs over demands (and, for a
-demand of many jobs, over the options it fills), never over options one by one.
+Vectorised within a demand: the room of every one of a demand's options (the least free GPUs
+over its window of slots) is two look-ups in a sparse table of window minima per resource
+(``WindowRoom``), so a job's first fitting option is one ``argmin`` over the demand's options,
+with no ranking and no cell lists; the table's row of a resource is rebuilt when a job takes
+GPUs there. The Python loop runs over demands (and, for a demand of many jobs, over the
+options it fills), never over options one by one.
 """
 
 from __future__ import annotations
@@ -28,20 +28,39 @@ import numpy as np
 from optimization.problem import AllocationProblem
 
 FIT_TOLERANCE = 1e-9
-# A demand's options are tried in chunks, doubling, best ranked first: most jobs take one of
-# their first few, and a chunk's room is all the work a try costs (a running job's rest has
-# thousands of options).
-FIRST_CHUNK = 16
 
 
-def _cells(p: AllocationProblem, opts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The (resource, slot) cells ``opts`` occupy, one option after the other, and where each
-    option's cells begin."""
-    slots = p.option_slots[opts]
-    seg = np.concatenate([[0], np.cumsum(slots)[:-1]])
-    offset = np.arange(int(slots.sum())) - np.repeat(seg, slots)
-    owner = np.repeat(opts, slots)
-    return p.option_resource[owner] * p.n_slots + p.option_start[owner] + offset, seg
+class WindowRoom:
+    """Free GPUs per (resource, slot), and the least of them over any window of a resource's
+    slots: a sparse table (``level[j][r, t]`` = min over slots t .. t + 2^j - 1), so a
+    window [t, t + L) is the smaller of two overlapping power-of-two windows."""
+
+    def __init__(self, free: np.ndarray) -> None:
+        self.free = np.array(free, dtype=float)  # (resources, slots), a copy
+        n_slots = self.free.shape[1]
+        self.level_of = np.zeros(n_slots + 1, dtype=np.int64)  # floor(log2 L), L >= 1
+        self.level_of[1:] = np.floor(np.log2(np.arange(1, n_slots + 1))).astype(np.int64)
+        self.levels = np.empty((int(self.level_of[-1]) + 1, *self.free.shape))
+        self._build(slice(None))
+
+    def _build(self, rows: slice | int) -> None:
+        self.levels[0][rows] = self.free[rows]
+        for j in range(1, len(self.levels)):
+            half = 1 << (j - 1)
+            below, level = self.levels[j - 1][rows], self.levels[j][rows]
+            level[..., :] = below
+            np.minimum(below[..., :-half], below[..., half:], out=level[..., :-half])
+
+    def least(self, resource: np.ndarray, start: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        """The least free GPUs over each window [start, start + slots) of ``resource``."""
+        j = self.level_of[slots]
+        span = np.left_shift(1, j)
+        return np.minimum(self.levels[j, resource, start],
+                          self.levels[j, resource, start + slots - span])
+
+    def take(self, resource: int, start: int, slots: int, gpus: float) -> None:
+        self.free[resource, start:start + slots] -= gpus
+        self._build(resource)
 
 
 def greedy_allocation(p: AllocationProblem, start: np.ndarray | None = None,
@@ -51,8 +70,8 @@ def greedy_allocation(p: AllocationProblem, start: np.ndarray | None = None,
     ``start``: a feasible partial plan to complete (e.g. the rounded-down LP solution); its
     jobs keep their options and their GPUs and emissions are taken first.
     ``option_rank``: the order in which a job tries its options (default: cost; e.g. the LP's
-    reduced costs, which price the scarce capacity in). Only options cheaper than deferring
-    are tried either way.
+    reduced costs, which price the scarce capacity in; ties to the lowest index). Only options
+    cheaper than deferring are tried either way.
     """
     x = np.zeros(p.n_options, dtype=np.int64)
     if p.n_options == 0:
@@ -68,11 +87,11 @@ def greedy_allocation(p: AllocationProblem, start: np.ndarray | None = None,
             free[p.option_cells(o)] -= p.option_gpus[o] * x[o]
         carbon_left -= float(p.option_carbon_kg @ x)
         left -= np.bincount(p.option_demand, weights=x, minlength=p.n_demands).astype(np.int64)
+    room = WindowRoom(free.reshape(p.n_resources, p.n_slots))
     worth = cost < p.deferral_penalty_usd[p.option_demand]
-    # Options by demand (a stable integer sort); each demand's options are ranked only when
-    # it is planned (most demands try a few of their first), not all at once up front.
-    by_demand = np.argsort(p.option_demand, kind="stable")
-    bounds = np.searchsorted(p.option_demand[by_demand], np.arange(p.n_demands + 1))
+    groups = p.demand_groups
+    by_demand = np.arange(p.n_options) if groups.order is None else groups.order
+    bounds = groups.bounds
     # each demand's first choice: its best-ranked option worth taking (the lowest index on ties)
     masked = np.where(worth, rank, np.inf)[by_demand]
     has_option = bounds[1:] > bounds[:-1]
@@ -85,34 +104,32 @@ def greedy_allocation(p: AllocationProblem, start: np.ndarray | None = None,
     held = np.ones(p.n_demands)
     held[has_option] = p.option_gpus[lead] * p.option_slots[lead]
     priority = (p.deferral_penalty_usd - best) / held
+    # the options worth taking, demand by demand (index order within): a demand's are views
+    tried = by_demand[worth[by_demand]]
+    tried_bounds = np.searchsorted(p.option_demand[tried], np.arange(p.n_demands + 1))
+    tried_resource, tried_start = p.option_resource[tried], p.option_start[tried]
+    tried_slots, tried_gpus = p.option_slots[tried], p.option_gpus[tried].astype(float)
+    tried_rank, tried_carbon = rank[tried], p.option_carbon_kg[tried]
     for d in np.argsort(-priority, kind="stable"):
         remaining = int(left[d])
-        if remaining == 0:
+        lo, hi = tried_bounds[d], tried_bounds[d + 1]
+        if remaining == 0 or lo == hi:
             continue
-        own = by_demand[bounds[d]:bounds[d + 1]]
-        own = own[worth[own]]  # only options cheaper than deferring, best ranked first
-        ranked = own[np.argsort(rank[own], kind="stable")]
-        lo, end = 0, len(ranked)
-        width = FIRST_CHUNK
-        while remaining > 0 and lo < end:
-            hi = min(end, lo + width)
-            opts = ranked[lo:hi]
-            own_cells, seg = _cells(p, opts)
-            gpus = p.option_gpus[opts].astype(float)
-            room = np.minimum.reduceat(free[own_cells], seg)
-            fits = np.floor((room + FIT_TOLERANCE) / gpus)
+        own = tried[lo:hi]
+        resource, begin, slots = tried_resource[lo:hi], tried_start[lo:hi], tried_slots[lo:hi]
+        gpus, own_rank, carbon = tried_gpus[lo:hi], tried_rank[lo:hi], tried_carbon[lo:hi]
+        while remaining > 0:
+            fits = np.floor((room.least(resource, begin, slots) + FIT_TOLERANCE) / gpus)
             if np.isfinite(carbon_left):
-                carbon = p.option_carbon_kg[opts]
                 by_carbon = np.floor((carbon_left + FIT_TOLERANCE) / np.maximum(carbon, 1e-300))
                 fits = np.minimum(fits, np.where(carbon > 0, by_carbon, np.inf))
-            ok = np.flatnonzero(fits >= 1)
-            if not len(ok):  # none of this chunk fits, and taking only ever shrinks room
-                lo, width = hi, 2 * width
-                continue
-            i = ok[0]
+            candidates = np.flatnonzero(fits >= 1)
+            if not len(candidates):
+                break
+            i = candidates[np.argmin(own_rank[candidates])]
             k = int(min(remaining, fits[i]))
-            x[opts[i]] += k
-            free[own_cells[seg[i]: seg[i] + p.option_slots[opts[i]]]] -= k * gpus[i]
-            carbon_left -= k * float(p.option_carbon_kg[opts[i]])
+            x[own[i]] += k
+            room.take(int(resource[i]), int(begin[i]), int(slots[i]), k * gpus[i])
+            carbon_left -= k * float(carbon[i])
             remaining -= k
     return x

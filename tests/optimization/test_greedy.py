@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from optimization import AllocationProblem, greedy_allocation
+from optimization.greedy import WindowRoom
 from optimization.problem import deferred_of, plan_cost_usd
 from tests.optimization.helpers import assert_feasible, random_problem
 
@@ -77,3 +78,24 @@ def test_greedy_is_feasible_on_random_rounds(seed):
         x = greedy_allocation(p)
         assert_feasible(p, x, deferred_of(p, x))
         assert x.sum() > 0
+
+
+def test_window_room_is_the_least_free_over_each_window_and_follows_takes():
+    """WindowRoom answers min(free[r, t:t+L]) for every window, before and after GPUs are
+    taken, against the slots read one by one (13 slots: windows up to 13 span three levels of
+    the sparse table and overlap within each)."""
+    rng = np.random.default_rng(7)
+    free = rng.integers(0, 9, size=(3, 13)).astype(float)
+    room = WindowRoom(free)
+    r, t, length = np.meshgrid(np.arange(3), np.arange(13), np.arange(1, 14), indexing="ij")
+    inside = t + length <= 13
+    r, t, length = r[inside], t[inside], length[inside]
+
+    def brute() -> np.ndarray:
+        return np.array([free[a, b:b + c].min() for a, b, c in zip(r, t, length, strict=True)])
+
+    assert np.array_equal(room.least(r, t, length), brute())
+    room.take(1, 4, 6, 2.0)
+    free[1, 4:10] -= 2.0
+    assert np.array_equal(room.least(r, t, length), brute())
+    assert room.least(np.array([1]), np.array([4]), np.array([1]))[0] == free[1, 4]
