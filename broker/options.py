@@ -366,7 +366,7 @@ class SlotRanking:
     thousands of runs on the same site's signals, and they ask for the same m."""
 
     def __init__(self, slot_cost: np.ndarray, usable_slots: int) -> None:
-        usable = min(usable_slots, len(slot_cost))
+        usable = max(0, min(usable_slots, len(slot_cost)))  # none when the deadline passed
         self.order = np.argsort(np.asarray(slot_cost[:usable], dtype=float), kind="stable")
         self._runs: dict[int, tuple[tuple[int, int], ...]] = {}
 

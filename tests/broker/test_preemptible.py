@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from broker.jobs import Job
-from broker.options import cheapest_schedule
+from broker.options import SlotRanking, cheapest_schedule
 from broker.planner import PlannerConfig
 from broker.summary import summarize
 from tests.scenarios.helpers import make_setup, simulate, steps_for, toy_federation
@@ -31,6 +31,14 @@ def test_cheapest_slots_by_hand():
     whole = cheapest_schedule(np.array([100, 900, 100.0]), 2.0, 0.25, 1.0, 3)
     assert whole is not None and whole.segments_h == ((0.0, 2.0),)
     assert cheapest_schedule(np.array([100, 900, 100.0]), 2.0, 0.25, 1.0, 1) is None
+
+
+def test_no_schedule_once_the_deadline_has_passed():
+    """A deadline two slots ago leaves -2 usable slots: no schedule (the slots must not be
+    read from the end of the series, as a Python slice [:-2] would)."""
+    carbon = np.array([300, 500, 100, 400, 200, 600.0])
+    assert cheapest_schedule(carbon, 1.0, 0.0, 1.0, -2) is None
+    assert cheapest_schedule(SlotRanking(carbon, -2), 1.0, 0.0, 1.0, -2) is None
 
 
 def _spike_job(preemptible: bool) -> Job:
