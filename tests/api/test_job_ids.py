@@ -17,7 +17,7 @@ from api.clock import Clock
 from api.db import Database, schema_revision, upgrade_schema
 from tests.api.conftest import Broker, bearer, job_body, offer_body, served, site_body
 from tests.api.test_migrations import OLD_ADMIN, rows, v1_database
-from tests.api.test_pauses import HOUR_STEPS
+from tests.api.test_pauses import HOUR_STEPS, pause_offer, pause_post
 
 pytestmark = pytest.mark.anyio
 
@@ -94,20 +94,6 @@ async def test_a_host_holding_two_jobs_of_one_id_is_told_to_say_whose(broker):
     for site in ("a", "b"):
         r = await c.get("/v1/jobs/x", params={"home_site": site}, headers=host)
         assert r.json()["home_site"] == site
-
-
-async def pause_offer(broker, token: str, sequence: int, free: list[int],
-                      carbon: list[float], holding: list[int]) -> None:
-    """North's offer of its one V100 (as in test_pauses.py)."""
-    body = {**offer_body(sequence, {"V100": 1}), "free_gpus": {"V100": free},
-            "carbon_g_per_kwh": carbon, "holding": holding}
-    r = await broker.client.put("/v1/sites/north/offer", json=body, headers=bearer(token))
-    assert r.status_code == 200, r.text
-
-
-async def pause_post(broker, token: str, path: str, body: dict | None = None):
-    return await broker.client.post(f"/v1/sites/north/assignments/{path}", json=body,
-                                    headers=bearer(token))
 
 
 async def test_a_host_pauses_another_homes_job_of_the_same_id_as_its_own(make_settings, wall):

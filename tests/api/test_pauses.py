@@ -33,15 +33,17 @@ async def priced(make_settings, wall):
         yield Broker(client, wall, app.state.services)
 
 
-async def _offer(broker, token: str, sequence: int, free: list[int], carbon: list[float],
-                 holding: list[int]) -> None:
+async def pause_offer(broker, token: str, sequence: int, free: list[int],
+                      carbon: list[float], holding: list[int]) -> None:
+    """North's offer of its one V100, with free GPUs, carbon and the jobs it holds per slot."""
     body = {**offer_body(sequence, {"V100": 1}), "free_gpus": {"V100": free},
             "carbon_g_per_kwh": carbon, "holding": holding}
     r = await broker.client.put("/v1/sites/north/offer", json=body, headers=bearer(token))
     assert r.status_code == 200, r.text
 
 
-async def _post(broker, token: str, path: str, body: dict | None = None):
+async def pause_post(broker, token: str, path: str, body: dict | None = None):
+    """POST to one of north's assignment routes."""
     return await broker.client.post(f"/v1/sites/north/assignments/{path}", json=body,
                                     headers=bearer(token))
 
@@ -50,7 +52,7 @@ async def _running_job(broker, preemptible: bool = True) -> tuple[str, int]:
     """north's token and the assignment of a 2 h job it runs from 0 h, an hour later."""
     r = await broker.client.post("/v1/sites", json=site_body("north", {"V100": 1}))
     token = r.json()["token"]
-    await _offer(broker, token, 1, [1] * 6, [100.0] * 6, [])
+    await pause_offer(broker, token, 1, [1] * 6, [100.0] * 6, [])
     extra = {"preemptible": True, "checkpoint_overhead_h": 0.1} if preemptible else {}
     r = await broker.client.post("/v1/jobs", headers=broker.admin(), json={
         "id": "j1", "home_site": "north", "job_type": "resnet50", "gpus": 1,
@@ -58,10 +60,10 @@ async def _running_job(broker, preemptible: bool = True) -> tuple[str, int]:
     assert r.status_code == 201, r.text
     [first] = (await broker.client.post("/v1/plans", headers=broker.admin())).json()["assigned"]
     for action in ("ack", "start"):
-        assert (await _post(broker, token, f"{first}/{action}")).status_code == 200
+        assert (await pause_post(broker, token, f"{first}/{action}")).status_code == 200
     broker.wall.now_s += 3600.0
     # the spike: 900 g now, 100 g after; the running job holds the one GPU this hour
-    await _offer(broker, token, 2, [0, 1, 1, 1, 1, 1], [900.0] + [100.0] * 5, [first])
+    await pause_offer(broker, token, 2, [0, 1, 1, 1, 1, 1], [900.0] + [100.0] * 5, [first])
     return token, first
 
 
@@ -72,7 +74,7 @@ async def test_a_running_job_is_paused_over_a_spike_and_resumed_after(priced):
     r = await priced.client.get("/v1/sites/north/assignments", headers=bearer(token))
     [held] = r.json()["assignments"]
     assert (held["id"], held["directive"]) == (first, "pause")
-    r = await _post(priced, token, f"{first}/pause", {"progress": 0.5})
+    r = await pause_post(priced, token, f"{first}/pause", {"progress": 0.5})
     assert r.status_code == 200, r.text
     assert (r.json()["status"], r.json()["requeue_reason"]) == ("requeued", "paused")
     job = (await priced.client.get("/v1/jobs/j1", headers=priced.admin())).json()
@@ -80,17 +82,17 @@ async def test_a_running_job_is_paused_over_a_spike_and_resumed_after(priced):
     assert job["done_steps"] == pytest.approx(HOUR_STEPS)
     # an hour on, the spike has passed: it resumes where its checkpoint is
     priced.wall.now_s += 3600.0
-    await _offer(priced, token, 3, [1] * 6, [100.0] * 6, [])
+    await pause_offer(priced, token, 3, [1] * 6, [100.0] * 6, [])
     [second] = (await priced.client.post("/v1/plans", headers=priced.admin())).json()["assigned"]
     r = await priced.client.get("/v1/sites/north/assignments", headers=bearer(token))
     [resumed] = r.json()["assignments"]
     assert resumed["id"] == second and resumed["directive"] is None
     assert resumed["runtime_h"] == pytest.approx(1.1)  # the other hour, after 0.1 h reading
     for action in ("ack", "start"):
-        assert (await _post(priced, token, f"{second}/{action}")).status_code == 200
+        assert (await pause_post(priced, token, f"{second}/{action}")).status_code == 200
     job = (await priced.client.get("/v1/jobs/j1", headers=priced.admin())).json()
     assert job["status"] == "running" and job["paused_site"] is None
-    assert (await _post(priced, token, f"{second}/complete")).status_code == 200
+    assert (await pause_post(priced, token, f"{second}/complete")).status_code == 200
     # billed: the hour before the pause (half of the first 2 h run: 0.36 kWh) and the 1.1 h
     # after it (0.396 kWh), one job completed
     summary = (await priced.client.get("/v1/summary", headers=priced.admin())).json()
@@ -103,7 +105,7 @@ async def test_a_job_that_may_not_pause_runs_through_the_spike(priced):
     token, first = await _running_job(priced, preemptible=False)
     round_ = (await priced.client.post("/v1/plans", headers=priced.admin())).json()
     assert round_["paused"] == []
-    r = await _post(priced, token, f"{first}/pause", {"progress": 0.5})
+    r = await pause_post(priced, token, f"{first}/pause", {"progress": 0.5})
     assert r.status_code == 409 and "no pause was asked" in r.json()["message"]
 
 
@@ -112,13 +114,13 @@ async def test_a_pause_not_acknowledged_in_time_requeues_the_job(priced):
     assert (await priced.client.post("/v1/plans", headers=priced.admin())).json()[
         "paused"] == [first]
     priced.wall.now_s += 91.0  # ack_timeout_s is 90 in the tests
-    await _offer(priced, token, 3, [0, 1, 1, 1, 1, 1], [900.0] + [100.0] * 5, [first])
+    await pause_offer(priced, token, 3, [0, 1, 1, 1, 1, 1], [900.0] + [100.0] * 5, [first])
     round_ = (await priced.client.post("/v1/plans", headers=priced.admin())).json()
     assert round_["requeued"] == ["north/j1"]
     r = await priced.client.get("/v1/sites/north/assignments?status=requeued",
                                 headers=bearer(token))
     assert [a["requeue_reason"] for a in r.json()["assignments"]] == ["directive-timeout"]
-    r = await _post(priced, token, f"{first}/pause", {"progress": 0.5})
+    r = await pause_post(priced, token, f"{first}/pause", {"progress": 0.5})
     assert r.status_code == 409
     job = (await priced.client.get("/v1/jobs/j1", headers=priced.admin())).json()
     assert job["done_steps"] == 0.0  # nothing it did was acknowledged: it starts over
@@ -136,7 +138,7 @@ async def test_an_elastic_job_grows_before_a_spike_as_a_new_assignment(priced):
 
     r = await priced.client.post("/v1/sites", json=site_body("north", {"V100": 2}))
     token = r.json()["token"]
-    await _offer(priced, token, 1, [1] * 6, [100.0] * 6, [])
+    await pause_offer(priced, token, 1, [1] * 6, [100.0] * 6, [])
     r = await priced.client.post("/v1/jobs", headers=priced.admin(), json={
         "id": "e1", "home_site": "north", "job_type": "resnet50", "gpus": 1, "min_gpus": 1,
         "max_gpus": 2, "work_steps": 4 * HOUR_STEPS, "elastic": True,
@@ -144,15 +146,15 @@ async def test_an_elastic_job_grows_before_a_spike_as_a_new_assignment(priced):
     assert r.status_code == 201, r.text
     [first] = (await priced.client.post("/v1/plans", headers=priced.admin())).json()["assigned"]
     for action in ("ack", "start"):
-        assert (await _post(priced, token, f"{first}/{action}")).status_code == 200
+        assert (await pause_post(priced, token, f"{first}/{action}")).status_code == 200
     priced.wall.now_s += 3600.0
-    await _offer(priced, token, 2, [1] * 6, [100.0] + [2000.0] * 5, [first])
+    await pause_offer(priced, token, 2, [1] * 6, [100.0] + [2000.0] * 5, [first])
     round_ = (await priced.client.post("/v1/plans", headers=priced.admin())).json()
     assert (round_["resized"], round_["paused"], round_["assigned"]) == ([first], [], [])
     [held] = (await priced.client.get("/v1/sites/north/assignments",
                                       headers=bearer(token))).json()["assignments"]
     assert (held["directive"], held["directive_gpus"]) == ("resize", 2)
-    r = await _post(priced, token, f"{first}/resize", {"progress": 0.25})
+    r = await pause_post(priced, token, f"{first}/resize", {"progress": 0.25})
     assert r.status_code == 200, r.text
     grown = r.json()
     affinity = default_affinity()
