@@ -113,8 +113,11 @@ class Federation:
         return rates
 
     def _excluded(self, job: Job) -> np.ndarray:
-        return np.array([self.sites[s].id in job.excluded_sites for s, _ in self.resources],
-                        dtype=bool)
+        # by site index, not pool by pool: a live round bars most jobs from most sites
+        # (``broker.live.candidate_sites``), thousands of jobs x hundreds of sites
+        barred = np.zeros(len(self.sites), dtype=bool)
+        barred[[self.site_index[s] for s in job.excluded_sites if s in self.site_index]] = True
+        return barred[self.resource_site]
 
     def job_steps_per_s(self, job: Job, resource: int) -> float:
         """``steps_per_s([job])[0, resource]`` without building the row array."""

@@ -18,11 +18,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from broker.costs import cost_per_kwh_usd
+from broker.costs import cost_per_kwh_usd, delay_cost_usd
 from broker.federation import Federation
 from broker.jobs import Job
 from broker.offers import RoundOffers
-from broker.options import at_starts, price_options, run_of
+from broker.options import at_starts, price_options, runs_on
 from broker.planner import (
     MilpPlanner,
     Plan,
@@ -30,12 +30,14 @@ from broker.planner import (
     RoundProblem,
     assignments_from_counts,
     build_round_problem,
+    group_identical_jobs,
 )
-from optimization import SolveStatus, relative_gap
+from optimization import AllocationProblem, SolveStatus, relative_gap
 from sites.affinity import AffinityMatrix
 from sites.gpus import GpuType
+from sites.scaling import runtime_h
 from sites.spec import SiteSpec
-from sites.timegrid import SLOT_EPS, slot_index
+from sites.timegrid import SLOT_EPS, slot_index, slots_until
 
 
 @dataclass(frozen=True)
@@ -69,17 +71,19 @@ class Reservation:
 
 
 def shortlist_sites(
-    offers: Mapping[str, SiteOffer], usable: set[str], max_sites: int,
+    offers: Mapping[str, SiteOffer], usable: set[str], max_sites: int | None,
     carbon_price_usd_per_t: float,
 ) -> set[str]:
-    """The ``max_sites`` usable sites a round gives GPU pools to: those with free GPUs, cheapest
-    first (mean energy price plus carbon price x mean carbon intensity over their offer).
+    """The ``max_sites`` usable sites a round gives GPU pools to (None: every usable site):
+    those with free GPUs, cheapest first (mean energy price plus carbon price x mean carbon
+    intensity over their offer).
 
-    A round's options grow with jobs x pools x slots; with a thousand sites even a few hundred
-    jobs make millions of options (seconds to build, a gigabyte of memory), so a round looks at
-    the cheapest sites with room. The others keep their offers for later rounds.
+    A cap bounds a round's memory whatever the federation's size. It is not how a round
+    stays small: ``candidate_sites`` bounds every job's options to a few sites, chosen by
+    cost and room, so a round can look at every site (a cap cuts off the sites beyond it,
+    full or not: with the 32 cheapest full, nothing else was planned).
     """
-    if len(usable) <= max_sites:
+    if max_sites is None or len(usable) <= max_sites:
         return set(usable)
     ranked = []
     for site in usable:
@@ -179,6 +183,108 @@ def _resource(federation: Federation, site_id: str, gpu_type: str) -> int | None
     return federation.resources.index((site_i, gpu_type))
 
 
+# --- candidate sites: a job's options at a few sites, not at every site ----------------------
+
+def candidate_sites(federation: Federation, offers: RoundOffers, queue: Sequence[Job],
+                    config: PlannerConfig, spare_sites: int) -> list[Job]:
+    """The queue with each job barred (``Job.excluded_sites``) from the sites outside its
+    candidates, so a round's options grow with its jobs, not with jobs x sites.
+
+    A round's options are jobs x pools x start slots: 5,000 jobs at 200 sites of three GPU
+    types over 24 slots are 72M options, more than any round can build in its budget (11M
+    took 9 s to build). Each job's candidates are its home, the site it runs on (a running
+    job), the sites its jobs reach in a fill by cost and volume, and ``spare_sites`` more:
+
+    - a job ranks pools by a lower bound on what any of its options there costs: its energy
+      at the site's cheapest slot of the horizon (energy price + carbon price x carbon
+      intensity per kWh), plus its delay cost were it to start now. Transfer costs are left
+      out: they are the same at every site but home, which is always a candidate;
+    - a pool that never has the job's GPUs free in the horizon is no candidate (none of its
+      options there is feasible: leaving it out loses nothing);
+    - demands (identical jobs), most urgent first as the greedy plan takes them
+      (``urgency_key``), fill their pools in that order by volume: a pool takes as many jobs
+      as its free GPU-slots over the horizon hold (a job: its GPUs x the slots its run
+      holds), less what more urgent demands took. The sites the fill reaches are candidates;
+    - then the next ``spare_sites`` sites in the job's order that have room left.
+
+    What it may lose: the options outside the candidates. A plan is optimal (or within its
+    gap) over the candidates only, and the full round may do better when a job's best site
+    lies beyond its fill and spares: (1) the lower bound misranks it (a site with one very
+    cheap slot ranks above one cheaper over the job's whole run), or (2) the fill's volume
+    guess is off beyond what the spares absorb (free GPU-slots no run's shape fits, or a
+    cheap pool a more urgent job takes in the fill but not in the plan). A round's reported
+    gap is therefore to the bound of the reduced round; ``bench/live_round.py`` measures the
+    reduced round's plan against the full round's LP bound.
+
+    With ``spare_sites`` at least the number of sites with pools, nothing is left out.
+    """
+    n_res = len(federation.resources)
+    site = federation.resource_site
+    with_pools = sorted(set(site.tolist()))
+    if not queue or len(with_pools) <= spare_sites:
+        return list(queue)
+    slot_h, horizon = offers.slot_h, offers.horizon_slots
+    free = np.asarray(offers.free_gpus, dtype=float)
+    room = free.sum(axis=1)  # free GPU-slots of each pool, less what the fill took
+    most = free.max(axis=1)
+    cheapest_kwh = np.min(cost_per_kwh_usd(offers.price_usd_per_mwh, offers.carbon_g_per_kwh,
+                                           config.carbon_price_usd_per_t), axis=1)[site]
+    pools = np.arange(n_res)
+    demands = group_identical_jobs(queue)
+    reps = [d[0] for d in demands]
+    runs_there = federation.steps_per_s(reps) > 0  # its GPU types, restrictions, exclusions
+    ids = [s.id for s in federation.sites]
+    barred: dict[str, frozenset[str]] = {}
+    for d in sorted(range(len(demands)), key=lambda d: urgency_key(reps[d])):
+        job = reps[d]
+        bound, need = _pool_bounds(federation, job, runs_there[d], most, cheapest_kwh, pools,
+                                   config.delay_cost_usd_per_gpu_h, slot_h, horizon)
+        order = np.flatnonzero(np.isfinite(bound))
+        order = order[np.argsort(bound[order], kind="stable")]
+        if job.state is not None and job.state.computing:  # it goes on where it runs first
+            here = _resource(federation, job.state.site_id, job.state.gpu_type)
+            order = np.concatenate([[here], order[order != here]]) if here is not None else order
+        keep = {federation.site_index[job.home_site]}
+        if job.state is not None:
+            keep.add(federation.site_index[job.state.site_id])
+        fits = np.floor(room[order] / np.maximum(need[order], 1.0) + 1e-9)
+        placed = np.cumsum(fits)
+        last = int(np.searchsorted(placed, len(demands[d])))  # the pool the fill ends in
+        filled = order[:last + 1]
+        before = np.concatenate([[0.0], placed[:last]])[:len(filled)]
+        take = np.clip(np.minimum(fits[:last + 1], len(demands[d]) - before), 0, None)
+        room[filled] -= take * need[filled]
+        keep.update(site[filled[take > 0]].tolist())
+        later = order[last + 1:]
+        later = later[room[later] >= need[later] - 1e-9]
+        spare = [s for s in dict.fromkeys(site[later].tolist()) if s not in keep][:spare_sites]
+        keep.update(spare)
+        left_out = frozenset(ids[s] for s in with_pools if s not in keep)
+        for j in demands[d]:
+            barred[j.id] = j.excluded_sites | left_out
+    return [replace(j, excluded_sites=barred[j.id]) if barred[j.id] else j for j in queue]
+
+
+def _pool_bounds(federation: Federation, job: Job, runs_there: np.ndarray, most: np.ndarray,
+                 cheapest_kwh: np.ndarray, pools: np.ndarray, delay_usd_per_gpu_h: float,
+                 slot_h: float, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per pool: a lower bound on the cost of ``job``'s options there (inf: none is
+    feasible) and the GPU-slots its run holds there, at its cheapest GPU count."""
+    bound = np.full(len(pools), np.inf)
+    need = np.zeros(len(pools))
+    for k in job.gpu_counts:
+        hours = runtime_h(job.work_steps,
+                          federation.throughput_row(job.job_type, job.gpu_types, k))
+        ok = runs_there & (most >= k) & np.isfinite(hours)
+        hours = np.where(ok, hours, 0.0)
+        cost = (federation.run_energy_kwh(np.full(len(pools), k), pools, hours) * cheapest_kwh
+                + delay_cost_usd(k, hours, delay_usd_per_gpu_h))
+        better = ok & (cost < bound)
+        bound[better] = cost[better]
+        need[better] = k * np.clip(slots_until(hours, slot_h), 1, horizon)[better]
+    return bound, need
+
+
 @dataclass(frozen=True)
 class RunEstimate:
     """What running a job on a pool is expected to take and cost, from the site's forecasts."""
@@ -202,22 +308,40 @@ def estimate_run(
     """Run time, energy, emissions and cost of ``job`` on ``gpus`` GPUs (default: its own
     count) of a pool: the round's option for it (``broker.options``), priced on the round's
     forecasts exactly as the planner priced it."""
-    r = _resource(federation, site_id, gpu_type)
-    if r is None:
-        raise ValueError(f"no pool {gpu_type} at {site_id}")
-    option = at_starts(run_of(federation, job, r, gpus), np.array([start_offset]),
-                       round_.slot_h)
-    priced = price_options(option, round_.price_usd_per_mwh, round_.carbon_g_per_kwh,
+    return estimate_runs(federation, round_, [
+        (job, site_id, gpu_type, start_offset, job.gpus if gpus is None else gpus)])[0]
+
+
+def estimate_runs(
+    federation: Federation, round_: RoundOffers,
+    starts: Sequence[tuple[Job, str, str, int, int]],
+) -> list[RunEstimate]:
+    """``estimate_run`` of many (job, site id, GPU type, start offset, GPUs) at once: a
+    round's starts are priced together (one at a time, 900 starts took 0.6 s)."""
+    if not starts:
+        return []
+    pools = []
+    for _, site_id, gpu_type, _, _ in starts:
+        r = _resource(federation, site_id, gpu_type)
+        if r is None:
+            raise ValueError(f"no pool {gpu_type} at {site_id}")
+        pools.append(r)
+    jobs = [job for job, *_ in starts]
+    runs = runs_on(federation, jobs, np.arange(len(jobs)), np.array(pools),
+                   np.array([gpus for *_, gpus in starts], dtype=int))
+    options = at_starts(runs, np.array([[offset] for _, _, _, offset, _ in starts]),
+                        round_.slot_h)
+    priced = price_options(options, round_.price_usd_per_mwh, round_.carbon_g_per_kwh,
                            round_.slot_h, delay_from_h=0.0, delay_cost_usd_per_gpu_h=0.0)
-    run = option.runs
-    return RunEstimate(
-        transfer_h=float(run.transfer_h[0]),
-        runtime_h=float(run.runtime_h[0]),
-        energy_kwh=float(run.energy_kwh[0]),
-        carbon_kg=float(priced.carbon_kg[0]),
-        energy_cost_usd=float(priced.energy_cost_usd[0]),
-        transfer_cost_usd=float(run.transfer_cost_usd[0]),
-    )
+    run = options.runs
+    return [RunEstimate(
+        transfer_h=float(run.transfer_h[i]),
+        runtime_h=float(run.runtime_h[i]),
+        energy_kwh=float(run.energy_kwh[i]),
+        carbon_kg=float(priced.carbon_kg[i]),
+        energy_cost_usd=float(priced.energy_cost_usd[i]),
+        transfer_cost_usd=float(run.transfer_cost_usd[i]),
+    ) for i in range(len(starts))]
 
 
 # --- anytime planning -----------------------------------------------------------------------
@@ -259,13 +383,16 @@ def greedy_option_counts(rp: RoundProblem, jobs_urgency: Sequence[int]) -> np.nd
         res, start = p.option_resource[options], p.option_start[options]
         end = np.minimum(start + p.option_slots[options], p.n_slots)
         gpus = p.option_gpus[options]  # a moldable demand's options differ in GPU count
+        # the demand's own pools only (a round over hundreds of sites has thousands of pools)
+        pools, local = np.unique(res, return_inverse=True)
         for _ in range(int(p.demand_count[d])):
             room = np.zeros(len(options), dtype=bool)
             for k_gpus in np.unique(gpus):
-                short = np.concatenate([np.zeros((cap.shape[0], 1)),
-                                        np.cumsum(cap < k_gpus - 1e-9, axis=1)], axis=1)
+                short = np.concatenate([np.zeros((len(pools), 1)),
+                                        np.cumsum(cap[pools] < k_gpus - 1e-9, axis=1)], axis=1)
                 same = gpus == k_gpus
-                room[same] = (short[res[same], end[same]] - short[res[same], start[same]]) == 0
+                room[same] = (short[local[same], end[same]]
+                              - short[local[same], start[same]]) == 0
             if not room.any():
                 break
             k = int(np.argmax(room))  # options are sorted by cost: the first with room
@@ -298,7 +425,20 @@ def greedy_plan(
     order = sorted(range(len(rp.demands)), key=lambda d: urgency_key(rp.demands[d][0]))
     counts = greedy_option_counts(rp, order)
     return plan_from_counts(federation, offers, rp, counts, "greedy plan (broker.live)",
+                            bound_usd=separable_bound_usd(rp.problem),
                             elapsed_s=time.perf_counter() - begun)
+
+
+def separable_bound_usd(p: AllocationProblem) -> float:
+    """A lower bound on a round's optimum with no solver: every job on its cheapest option or
+    deferred, whichever costs less, as if capacity were unlimited (dropping the capacity rows
+    only widens the feasible set). Weak where capacity binds, but every plan gets a proven
+    gap, a greedy plan with no time for the MILP too."""
+    if p.n_demands == 0:
+        return 0.0
+    cheapest = np.full(p.n_demands, np.inf)
+    np.minimum.at(cheapest, p.option_demand, p.option_cost_usd)
+    return float(p.demand_count @ np.minimum(cheapest, p.deferral_penalty_usd))
 
 
 def plan_gap(plan: Plan) -> float | None:
@@ -337,8 +477,9 @@ def anytime_plan(
     milp = MilpPlanner(federation, replace(config, solver=solver)).plan(offers, queue)
     solved = milp.status.has_solution and (bool(milp.assignments) or not greedy.assignments)
     tolerance = 1e-9 * max(1.0, abs(greedy.objective_usd))
+    # both bounds hold for the same round: the better one is kept
+    bound = max(greedy.bound_usd, milp.bound_usd if math.isfinite(milp.bound_usd) else -math.inf)
     if solved and milp.objective_usd <= greedy.objective_usd + tolerance:
-        return AnytimePlan(milp, "milp", milp.status.value)
-    bound = milp.bound_usd if math.isfinite(milp.bound_usd) else -math.inf
+        return AnytimePlan(replace(milp, bound_usd=bound), "milp", milp.status.value)
     kept = replace(greedy, bound_usd=bound, solve_time_s=greedy.solve_time_s + milp.solve_time_s)
     return AnytimePlan(kept, GREEDY, f"{GREEDY} ({milp.status.value})")

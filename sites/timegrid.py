@@ -70,8 +70,14 @@ def window_mean(
     horizon_h = values.shape[1] * slot_h
     row_mean = values.mean(axis=1)
     out = np.empty(len(start_h))
-    for r in np.unique(row):
-        sel = row == r
+    # row by row, each row's entries found by one sort (a scan of every entry per row took a
+    # second for 2M options at 200 sites)
+    row = np.asarray(row)
+    by_row = np.argsort(row, kind="stable")
+    for sel in np.split(by_row, np.flatnonzero(np.diff(row[by_row])) + 1):
+        if not len(sel):
+            continue
+        r = row[sel[0]]
         out[sel] = _integral_at(integral[r], horizon_h, row_mean[r], slot_h, end_h[sel])
         out[sel] -= _integral_at(integral[r], horizon_h, row_mean[r], slot_h, start_h[sel])
     width = end_h - start_h
