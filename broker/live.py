@@ -234,7 +234,7 @@ def candidate_sites(federation: Federation, offers: RoundOffers, queue: Sequence
     reps = [d[0] for d in demands]
     runs_there = federation.steps_per_s(reps) > 0  # its GPU types, restrictions, exclusions
     ids = [s.id for s in federation.sites]
-    barred: dict[str, frozenset[str]] = {}
+    barred: dict[int, frozenset[str]] = {}  # by the job object (ids are the caller's)
     for d in sorted(range(len(demands)), key=lambda d: urgency_key(reps[d])):
         job = reps[d]
         bound, need = _pool_bounds(federation, job, runs_there[d], most, cheapest_kwh, pools,
@@ -261,8 +261,8 @@ def candidate_sites(federation: Federation, offers: RoundOffers, queue: Sequence
         keep.update(spare)
         left_out = frozenset(ids[s] for s in with_pools if s not in keep)
         for j in demands[d]:
-            barred[j.id] = j.excluded_sites | left_out
-    return [replace(j, excluded_sites=barred[j.id]) if barred[j.id] else j for j in queue]
+            barred[id(j)] = j.excluded_sites | left_out
+    return [replace(j, excluded_sites=barred[id(j)]) if barred[id(j)] else j for j in queue]
 
 
 def _pool_bounds(federation: Federation, job: Job, runs_there: np.ndarray, most: np.ndarray,
