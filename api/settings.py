@@ -118,7 +118,7 @@ class Settings(BaseSettings):
         "requests are answered while a round is solved (false: on the API process's planning "
         "thread, where its Python-heavy option building slows every request)")
     max_jobs_per_round: int = Field(
-        200, ge=1, description="queued jobs a round considers, in fair-share order: every "
+        5000, ge=1, description="queued jobs a round considers, in fair-share order: every "
         "home site's most urgent job, then every site's second, ... (urgency: a deadline still "
         "ahead, earliest first, then age; a passed deadline counts as none); the rest wait "
         "for later rounds")
