@@ -112,12 +112,23 @@ class Federation:
                 rates[i, self._excluded(job)] = 0.0
         return rates
 
+    @cached_property
+    def _excluded_rows(self) -> dict[frozenset[str], np.ndarray]:
+        return {}
+
     def _excluded(self, job: Job) -> np.ndarray:
-        # by site index, not pool by pool: a live round bars most jobs from most sites
-        # (``broker.live.candidate_sites``), thousands of jobs x hundreds of sites
-        barred = np.zeros(len(self.sites), dtype=bool)
-        barred[[self.site_index[s] for s in job.excluded_sites if s in self.site_index]] = True
-        return barred[self.resource_site]
+        """The pools of the sites ``job`` is barred from, once per set of sites: a live round
+        bars each group of identical jobs from most sites (``broker.live.candidate_sites``),
+        thousands of jobs x hundreds of sites, asked for at every option build."""
+        row = self._excluded_rows.get(job.excluded_sites)
+        if row is None:
+            barred = np.zeros(len(self.sites), dtype=bool)
+            barred[[self.site_index[s] for s in job.excluded_sites
+                    if s in self.site_index]] = True
+            row = barred[self.resource_site]
+            row.flags.writeable = False  # shared by every caller
+            self._excluded_rows[job.excluded_sites] = row
+        return row
 
     def job_steps_per_s(self, job: Job, resource: int) -> float:
         """``steps_per_s([job])[0, resource]`` without building the row array."""
