@@ -187,8 +187,8 @@ def _resource(federation: Federation, site_id: str, gpu_type: str) -> int | None
 
 def candidate_sites(federation: Federation, offers: RoundOffers, queue: Sequence[Job],
                     config: PlannerConfig, spare_sites: int) -> list[Job]:
-    """The queue with each job barred (``Job.excluded_sites``) from the sites outside its
-    candidates, so a round's options grow with its jobs, not with jobs x sites.
+    """The queue with each job restricted to its candidate sites (``Job.allowed_sites``), so
+    a round's options grow with its jobs, not with jobs x sites.
 
     A round's options are jobs x pools x start slots: 5,000 jobs at 200 sites of three GPU
     types over 24 slots are 72M options, more than any round can build in its budget (11M
@@ -198,7 +198,9 @@ def candidate_sites(federation: Federation, offers: RoundOffers, queue: Sequence
     - a job ranks pools by a lower bound on what any of its options there costs: its energy
       at the site's cheapest slot of the horizon (energy price + carbon price x carbon
       intensity per kWh), plus its delay cost were it to start now. Transfer costs are left
-      out: they are the same at every site but home, which is always a candidate;
+      out: they are the same at every site but home, which is always a candidate. Both parts
+      grow with the run's hours, work / throughput, so jobs that differ only in work rank
+      pools alike (``_Ranking``, built once per kind of job);
     - a pool that never has the job's GPUs free in the horizon is no candidate (none of its
       options there is feasible: leaving it out loses nothing);
     - demands (identical jobs), most urgent first as the greedy plan takes them
@@ -212,82 +214,102 @@ def candidate_sites(federation: Federation, offers: RoundOffers, queue: Sequence
     lies beyond its fill and spares: (1) the lower bound misranks it (a site with one very
     cheap slot ranks above one cheaper over the job's whole run), or (2) the fill's volume
     guess is off beyond what the spares absorb (free GPU-slots no run's shape fits, or a
-    cheap pool a more urgent job takes in the fill but not in the plan). A round's reported
-    gap is therefore to the bound of the reduced round; ``bench/live_round.py`` measures the
-    reduced round's plan against the full round's LP bound.
+    cheap pool a more urgent job takes in the fill but not in the plan). Deferring a job is
+    also priced from its candidates' options (``broker.costs.waiting_prices``: the dearest
+    plus a horizon of delay), so a round's objective and gap are those of the reduced round;
+    ``bench/live_round.py --compare-full`` costs its plan as the full round would and
+    measures it against the full round's bound.
 
     With ``spare_sites`` at least the number of sites with pools, nothing is left out.
     """
-    n_res = len(federation.resources)
     site = federation.resource_site
     with_pools = sorted(set(site.tolist()))
     if not queue or len(with_pools) <= spare_sites:
         return list(queue)
-    slot_h, horizon = offers.slot_h, offers.horizon_slots
     free = np.asarray(offers.free_gpus, dtype=float)
     room = free.sum(axis=1)  # free GPU-slots of each pool, less what the fill took
-    most = free.max(axis=1)
     cheapest_kwh = np.min(cost_per_kwh_usd(offers.price_usd_per_mwh, offers.carbon_g_per_kwh,
                                            config.carbon_price_usd_per_t), axis=1)[site]
-    pools = np.arange(n_res)
+    rankings: dict[tuple, _Ranking] = {}
     demands = group_identical_jobs(queue)
-    reps = [d[0] for d in demands]
-    runs_there = federation.steps_per_s(reps) > 0  # its GPU types, restrictions, exclusions
-    ids = np.array([s.id for s in federation.sites], dtype=object)
-    has_pools = np.zeros(len(ids), dtype=bool)
-    has_pools[with_pools] = True
-    barred: dict[int, frozenset[str]] = {}  # by the job object (ids are the caller's)
-    for d in sorted(range(len(demands)), key=lambda d: urgency_key(reps[d])):
-        job = reps[d]
-        bound, need = _pool_bounds(federation, job, runs_there[d], most, cheapest_kwh, pools,
-                                   config.delay_cost_usd_per_gpu_h, slot_h, horizon)
-        order = np.flatnonzero(np.isfinite(bound))
-        order = order[np.argsort(bound[order], kind="stable")]
+    allowed: dict[int, frozenset[str]] = {}  # by the job object (ids are the caller's)
+    for jobs in sorted(demands, key=lambda d: urgency_key(d[0])):
+        job = jobs[0]
+        kind = (job.job_type, job.gpu_types, job.gpu_counts)
+        rank = rankings.get(kind)
+        if rank is None:
+            rank = rankings[kind] = _Ranking.of(federation, job, free.max(axis=1), cheapest_kwh,
+                                                config.delay_cost_usd_per_gpu_h)
+        order, gpus, hours = rank.order, rank.gpus, rank.hours_per_step * job.work_steps
+        if job.excluded_sites or job.allowed_sites is not None:
+            ok = ~federation.barred_pools(job)[order]
+            order, gpus, hours = order[ok], gpus[ok], hours[ok]
         if job.state is not None and job.state.computing:  # it goes on where it runs first
             here = _resource(federation, job.state.site_id, job.state.gpu_type)
-            order = np.concatenate([[here], order[order != here]]) if here is not None else order
+            first = order == here
+            order, gpus, hours = (np.concatenate([a[first], a[~first]])
+                                  for a in (order, gpus, hours))
         keep = {federation.site_index[job.home_site]}
         if job.state is not None:
             keep.add(federation.site_index[job.state.site_id])
-        fits = np.floor(room[order] / np.maximum(need[order], 1.0) + 1e-9)
+        need = gpus * np.clip(slots_until(hours, offers.slot_h), 1, offers.horizon_slots)
+        fits = np.floor(room[order] / np.maximum(need, 1.0) + 1e-9)
         placed = np.cumsum(fits)
-        last = int(np.searchsorted(placed, len(demands[d])))  # the pool the fill ends in
-        filled = order[:last + 1]
-        before = np.concatenate([[0.0], placed[:last]])[:len(filled)]
-        take = np.clip(np.minimum(fits[:last + 1], len(demands[d]) - before), 0, None)
-        room[filled] -= take * need[filled]
-        keep.update(site[filled[take > 0]].tolist())
-        later = order[last + 1:]
-        later = later[room[later] >= need[later] - 1e-9]
-        spare = [s for s in dict.fromkeys(site[later].tolist()) if s not in keep][:spare_sites]
-        keep.update(spare)
-        out = has_pools.copy()
-        out[list(keep)] = False
-        # one set per demand: its jobs share their exclusions (``group_identical_jobs``)
-        left_out = job.excluded_sites | frozenset(ids[out].tolist())
-        for j in demands[d]:
-            barred[id(j)] = left_out
-    return [replace(j, excluded_sites=barred[id(j)]) if barred[id(j)] else j for j in queue]
+        # the pools the fill reaches: up to the one its last job goes to (all: too little room)
+        reach = min(int(np.searchsorted(placed, len(jobs))) + 1, len(order))
+        before = np.concatenate([[0.0], placed])[:reach]  # jobs placed before each pool
+        take = np.clip(np.minimum(fits[:reach], len(jobs) - before), 0, None)
+        room[order[:reach]] -= take * need[:reach]
+        keep.update(site[order[:reach][take > 0]].tolist())
+        later = order[reach:][room[order[reach:]] >= need[reach:] - 1e-9]
+        keep.update(_first_new(site[later], keep, spare_sites))
+        sites = frozenset(federation.sites[i].id for i in keep)
+        for j in jobs:
+            allowed[id(j)] = sites
+    return [replace(j, allowed_sites=allowed[id(j)]) for j in queue]
 
 
-def _pool_bounds(federation: Federation, job: Job, runs_there: np.ndarray, most: np.ndarray,
-                 cheapest_kwh: np.ndarray, pools: np.ndarray, delay_usd_per_gpu_h: float,
-                 slot_h: float, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per pool: a lower bound on the cost of ``job``'s options there (inf: none is
-    feasible) and the GPU-slots its run holds there, at its cheapest GPU count."""
-    bound = np.full(len(pools), np.inf)
-    need = np.zeros(len(pools))
-    for k in job.gpu_counts:
-        hours = runtime_h(job.work_steps,
-                          federation.throughput_row(job.job_type, job.gpu_types, k))
-        ok = runs_there & (most >= k) & np.isfinite(hours)
-        hours = np.where(ok, hours, 0.0)
-        cost = (federation.run_energy_kwh(np.full(len(pools), k), pools, hours) * cheapest_kwh
-                + delay_cost_usd(k, hours, delay_usd_per_gpu_h))
-        better = ok & (cost < bound)
-        bound[better] = cost[better]
-        need[better] = k * np.clip(slots_until(hours, slot_h), 1, horizon)[better]
-    return bound, need
+def _first_new(sites: np.ndarray, known: set[int], n: int) -> list[int]:
+    """The first ``n`` distinct entries of ``sites`` not in ``known`` (read in short chunks:
+    the spares are near the front)."""
+    found: list[int] = []
+    for start in range(0, len(sites), 64):
+        for s in sites[start:start + 64].tolist():
+            if s not in known and s not in found:
+                found.append(s)
+                if len(found) == n:
+                    return found
+    return found
+
+
+@dataclass(frozen=True)
+class _Ranking:
+    """The pools one kind of job (job type, GPU types, GPU counts) may run on, cheapest first
+    by a lower bound on its cost per step of work there (``candidate_sites``), with the GPU
+    count of that bound and the run's hours per step."""
+
+    order: np.ndarray
+    gpus: np.ndarray
+    hours_per_step: np.ndarray
+
+    @classmethod
+    def of(cls, federation: Federation, job: Job, most_free: np.ndarray,
+           cheapest_kwh: np.ndarray, delay_usd_per_gpu_h: float) -> _Ranking:
+        pools = np.arange(len(federation.resources))
+        per_step = np.full(len(pools), np.inf)
+        gpus = np.zeros(len(pools), dtype=int)
+        hours = np.zeros(len(pools))
+        for k in job.gpu_counts:
+            one = runtime_h(1.0, federation.throughput_row(job.job_type, job.gpu_types, k))
+            ok = (most_free >= k) & np.isfinite(one)  # a pool that never frees k: no option
+            one = np.where(ok, one, 0.0)
+            cost = (federation.run_energy_kwh(np.full(len(pools), k), pools, one) * cheapest_kwh
+                    + delay_cost_usd(k, one, delay_usd_per_gpu_h))
+            better = ok & (cost < per_step)
+            per_step[better], gpus[better], hours[better] = cost[better], k, one[better]
+        order = np.flatnonzero(np.isfinite(per_step))
+        order = order[np.argsort(per_step[order], kind="stable")]
+        return cls(order, gpus[order], hours[order])
 
 
 @dataclass(frozen=True)

@@ -124,7 +124,8 @@ class RoundProblem:
 def _demand_key(job: Job) -> tuple:
     return (job.home_site, job.job_type, job.gpus, job.work_steps, job.deadline_h, job.dataset_gb,
             job.gpu_types, job.min_gpus, job.max_gpus, job.preemptible, job.checkpoint_overhead_h,
-            job.checkpoint_gb, job.elastic, job.resize_overhead_h, job.state, job.excluded_sites)
+            job.checkpoint_gb, job.elastic, job.resize_overhead_h, job.state, job.excluded_sites,
+            job.allowed_sites)
 
 
 def group_identical_jobs(queue: Sequence[Job]) -> tuple[tuple[Job, ...], ...]:

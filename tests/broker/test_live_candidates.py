@@ -49,8 +49,8 @@ def _speedup(gpus: int) -> float:
     return float(row[0] / fed.throughput_row("resnet50", (), 1)[0])
 
 
-def barred(queue: list[Job]) -> dict[str, set[str]]:
-    return {j.id: set(j.excluded_sites) for j in queue}
+def allowed(queue: list[Job]) -> dict[str, set[str]]:
+    return {j.id: set(j.allowed_sites or ()) for j in queue}
 
 
 def test_each_job_keeps_its_fill_its_spares_and_its_home():
@@ -62,8 +62,8 @@ def test_each_job_keeps_its_fill_its_spares_and_its_home():
     queue.append(dataclasses.replace(job("b", "s7", hours=5.5), submit_h=0.5))
     reduced = candidate_sites(fed, offers, queue, CONFIG, spare_sites=1)
     assert [j.id for j in reduced] == [j.id for j in queue]
-    assert barred(reduced) == {**{f"a{i}": {"s1", "s5", "s6"} for i in range(3)},
-                               "b": {"s0", "s1", "s2", "s3", "s6"}}
+    assert allowed(reduced) == {**{f"a{i}": {"s0", "s2", "s3", "s4", "s7"} for i in range(3)},
+                                "b": {"s4", "s5", "s7"}}
     # on this round the candidates lose nothing: the same optimum as over every site
     full = MilpPlanner(fed, CONFIG).plan(offers, queue)
     cut = MilpPlanner(fed, CONFIG).plan(offers, reduced)
@@ -85,8 +85,9 @@ def test_a_running_job_keeps_its_site_and_a_refusal_stays():
     running = job("r", "s0", state=InFlight("s5", "V100", 2, computing=True, restart_h=0.0,
                                            done_steps=1.0))
     refused = job("x", "s1", excluded_sites=frozenset({"s0"}))
-    reduced = barred(candidate_sites(fed, offers, [running, refused], CONFIG, spare_sites=1))
-    assert reduced == {"r": {"s2", "s3", "s4"}, "x": {"s0", "s3", "s4", "s5"}}
+    reduced = candidate_sites(fed, offers, [running, refused], CONFIG, spare_sites=1)
+    assert allowed(reduced) == {"r": {"s0", "s1", "s5"}, "x": {"s1", "s2"}}
+    assert reduced[1].excluded_sites == {"s0"}
 
 
 def test_identical_jobs_barred_from_different_sites_are_planned_apart():
