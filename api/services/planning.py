@@ -51,7 +51,7 @@ from sites.gpus import GpuType
 _ROUNDS = cast(Table, PlanRoundRow.__table__)
 
 
-BULKY = ("planned", "deferred")  # a round's per-job lists: most of its 19 KB
+BULKY = ("planned", "deferred")  # a round's per-job lists: ~100 bytes a job it considered
 
 
 def _prune(c: Connection, round_id: int) -> None:
