@@ -380,8 +380,9 @@ def estimate_runs(
 
 GREEDY = "greedy"
 MIN_SOLVER_S = 0.2  # below this the MILP cannot do better than the greedy plan in practice
-# The MILP's own model build is outside its solver time limit; it takes a few times the numpy
-# build of the same options (what the greedy plan's time mostly is), so that much is set aside.
+# The MILP's own model build (from the greedy plan's options) is outside its solver time
+# limit; it takes a few times the numpy build of the options (what the greedy plan's time
+# mostly is), so that much is set aside.
 MILP_BUILD_PER_GREEDY_S = 3.0
 # Share of a round's budget kept for what follows the plan (mapping it to jobs, the starts'
 # estimates, the round's record): rounds of 5,000 jobs whose MILP took all the rest ended
@@ -451,13 +452,18 @@ def greedy_plan(
     federation: Federation, offers: RoundOffers, queue: Sequence[Job], config: PlannerConfig
 ) -> Plan:
     """A feasible plan in under a second for hundreds of jobs (``greedy_option_counts``)."""
+    return _greedy(federation, offers, queue, config)[0]
+
+
+def _greedy(federation: Federation, offers: RoundOffers, queue: Sequence[Job],
+            config: PlannerConfig) -> tuple[Plan, RoundProblem]:
     begun = time.perf_counter()
     rp = build_round_problem(federation, offers, queue, config)
     order = sorted(range(len(rp.demands)), key=lambda d: urgency_key(rp.demands[d][0]))
     counts = greedy_option_counts(rp, order)
     return plan_from_counts(federation, offers, rp, counts, "greedy plan (broker.live)",
                             bound_usd=separable_bound_usd(rp.problem),
-                            elapsed_s=time.perf_counter() - begun)
+                            elapsed_s=time.perf_counter() - begun), rp
 
 
 def separable_bound_usd(p: AllocationProblem) -> float:
@@ -499,14 +505,15 @@ def anytime_plan(
     kept over a MILP answer reports the MILP's status as ``greedy (<status>)`` and its bound.
     """
     begun = time.perf_counter()
-    greedy = greedy_plan(federation, offers, queue, config)
+    greedy, rp = _greedy(federation, offers, queue, config)
     spent = time.perf_counter() - begun
     after = AFTER_PLAN_SHARE * budget_s if math.isfinite(budget_s) and budget_s > 0 else 0.0
     left = budget_s - spent - MILP_BUILD_PER_GREEDY_S * spent - after
     if left < MIN_SOLVER_S:
         return AnytimePlan(greedy, GREEDY, f"{GREEDY} (no time for the MILP)")
     solver = replace(config.solver, time_limit_s=left)
-    milp = MilpPlanner(federation, replace(config, solver=solver)).plan(offers, queue)
+    # the round the greedy plan was built on (a second build took seconds at 5,000 jobs)
+    milp = MilpPlanner(federation, replace(config, solver=solver)).plan_problem(offers, rp)
     solved = milp.status.has_solution and (bool(milp.assignments) or not greedy.assignments)
     tolerance = 1e-9 * max(1.0, abs(greedy.objective_usd))
     # both bounds hold for the same round: the better one is kept

@@ -413,7 +413,12 @@ class MilpPlanner:
         self.config = config
 
     def plan(self, offers: RoundOffers, queue: Sequence[Job]) -> Plan:
-        round_problem = build_round_problem(self.federation, offers, queue, self.config)
+        return self.plan_problem(
+            offers, build_round_problem(self.federation, offers, queue, self.config))
+
+    def plan_problem(self, offers: RoundOffers, round_problem: RoundProblem) -> Plan:
+        """``plan`` of a round already built (the live broker's anytime round builds it once
+        for its greedy plan and its MILP)."""
         p = round_problem.problem
         solution = solve_round(p, self.config.solver, self.config.method)
         assignments, deferred = assignments_from_counts(
