@@ -56,7 +56,7 @@ OLD_MAX_SITES = 32
 STAGES = {
     ("live_round.py", "solve_round"): "the whole round",
     ("live.py", "candidate_sites"): "candidate sites",
-    ("planner.py", "build_round_problem"): "option building (greedy's, then MILP's)",
+    ("planner.py", "build_round_problem"): "option building (one, for greedy and MILP)",
     ("live.py", "greedy_option_counts"): "greedy placement",
     ("planner.py", "solve_round"): "MILP (presolve, LP, MIP)",
     ("planner.py", "assignments_from_counts"): "mapping counts to jobs",
