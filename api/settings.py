@@ -118,16 +118,24 @@ class Settings(BaseSettings):
         "requests are answered while a round is solved (false: on the API process's planning "
         "thread, where its Python-heavy option building slows every request)")
     max_jobs_per_round: int = Field(
-        200, ge=1, description="queued jobs a round considers, in fair-share order: every "
+        5000, ge=1, description="queued jobs a round considers, in fair-share order: every "
         "home site's most urgent job, then every site's second, ... (urgency: a deadline still "
         "ahead, earliest first, then age; a passed deadline counts as none); the rest wait "
         "for later rounds")
-    max_sites_per_round: int = Field(
-        32, ge=1, description="usable sites a round gives GPU pools to, cheapest with free "
-        "GPUs first (mean price + carbon price x mean carbon of their offer)")
+    max_sites_per_round: int | None = Field(
+        None, ge=1, description="usable sites a round gives GPU pools to, cheapest with free "
+        "GPUs first (mean price + carbon price x mean carbon of their offer); default: every "
+        "site with a fresh offer (each job's options stay at a few of them: "
+        "spare_sites_per_job)")
+    spare_sites_per_job: int = Field(
+        4, ge=0, description="a round gives each job options at its home, at the cheapest "
+        "sites with room for it (a fill of the free GPUs by cost, most urgent jobs first) and "
+        "at this many more sites with room, not at every site: options grow with jobs, not "
+        "jobs x sites (broker.live.candidate_sites)")
     plan_history_rounds: int = Field(
         1000, ge=1, description="rounds whose whole plan (every planned start, every deferred "
-        "job) is kept; older rounds keep their figures only (a round's plan is ~19 KB)")
+        "job) is kept; older rounds keep their figures only (a round's plan is ~100 bytes a job "
+        "it considered: 19 KB at 200 jobs, 0.5 MB at 5,000)")
     max_body_bytes: int = Field(MIB, ge=1024, description="larger request bodies get 413")
     body_read_timeout_s: float = Field(
         15.0, gt=0, description="a request body must arrive within this, else 408 and the "

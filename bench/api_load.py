@@ -16,8 +16,9 @@ Prints requests per second, p50/p99 latency of the offer PUTs, and:
   stale overwrites:        replays of an older sequence that were accepted.
 With ``--queued-jobs J --plan-interval-s P`` it first queues J jobs and the broker plans every
 P s during the load; it then also prints the rounds seen, jobs assigned per round (min, median,
-max), the rounds that assigned nothing while jobs were queued, each round's time, and
-duplicated jobs (a job with more than one live assignment; must be 0). Every run also prints
+max), the rounds that assigned nothing while jobs were queued, each round's time, the sites
+its starts went to and its gap, and duplicated jobs (a job with more than one live assignment;
+must be 0). Every run also prints
 the load average before and after, the CPU time the broker's API process, its planning worker
 and the load generator used during the load (all on the same cores), how late the load
 generator's event loop ran (a delay in every latency it measures), and the share of CPU time
@@ -28,6 +29,8 @@ the hypervisor stole from this virtual machine.
     python bench/api_load.py --interval-s 0  # closed loop: as fast as the server answers
     python bench/api_load.py --agents 1000 --queued-jobs 2000 --plan-interval-s 10 \
         --rounds 12                          # issue 12's run (add --db postgresql://... too)
+    python bench/api_load.py --agents 200 --queued-jobs 5000 --plan-interval-s 10 \
+        --rounds 12                          # issue 22's: rounds over 200 sites, 5,000 jobs
 """
 
 from __future__ import annotations
@@ -387,9 +390,11 @@ def print_rounds(r: dict) -> None:
           f"{sum(a == 0 for a in assigned)}")
     for p in rounds:
         elapsed = p.get("elapsed_s") or 0.0
+        sites = {s["site_id"] for s in p.get("planned", ()) if s["start_offset"] == 0}
+        gap = "-" if p.get("gap") is None else f"{p['gap']:.1%}"
         print(f"  round {p['round_id']}: queued {p['queued']}, considered {p['considered']}, "
-              f"assigned {len(p['assigned'])}, {p['status']}, {p['n_options']} options, "
-              f"{elapsed:.2f} s")
+              f"assigned {len(p['assigned'])} at {len(sites)} sites, {p['status']}, gap {gap}, "
+              f"{p['n_options']} options, {elapsed:.2f} s")
 
 
 @contextlib.contextmanager

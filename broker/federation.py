@@ -102,23 +102,44 @@ class Federation:
         """Per-GPU throughput of each job on each resource, shape (jobs, resources).
 
         Zero where the job type does not run on the pool's GPU type, or where the job is
-        restricted to other GPU types: every policy and the meter read runnability from here.
+        restricted to other GPU types or barred from the site (``barred_pools``): every policy
+        and the meter read runnability from here.
         """
         if not len(jobs):
             return np.zeros((0, len(self.resources)))
         rates = np.array([self._rate_row(j.job_type, j.gpu_types) for j in jobs])
         for i, job in enumerate(jobs):
-            if job.excluded_sites:  # a site that refused it, or where it failed
-                rates[i, self._excluded(job)] = 0.0
+            if job.excluded_sites or job.allowed_sites is not None:
+                rates[i, self.barred_pools(job)] = 0.0  # refused it, failed it, or not a candidate
         return rates
 
-    def _excluded(self, job: Job) -> np.ndarray:
-        return np.array([self.sites[s].id in job.excluded_sites for s, _ in self.resources],
-                        dtype=bool)
+    @cached_property
+    def _barred_rows(self) -> dict[tuple[frozenset[str], frozenset[str] | None], np.ndarray]:
+        return {}
+
+    def barred_pools(self, job: Job) -> np.ndarray:
+        """The pools ``job`` may not run on (``Job.excluded_sites``, ``Job.allowed_sites``),
+        once per pair of sets: a live round gives thousands of jobs a few sites each, asked
+        for at every option build."""
+        key = (job.excluded_sites, job.allowed_sites)
+        row = self._barred_rows.get(key)
+        if row is None:
+            barred = np.zeros(len(self.sites), dtype=bool)
+            if job.allowed_sites is not None:
+                barred[:] = True
+                barred[[self.site_index[s] for s in job.allowed_sites
+                        if s in self.site_index]] = False
+            barred[[self.site_index[s] for s in job.excluded_sites
+                    if s in self.site_index]] = True
+            row = barred[self.resource_site]
+            row.flags.writeable = False  # shared by every caller
+            self._barred_rows[key] = row
+        return row
 
     def job_steps_per_s(self, job: Job, resource: int) -> float:
         """``steps_per_s([job])[0, resource]`` without building the row array."""
-        if job.excluded_sites and self._excluded(job)[resource]:
+        barred = job.excluded_sites or job.allowed_sites is not None
+        if barred and self.barred_pools(job)[resource]:
             return 0.0
         return float(self._rate_row(job.job_type, job.gpu_types)[resource])
 

@@ -42,7 +42,9 @@ class Job:
     counts training code is tuned for, and Gavel measured).
 
     ``excluded_sites`` are sites it must not run on (the live broker's: sites that refused it,
-    and sites where it failed while others can take it); empty: any.
+    and sites where it failed while others can take it); empty: any. ``allowed_sites``, when
+    set, are the only sites it may run on (a live round's candidate sites,
+    ``broker.live.candidate_sites``); None: any.
 
     A *preemptible* job may run in several segments on one pool, paused in between
     (``broker.options.cheapest_schedule``): each pause costs ``checkpoint_overhead_h`` of busy
@@ -75,6 +77,7 @@ class Job:
     resize_overhead_h: float = 0.0
     state: InFlight | None = None
     excluded_sites: frozenset[str] = frozenset()
+    allowed_sites: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if self.gpus < 1:

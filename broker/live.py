@@ -18,11 +18,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from broker.costs import cost_per_kwh_usd
+from broker.costs import cost_per_kwh_usd, delay_cost_usd
 from broker.federation import Federation
 from broker.jobs import Job
 from broker.offers import RoundOffers
-from broker.options import at_starts, price_options, run_of
+from broker.options import at_starts, price_options, runs_on
 from broker.planner import (
     MilpPlanner,
     Plan,
@@ -30,12 +30,14 @@ from broker.planner import (
     RoundProblem,
     assignments_from_counts,
     build_round_problem,
+    group_identical_jobs,
 )
-from optimization import SolveStatus, relative_gap
+from optimization import AllocationProblem, SolveStatus, relative_gap
 from sites.affinity import AffinityMatrix
 from sites.gpus import GpuType
+from sites.scaling import runtime_h
 from sites.spec import SiteSpec
-from sites.timegrid import SLOT_EPS, slot_index
+from sites.timegrid import SLOT_EPS, slot_index, slots_until
 
 
 @dataclass(frozen=True)
@@ -69,17 +71,19 @@ class Reservation:
 
 
 def shortlist_sites(
-    offers: Mapping[str, SiteOffer], usable: set[str], max_sites: int,
+    offers: Mapping[str, SiteOffer], usable: set[str], max_sites: int | None,
     carbon_price_usd_per_t: float,
 ) -> set[str]:
-    """The ``max_sites`` usable sites a round gives GPU pools to: those with free GPUs, cheapest
-    first (mean energy price plus carbon price x mean carbon intensity over their offer).
+    """The ``max_sites`` usable sites a round gives GPU pools to (None: every usable site):
+    those with free GPUs, cheapest first (mean energy price plus carbon price x mean carbon
+    intensity over their offer).
 
-    A round's options grow with jobs x pools x slots; with a thousand sites even a few hundred
-    jobs make millions of options (seconds to build, a gigabyte of memory), so a round looks at
-    the cheapest sites with room. The others keep their offers for later rounds.
+    A cap bounds a round's memory whatever the federation's size. It is not how a round
+    stays small: ``candidate_sites`` bounds every job's options to a few sites, chosen by
+    cost and room, so a round can look at every site (a cap cuts off the sites beyond it,
+    full or not: with the 32 cheapest full, nothing else was planned).
     """
-    if len(usable) <= max_sites:
+    if max_sites is None or len(usable) <= max_sites:
         return set(usable)
     ranked = []
     for site in usable:
@@ -179,6 +183,135 @@ def _resource(federation: Federation, site_id: str, gpu_type: str) -> int | None
     return federation.resources.index((site_i, gpu_type))
 
 
+# --- candidate sites: a job's options at a few sites, not at every site ----------------------
+
+def candidate_sites(federation: Federation, offers: RoundOffers, queue: Sequence[Job],
+                    config: PlannerConfig, spare_sites: int) -> list[Job]:
+    """The queue with each job restricted to its candidate sites (``Job.allowed_sites``), so
+    a round's options grow with its jobs, not with jobs x sites.
+
+    A round's options are jobs x pools x start slots: 5,000 jobs at 200 sites of three GPU
+    types over 24 slots are 72M options, more than any round can build in its budget (11M
+    took 9 s to build). Each job's candidates are its home, the site it runs on (a running
+    job), the sites its jobs reach in a fill by cost and volume, and ``spare_sites`` more:
+
+    - a job ranks pools by a lower bound on what any of its options there costs: its energy
+      at the site's cheapest slot of the horizon (energy price + carbon price x carbon
+      intensity per kWh), plus its delay cost were it to start now. Transfer costs are left
+      out: they are the same at every site but home, which is always a candidate. Both parts
+      grow with the run's hours, work / throughput, so jobs that differ only in work rank
+      pools alike (``_Ranking``, built once per kind of job);
+    - a pool that never has the job's GPUs free in the horizon is no candidate (none of its
+      options there is feasible: leaving it out loses nothing);
+    - demands (identical jobs), most urgent first as the greedy plan takes them
+      (``urgency_key``), fill their pools in that order by volume: a pool takes as many jobs
+      as its free GPU-slots over the horizon hold (a job: its GPUs x the slots its run
+      holds), less what more urgent demands took. The sites the fill reaches are candidates;
+    - then the next ``spare_sites`` sites in the job's order that have room left.
+
+    What it may lose: the options outside the candidates. A plan is optimal (or within its
+    gap) over the candidates only, and the full round may do better when a job's best site
+    lies beyond its fill and spares: (1) the lower bound misranks it (a site with one very
+    cheap slot ranks above one cheaper over the job's whole run), or (2) the fill's volume
+    guess is off beyond what the spares absorb (free GPU-slots no run's shape fits, or a
+    cheap pool a more urgent job takes in the fill but not in the plan). Deferring a job is
+    also priced from its candidates' options (``broker.costs.waiting_prices``: the dearest
+    plus a horizon of delay), so a round's objective and gap are those of the reduced round;
+    ``bench/live_round.py --compare-full`` costs its plan as the full round would and
+    measures it against the full round's bound.
+
+    With ``spare_sites`` at least the number of sites with pools, nothing is left out.
+    """
+    site = federation.resource_site
+    with_pools = sorted(set(site.tolist()))
+    if not queue or len(with_pools) <= spare_sites:
+        return list(queue)
+    free = np.asarray(offers.free_gpus, dtype=float)
+    room = free.sum(axis=1)  # free GPU-slots of each pool, less what the fill took
+    cheapest_kwh = np.min(cost_per_kwh_usd(offers.price_usd_per_mwh, offers.carbon_g_per_kwh,
+                                           config.carbon_price_usd_per_t), axis=1)[site]
+    rankings: dict[tuple, _Ranking] = {}
+    demands = group_identical_jobs(queue)
+    allowed: dict[int, frozenset[str]] = {}  # by the job object (ids are the caller's)
+    for jobs in sorted(demands, key=lambda d: urgency_key(d[0])):
+        job = jobs[0]
+        kind = (job.job_type, job.gpu_types, job.gpu_counts)
+        rank = rankings.get(kind)
+        if rank is None:
+            rank = rankings[kind] = _Ranking.of(federation, job, free.max(axis=1), cheapest_kwh,
+                                                config.delay_cost_usd_per_gpu_h)
+        order, gpus, hours = rank.order, rank.gpus, rank.hours_per_step * job.work_steps
+        if job.excluded_sites or job.allowed_sites is not None:
+            ok = ~federation.barred_pools(job)[order]
+            order, gpus, hours = order[ok], gpus[ok], hours[ok]
+        if job.state is not None and job.state.computing:  # it goes on where it runs first
+            here = _resource(federation, job.state.site_id, job.state.gpu_type)
+            first = order == here
+            order, gpus, hours = (np.concatenate([a[first], a[~first]])
+                                  for a in (order, gpus, hours))
+        keep = {federation.site_index[job.home_site]}
+        if job.state is not None:
+            keep.add(federation.site_index[job.state.site_id])
+        need = gpus * np.clip(slots_until(hours, offers.slot_h), 1, offers.horizon_slots)
+        fits = np.floor(room[order] / np.maximum(need, 1.0) + 1e-9)
+        placed = np.cumsum(fits)
+        # the pools the fill reaches: up to the one its last job goes to (all: too little room)
+        reach = min(int(np.searchsorted(placed, len(jobs))) + 1, len(order))
+        before = np.concatenate([[0.0], placed])[:reach]  # jobs placed before each pool
+        take = np.clip(np.minimum(fits[:reach], len(jobs) - before), 0, None)
+        room[order[:reach]] -= take * need[:reach]
+        keep.update(site[order[:reach][take > 0]].tolist())
+        later = order[reach:][room[order[reach:]] >= need[reach:] - 1e-9]
+        keep.update(_first_new(site[later], keep, spare_sites))
+        sites = frozenset(federation.sites[i].id for i in keep)
+        for j in jobs:
+            allowed[id(j)] = sites
+    return [replace(j, allowed_sites=allowed[id(j)]) for j in queue]
+
+
+def _first_new(sites: np.ndarray, known: set[int], n: int) -> list[int]:
+    """The first ``n`` distinct entries of ``sites`` not in ``known`` (read in short chunks:
+    the spares are near the front)."""
+    found: list[int] = []
+    for start in range(0, len(sites), 64):
+        for s in sites[start:start + 64].tolist():
+            if s not in known and s not in found:
+                found.append(s)
+                if len(found) == n:
+                    return found
+    return found
+
+
+@dataclass(frozen=True)
+class _Ranking:
+    """The pools one kind of job (job type, GPU types, GPU counts) may run on, cheapest first
+    by a lower bound on its cost per step of work there (``candidate_sites``), with the GPU
+    count of that bound and the run's hours per step."""
+
+    order: np.ndarray
+    gpus: np.ndarray
+    hours_per_step: np.ndarray
+
+    @classmethod
+    def of(cls, federation: Federation, job: Job, most_free: np.ndarray,
+           cheapest_kwh: np.ndarray, delay_usd_per_gpu_h: float) -> _Ranking:
+        pools = np.arange(len(federation.resources))
+        per_step = np.full(len(pools), np.inf)
+        gpus = np.zeros(len(pools), dtype=int)
+        hours = np.zeros(len(pools))
+        for k in job.gpu_counts:
+            one = runtime_h(1.0, federation.throughput_row(job.job_type, job.gpu_types, k))
+            ok = (most_free >= k) & np.isfinite(one)  # a pool that never frees k: no option
+            one = np.where(ok, one, 0.0)
+            cost = (federation.run_energy_kwh(np.full(len(pools), k), pools, one) * cheapest_kwh
+                    + delay_cost_usd(k, one, delay_usd_per_gpu_h))
+            better = ok & (cost < per_step)
+            per_step[better], gpus[better], hours[better] = cost[better], k, one[better]
+        order = np.flatnonzero(np.isfinite(per_step))
+        order = order[np.argsort(per_step[order], kind="stable")]
+        return cls(order, gpus[order], hours[order])
+
+
 @dataclass(frozen=True)
 class RunEstimate:
     """What running a job on a pool is expected to take and cost, from the site's forecasts."""
@@ -202,22 +335,40 @@ def estimate_run(
     """Run time, energy, emissions and cost of ``job`` on ``gpus`` GPUs (default: its own
     count) of a pool: the round's option for it (``broker.options``), priced on the round's
     forecasts exactly as the planner priced it."""
-    r = _resource(federation, site_id, gpu_type)
-    if r is None:
-        raise ValueError(f"no pool {gpu_type} at {site_id}")
-    option = at_starts(run_of(federation, job, r, gpus), np.array([start_offset]),
-                       round_.slot_h)
-    priced = price_options(option, round_.price_usd_per_mwh, round_.carbon_g_per_kwh,
+    return estimate_runs(federation, round_, [
+        (job, site_id, gpu_type, start_offset, job.gpus if gpus is None else gpus)])[0]
+
+
+def estimate_runs(
+    federation: Federation, round_: RoundOffers,
+    starts: Sequence[tuple[Job, str, str, int, int]],
+) -> list[RunEstimate]:
+    """``estimate_run`` of many (job, site id, GPU type, start offset, GPUs) at once: a
+    round's starts are priced together (one at a time, 900 starts took 0.6 s)."""
+    if not starts:
+        return []
+    pools = []
+    for _, site_id, gpu_type, _, _ in starts:
+        r = _resource(federation, site_id, gpu_type)
+        if r is None:
+            raise ValueError(f"no pool {gpu_type} at {site_id}")
+        pools.append(r)
+    jobs = [job for job, *_ in starts]
+    runs = runs_on(federation, jobs, np.arange(len(jobs)), np.array(pools),
+                   np.array([gpus for *_, gpus in starts], dtype=int))
+    options = at_starts(runs, np.array([[offset] for _, _, _, offset, _ in starts]),
+                        round_.slot_h)
+    priced = price_options(options, round_.price_usd_per_mwh, round_.carbon_g_per_kwh,
                            round_.slot_h, delay_from_h=0.0, delay_cost_usd_per_gpu_h=0.0)
-    run = option.runs
-    return RunEstimate(
-        transfer_h=float(run.transfer_h[0]),
-        runtime_h=float(run.runtime_h[0]),
-        energy_kwh=float(run.energy_kwh[0]),
-        carbon_kg=float(priced.carbon_kg[0]),
-        energy_cost_usd=float(priced.energy_cost_usd[0]),
-        transfer_cost_usd=float(run.transfer_cost_usd[0]),
-    )
+    run = options.runs
+    return [RunEstimate(
+        transfer_h=float(run.transfer_h[i]),
+        runtime_h=float(run.runtime_h[i]),
+        energy_kwh=float(run.energy_kwh[i]),
+        carbon_kg=float(priced.carbon_kg[i]),
+        energy_cost_usd=float(priced.energy_cost_usd[i]),
+        transfer_cost_usd=float(run.transfer_cost_usd[i]),
+    ) for i in range(len(starts))]
 
 
 # --- anytime planning -----------------------------------------------------------------------
@@ -229,9 +380,14 @@ def estimate_run(
 
 GREEDY = "greedy"
 MIN_SOLVER_S = 0.2  # below this the MILP cannot do better than the greedy plan in practice
-# The MILP's own model build is outside its solver time limit; it takes a few times the numpy
-# build of the same options (what the greedy plan's time mostly is), so that much is set aside.
+# The MILP's own model build (from the greedy plan's options) is outside its solver time
+# limit; it takes a few times the numpy build of the options (what the greedy plan's time
+# mostly is), so that much is set aside.
 MILP_BUILD_PER_GREEDY_S = 3.0
+# Share of a round's budget kept for what follows the plan (mapping it to jobs, the starts'
+# estimates, the round's record): rounds of 5,000 jobs whose MILP took all the rest ended
+# 1 s past a 10 s budget on a loaded machine.
+AFTER_PLAN_SHARE = 0.1
 
 
 def urgency_key(job: Job) -> tuple[bool, float, float, str]:
@@ -259,13 +415,16 @@ def greedy_option_counts(rp: RoundProblem, jobs_urgency: Sequence[int]) -> np.nd
         res, start = p.option_resource[options], p.option_start[options]
         end = np.minimum(start + p.option_slots[options], p.n_slots)
         gpus = p.option_gpus[options]  # a moldable demand's options differ in GPU count
+        # the demand's own pools only (a round over hundreds of sites has thousands of pools)
+        pools, local = np.unique(res, return_inverse=True)
         for _ in range(int(p.demand_count[d])):
             room = np.zeros(len(options), dtype=bool)
             for k_gpus in np.unique(gpus):
-                short = np.concatenate([np.zeros((cap.shape[0], 1)),
-                                        np.cumsum(cap < k_gpus - 1e-9, axis=1)], axis=1)
+                short = np.concatenate([np.zeros((len(pools), 1)),
+                                        np.cumsum(cap[pools] < k_gpus - 1e-9, axis=1)], axis=1)
                 same = gpus == k_gpus
-                room[same] = (short[res[same], end[same]] - short[res[same], start[same]]) == 0
+                room[same] = (short[local[same], end[same]]
+                              - short[local[same], start[same]]) == 0
             if not room.any():
                 break
             k = int(np.argmax(room))  # options are sorted by cost: the first with room
@@ -293,12 +452,30 @@ def greedy_plan(
     federation: Federation, offers: RoundOffers, queue: Sequence[Job], config: PlannerConfig
 ) -> Plan:
     """A feasible plan in under a second for hundreds of jobs (``greedy_option_counts``)."""
+    return _greedy(federation, offers, queue, config)[0]
+
+
+def _greedy(federation: Federation, offers: RoundOffers, queue: Sequence[Job],
+            config: PlannerConfig) -> tuple[Plan, RoundProblem]:
     begun = time.perf_counter()
     rp = build_round_problem(federation, offers, queue, config)
     order = sorted(range(len(rp.demands)), key=lambda d: urgency_key(rp.demands[d][0]))
     counts = greedy_option_counts(rp, order)
     return plan_from_counts(federation, offers, rp, counts, "greedy plan (broker.live)",
-                            elapsed_s=time.perf_counter() - begun)
+                            bound_usd=separable_bound_usd(rp.problem),
+                            elapsed_s=time.perf_counter() - begun), rp
+
+
+def separable_bound_usd(p: AllocationProblem) -> float:
+    """A lower bound on a round's optimum with no solver: every job on its cheapest option or
+    deferred, whichever costs less, as if capacity were unlimited (dropping the capacity rows
+    only widens the feasible set). Weak where capacity binds, but every plan gets a proven
+    gap, a greedy plan with no time for the MILP too."""
+    if p.n_demands == 0:
+        return 0.0
+    cheapest = np.full(p.n_demands, np.inf)
+    np.minimum.at(cheapest, p.option_demand, p.option_cost_usd)
+    return float(p.demand_count @ np.minimum(cheapest, p.deferral_penalty_usd))
 
 
 def plan_gap(plan: Plan) -> float | None:
@@ -328,17 +505,20 @@ def anytime_plan(
     kept over a MILP answer reports the MILP's status as ``greedy (<status>)`` and its bound.
     """
     begun = time.perf_counter()
-    greedy = greedy_plan(federation, offers, queue, config)
+    greedy, rp = _greedy(federation, offers, queue, config)
     spent = time.perf_counter() - begun
-    left = budget_s - spent - MILP_BUILD_PER_GREEDY_S * spent
+    after = AFTER_PLAN_SHARE * budget_s if math.isfinite(budget_s) and budget_s > 0 else 0.0
+    left = budget_s - spent - MILP_BUILD_PER_GREEDY_S * spent - after
     if left < MIN_SOLVER_S:
         return AnytimePlan(greedy, GREEDY, f"{GREEDY} (no time for the MILP)")
     solver = replace(config.solver, time_limit_s=left)
-    milp = MilpPlanner(federation, replace(config, solver=solver)).plan(offers, queue)
+    # the round the greedy plan was built on (a second build took seconds at 5,000 jobs)
+    milp = MilpPlanner(federation, replace(config, solver=solver)).plan_problem(offers, rp)
     solved = milp.status.has_solution and (bool(milp.assignments) or not greedy.assignments)
     tolerance = 1e-9 * max(1.0, abs(greedy.objective_usd))
+    # both bounds hold for the same round: the better one is kept
+    bound = max(greedy.bound_usd, milp.bound_usd if math.isfinite(milp.bound_usd) else -math.inf)
     if solved and milp.objective_usd <= greedy.objective_usd + tolerance:
-        return AnytimePlan(milp, "milp", milp.status.value)
-    bound = milp.bound_usd if math.isfinite(milp.bound_usd) else -math.inf
+        return AnytimePlan(replace(milp, bound_usd=bound), "milp", milp.status.value)
     kept = replace(greedy, bound_usd=bound, solve_time_s=greedy.solve_time_s + milp.solve_time_s)
     return AnytimePlan(kept, GREEDY, f"{GREEDY} ({milp.status.value})")

@@ -2,9 +2,10 @@
 
 The live broker reads sites, offers and queued jobs from its database, hands them here as one
 ``RoundTask`` and records the ``SolvedRound`` it gets back. ``solve_round`` builds the round's
-federation and offers, plans anytime (``broker.live.anytime_plan``) and estimates what every
-job starting now will cost. Inputs and outputs are small frozen dataclasses, so the round can
-be solved in another process (``api.services.planner_pool``), away from the API's GIL.
+federation and offers over every usable site, gives each job a few candidate sites
+(``broker.live.candidate_sites``), plans anytime (``broker.live.anytime_plan``) and estimates
+what every job starting now will cost. Inputs and outputs are small frozen dataclasses, so the
+round can be solved in another process (``api.services.planner_pool``), away from the API's GIL.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from broker.live import (
     RunEstimate,
     SiteOffer,
     anytime_plan,
-    estimate_run,
+    candidate_sites,
+    estimate_runs,
     live_federation,
     round_offers,
     shortlist_sites,
@@ -46,7 +48,8 @@ class RoundRules:
     transfer_gbps: float
     slot_h: float
     horizon_slots: int
-    max_sites: int
+    max_sites: int | None  # sites given GPU pools (None: every usable one)
+    spare_sites: int  # each job's sites beyond its fill (``broker.live.candidate_sites``)
 
 
 @dataclass(frozen=True)
@@ -91,12 +94,14 @@ def solve_round(rules: RoundRules, task: RoundTask, budget_s: float,
         return SolvedRound(None, "empty-queue", pid=pid)
     if not fed.resources or not np.asarray(round_.free_gpus).any():
         return SolvedRound(None, "no-capacity", pid=pid)
-    found = anytime_plan(fed, round_, task.queue, rules.config,
+    queue = candidate_sites(fed, round_, task.queue, rules.config, rules.spare_sites)
+    found = anytime_plan(fed, round_, queue, rules.config,
                          budget_s - (time.perf_counter() - begun))
     by_id = {j.id: j for j in task.queue}
-    estimates = {a.job_id: estimate_run(fed, round_, by_id[a.job_id], a.site_id, a.gpu_type,
-                                        a.start_offset, a.gpus)
-                 for a in found.plan.starting_now if not _running(by_id[a.job_id])}
+    starting = [a for a in found.plan.starting_now if not _running(by_id[a.job_id])]
+    estimates = dict(zip([a.job_id for a in starting], estimate_runs(
+        fed, round_, [(by_id[a.job_id], a.site_id, a.gpu_type, a.start_offset, a.gpus)
+                      for a in starting]), strict=True))
     return SolvedRound(found.plan, found.status, found.method, estimates, pid)
 
 

@@ -124,7 +124,8 @@ class RoundProblem:
 def _demand_key(job: Job) -> tuple:
     return (job.home_site, job.job_type, job.gpus, job.work_steps, job.deadline_h, job.dataset_gb,
             job.gpu_types, job.min_gpus, job.max_gpus, job.preemptible, job.checkpoint_overhead_h,
-            job.checkpoint_gb, job.elastic, job.resize_overhead_h, job.state)
+            job.checkpoint_gb, job.elastic, job.resize_overhead_h, job.state, job.excluded_sites,
+            job.allowed_sites)
 
 
 def group_identical_jobs(queue: Sequence[Job]) -> tuple[tuple[Job, ...], ...]:
@@ -386,9 +387,14 @@ def assignments_from_counts(
     p = rp.problem
     assignments: list[Assignment] = []
     deferred: list[str] = []
+    # the options used, by demand then index: one pass (a scan of every option per demand
+    # took 75 s for 5,000 demands of 11M options)
+    used = np.flatnonzero(counts > 0)
+    used = used[np.argsort(p.option_demand[used], kind="stable")]
+    bounds = np.searchsorted(p.option_demand[used], np.arange(len(rp.demands) + 1))
     for d, jobs in enumerate(rp.demands):
         pending = list(jobs)
-        for o in np.flatnonzero((p.option_demand == d) & (counts > 0)):
+        for o in used[bounds[d]:bounds[d + 1]]:
             site_i, gpu = federation.resources[p.option_resource[o]]
             for _ in range(int(counts[o])):
                 job = pending.pop(0)
@@ -413,7 +419,12 @@ class MilpPlanner:
         self.config = config
 
     def plan(self, offers: RoundOffers, queue: Sequence[Job]) -> Plan:
-        round_problem = build_round_problem(self.federation, offers, queue, self.config)
+        return self.plan_problem(
+            offers, build_round_problem(self.federation, offers, queue, self.config))
+
+    def plan_problem(self, offers: RoundOffers, round_problem: RoundProblem) -> Plan:
+        """``plan`` of a round already built (the live broker's anytime round builds it once
+        for its greedy plan and its MILP)."""
         p = round_problem.problem
         solution = solve_round(p, self.config.solver, self.config.method)
         assignments, deferred = assignments_from_counts(

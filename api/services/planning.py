@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, cast
 
@@ -39,15 +40,18 @@ from api.services import leases
 from api.services.context import Context
 from api.services.planner_pool import InlineSolver, ProcessSolver, RoundSolver
 from api.services.round_read import RoundOutcome, RoundQuery
+from api.settings import Settings
 from api.states import AssignmentStatus, Directive, JobStatus, SiteState
 from broker.live import plan_gap
 from broker.live_round import RoundRules
 from broker.planner import PlannerConfig
+from sites.affinity import AffinityMatrix
+from sites.gpus import GpuType
 
 _ROUNDS = cast(Table, PlanRoundRow.__table__)
 
 
-BULKY = ("planned", "deferred")  # a round's per-job lists: most of its 19 KB
+BULKY = ("planned", "deferred")  # a round's per-job lists: ~100 bytes a job it considered
 
 
 def _prune(c: Connection, round_id: int) -> None:
@@ -64,8 +68,7 @@ def _prune(c: Connection, round_id: int) -> None:
     c.execute(update(_ROUNDS).where(_ROUNDS.c.id == round_id).values(plan=compact))
 
 
-def planner_config(ctx: Context) -> PlannerConfig:
-    st = ctx.settings
+def planner_config(st: Settings) -> PlannerConfig:
     return PlannerConfig.build(
         carbon_price_usd_per_t=st.carbon_price_usd_per_t,
         delay_cost_usd_per_gpu_h=st.delay_cost_usd_per_gpu_h, method=st.solver_method,
@@ -74,16 +77,19 @@ def planner_config(ctx: Context) -> PlannerConfig:
     )
 
 
-def round_rules(ctx: Context) -> RoundRules:
-    st = ctx.settings
-    return RoundRules(planner_config(ctx), dict(ctx.gpu_catalog), ctx.affinity,
-                      st.transfer_gbps, st.slot_h, st.horizon_slots, st.max_sites_per_round)
+def round_rules(st: Settings, gpu_catalog: Mapping[str, GpuType],
+                affinity: AffinityMatrix) -> RoundRules:
+    """What every round of a broker with these settings shares (``bench/live_round.py``
+    plans with them too)."""
+    return RoundRules(planner_config(st), dict(gpu_catalog), affinity, st.transfer_gbps,
+                      st.slot_h, st.horizon_slots, st.max_sites_per_round,
+                      st.spare_sites_per_job)
 
 
 class PlanningService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.rules = round_rules(ctx)
+        self.rules = round_rules(ctx.settings, ctx.gpu_catalog, ctx.affinity)
         self._lock = threading.Lock()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="carbonfed-planner")
         # a worker process cannot open a database that lives in this process's memory

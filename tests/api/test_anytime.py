@@ -47,8 +47,10 @@ def distinct_jobs(n: int, n_sites: int, rng: np.random.Generator) -> list[dict]:
 
 @pytest.fixture
 async def default_planner(make_settings, wall):
-    """The broker's default planning settings (method auto, 10 s budget), a 6-slot horizon."""
-    app = create_app(make_settings(solver_method="auto"), Clock(1.0, wall))
+    """The broker's default planning settings (method auto, 10 s budget), a 6-slot horizon,
+    and rounds of 200 jobs (fewer than the 715 with a deadline: the most urgent come first)."""
+    app = create_app(make_settings(solver_method="auto", max_jobs_per_round=200),
+                     Clock(1.0, wall))
     async with served(app) as client:
         yield client, app.state.services
 
