@@ -79,7 +79,7 @@ async def test_a_round_at_default_settings_considers_5000_queued_jobs(make_setti
         plan = (await c.post("/v1/plans", headers=bearer(ADMIN))).json()
     assert plan["queued"] == plan["considered"] == 5000
     assert len(plan["planned"]) + len(plan["deferred"]) == 5000
-    gpus = {j["id"]: j["gpus"] for j in jobs}
+    gpus = {f'{j["home_site"]}/{j["id"]}': j["gpus"] for j in jobs}  # plans name jobs home/id
     used: Counter[tuple[str, str]] = Counter()
     for p in plan["planned"]:
         if p["start_offset"] == 0:
