@@ -22,12 +22,18 @@ the load average before and after, the CPU time the broker's API process, its pl
 and the load generator used during the load (all on the same cores), how late the load
 generator's event loop ran (a delay in every latency it measures), and the share of CPU time
 the hypervisor stole from this virtual machine.
+With ``--attackers N`` issue 25's attackers (bench/attackers.py: half post 1 MB bodies with no
+token, half are enrolled sites posting bad 1,000-job batches) run throughout the load, in a
+process of their own; it also prints what each kind sent and the status codes it got.
+``--compare-attackers`` measures every N agents twice on the same broker, first without the
+attackers and then with them, and prints the ratio of the honest offers' p99.
 
     python bench/api_load.py                 # N = 20 and 200, 10 rounds, an offer every 5 s
     python bench/api_load.py --agents 200 --rounds 20 --interval-s 0.5
     python bench/api_load.py --interval-s 0  # closed loop: as fast as the server answers
     python bench/api_load.py --agents 1000 --queued-jobs 2000 --plan-interval-s 10 \
         --rounds 12                          # issue 12's run (add --db postgresql://... too)
+    python bench/api_load.py --agents 1000 --rounds 12 --attackers 4 --compare-attackers
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import attackers  # bench/attackers.py: this script's folder is on sys.path
 import httpx
 import numpy as np
 
@@ -274,7 +281,7 @@ def duplicates(db_url: str) -> int:
 async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
                    client: str = "raw", queued_jobs: int = 0,
                    broker_cpu: Callable[[], dict[str, float]] = dict,
-                   keepalive_s: float = KEEPALIVE_S) -> dict:
+                   keepalive_s: float = KEEPALIVE_S, n_attackers: int = 0) -> dict:
     # One client shared by N agents scans its N-connection pool on every request (httpcore):
     # at N = 200 that is milliseconds of the load generator's CPU per request.
     limits = httpx.Limits(max_connections=n_agents, max_keepalive_connections=n_agents)
@@ -284,7 +291,7 @@ async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
         tokens = {}
         headers = {"Authorization": f"Bearer {ADMIN}"}
         for i in range(n_agents):  # enrolment is closed: the admin enrols, the site registers
-            site = f"bench-{n_agents}-{i:04d}"
+            site = f"bench-{n_agents}{f'-a{n_attackers}' if n_attackers else ''}-{i:04d}"
             r = await admin.post("/v1/enrolments", json={"id": site, "zone": "z",
                                                          "gpus": {"V100": 8}}, headers=headers)
             r.raise_for_status()
@@ -323,6 +330,9 @@ async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
         watcher = asyncio.create_task(watch_rounds(admin, seen, stop))
         lags_ms: list[float] = []
         lag_watcher = asyncio.create_task(watch_loop_lag(lags_ms, stop))
+        attack = attackers.Attack(url, ADMIN, n_attackers)
+        stack.push_async_callback(attack.stop)
+        await attack.start()  # its sites enrolled: it runs from here to the agents' end
         begun = time.perf_counter()
         cpu_before, bench_before = broker_cpu(), time.process_time()
         steal_before = cpu_ticks()
@@ -330,6 +340,7 @@ async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
             await asyncio.gather(*(one_agent(puts[site], site, rounds, interval_s, i, latencies,
                                              outcome) for i, site in enumerate(tokens)))
         finally:
+            await attack.stop()
             stop.set()
             await watcher
             await lag_watcher
@@ -355,7 +366,7 @@ async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
             "errors": outcome["errors"], "lost_updates": lost,
             "stale_overwrites": outcome["stale_overwrites"], "sent_s": sent, "latency_ms": ms,
             "cpu": cpu_report(cpu_before, cpu_after, bench_s, len(latencies)), "rounds": sorted(
-                seen.values(), key=lambda p: p["round_id"])}
+                seen.values(), key=lambda p: p["round_id"]), "attack": attack.result}
 
 
 def wait_healthy(url: str, server: subprocess.Popen) -> None:
@@ -426,11 +437,23 @@ def main() -> None:
     parser.add_argument("--latencies-csv", type=Path, metavar="FILE",
                         help="also write every offer's latency (agents, sent_s: seconds into "
                         "the load, latency_ms) to FILE, to plot or cut finer than 10 s")
+    parser.add_argument("--attackers", type=int, default=0,
+                        help="issue 25's attackers running throughout the load (half no-token "
+                        "1 MB bodies, half bad 1,000-job batches; bench/attackers.py)")
+    parser.add_argument("--compare-attackers", action="store_true",
+                        help="each N agents without and then with --attackers on the same "
+                        "broker, and the ratio of the honest p99")
     parser.add_argument("--db", help="postgresql://... to run on a fresh schema of that "
                         "server (default: a fresh SQLite file)")
     args = parser.parse_args()
     if args.latencies_csv is not None and not args.latencies_csv.parent.is_dir():
         parser.error(f"--latencies-csv: folder {args.latencies_csv.parent} does not exist")
+    if args.attackers < 0 or (args.compare_attackers and args.attackers < 1):
+        parser.error(f"--attackers: must be at least {1 if args.compare_attackers else 0} "
+                     f"(with --compare-attackers, the attackers to compare with), got "
+                     f"{args.attackers}")
+    runs = [(n, a) for n in args.agents
+            for a in ((0, args.attackers) if args.compare_attackers else (args.attackers,))]
     with tempfile.TemporaryDirectory() as tmp, database(args.db, Path(tmp)) as db:
         port = free_port()
         url = f"http://{HOST}:{port}"
@@ -452,12 +475,14 @@ def main() -> None:
             print(f"{'agents':>6} {'requests':>8} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
                   f"{'max ms':>7} {'errors':>6} {'lost':>5} {'stale overwrites':>16}")
             rows = []  # (agents, sent_s, latency_ms) for --latencies-csv
-            for n in args.agents:
-                print(f"load average before: {load_average()}")
+            alone_p99: dict[int, float] = {}  # honest p99 without attackers, per N agents
+            for n, n_attackers in runs:
+                print(f"load average before: {load_average()}"
+                      f"{f'; {n_attackers} attackers' if n_attackers else ''}")
                 r = asyncio.run(run_load(url, n, args.rounds, args.interval_s,
                                          args.client, args.queued_jobs,
                                          lambda: process_cpu_s(server.pid),
-                                         args.keepalive_s))
+                                         args.keepalive_s, n_attackers))
                 print(f"{r['agents']:>6} {r['requests']:>8} {r['rps']:>7.1f} "
                       f"{r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['max_ms']:>7.1f} "
                       f"{r['errors']:>6} {r['lost_updates']:>5} {r['stale_overwrites']:>16}")
@@ -470,6 +495,14 @@ def main() -> None:
                       f"{load_average()}")
                 if args.queued_jobs:
                     print_rounds(r)
+                if n_attackers:
+                    print(attackers.report(r["attack"]))
+                if n_attackers and n in alone_p99:
+                    print(f"honest p99 with {n_attackers} attackers / without: "
+                          f"{r['p99_ms']:.1f} / {alone_p99[n]:.1f} ms = "
+                          f"{r['p99_ms'] / alone_p99[n]:.2f}x")
+                elif not n_attackers:
+                    alone_p99[n] = r["p99_ms"]
                 rows += [(n, sent, ms)
                          for sent, ms in zip(r["sent_s"], r["latency_ms"], strict=True)]
             if args.latencies_csv:
