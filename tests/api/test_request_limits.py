@@ -19,7 +19,7 @@ import pytest
 from api.app import create_app
 from api.clock import Clock
 from api.throttle import Limit, RequestLimits
-from tests.api.conftest import ADMIN, bearer, offer_body, served, site_body
+from tests.api.conftest import ADMIN, bearer, job_body, offer_body, served, site_body
 from tests.api.processes import ADMIN as E2E_ADMIN
 from tests.api.processes import serving
 from tests.api.test_hardening import raw_request
@@ -190,3 +190,43 @@ def test_carbonfed_serve_answers_429_before_reading_a_body(tmp_path):
         assert status == 429 and b"request rate" in body, body
         assert httpx.get(f"{url}/v1/sites/north", headers=north).status_code == 200
         assert httpx.get(f"{url}/v1/sites").status_code == 401
+
+
+async def test_a_sites_job_submissions_are_paid_from_its_job_budget_refused_ones_too(
+        make_settings, wall):
+    """A budget of 3 jobs, 1 back a second: a batch of 5 is let in whole (the budget had some
+    left) and leaves a debt of 2; a refused batch is charged as well (its checks cost the
+    same); while the budget is spent north's submissions get 429 before the body is read,
+    with the seconds until it is positive again, while its other requests, south's
+    submissions and the admin's are served."""
+    app = create_app(make_settings(job_submit_rate_per_s=1.0, job_submit_burst=3),
+                     Clock(1.0, wall))
+    clock = Turned()
+    limits: RequestLimits = app.state.request_limits
+    limits.monotonic = clock
+    async with served(app) as c:
+        sites = await register(c, "north", "south")
+        bad = [job_body("bad-0", "north", job_type="no-such-type")]
+        r = await c.post("/v1/jobs/batch", json={"jobs": bad}, headers=sites["north"])
+        assert r.status_code == 422, r.text  # refused, and paid for
+        assert limits.jobs_left("site:north") == 2.0
+        batch = [job_body(f"n{i}", "north") for i in range(5)]
+        r = await c.post("/v1/jobs/batch", json={"jobs": batch}, headers=sites["north"])
+        assert r.status_code == 201 and r.json()["accepted"] == 5, r.text
+        assert limits.jobs_left("site:north") == -3.0
+        r = await c.post("/v1/jobs", content=b'{"id": ', headers={
+            **sites["north"], "content-type": "application/json"})  # never read
+        assert r.status_code == 429 and r.headers["retry-after"] == "4", r.text  # (1 + 3) / 1
+        assert "job submission rate" in r.json()["message"]
+        assert (await c.get("/v1/sites/north", headers=sites["north"])).status_code == 200
+        r = await c.post("/v1/jobs", json=job_body("s0", "south"), headers=sites["south"])
+        assert r.status_code == 201, r.text
+        r = await c.post("/v1/jobs/batch", json={"jobs": [job_body(f"a{i}", "north")
+                                                          for i in range(10)]},
+                         headers=bearer(ADMIN))
+        assert r.status_code == 201, r.text  # the operator has no job budget
+        assert limits.jobs_left("site:north") == -3.0
+        clock.now_s += 3.5  # back above zero
+        r = await c.post("/v1/jobs", json=job_body("n5", "north"), headers=sites["north"])
+        assert r.status_code == 201, r.text
+        assert limits.jobs_left("site:north") == -0.5
