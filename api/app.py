@@ -34,7 +34,7 @@ from api.routers import (
 )
 from api.services import Services
 from api.settings import Settings
-from api.throttle import JobBudget, Limit, RequestLimits
+from api.throttle import JobBudget, Limit, RequestLimits, Tarpit
 from api.version import package_version
 
 log = logging.getLogger("carbonfed.api")
@@ -104,4 +104,5 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         Limit(settings.anonymous_rate_limit_per_s, settings.anonymous_rate_limit_burst,
               settings.anonymous_max_concurrent_requests),
         jobs=JobBudget(settings.job_submit_rate_per_s, settings.job_submit_burst))
+    app.state.tarpit = Tarpit(settings.refusal_delay_s, settings.max_delayed_refusals)
     return app

@@ -18,7 +18,8 @@ one). Over the rate or with too many requests in flight it gets 429 with Retry-A
 its body is read; its slot in flight is held until its answer is sent. The first refusal of a
 run is an audit line (the principal or address, the route, which limit). A site's job
 submission is also refused while the site's job budget is spent; the route charges it for the
-jobs it sends (``charge_jobs``).
+jobs it sends (``charge_jobs``). Refusals (401, 429) are answered after a short delay
+(``api.throttle.Tarpit``), so that a client retrying at once costs little.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.services import Principal, Services
 from api.services.sites import CLOSED
 from api.services.tokens import token_hash
-from api.throttle import RequestLimits
+from api.throttle import RequestLimits, Tarpit
 
 audit = logging.getLogger("carbonfed.audit")
 
@@ -80,6 +81,7 @@ class AuthenticateFirst:
         anonymous = key is None
         key = key or f"ip:{client[0]}"
         limits: RequestLimits = scope["app"].state.request_limits
+        tarpit: Tarpit = scope["app"].state.tarpit
         submits_jobs = key.startswith(SITE) and (
             scope["method"], scope["path"].rstrip("/")) in JOB_SUBMISSIONS
         over = limits.admit(key, anonymous, submits_jobs)
@@ -88,6 +90,7 @@ class AuthenticateFirst:
                 who = "an enrolment token" if key.startswith(ENROLMENT) else key
                 audit.warning("throttled %s: %s %s from %s (%s)", who, scope["method"],
                               scope["path"], client[0], over.message)
+            await tarpit.wait()
             await _answer(send, 429, f"{over.message}; retry after {over.retry_after_s} s",
                           [(b"retry-after", str(over.retry_after_s).encode())])
             return
@@ -98,6 +101,7 @@ class AuthenticateFirst:
             self.failures += 1
             audit.warning("auth failure %d: %s %s from %s (%s)", self.failures,
                           scope["method"], scope["path"], client[0], why)
+            await tarpit.wait()
             await _answer(send, 401, why, [(b"www-authenticate", b"Bearer")])
         finally:
             limits.release(key)

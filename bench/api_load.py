@@ -25,15 +25,17 @@ the hypervisor stole from this virtual machine.
 With ``--attackers N`` issue 25's attackers (bench/attackers.py: half post 1 MB bodies with no
 token, half are enrolled sites posting bad 1,000-job batches) run throughout the load, in a
 process of their own; it also prints what each kind sent and the status codes it got.
-``--compare-attackers`` measures every N agents twice on the same broker, first without the
-attackers and then with them, and prints the ratio of the honest offers' p99.
+With ``--compare-attackers`` they attack and pause in turns of ``--turn-s`` seconds: the
+offers sent while they attack and those sent while they pause, on the same broker under the
+same machine load, give two p99s and their ratio (two runs one after the other differed by
+up to 5x with no attacker at all, the machine's other work coming and going).
 
     python bench/api_load.py                 # N = 20 and 200, 10 rounds, an offer every 5 s
     python bench/api_load.py --agents 200 --rounds 20 --interval-s 0.5
     python bench/api_load.py --interval-s 0  # closed loop: as fast as the server answers
     python bench/api_load.py --agents 1000 --queued-jobs 2000 --plan-interval-s 10 \
         --rounds 12                          # issue 12's run (add --db postgresql://... too)
-    python bench/api_load.py --agents 1000 --rounds 12 --attackers 4 --compare-attackers
+    python bench/api_load.py --agents 1000 --rounds 24 --attackers 4 --compare-attackers
 """
 
 from __future__ import annotations
@@ -281,7 +283,8 @@ def duplicates(db_url: str) -> int:
 async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
                    client: str = "raw", queued_jobs: int = 0,
                    broker_cpu: Callable[[], dict[str, float]] = dict,
-                   keepalive_s: float = KEEPALIVE_S, n_attackers: int = 0) -> dict:
+                   keepalive_s: float = KEEPALIVE_S, n_attackers: int = 0,
+                   turn_s: float | None = None) -> dict:
     # One client shared by N agents scans its N-connection pool on every request (httpcore):
     # at N = 200 that is milliseconds of the load generator's CPU per request.
     limits = httpx.Limits(max_connections=n_agents, max_keepalive_connections=n_agents)
@@ -291,7 +294,7 @@ async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
         tokens = {}
         headers = {"Authorization": f"Bearer {ADMIN}"}
         for i in range(n_agents):  # enrolment is closed: the admin enrols, the site registers
-            site = f"bench-{n_agents}{f'-a{n_attackers}' if n_attackers else ''}-{i:04d}"
+            site = f"bench-{n_agents}-{i:04d}"
             r = await admin.post("/v1/enrolments", json={"id": site, "zone": "z",
                                                          "gpus": {"V100": 8}}, headers=headers)
             r.raise_for_status()
@@ -330,7 +333,7 @@ async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
         watcher = asyncio.create_task(watch_rounds(admin, seen, stop))
         lags_ms: list[float] = []
         lag_watcher = asyncio.create_task(watch_loop_lag(lags_ms, stop))
-        attack = attackers.Attack(url, ADMIN, n_attackers)
+        attack = attackers.Attack(url, ADMIN, n_attackers, alternate_s=turn_s)
         stack.push_async_callback(attack.stop)
         await attack.start()  # its sites enrolled: it runs from here to the agents' end
         begun = time.perf_counter()
@@ -366,7 +369,9 @@ async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
             "errors": outcome["errors"], "lost_updates": lost,
             "stale_overwrites": outcome["stale_overwrites"], "sent_s": sent, "latency_ms": ms,
             "cpu": cpu_report(cpu_before, cpu_after, bench_s, len(latencies)), "rounds": sorted(
-                seen.values(), key=lambda p: p["round_id"]), "attack": attack.result}
+                seen.values(), key=lambda p: p["round_id"]), "attack": attack.result,
+            "attacking": np.array(attack.attacking_at([t for t, _ in latencies]), dtype=bool),
+            "switches": [(t - begun, on) for t, on in attack.switches]}
 
 
 def wait_healthy(url: str, server: subprocess.Popen) -> None:
@@ -441,8 +446,10 @@ def main() -> None:
                         help="issue 25's attackers running throughout the load (half no-token "
                         "1 MB bodies, half bad 1,000-job batches; bench/attackers.py)")
     parser.add_argument("--compare-attackers", action="store_true",
-                        help="each N agents without and then with --attackers on the same "
-                        "broker, and the ratio of the honest p99")
+                        help="the attackers attack and pause in turns: the honest p99 while "
+                        "they attack, while they pause, and the ratio")
+    parser.add_argument("--turn-s", type=float, default=10.0,
+                        help="with --compare-attackers, seconds of each turn (default 10)")
     parser.add_argument("--db", help="postgresql://... to run on a fresh schema of that "
                         "server (default: a fresh SQLite file)")
     args = parser.parse_args()
@@ -452,8 +459,8 @@ def main() -> None:
         parser.error(f"--attackers: must be at least {1 if args.compare_attackers else 0} "
                      f"(with --compare-attackers, the attackers to compare with), got "
                      f"{args.attackers}")
-    runs = [(n, a) for n in args.agents
-            for a in ((0, args.attackers) if args.compare_attackers else (args.attackers,))]
+    if args.turn_s <= 0:
+        parser.error(f"--turn-s: must be positive, got {args.turn_s}")
     with tempfile.TemporaryDirectory() as tmp, database(args.db, Path(tmp)) as db:
         port = free_port()
         url = f"http://{HOST}:{port}"
@@ -475,14 +482,13 @@ def main() -> None:
             print(f"{'agents':>6} {'requests':>8} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
                   f"{'max ms':>7} {'errors':>6} {'lost':>5} {'stale overwrites':>16}")
             rows = []  # (agents, sent_s, latency_ms) for --latencies-csv
-            alone_p99: dict[int, float] = {}  # honest p99 without attackers, per N agents
-            for n, n_attackers in runs:
-                print(f"load average before: {load_average()}"
-                      f"{f'; {n_attackers} attackers' if n_attackers else ''}")
+            for n in args.agents:
+                print(f"load average before: {load_average()}")
                 r = asyncio.run(run_load(url, n, args.rounds, args.interval_s,
                                          args.client, args.queued_jobs,
                                          lambda: process_cpu_s(server.pid),
-                                         args.keepalive_s, n_attackers))
+                                         args.keepalive_s, args.attackers,
+                                         args.turn_s if args.compare_attackers else None))
                 print(f"{r['agents']:>6} {r['requests']:>8} {r['rps']:>7.1f} "
                       f"{r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['max_ms']:>7.1f} "
                       f"{r['errors']:>6} {r['lost_updates']:>5} {r['stale_overwrites']:>16}")
@@ -495,14 +501,10 @@ def main() -> None:
                       f"{load_average()}")
                 if args.queued_jobs:
                     print_rounds(r)
-                if n_attackers:
+                if args.attackers:
                     print(attackers.report(r["attack"]))
-                if n_attackers and n in alone_p99:
-                    print(f"honest p99 with {n_attackers} attackers / without: "
-                          f"{r['p99_ms']:.1f} / {alone_p99[n]:.1f} ms = "
-                          f"{r['p99_ms'] / alone_p99[n]:.2f}x")
-                elif not n_attackers:
-                    alone_p99[n] = r["p99_ms"]
+                if args.compare_attackers:
+                    print(attackers.compare(r["latency_ms"], r["attacking"], args.turn_s))
                 rows += [(n, sent, ms)
                          for sent, ms in zip(r["sent_s"], r["latency_ms"], strict=True)]
             if args.latencies_csv:

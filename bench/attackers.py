@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import json
 import os
 import signal
@@ -38,16 +39,18 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
+import numpy as np
 
 UNKNOWN_KEYS = 60_000  # issue 25 item 1: ~1 MB of keys no schema knows
 BATCH_JOBS = 1000  # issue 25 item 2, and the broker's default max_batch_jobs
 V100_STEPS_PER_S = 4.394774823323071  # resnet50 on a V100
 RESET = "reset"  # the connection failed before an answer came
 NO_TOKEN, BAD_BATCH = "no-token", "bad-batch"  # the kinds
+PAUSE, RESUME = signal.SIGUSR1, signal.SIGUSR2  # to the attackers' process
 
 
 @dataclass
@@ -105,10 +108,12 @@ async def read_answer(reader: asyncio.StreamReader) -> tuple[int, bool]:
 FAILED = (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError)
 
 
-async def no_token(host: str, port: int, tally: Tally) -> None:
-    """Item 1, forever: a new connection, the whole 1 MB request, the answer."""
+async def no_token(host: str, port: int, tally: Tally, go: asyncio.Event) -> None:
+    """Item 1, forever (while ``go`` is set): a new connection, the whole 1 MB request, the
+    answer."""
     payload = request("POST", "/v1/sites", host, port, no_token_body(), close=True)
     while True:
+        await go.wait()
         writer = None
         tally.sent += 1
         try:
@@ -124,12 +129,14 @@ async def no_token(host: str, port: int, tally: Tally) -> None:
                 writer.close()
 
 
-async def bad_batch(host: str, port: int, site: str, token: str, tally: Tally) -> None:
-    """Item 2, forever: the bad 1,000-job batch on one keep-alive connection (a new one when
-    the broker closes it)."""
+async def bad_batch(host: str, port: int, site: str, token: str, tally: Tally,
+                    go: asyncio.Event) -> None:
+    """Item 2, forever (while ``go`` is set): the bad 1,000-job batch on one keep-alive
+    connection (a new one when the broker closes it)."""
     payload = request("POST", "/v1/jobs/batch", host, port, bad_batch_body(site), token)
     streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
     while True:
+        await go.wait()
         tally.sent += 1
         try:
             if streams is None:
@@ -170,10 +177,13 @@ def split(n: int) -> tuple[int, int]:
 
 async def attack(url: str, admin_token: str, n: int, until: Callable[[], Awaitable[object]],
                  ready: Callable[[], None] = lambda: None,
-                 only: str | None = None) -> dict[str, Tally]:
+                 only: str | None = None, go: asyncio.Event | None = None) -> dict[str, Tally]:
     """Run ``n`` attackers against the broker at ``url`` until ``until()`` returns; ``ready``
     is called once the bad-batch sites are enrolled and the attack begins. ``only``: all
-    ``n`` of that kind."""
+    ``n`` of that kind. ``go``: they pause while it is clear (a request in flight ends)."""
+    if go is None:
+        go = asyncio.Event()
+        go.set()
     address = httpx.URL(url)
     host, port = address.host, address.port or 80
     n_token, n_batch = split(n) if only is None else (n * (only == NO_TOKEN),
@@ -181,9 +191,10 @@ async def attack(url: str, admin_token: str, n: int, until: Callable[[], Awaitab
     tag = uuid.uuid4().hex[:8]  # several runs on one broker enrol distinct sites
     tokens = await enrol(url, admin_token, [f"attacker-{tag}-{k}" for k in range(n_batch)])
     tallies = {NO_TOKEN: Tally(n_token), BAD_BATCH: Tally(n_batch)}
-    tasks = [asyncio.create_task(no_token(host, port, tallies[NO_TOKEN]))
+    tasks = [asyncio.create_task(no_token(host, port, tallies[NO_TOKEN], go))
              for _ in range(n_token)]
-    tasks += [asyncio.create_task(bad_batch(host, port, site, token, tallies[BAD_BATCH]))
+    tasks += [asyncio.create_task(bad_batch(host, port, site, token, tallies[BAD_BATCH],
+                                                go))
               for site, token in tokens.items()]
     ready()
     try:
@@ -197,14 +208,17 @@ async def attack(url: str, admin_token: str, n: int, until: Callable[[], Awaitab
 
 async def run(url: str, admin_token: str, n: int, seconds: float | None,
               only: str | None = None) -> dict:
-    stop = asyncio.Event()
+    stop, go = asyncio.Event(), asyncio.Event()
+    go.set()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(PAUSE, go.clear)
+    loop.add_signal_handler(RESUME, go.set)
     if seconds is not None:
         loop.call_later(seconds, stop.set)
     tallies = await attack(url, admin_token, n, stop.wait,
-                           lambda: print("ready", flush=True), only)
+                           lambda: print("ready", flush=True), only, go)
     return {**{kind: t.as_dict() for kind, t in tallies.items()},
             "cpu_s": time.process_time()}
 
@@ -212,12 +226,21 @@ async def run(url: str, admin_token: str, n: int, seconds: float | None,
 class Attack:
     """``n`` attackers in a process of their own (this script) against the broker at ``url``,
     for a load generator: ``start`` returns once they are attacking, ``stop`` ends them and
-    fills ``result`` (their JSON line). ``n`` = 0: nothing runs and ``result`` stays empty."""
+    fills ``result`` (their JSON line). ``n`` = 0: nothing runs and ``result`` stays empty.
 
-    def __init__(self, url: str, admin_token: str, n: int, only: str | None = None) -> None:
+    ``alternate_s``: they attack and pause in turns of that many seconds (attacking first),
+    and ``switches`` records when (``time.perf_counter()``, attacking or not), so that the
+    honest requests sent during attacks and those sent between them, on the same broker under
+    the same machine load, can be told apart (``attacking_at``)."""
+
+    def __init__(self, url: str, admin_token: str, n: int, only: str | None = None,
+                 alternate_s: float | None = None) -> None:
         self.url, self.admin_token, self.n, self.only = url, admin_token, n, only
+        self.alternate_s = alternate_s
         self.process: asyncio.subprocess.Process | None = None
         self.result: dict = {}
+        self.switches: list[tuple[float, bool]] = []
+        self._turns: asyncio.Task | None = None
 
     async def start(self) -> None:
         if self.n == 0:
@@ -232,11 +255,32 @@ class Attack:
         if line.strip() != b"ready":
             await self.stop()
             raise SystemExit(f"the attackers did not start (exit {self.process.returncode})")
+        self.switches.append((time.perf_counter(), True))
+        if self.alternate_s is not None:
+            self._turns = asyncio.create_task(self._take_turns(self.process, self.alternate_s))
+
+    async def _take_turns(self, process: asyncio.subprocess.Process, every_s: float) -> None:
+        attacking = True
+        while True:
+            await asyncio.sleep(every_s)
+            attacking = not attacking
+            process.send_signal(RESUME if attacking else PAUSE)
+            self.switches.append((time.perf_counter(), attacking))
+
+    def attacking_at(self, times: Sequence[float]) -> list[bool]:
+        """Whether the attackers were attacking at each of ``times`` (perf_counter)."""
+        changes = [t for t, _ in self.switches]
+        return [bool(i) and self.switches[i - 1][1]
+                for i in (bisect.bisect_right(changes, t) for t in times)]
 
     async def stop(self) -> None:
         if self.process is None:
             return
         process, self.process = self.process, None
+        if self._turns is not None:
+            self._turns.cancel()
+            await asyncio.gather(self._turns, return_exceptions=True)
+        self.switches.append((time.perf_counter(), False))
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
         assert process.stdout is not None
@@ -257,6 +301,19 @@ def report(result: dict) -> str:
                          f"answers {codes or 'none'}")
     lines.append(f"attackers' process CPU {result.get('cpu_s', 0.0):.1f} s (the same cores)")
     return "\n".join(lines)
+
+
+def compare(latency_ms: np.ndarray, attacking: np.ndarray, turn_s: float) -> str:
+    """The honest requests' p50/p99 while the attackers attacked and while they paused (by
+    when each was sent), and the ratio of the p99s."""
+    on, off = latency_ms[attacking], latency_ms[~attacking]
+    if not len(on) or not len(off):
+        return "the load ended within the first turn: nothing to compare"
+    p99_on, p99_off = np.percentile(on, 99), np.percentile(off, 99)
+    return (f"honest offers while the attackers attack ({len(on)}): p50 "
+            f"{np.percentile(on, 50):.1f} ms, p99 {p99_on:.1f} ms; while they pause "
+            f"({len(off)}): p50 {np.percentile(off, 50):.1f} ms, p99 {p99_off:.1f} ms "
+            f"(turns of {turn_s:g} s); p99 ratio {p99_on / p99_off:.2f}x")
 
 
 def main() -> None:
