@@ -34,7 +34,7 @@ from api.routers import (
 )
 from api.services import Services
 from api.settings import Settings
-from api.throttle import Limit, RequestLimits
+from api.throttle import JobBudget, Limit, RequestLimits, Tarpit
 from api.version import package_version
 
 log = logging.getLogger("carbonfed.api")
@@ -102,5 +102,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         Limit(settings.rate_limit_per_s, settings.rate_limit_burst,
               settings.max_concurrent_requests),
         Limit(settings.anonymous_rate_limit_per_s, settings.anonymous_rate_limit_burst,
-              settings.anonymous_max_concurrent_requests))
+              settings.anonymous_max_concurrent_requests),
+        jobs=JobBudget(settings.job_submit_rate_per_s, settings.job_submit_burst))
+    app.state.tarpit = Tarpit(settings.refusal_delay_s, settings.max_delayed_refusals)
     return app

@@ -16,7 +16,10 @@ Then every request (``/v1`` or not) counts against its principal's limits (``api
 a site's, the admin's or an enrolment token's, else its IP address's (no token, or a refused
 one). Over the rate or with too many requests in flight it gets 429 with Retry-After, before
 its body is read; its slot in flight is held until its answer is sent. The first refusal of a
-run is an audit line (the principal or address, the route, which limit).
+run is an audit line (the principal or address, the route, which limit). A site's job
+submission is also refused while the site's job budget is spent; the route charges it for the
+jobs it sends (``charge_jobs``). Refusals (401, 429) are answered after a short delay
+(``api.throttle.Tarpit``), so that a client retrying at once costs little.
 """
 
 from __future__ import annotations
@@ -25,12 +28,13 @@ import json
 import logging
 
 from sqlalchemy.exc import DBAPIError
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.services import Principal, Services
 from api.services.sites import CLOSED
 from api.services.tokens import token_hash
-from api.throttle import RequestLimits
+from api.throttle import RequestLimits, Tarpit
 
 audit = logging.getLogger("carbonfed.audit")
 
@@ -38,6 +42,7 @@ PREFIX = "/v1/"
 PRINCIPAL = "carbonfed_principal"  # the request state's key for who the gate let in
 PUBLIC = frozenset({("GET", "/v1/health"), ("GET", "/v1/version")})
 REGISTER = ("POST", "/v1/sites")
+JOB_SUBMISSIONS = frozenset({("POST", "/v1/jobs"), ("POST", "/v1/jobs/batch")})
 ENROLMENT = "enrolment:"  # the limits' key prefix of an enrolment token (never logged)
 
 
@@ -76,12 +81,16 @@ class AuthenticateFirst:
         anonymous = key is None
         key = key or f"ip:{client[0]}"
         limits: RequestLimits = scope["app"].state.request_limits
-        over = limits.admit(key, anonymous)
+        tarpit: Tarpit = scope["app"].state.tarpit
+        submits_jobs = key.startswith(SITE) and (
+            scope["method"], scope["path"].rstrip("/")) in JOB_SUBMISSIONS
+        over = limits.admit(key, anonymous, submits_jobs)
         if over is not None:
             if over.first:  # one audit line per run of refusals, not one per request
                 who = "an enrolment token" if key.startswith(ENROLMENT) else key
                 audit.warning("throttled %s: %s %s from %s (%s)", who, scope["method"],
                               scope["path"], client[0], over.message)
+            await tarpit.wait()
             await _answer(send, 429, f"{over.message}; retry after {over.retry_after_s} s",
                           [(b"retry-after", str(over.retry_after_s).encode())])
             return
@@ -92,6 +101,7 @@ class AuthenticateFirst:
             self.failures += 1
             audit.warning("auth failure %d: %s %s from %s (%s)", self.failures,
                           scope["method"], scope["path"], client[0], why)
+            await tarpit.wait()
             await _answer(send, 401, why, [(b"www-authenticate", b"Bearer")])
         finally:
             limits.release(key)
@@ -115,9 +125,20 @@ class AuthenticateFirst:
         return "unknown or revoked token", None
 
 
+SITE = "site:"
+
+
 def principal_key(who: Principal) -> str:
     """The key of ``who``'s request limits."""
-    return "admin" if who.admin else f"site:{who.site_id}"
+    return "admin" if who.admin else f"{SITE}{who.site_id}"
+
+
+def charge_jobs(request: Request, who: Principal, n: int) -> None:
+    """A site's submission of ``n`` jobs is paid from its job budget (the admin's is not);
+    call on the event loop, before the jobs are checked."""
+    if not who.admin:
+        limits: RequestLimits = request.app.state.request_limits
+        limits.charge_jobs(principal_key(who), n)
 
 
 def audit_admin(action: str, **facts: object) -> None:

@@ -164,7 +164,24 @@ class Settings(BaseSettings):
     anonymous_max_concurrent_requests: int = Field(
         16, ge=1, description="as max_concurrent_requests, per IP address without a valid "
         "token (bounds slow bodies from one address)")
+    refusal_delay_s: float = Field(
+        1.0, ge=0, le=10, description="401 and 429 answers are sent after this delay (0: at "
+        "once), so that a client sending its next request the moment it is refused makes one "
+        "a second per connection rather than thousands; an honest client waits Retry-After "
+        "(1 s at least) anyway")
+    max_delayed_refusals: int = Field(
+        64, ge=0, description="refusals held for refusal_delay_s at a time; the rest are "
+        "answered at once (each held one keeps a connection and its unread body)")
     max_batch_jobs: int = Field(1000, ge=1, description="jobs per POST /jobs/batch")
+    job_submit_rate_per_s: float = Field(
+        10.0, gt=0, description="jobs a second one site may submit on average, accepted or "
+        "refused (checking a 1,000-job batch costs the broker ~0.1 s of CPU either way); a "
+        "submission while the site's budget is spent gets 429 with Retry-After before its body "
+        "is read. The admin's submissions (carbonfed submit) are not counted")
+    job_submit_burst: int = Field(
+        1000, ge=1, description="jobs one site may submit at once after a quiet spell (a "
+        "submission is let in while any budget is left and charged in full, so a whole batch "
+        "is never cut)")
     max_queued_jobs_per_site: int = Field(
         5000, ge=1, description="queued jobs one home site may have (a submission over it "
         "gets 422)")

@@ -23,6 +23,13 @@ the load average before and after, the CPU time the broker's API process, its pl
 and the load generator used during the load (all on the same cores), how late the load
 generator's event loop ran (a delay in every latency it measures), and the share of CPU time
 the hypervisor stole from this virtual machine.
+With ``--attackers N`` issue 25's attackers (bench/attackers.py: half post 1 MB bodies with no
+token, half are enrolled sites posting bad 1,000-job batches) run throughout the load, in a
+process of their own; it also prints what each kind sent and the status codes it got.
+With ``--compare-attackers`` they attack and pause in turns of ``--turn-s`` seconds: the
+offers sent while they attack and those sent while they pause, on the same broker under the
+same machine load, give two p99s and their ratio (two runs one after the other differed by
+up to 5x with no attacker at all, the machine's other work coming and going).
 
     python bench/api_load.py                 # N = 20 and 200, 10 rounds, an offer every 5 s
     python bench/api_load.py --agents 200 --rounds 20 --interval-s 0.5
@@ -31,6 +38,7 @@ the hypervisor stole from this virtual machine.
         --rounds 12                          # issue 12's run (add --db postgresql://... too)
     python bench/api_load.py --agents 200 --queued-jobs 5000 --plan-interval-s 10 \
         --rounds 12                          # issue 22's: rounds over 200 sites, 5,000 jobs
+    python bench/api_load.py --agents 1000 --rounds 24 --attackers 4 --compare-attackers
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import attackers  # bench/attackers.py: this script's folder is on sys.path
 import httpx
 import numpy as np
 
@@ -277,7 +286,8 @@ def duplicates(db_url: str) -> int:
 async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
                    client: str = "raw", queued_jobs: int = 0,
                    broker_cpu: Callable[[], dict[str, float]] = dict,
-                   keepalive_s: float = KEEPALIVE_S) -> dict:
+                   keepalive_s: float = KEEPALIVE_S, n_attackers: int = 0,
+                   turn_s: float | None = None) -> dict:
     # One client shared by N agents scans its N-connection pool on every request (httpcore):
     # at N = 200 that is milliseconds of the load generator's CPU per request.
     limits = httpx.Limits(max_connections=n_agents, max_keepalive_connections=n_agents)
@@ -326,6 +336,9 @@ async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
         watcher = asyncio.create_task(watch_rounds(admin, seen, stop))
         lags_ms: list[float] = []
         lag_watcher = asyncio.create_task(watch_loop_lag(lags_ms, stop))
+        attack = attackers.Attack(url, ADMIN, n_attackers, alternate_s=turn_s)
+        stack.push_async_callback(attack.stop)
+        await attack.start()  # its sites enrolled: it runs from here to the agents' end
         begun = time.perf_counter()
         cpu_before, bench_before = broker_cpu(), time.process_time()
         steal_before = cpu_ticks()
@@ -333,6 +346,7 @@ async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
             await asyncio.gather(*(one_agent(puts[site], site, rounds, interval_s, i, latencies,
                                              outcome) for i, site in enumerate(tokens)))
         finally:
+            await attack.stop()
             stop.set()
             await watcher
             await lag_watcher
@@ -358,7 +372,9 @@ async def run_load(url: str, n_agents: int, rounds: int, interval_s: float,
             "errors": outcome["errors"], "lost_updates": lost,
             "stale_overwrites": outcome["stale_overwrites"], "sent_s": sent, "latency_ms": ms,
             "cpu": cpu_report(cpu_before, cpu_after, bench_s, len(latencies)), "rounds": sorted(
-                seen.values(), key=lambda p: p["round_id"])}
+                seen.values(), key=lambda p: p["round_id"]), "attack": attack.result,
+            "attacking": np.array(attack.attacking_at([t for t, _ in latencies]), dtype=bool),
+            "switches": [(t - begun, on) for t, on in attack.switches]}
 
 
 def wait_healthy(url: str, server: subprocess.Popen) -> None:
@@ -431,11 +447,25 @@ def main() -> None:
     parser.add_argument("--latencies-csv", type=Path, metavar="FILE",
                         help="also write every offer's latency (agents, sent_s: seconds into "
                         "the load, latency_ms) to FILE, to plot or cut finer than 10 s")
+    parser.add_argument("--attackers", type=int, default=0,
+                        help="issue 25's attackers running throughout the load (half no-token "
+                        "1 MB bodies, half bad 1,000-job batches; bench/attackers.py)")
+    parser.add_argument("--compare-attackers", action="store_true",
+                        help="the attackers attack and pause in turns: the honest p99 while "
+                        "they attack, while they pause, and the ratio")
+    parser.add_argument("--turn-s", type=float, default=10.0,
+                        help="with --compare-attackers, seconds of each turn (default 10)")
     parser.add_argument("--db", help="postgresql://... to run on a fresh schema of that "
                         "server (default: a fresh SQLite file)")
     args = parser.parse_args()
     if args.latencies_csv is not None and not args.latencies_csv.parent.is_dir():
         parser.error(f"--latencies-csv: folder {args.latencies_csv.parent} does not exist")
+    if args.attackers < 0 or (args.compare_attackers and args.attackers < 1):
+        parser.error(f"--attackers: must be at least {1 if args.compare_attackers else 0} "
+                     f"(with --compare-attackers, the attackers to compare with), got "
+                     f"{args.attackers}")
+    if args.turn_s <= 0:
+        parser.error(f"--turn-s: must be positive, got {args.turn_s}")
     with tempfile.TemporaryDirectory() as tmp, database(args.db, Path(tmp)) as db:
         port = free_port()
         url = f"http://{HOST}:{port}"
@@ -462,7 +492,8 @@ def main() -> None:
                 r = asyncio.run(run_load(url, n, args.rounds, args.interval_s,
                                          args.client, args.queued_jobs,
                                          lambda: process_cpu_s(server.pid),
-                                         args.keepalive_s))
+                                         args.keepalive_s, args.attackers,
+                                         args.turn_s if args.compare_attackers else None))
                 print(f"{r['agents']:>6} {r['requests']:>8} {r['rps']:>7.1f} "
                       f"{r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['max_ms']:>7.1f} "
                       f"{r['errors']:>6} {r['lost_updates']:>5} {r['stale_overwrites']:>16}")
@@ -475,6 +506,10 @@ def main() -> None:
                       f"{load_average()}")
                 if args.queued_jobs:
                     print_rounds(r)
+                if args.attackers:
+                    print(attackers.report(r["attack"]))
+                if args.compare_attackers:
+                    print(attackers.compare(r["latency_ms"], r["attacking"], args.turn_s))
                 rows += [(n, sent, ms)
                          for sent, ms in zip(r["sent_s"], r["latency_ms"], strict=True)]
             if args.latencies_csv:

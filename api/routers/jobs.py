@@ -7,29 +7,38 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Request, status
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import AdminToken, CurrentPrincipal, Jobs
 from api.errors import FieldError
+from api.gate import charge_jobs
 from api.schemas import ID_PATTERN, JobBatchIn, JobIn, JobOut, JobsAccepted
 from api.states import JobStatus
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
+# Async routes that check and store in the thread pool: a site's job budget is charged on the
+# event loop, the only thread that touches the request limits (api.throttle).
 @router.post("", status_code=status.HTTP_201_CREATED)
-def submit_job(body: JobIn, jobs: Jobs, who: CurrentPrincipal) -> JobOut:
+async def submit_job(body: JobIn, jobs: Jobs, who: CurrentPrincipal,
+                     request: Request) -> JobOut:
     """Queue a job (admin, or a site for its own jobs); a future ``submit_h`` holds it."""
-    return jobs.submit([body], who, ("body",))[0]
+    charge_jobs(request, who, 1)
+    return (await run_in_threadpool(jobs.submit, [body], who, ("body",)))[0]
 
 
 @router.post("/batch", status_code=status.HTTP_201_CREATED)
-def submit_jobs(body: JobBatchIn, jobs: Jobs, who: CurrentPrincipal) -> JobsAccepted:
-    """Queue several jobs, all or none (at most ``max_batch_jobs``)."""
+async def submit_jobs(body: JobBatchIn, jobs: Jobs, who: CurrentPrincipal,
+                      request: Request) -> JobsAccepted:
+    """Queue several jobs, all or none (at most ``max_batch_jobs``); a site's jobs count
+    against its job submission rate, accepted or not."""
     limit = jobs.ctx.settings.max_batch_jobs
     if len(body.jobs) > limit:
         raise FieldError(("body", "jobs"), f"{len(body.jobs)} jobs; at most {limit} per batch")
-    accepted = jobs.submit(body.jobs, who, ("body", "jobs"))
+    charge_jobs(request, who, len(body.jobs))
+    accepted = await run_in_threadpool(jobs.submit, body.jobs, who, ("body", "jobs"))
     return JobsAccepted(accepted=len(accepted), jobs=accepted)
 
 

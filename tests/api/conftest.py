@@ -85,7 +85,9 @@ def make_settings(tmp_path) -> Callable[..., Settings]:
                       carbon_price_usd_per_t=0.0,
                       # their fake clock stands still between a start and a completion;
                       # test_hardening.py checks the earliest completion
-                      min_runtime_fraction=0.0)
+                      min_runtime_fraction=0.0,
+                      # refusals at once: the tests count them, they do not flood
+                      refusal_delay_s=0.0)
         values.update(overrides)
         return Settings.model_validate(values)
 

@@ -162,13 +162,13 @@ async def test_a_batch_is_checked_while_the_write_lock_is_free(broker, monkeypat
     db, jobs = broker.services.ctx.db, broker.services.jobs
     events: list[str] = []
     monkeypatch.setattr(db, "_write_lock", RecordingLock(db._write_lock, events))
-    check = jobs._row
+    check = jobs._check
 
     def recorded_check(*args, **kwargs):
         events.append("check")
         return check(*args, **kwargs)
 
-    monkeypatch.setattr(jobs, "_row", recorded_check)
+    monkeypatch.setattr(jobs, "_check", recorded_check)
     batch = [job_body(f"j{i}", "north") for i in range(5)]
     if bad:
         batch[-1]["job_type"] = "no-such-type"

@@ -96,8 +96,7 @@ def test_live_plan_equals_the_simulators(tiny, tmp_path):
         service.close()
 
     def own_id(key: str) -> str:  # plans name a job home/id (per-site job ids)
-        home, _, job = key.partition("/")
-        return job
+        return key.partition("/")[2]
 
     got = [(own_id(p.job_id), p.site_id, p.gpu_type, p.start_offset, p.start_h)
            for p in live.planned]

@@ -18,8 +18,8 @@ import pytest
 
 from api.app import create_app
 from api.clock import Clock
-from api.throttle import Limit, RequestLimits
-from tests.api.conftest import ADMIN, bearer, offer_body, served, site_body
+from api.throttle import Limit, RequestLimits, Tarpit
+from tests.api.conftest import ADMIN, bearer, job_body, offer_body, served, site_body
 from tests.api.processes import ADMIN as E2E_ADMIN
 from tests.api.processes import serving
 from tests.api.test_hardening import raw_request
@@ -190,3 +190,94 @@ def test_carbonfed_serve_answers_429_before_reading_a_body(tmp_path):
         assert status == 429 and b"request rate" in body, body
         assert httpx.get(f"{url}/v1/sites/north", headers=north).status_code == 200
         assert httpx.get(f"{url}/v1/sites").status_code == 401
+
+
+async def test_a_sites_job_submissions_are_paid_from_its_job_budget_refused_ones_too(
+        make_settings, wall):
+    """A budget of 3 jobs, 1 back a second: a batch of 5 is let in whole (the budget had some
+    left) and leaves a debt of 2; a refused batch is charged as well (its checks cost the
+    same); while the budget is spent north's submissions get 429 before the body is read,
+    with the seconds until it is positive again, while its other requests, south's
+    submissions and the admin's are served."""
+    app = create_app(make_settings(job_submit_rate_per_s=1.0, job_submit_burst=3),
+                     Clock(1.0, wall))
+    clock = Turned()
+    limits: RequestLimits = app.state.request_limits
+    limits.monotonic = clock
+    async with served(app) as c:
+        sites = await register(c, "north", "south")
+        bad = [job_body("bad-0", "north", job_type="no-such-type")]
+        r = await c.post("/v1/jobs/batch", json={"jobs": bad}, headers=sites["north"])
+        assert r.status_code == 422, r.text  # refused, and paid for
+        assert limits.jobs_left("site:north") == 2.0
+        batch = [job_body(f"n{i}", "north") for i in range(5)]
+        r = await c.post("/v1/jobs/batch", json={"jobs": batch}, headers=sites["north"])
+        assert r.status_code == 201 and r.json()["accepted"] == 5, r.text
+        assert limits.jobs_left("site:north") == -3.0
+        r = await c.post("/v1/jobs", content=b'{"id": ', headers={
+            **sites["north"], "content-type": "application/json"})  # never read
+        assert r.status_code == 429 and r.headers["retry-after"] == "4", r.text  # (1 + 3) / 1
+        assert "job submission rate" in r.json()["message"]
+        assert (await c.get("/v1/sites/north", headers=sites["north"])).status_code == 200
+        r = await c.post("/v1/jobs", json=job_body("s0", "south"), headers=sites["south"])
+        assert r.status_code == 201, r.text
+        r = await c.post("/v1/jobs/batch", json={"jobs": [job_body(f"a{i}", "north")
+                                                          for i in range(10)]},
+                         headers=bearer(ADMIN))
+        assert r.status_code == 201, r.text  # the operator has no job budget
+        assert limits.jobs_left("site:north") == -3.0
+        clock.now_s += 3.5  # back above zero
+        r = await c.post("/v1/jobs", json=job_body("n5", "north"), headers=sites["north"])
+        assert r.status_code == 201, r.text
+        assert limits.jobs_left("site:north") == -0.5
+
+
+async def test_refusals_are_held_a_while_a_bounded_number_at_a_time(make_settings, wall):
+    """A 401 and a 429 wait ``refusal_delay_s`` before they are sent (here 10 s, the most: the
+    test sees them held), at most ``max_delayed_refusals`` at a time: beyond that a refusal is
+    sent at once, and every other client is served meanwhile. A client that asks again the
+    moment it is refused can then ask once per delay per connection."""
+    app = create_app(make_settings(refusal_delay_s=10.0, max_delayed_refusals=2,
+                                   rate_limit_per_s=0.001, rate_limit_burst=2),
+                     Clock(1.0, wall))
+    app.state.request_limits.monotonic = Turned()
+    tarpit = app.state.tarpit
+    async with served(app) as c:
+        sites = await register(c, "north", "south")
+        held = [asyncio.create_task(c.get("/v1/sites")),  # no token: 401, held
+                asyncio.create_task(c.get("/v1/sites", headers=bearer("cf_guess")))]
+        with anyio.fail_after(WAIT_S):
+            while tarpit.held < 2:
+                await asyncio.sleep(0)
+        assert not any(t.done() for t in held)
+        with anyio.fail_after(WAIT_S):  # the bound is reached: at once
+            assert (await c.get("/v1/sites")).status_code == 401
+            assert (await c.get("/v1/sites/south", headers=sites["south"])).status_code == 200
+            for _ in range(2):
+                assert (await c.get("/v1/sites/north",
+                                    headers=sites["north"])).status_code == 200
+            assert (await c.get("/v1/sites/north",
+                                headers=sites["north"])).status_code == 429  # over its rate
+        for t in held:
+            t.cancel()
+        await asyncio.gather(*held, return_exceptions=True)
+        assert tarpit.held == 0
+        over = asyncio.create_task(c.get("/v1/sites/north", headers=sites["north"]))
+        with anyio.fail_after(WAIT_S):
+            while tarpit.held < 1:  # a 429 is held as a 401 is
+                await asyncio.sleep(0)
+        over.cancel()
+        await asyncio.gather(over, return_exceptions=True)
+
+
+async def test_the_tarpit_holds_up_to_its_bound_and_not_at_all_with_no_delay():
+    tarpit = Tarpit(delay_s=3600.0, max_held=1)
+    first = asyncio.create_task(tarpit.wait())
+    await asyncio.sleep(0)
+    assert tarpit.held == 1 and not first.done()
+    with anyio.fail_after(WAIT_S):
+        await tarpit.wait()  # over the bound: returns at once
+        await Tarpit(delay_s=0.0, max_held=10).wait()
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
+    assert tarpit.held == 0
