@@ -63,3 +63,4 @@ def test_pricing_set_proves_the_optimum_by_hand():
     assert solution.objective_usd == pytest.approx(4.0)
     assert solution.status is SolveStatus.OPTIMAL
     assert 4.0 - 0.04 - 1e-9 <= solution.bound_usd <= 4.0 + 1e-9
+
