@@ -153,17 +153,7 @@ class RawConnection:
             reader, writer = self.streams
             try:
                 writer.write(request)
-                status_line = await reader.readuntil(b"\r\n")
-                if not status_line:
-                    raise ConnectionResetError("closed")
-                length, close = 0, False
-                while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
-                    name, _, value = line.decode("latin-1").partition(":")
-                    if name.lower() == "content-length":
-                        length = int(value)
-                    elif name.lower() == "connection" and value.strip().lower() == "close":
-                        close = True
-                await reader.readexactly(length)
+                status, close = await attackers.read_answer(reader)  # EOF: IncompleteReadError
             except (ConnectionError, asyncio.IncompleteReadError):
                 self.close()
                 if attempt:
@@ -171,7 +161,7 @@ class RawConnection:
                 continue
             if close:
                 self.close()
-            return int(status_line.split(b" ", 2)[1])
+            return status
         raise AssertionError("unreachable")
 
     def close(self) -> None:
