@@ -32,7 +32,8 @@ from broker.planner import (
     build_round_problem,
     group_identical_jobs,
 )
-from optimization import AllocationProblem, SolveStatus, relative_gap
+from optimization import SolveStatus, relative_gap
+from optimization.problem import trivial_lower_bound
 from sites.affinity import AffinityMatrix
 from sites.gpus import GpuType
 from sites.scaling import runtime_h
@@ -462,20 +463,8 @@ def _greedy(federation: Federation, offers: RoundOffers, queue: Sequence[Job],
     order = sorted(range(len(rp.demands)), key=lambda d: urgency_key(rp.demands[d][0]))
     counts = greedy_option_counts(rp, order)
     return plan_from_counts(federation, offers, rp, counts, "greedy plan (broker.live)",
-                            bound_usd=separable_bound_usd(rp.problem),
+                            bound_usd=trivial_lower_bound(rp.problem),
                             elapsed_s=time.perf_counter() - begun), rp
-
-
-def separable_bound_usd(p: AllocationProblem) -> float:
-    """A lower bound on a round's optimum with no solver: every job on its cheapest option or
-    deferred, whichever costs less, as if capacity were unlimited (dropping the capacity rows
-    only widens the feasible set). Weak where capacity binds, but every plan gets a proven
-    gap, a greedy plan with no time for the MILP too."""
-    if p.n_demands == 0:
-        return 0.0
-    cheapest = np.full(p.n_demands, np.inf)
-    np.minimum.at(cheapest, p.option_demand, p.option_cost_usd)
-    return float(p.demand_count @ np.minimum(cheapest, p.deferral_penalty_usd))
 
 
 def plan_gap(plan: Plan) -> float | None:

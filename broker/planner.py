@@ -36,6 +36,7 @@ from optimization import (
     relative_gap,
     solve_allocation,
 )
+from optimization.column_generation import cheapest_per_demand
 from optimization.problem import breakdown_usd, deferred_of, plan_cost_usd
 from sites.units import usd_per_t_to_usd_per_kg
 
@@ -239,20 +240,6 @@ def _slack_cells(p: AllocationProblem, alive: np.ndarray, demand_gpus: np.ndarra
     return most <= p.capacity_gpus.reshape(-1) + 1e-9
 
 
-def _cheapest_of_each_demand(p: AllocationProblem, among: np.ndarray) -> np.ndarray:
-    """The cheapest option of each demand among the mask ``among`` (the lowest index on ties),
-    for the demands that have one."""
-    cost = np.where(among, p.option_cost_usd, np.inf)
-    least = p.demand_groups.minimum(cost)
-    at_least = np.flatnonzero(among & (cost == least[p.option_demand]))
-    demand = p.option_demand[at_least]
-    at_least = at_least[np.argsort(demand, kind="stable")]
-    demand = p.option_demand[at_least]
-    first = np.ones(len(at_least), dtype=bool)
-    first[1:] = demand[1:] != demand[:-1]
-    return at_least[first]
-
-
 def presolve_round(p: AllocationProblem, max_passes: int = 8) -> Presolved:
     """Drop options no optimal plan needs, and settle the jobs whose choice is forced.
 
@@ -289,7 +276,8 @@ def presolve_round(p: AllocationProblem, max_passes: int = 8) -> Presolved:
     for _ in range(max_passes):
         slack_cell = _slack_cells(p, alive, demand_gpus)
         tight = p.window_sums((~slack_cell).astype(float)) > 0  # a cell that may bind
-        best = _cheapest_of_each_demand(p, alive & ~tight)
+        # each demand's cheapest slack option (the lowest index on ties)
+        best = cheapest_per_demand(p, cost, 1, among=alive & ~tight)
         best_cost = np.full(p.n_demands, np.inf)
         best_cost[p.option_demand[best]] = cost[best]
         keep = alive & (cost < best_cost[p.option_demand])

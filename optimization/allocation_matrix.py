@@ -48,14 +48,7 @@ class ColumnBlock:
 
 def capacity_cells(problem: AllocationProblem) -> np.ndarray:
     """Every (resource, slot) cell some option occupies, as sorted flat indices."""
-    p = problem
-    # Runs begun minus runs ended at each cell, summed along: linear in the options, not in
-    # their cells (each run lies within its resource's row, so the sum never crosses rows).
-    first = p.option_resource.astype(np.int64) * p.n_slots + p.option_start
-    n_cells = p.n_resources * p.n_slots
-    begun = np.bincount(first, minlength=n_cells + 1)
-    ended = np.bincount(first + p.option_slots, minlength=n_cells + 1)
-    return np.flatnonzero(np.cumsum(begun - ended)[:n_cells])
+    return np.flatnonzero(problem.window_cells(np.ones(problem.n_options))[0] > 0)
 
 
 class AllocationLayout:
