@@ -14,6 +14,10 @@ in the same run; it is skipped above --full-max-options (it takes minutes there)
     python bench/allocation.py --sizes 5000x20x24 --methods "" --lp-methods dual,primal,ipm \
         --time-limit 120 --skip-lp-bound               # column generation's LP with each of
                                                        # HiGHS's LP algorithms, same budget
+    python bench/allocation.py --sizes 1000x12x24,5000x20x24 --methods "" --lp-methods dual \
+        --master-bounds both --time-limit 120 --skip-lp-bound
+                                                       # the master's option columns with and
+                                                       # without x_o <= count_d
 """
 
 from __future__ import annotations
@@ -110,6 +114,18 @@ def lp_bound(problem, bounded: bool = True, presolve: bool = False) -> tuple[flo
     return result.objective, time.perf_counter() - started
 
 
+def lp_bound_by_columns(problem, limit_s: float) -> tuple[float, float]:
+    """The same LP optimum by column generation (the full matrix of a 5000x20x24 round, 46M
+    nonzeros, had no answer in 300 s); nan when it is not complete within ``limit_s``."""
+    started = time.perf_counter()
+    relaxation = solve_lp_by_columns(
+        problem, SolverOptions(time_limit_s=limit_s, mip_gap=0.0, threads=2),
+        SafetyNet(limit_s))
+    priced = relaxation.priced
+    value = priced.objective_usd if priced is not None and priced.complete else np.nan
+    return value, time.perf_counter() - started
+
+
 def run_default_scenario() -> float:
     """Wall time of ``carbonfed run default`` as a user runs it (a separate process)."""
     started = time.perf_counter()
@@ -139,6 +155,16 @@ def main() -> None:
                         help=f"also solve the LP relaxation by column generation with each of "
                              f"these HiGHS algorithms ({', '.join(LP_METHODS)}) within "
                              f"--time-limit: LP value reached, its Lagrangian bound, time")
+    parser.add_argument("--master-bounds", default="bounded",
+                        choices=("bounded", "unbounded", "both"),
+                        help="--lp-methods: the master's option columns with x_o <= count_d "
+                             "(the solve's, since 2026-12-03), without it (the market's, "
+                             "and the solve's before), or both in the same run")
+    parser.add_argument("--full-lp-max-options", type=int, default=2_000_000,
+                        help="above this many options the LP bound comes from column "
+                             "generation (same optimum) instead of the full matrix")
+    parser.add_argument("--lp-bound-limit", type=float, default=600.0,
+                        help="seconds the LP bound by column generation may take")
     parser.add_argument("--skip-lp-bound", action="store_true",
                         help="do not solve the full LP (minutes at 5000x20x24)")
     args = parser.parse_args()
@@ -155,22 +181,30 @@ def main() -> None:
         nnz = int(p.n_options + p.option_slots.sum())
         bound = np.nan
         if not args.skip_lp_bound:
-            bound, bound_s = lp_bound(p)
+            by_columns = p.n_options > args.full_lp_max_options
+            bound, bound_s = (lp_bound_by_columns(p, args.lp_bound_limit) if by_columns
+                              else lp_bound(p))
+            how = ("by column generation, every option priced" if by_columns
+                   else "one highspy solve")
             print(f"{size:>12} {'LP bound':>10} {p.n_options:>8} {nnz:>9} {'':>8} "
-                  f"{bound_s:>8.2f} {'':>8} {bound:>10.2f} {'':>9}  full LP relaxation, one "
-                  f"highspy solve")
+                  f"{bound_s:>8.2f} {'':>8} {bound:>10.2f} {'':>9}  full LP relaxation, {how}")
+        bounds = {"both": (True, False), "bounded": (True,), "unbounded": (False,)}
         for lp_method in filter(None, args.lp_methods.split(",")):
-            lp_options = dataclasses.replace(solver, lp_method=lp_method)
-            started = time.perf_counter()
-            relaxation = solve_lp_by_columns(p, lp_options, SafetyNet(args.time_limit))
-            took = time.perf_counter() - started
-            priced = relaxation.priced
-            value = np.nan if priced is None else priced.objective_usd
-            state = "complete" if priced is not None and priced.complete else "not finished"
-            print(f"{size:>12} {'CG ' + lp_method:>10} {p.n_options:>8} {nnz:>9} {'':>8} "
-                  f"{relaxation.master.lp.solve_s:>8.2f} {took:>8.2f} {value:>10.2f} "
-                  f"{'':>9}  column generation's LP {state}, Lagrangian bound "
-                  f"{relaxation.bound_usd:.2f} ({relaxation.master.lp.num_cols} columns)")
+            for bounded in bounds[args.master_bounds]:
+                lp_options = dataclasses.replace(solver, lp_method=lp_method)
+                started = time.perf_counter()
+                relaxation = solve_lp_by_columns(p, lp_options, SafetyNet(args.time_limit),
+                                                 bounded=bounded)
+                took = time.perf_counter() - started
+                priced = relaxation.priced
+                value = np.nan if priced is None else priced.objective_usd
+                state = "complete" if priced is not None and priced.complete else "not finished"
+                label = f"CG {lp_method}" + ("" if bounded else " ub")
+                print(f"{size:>12} {label:>10} {p.n_options:>8} {nnz:>9} {'':>8} "
+                      f"{relaxation.master.lp.solve_s:>8.2f} {took:>8.2f} {value:>10.2f} "
+                      f"{'':>9}  column generation's LP {state}, Lagrangian bound "
+                      f"{relaxation.bound_usd:.2f} ({relaxation.master.lp.num_cols} columns"
+                      f"{'' if bounded else ', option columns unbounded'})")
         if args.lp_bound_check:
             unbounded, unbounded_s = lp_bound(p, bounded=False, presolve=True)
             print(f"{size:>12} {'LP bound':>10} {p.n_options:>8} {nnz:>9} {'':>8} "

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from optimization.problem import DemandGroups
 from sites.units import Q, g_to_kg, kwh_to_mwh, usd_per_t_to_usd_per_kg
 
 # The least a GPU-hour past a deadline costs a plan, whatever the delay cost (even 0): a cent.
@@ -96,16 +97,15 @@ def waiting_prices(option_demand: np.ndarray, option_cost_usd: np.ndarray,
     deadline are priced as before: the dearest option plus a horizon of delay.
     """
     n = len(demand_gpus)
-    cheapest, dearest = np.full(n, np.inf), np.full(n, -np.inf)
-    np.minimum.at(cheapest, option_demand, option_cost_usd)
-    np.maximum.at(dearest, option_demand, option_cost_usd)
+    groups = DemandGroups.of(option_demand, n)
+    cheapest = groups.minimum(option_cost_usd)
+    dearest = groups.maximum(option_cost_usd)
     spread = np.where(np.isfinite(cheapest), dearest - cheapest, 0.0)
     rate = max(delay_cost_usd_per_gpu_h, MIN_LATENESS_USD_PER_GPU_H) + spread / (
         demand_gpus * slot_h)
     lateness = lateness_cost_usd(demand_gpus[option_demand], option_hours_late,
                                  rate[option_demand])
-    dearest_late = np.zeros(n)
-    np.maximum.at(dearest_late, option_demand, option_cost_usd + lateness)
+    dearest_late = groups.maximum(option_cost_usd + lateness, initial=np.zeros(n))
     penalty = (dearest_late + delay_cost_usd(demand_gpus, horizon_h, delay_cost_usd_per_gpu_h)
                + np.where(demand_has_deadline,
                           lateness_cost_usd(demand_gpus, slot_h, rate), 0.0))

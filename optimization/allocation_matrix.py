@@ -10,12 +10,12 @@ Columns:
     n_d + k                 assign_count of the k-th option added (all options, in order, for
                             :func:`allocation_matrix`; the generated ones for column generation)
 
-Option columns carry no upper bound in the column-generation master: x_o <= count_d follows
-from the balance row (x, u >= 0), and leaving it out keeps marginal values on the rows, where
-the market reads them (``optimization.duals``). The full LP (:func:`allocation_matrix`), read
-for its objective only, states the bound: dual simplex then flips columns between their bounds
-instead of pivoting them, and the 1000x12x24 round's LP takes 10 s instead of 41
-(``bench/allocation.py --lp-bound-check`` measures both).
+An option column may state x_o <= count_d, which follows from the balance row (x, u >= 0):
+dual simplex then flips columns between their bounds instead of pivoting them. The full LP
+(:func:`allocation_matrix`) and the solve's column-generation master state it (the
+1000x12x24 round's LP takes 10 s instead of 41, ``bench/allocation.py --lp-bound-check``;
+the 5000x20x24 master's re-solves 5-7x less time). The market's prices leave it out
+(``optimization.duals``), which keeps every marginal value on the rows, where it reads them.
 Same model as ``optimization.allocation``; tests hold the optima equal.
 """
 

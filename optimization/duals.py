@@ -95,7 +95,8 @@ def allocation_lp_duals(problem: AllocationProblem, options: SolverOptions,
     from (``solve_lp_by_columns``)."""
     p = problem
     net = SafetyNet(options.time_limit_s)
-    relaxation = solve_lp_by_columns(p, options, net, initial_options=initial_options)
+    relaxation = solve_lp_by_columns(p, options, net, initial_options=initial_options,
+                                     bounded=False)
     priced = relaxation.priced
     capped = p.carbon_cap_kg is not None
     if priced is None or not priced.complete:

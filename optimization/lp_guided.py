@@ -129,7 +129,7 @@ def incumbent_by_diving(master: Master, priced: PricedLP, net: SafetyNet) -> Div
             progressed = True
         if progressed:
             chosen = np.flatnonzero(fixed > 0)
-            lower, upper = fixed[chosen], np.full(len(chosen), np.inf)
+            lower, upper = fixed[chosen], master.upper_of(chosen)
         else:
             # Every fractional option is blocked by the jobs fixed so far: forbid them.
             chosen = candidates
@@ -157,8 +157,11 @@ def proof_bound_usd(upper_usd: float, mip_gap: float) -> float:
 
 def pricing_set(priced: PricedLP, incumbent: np.ndarray, upper_usd: float,
                 mip_gap: float) -> PricingSet:
-    r"""Reduced-cost fixing towards a proof. With the complete LP (optimum LB, reduced costs
-    rc >= 0) every plan x costs at least LB + sum_o rc_o x_o, so a plan using an option with
+    r"""Reduced-cost fixing towards a proof. With the complete LP (optimum LB, row duals
+    (y, mu), reduced costs rc_o = c_o - a_o'(y, mu)) every plan x costs at least
+    LB + sum_{o : rc_o >= 0} rc_o x_o: the options with rc_o < 0 are master columns at their
+    upper bound count_d, whose bound duals w_o = -rc_o add w_o (count_d - x_o) >= 0 instead.
+    So a plan using an option with
 
         rc_o > B - LB,   B = proof_bound_usd(UB, gap),
 

@@ -182,12 +182,21 @@ class DemandGroups:
     def minimum(self, values: np.ndarray, initial: np.ndarray | None = None) -> np.ndarray:
         """min over each demand's options of ``values`` (and of ``initial[d]`` when given;
         +inf for a demand without options)."""
-        out = (np.full(len(self.bounds) - 1, np.inf) if initial is None
+        return self._reduce(np.minimum, values, initial, np.inf)
+
+    def maximum(self, values: np.ndarray, initial: np.ndarray | None = None) -> np.ndarray:
+        """max over each demand's options of ``values`` (and of ``initial[d]`` when given;
+        -inf for a demand without options)."""
+        return self._reduce(np.maximum, values, initial, -np.inf)
+
+    def _reduce(self, ufunc: np.ufunc, values: np.ndarray, initial: np.ndarray | None,
+                empty: float) -> np.ndarray:
+        out = (np.full(len(self.bounds) - 1, empty) if initial is None
                else np.asarray(initial, dtype=float).copy())
         has = self.bounds[1:] > self.bounds[:-1]
         if has.any():
-            least = np.minimum.reduceat(self.grouped(values), self.bounds[:-1][has])
-            out[has] = np.minimum(out[has], least)
+            reduced = ufunc.reduceat(self.grouped(values), self.bounds[:-1][has])
+            out[has] = ufunc(out[has], reduced)
         return out
 
 
