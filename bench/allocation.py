@@ -14,6 +14,9 @@ in the same run; it is skipped above --full-max-options (it takes minutes there)
     python bench/allocation.py --sizes 5000x20x24 --methods "" --lp-methods dual,primal,ipm \
         --time-limit 120 --skip-lp-bound               # column generation's LP with each of
                                                        # HiGHS's LP algorithms, same budget
+    python bench/allocation.py --sizes 1000x12x24 --methods "" --decomposed-workers 1,2,4
+                                                       # the LP decomposed by site, pricing on
+                                                       # 1, 2 and 4 Dask workers, and in-process
 """
 
 from __future__ import annotations
@@ -34,6 +37,15 @@ from broker.workload import SyntheticWorkload
 from optimization import SolverOptions, solve_allocation
 from optimization.allocation_matrix import allocation_matrix
 from optimization.column_generation import solve_lp_by_columns
+from optimization.decomposed import (
+    DecomposedLP,
+    InProcessPricers,
+    ShardPricers,
+    public_part,
+    resource_groups,
+    solve_decomposed,
+    split_by_resource,
+)
 from optimization.solver import LP_METHODS, SafetyNet
 from sites import DEFAULT_GPUS, SiteSpec, SyntheticDiurnal, default_affinity
 
@@ -110,6 +122,50 @@ def lp_bound(problem, bounded: bool = True, presolve: bool = False) -> tuple[flo
     return result.objective, time.perf_counter() - started
 
 
+def decomposed_runs(federation: Federation, p, solver: SolverOptions, time_limit_s: float,
+                    workers: list[int], n_shards: int, label: str) -> None:
+    """The LP relaxation decomposed into ``n_shards`` shards of whole sites (the same shards for
+    every worker count, so the runs differ only in where pricing runs), solved in-process and
+    with the shards on 1, 2, ... Dask worker processes; one line per run, and the speed-up
+    against 1 worker measured in this run."""
+    from scenarios.dask_executor import open_dask_executor
+    from scenarios.decomposed import dask_pricers
+
+    groups = resource_groups(federation.resource_site,
+                             np.bincount(p.option_resource, minlength=p.n_resources), n_shards)
+    shards = split_by_resource(p, groups)
+    public = public_part(p)
+    sizes = "/".join(str(len(s.option_index)) for s in shards)
+    print(f"{label:>12} decomposed: {len(shards)} shards of whole sites ({sizes} options)")
+    print(f"{'':>12} {'workers':>10} {'rounds':>6} {'LP value':>10} {'bound':>10} "
+          f"{'scatter s':>9} {'pricing s':>9} {'shard s':>8} {'master s':>8} {'total s':>8} "
+          f"{'speed-up':>8}")
+
+    def solve(pricers: ShardPricers) -> DecomposedLP:
+        return solve_decomposed(public, pricers, solver, SafetyNet(time_limit_s))
+
+    def report(name: str, run: DecomposedLP, scatter_s: float, speed_up: str) -> None:
+        shard_s = sum(r.shard_pricing_s for r in run.history)
+        state = "complete" if run.complete else run.message
+        print(f"{'':>12} {name:>10} {run.rounds:>6} {run.objective_usd:>10.2f} "
+              f"{run.bound_usd:>10.2f} {scatter_s:>9.2f} {run.pricing_s:>9.2f} {shard_s:>8.2f} "
+              f"{run.master_s:>8.2f} {run.total_s:>8.2f} {speed_up:>8}  {state}")
+
+    report("in-process", solve(InProcessPricers(shards)), 0.0, "")
+    one_worker = np.nan
+    for n in workers:
+        with open_dask_executor(n, None, progress=None, connect_timeout_s=5.0,
+                                stream=sys.stderr) as executor:
+            started = time.perf_counter()
+            with dask_pricers(executor.client, shards) as pricers:
+                scattered = time.perf_counter() - started
+                run = solve(pricers)
+        if n == 1:
+            one_worker = run.total_s
+        report(f"{n} Dask", run, scattered, f"{one_worker / run.total_s:.2f}x"
+               if np.isfinite(one_worker) else "-")
+
+
 def run_default_scenario() -> float:
     """Wall time of ``carbonfed run default`` as a user runs it (a separate process)."""
     started = time.perf_counter()
@@ -139,6 +195,12 @@ def main() -> None:
                         help=f"also solve the LP relaxation by column generation with each of "
                              f"these HiGHS algorithms ({', '.join(LP_METHODS)}) within "
                              f"--time-limit: LP value reached, its Lagrangian bound, time")
+    parser.add_argument("--decomposed-workers", default="",
+                        help="also solve the LP relaxation decomposed by site (pricing at the "
+                             "shards) on these numbers of Dask worker processes, e.g. 1,2,4, "
+                             "and in-process")
+    parser.add_argument("--decomposed-shards", type=int, default=0,
+                        help="shards of the decomposed LP (default: the largest worker count)")
     parser.add_argument("--skip-lp-bound", action="store_true",
                         help="do not solve the full LP (minutes at 5000x20x24)")
     args = parser.parse_args()
@@ -171,6 +233,10 @@ def main() -> None:
                   f"{relaxation.master.lp.solve_s:>8.2f} {took:>8.2f} {value:>10.2f} "
                   f"{'':>9}  column generation's LP {state}, Lagrangian bound "
                   f"{relaxation.bound_usd:.2f} ({relaxation.master.lp.num_cols} columns)")
+        workers = [int(w) for w in filter(None, args.decomposed_workers.split(","))]
+        if workers:
+            decomposed_runs(federation, p, solver, args.time_limit, workers,
+                            args.decomposed_shards or max(workers), size)
         if args.lp_bound_check:
             unbounded, unbounded_s = lp_bound(p, bounded=False, presolve=True)
             print(f"{size:>12} {'LP bound':>10} {p.n_options:>8} {nnz:>9} {'':>8} "

@@ -181,3 +181,21 @@ def test_resource_groups_keep_a_sites_pools_together_and_balance_options():
     loads = sorted(int(options[g].sum()) for g in groups)
     assert loads == [100, 100, 110]
     assert len(resource_groups(owner, options, 10)) == 6  # never more groups than sites
+
+
+@pytest.mark.parametrize("cap", [None, 25.0])
+def test_the_master_grows_as_under_one_pricer_whatever_the_shards(cap):
+    """Each round the coordinator takes each demand's k cheapest of all the shards' offers,
+    which are the round's k cheapest: one, two and three shards add the same columns round by
+    round and end with the same master."""
+    p = tight_problem(2, cap)
+    runs = [solve_decomposed(public_part(p), InProcessPricers(split_by_resource(p, groups)),
+                             EXACT, SafetyNet(60.0), per_round=2, initial=1)
+            for groups in ([[0, 1, 2]], *GROUPINGS.values())]
+    one = runs[0]
+    assert one.complete and one.rounds >= 2
+    for run in runs[1:]:
+        assert [r.columns_added for r in run.history] == [r.columns_added for r in one.history]
+        assert np.array_equal(np.sort(run.option_index), np.sort(one.option_index))
+        assert run.objective_usd == pytest.approx(one.objective_usd, rel=1e-12)
+    assert any(r.columns_offered > r.columns_added for r in runs[-1].history)
