@@ -151,7 +151,12 @@ def decomposed_runs(federation: Federation, p, solver: SolverOptions, time_limit
               f"{run.bound_usd:>10.2f} {scatter_s:>9.2f} {run.pricing_s:>9.2f} {shard_s:>8.2f} "
               f"{run.master_s:>8.2f} {run.total_s:>8.2f} {speed_up:>8}  {state}")
 
-    report("in-process", solve(InProcessPricers(shards)), 0.0, "")
+    local = solve(InProcessPricers(shards))
+    report("in-process", local, 0.0, "")
+    for i, r in enumerate(local.history, start=1):  # convergence, the same at any worker count
+        print(f"{'':>12} {'round ' + str(i):>10} master {r.master_usd:.2f}, bound "
+              f"{r.bound_usd:.2f}, columns offered {r.columns_offered}, taken "
+              f"{r.columns_added}, pricing {r.pricing_s:.3f} s, master LP {r.master_s:.2f} s")
     one_worker = np.nan
     for n in workers:
         with open_dask_executor(n, None, progress=None, connect_timeout_s=5.0,

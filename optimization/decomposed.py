@@ -18,9 +18,8 @@ over the columns offered so far (every deferral u_d from the start, so it is alw
 held in one ``MatrixLP`` with the rows of :class:`~optimization.allocation_matrix.
 AllocationLayout`. The coordinator knows the public part of the round (demand counts,
 penalties, free GPUs per cell, the cap) and each shard's occupied cells (which rows exist), never
-a site's options beyond the columns it offered. No column has an upper bound (u_d <= count_d
-and x_o <= count_d follow from the balance rows): the row duals alone are then a complete dual
-solution, which tests check against the full LP.
+a site's options beyond the columns it offered. Its columns carry x_o, u_d <= count_d by
+default, as the full LP's do (implied by the balance rows: same optimum, faster dual simplex).
 
 **Pricing subproblem (at each shard).** Given the master's duals (y, mu, lambda), shard s
 prices each of its options,
@@ -46,8 +45,11 @@ cheapest: the master grows as under central pricing, whatever the number of shar
 
 the bound of ``column_generation.lagrangian_bound``: a demand's cheapest priced option is the
 least of the shards' minima, so every shard's minimum is needed (one shard's alone may lie
-above it, and the sum would not be a bound). A solve stopped by its rounds budget
-(``SolverOptions.pricing_rounds``) or the wall-clock safety net reports the best L so far.
+above it, and the sum would not be a bound). With y_d = min(p_d, min_s m_{s,d}), (y, mu,
+lambda) is a dual-feasible point of the full LP whose dual objective is L: the duals returned
+are those of the best L, and when pricing is complete L is the optimum and they are optimal.
+A solve stopped by its rounds budget (``SolverOptions.pricing_rounds``) or the wall-clock
+safety net reports the best L so far.
 
 Executors (:class:`ShardPricers`): :class:`InProcessPricers` here (tests, the 1-worker
 baseline); Dask workers in ``scenarios.decomposed``, which scatters each shard once and sends
@@ -79,7 +81,7 @@ from optimization.column_generation import (
     priced_costs,
 )
 from optimization.problem import AllocationProblem
-from optimization.solver import MatrixLP, SafetyNet, SolverOptions, SolveStatus
+from optimization.solver import SafetyNet, SolverOptions, SolveStatus
 
 # The option arrays of AllocationProblem, read from the dataclass itself (one list, not a copy).
 OPTION_FIELDS = tuple(f.name for f in dataclasses.fields(AllocationProblem)
@@ -158,11 +160,14 @@ def resource_groups(owner_of_resource: np.ndarray, options_per_resource: np.ndar
 @dataclass(frozen=True)
 class Duals:
     """What the coordinator sends a shard each round: balance y (None for the first call: offer
-    the cheapest options outright), capacity mu <= 0 per flat cell, carbon lambda <= 0."""
+    the cheapest options outright), capacity mu <= 0 per flat cell, carbon lambda <= 0, and the
+    round indices of the master's columns that price below zero (sorted; at their upper bound,
+    or within the LP's tolerance): a shard offers none of them, they are held already."""
 
     y: np.ndarray | None
     mu: np.ndarray
     lam: float
+    held_negative: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 @dataclass(frozen=True)
@@ -191,7 +196,12 @@ def price_shard(shard: Shard, duals: Duals, k: int) -> ShardOffer:
         chosen = cheapest_per_demand(p, score, k)
     else:
         score -= duals.y[p.option_demand]
-        chosen = cheapest_per_demand(p, score, k, among=score < -RC_TOLERANCE)
+        among = score < -RC_TOLERANCE
+        # shard.option_index is sorted: the held columns' places by binary search
+        at = np.searchsorted(shard.option_index, duals.held_negative)
+        at = at[at < len(shard.option_index)]
+        among[at[np.isin(shard.option_index[at], duals.held_negative)]] = False
+        chosen = cheapest_per_demand(p, score, k, among=among)
     return ShardOffer(least, shard.option_index[chosen],
                       {name: getattr(p, name)[chosen] for name in OPTION_FIELDS}, score[chosen],
                       time.perf_counter() - started)
@@ -242,8 +252,10 @@ class RoundRecord:
 @dataclass(frozen=True)
 class DecomposedLP:
     """The decomposed solve's outcome. ``complete``: no shard offered a column, so
-    ``objective_usd`` is the LP optimum over every option and (y, mu, lam) its duals.
-    ``bound_usd``: the best Lagrangian bound (the objective itself when complete)."""
+    ``objective_usd`` is the LP optimum over every option. ``bound_usd``: the best Lagrangian
+    bound (the objective itself when complete); (y, mu, lam) are its duals, dual feasible for
+    the whole LP with the bound as dual objective (``Coordinator.bound``): when complete, the
+    LP's optimal duals (strong duality)."""
 
     objective_usd: float
     bound_usd: float
@@ -275,16 +287,15 @@ class DecomposedLP:
 class Coordinator:
     """The master LP over the columns the shards offered (module docstring)."""
 
-    def __init__(self, public: AllocationProblem, cells: np.ndarray,
-                 options: SolverOptions) -> None:
+    def __init__(self, public: AllocationProblem, cells: np.ndarray, options: SolverOptions,
+                 bounded: bool = True) -> None:
         self.public = public
+        self.bounded = bounded
         self.layout = AllocationLayout(public, cells=cells)
-        self.lp = MatrixLP(options)
-        self.lp.add_rows(self.layout.row_lower, self.layout.row_upper)
-        deferral = self.layout.deferral_columns()
-        dataclasses.replace(deferral, upper=np.full(public.n_demands, np.inf)).add_to(self.lp)
+        self.lp = self.layout.new_lp(options)
         self.option_index = np.zeros(0, dtype=np.int64)
         self._held = np.zeros(0, dtype=np.int64)  # option_index, sorted
+        self._batches: list[AllocationProblem] = []  # the held columns' data, in column order
 
     def add(self, offers: Sequence[ShardOffer], k: int) -> int:
         """Append, of the offered columns not yet held, each demand's ``k`` lowest-scoring
@@ -303,33 +314,61 @@ class Coordinator:
             for name in OPTION_FIELDS})
         score = np.concatenate([offer.score for offer in offers])[new]
         chosen = cheapest_per_demand(batch, score, k)
-        AllocationLayout(batch, cells=self.layout.cells).option_columns(chosen).add_to(self.lp)
+        taken = with_options(self.public, {name: getattr(batch, name)[chosen]
+                                           for name in OPTION_FIELDS})
+        AllocationLayout(taken, cells=self.layout.cells).option_columns(
+            np.arange(taken.n_options), bounded=self.bounded).add_to(self.lp)
         self.option_index = np.concatenate([self.option_index, index[new][chosen]])
         self._held = np.union1d(self._held, index[new][chosen])
+        self._batches.append(taken)
         return len(chosen)
 
-    def bound(self, duals: Duals, offers: Sequence[ShardOffer]) -> float:
-        """L(mu, lambda) of the module docstring from every shard's minima."""
+    def held_negative(self, y: np.ndarray, mu: np.ndarray, lam: float) -> np.ndarray:
+        """Round indices of the held columns whose reduced cost is below -tol at these duals
+        (priced from the columns' own data, as a shard prices them), sorted."""
+        if not self._batches:
+            return np.zeros(0, dtype=np.int64)
+        if len(self._batches) > 1:  # one problem of every held column, in column order
+            self._batches = [with_options(self.public, {
+                name: np.concatenate([getattr(b, name) for b in self._batches])
+                for name in OPTION_FIELDS})]
+        held = self._batches[0]
+        rc = priced_costs(AllocationLayout(held, cells=self.layout.cells), mu, lam)
+        rc -= y[held.option_demand]
+        return np.sort(self.option_index[rc < -RC_TOLERANCE])
+
+    def bound(self, duals: Duals, offers: Sequence[ShardOffer]) -> tuple[float, np.ndarray]:
+        """L(mu, lambda) of the module docstring from every shard's minima, and its y: each
+        demand's min(p_d, least priced option), the balance duals that make (y, mu, lambda)
+        dual feasible for the whole LP with L as dual objective."""
         p = self.public
         least = np.minimum.reduce([offer.min_priced_usd for offer in offers])
-        per_demand = np.minimum(p.deferral_penalty_usd, least)
+        y = np.minimum(p.deferral_penalty_usd, least)
         cap = 0.0 if p.carbon_cap_kg is None else float(p.carbon_cap_kg) * duals.lam
-        return float(p.capacity_gpus.reshape(-1) @ duals.mu + cap + p.demand_count @ per_demand)
+        return float(p.capacity_gpus.reshape(-1) @ duals.mu + cap + p.demand_count @ y), y
 
 
 def solve_decomposed(public: AllocationProblem, pricers: ShardPricers, options: SolverOptions,
                      net: SafetyNet, *, per_round: int = ADDED_PER_DEMAND_PER_ROUND,
-                     initial: int = INITIAL_OPTIONS_PER_DEMAND) -> DecomposedLP:
+                     initial: int = INITIAL_OPTIONS_PER_DEMAND,
+                     bounded: bool = True) -> DecomposedLP:
     """The LP relaxation of the round whose public part is ``public`` by column generation
     with pricing at the shards, for at most ``options.pricing_rounds`` pricing rounds (and the
     safety net ``net``). Each shard first offers its ``initial`` cheapest options per demand,
-    then at most ``per_round`` per demand a round."""
+    then at most ``per_round`` per demand a round.
+
+    ``bounded``: the master's columns carry x_o <= count_d and u_d <= count_d (implied by the
+    balance rows, so the same optimum; dual simplex flips columns between bounds instead of
+    pivoting them). A column at its upper bound may then price below zero at the master's own
+    y, so the duals returned are the bound's (``Coordinator.bound``), dual feasible either way.
+    """
     started = time.perf_counter()
     cells = np.unique(np.concatenate([np.zeros(0, dtype=np.int64), *pricers.cells()]))
-    coordinator = Coordinator(public, cells, options)
+    coordinator = Coordinator(public, cells, options, bounded)
     zero = Duals(None, np.zeros(public.n_resources * public.n_slots), 0.0)
     first = pricers.price(zero, initial)
-    bound = coordinator.bound(zero, first)  # the trivial bound, L(0, 0)
+    bound, best_y = coordinator.bound(zero, first)  # the trivial bound, L(0, 0)
+    best = Duals(best_y, zero.mu, zero.lam)
     coordinator.add(first, initial)
     setup_s = time.perf_counter() - started
     history: list[RoundRecord] = []
@@ -348,12 +387,14 @@ def solve_decomposed(public: AllocationProblem, pricers: ShardPricers, options: 
             break
         last = solved
         y, mu, lam = _split_duals(coordinator.layout, solved.row_duals)
-        duals = Duals(y, mu, lam)
+        duals = Duals(y, mu, lam, coordinator.held_negative(y, mu, lam))
         priced_at = time.perf_counter()
         offers = pricers.price(duals, per_round)
         took = time.perf_counter() - priced_at
         pricing_s += took
-        bound = max(bound, coordinator.bound(duals, offers))
+        at, at_y = coordinator.bound(duals, offers)
+        if at > bound:
+            bound, best = at, Duals(at_y, mu, lam)
         added = coordinator.add(offers, per_round)
         history.append(RoundRecord(solved.result.objective, bound,
                                    sum(len(offer.option_index) for offer in offers), added, took,
@@ -366,14 +407,14 @@ def solve_decomposed(public: AllocationProblem, pricers: ShardPricers, options: 
     else:
         message = f"stopped after {options.pricing_rounds} pricing rounds"
     n_d = public.n_demands
+    assert best.y is not None
     if last is None:
-        return DecomposedLP(np.nan, bound, False, np.zeros(n_d), zero.mu, 0.0,
+        return DecomposedLP(np.nan, bound, False, best.y, best.mu, best.lam,
                             np.zeros(0, dtype=np.int64), np.zeros(0), public.demand_count * 1.0,
                             history, setup_s, pricing_s, coordinator.lp.solve_s,
                             time.perf_counter() - started, message or "no master LP solved")
-    y, mu, lam = _split_duals(coordinator.layout, last.row_duals)
     x = last.x  # columns added after the last solve are not in it
-    return DecomposedLP(last.result.objective, bound, complete, y, mu, lam,
+    return DecomposedLP(last.result.objective, bound, complete, best.y, best.mu, best.lam,
                         coordinator.option_index[:len(x) - n_d], x[n_d:].copy(), x[:n_d].copy(),
                         history, setup_s, pricing_s, coordinator.lp.solve_s,
                         time.perf_counter() - started, message)

@@ -47,18 +47,20 @@ def tight_problem(seed: int, cap: float | None) -> AllocationProblem:
                           capacity_gpus=(1, 4))
 
 
+@pytest.mark.parametrize("bounded", [True, False], ids=["bounded", "unbounded"])
 @pytest.mark.parametrize("grouping", GROUPINGS)
 @pytest.mark.parametrize("cap", [None, 25.0])
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_decomposed_lp_reaches_the_central_optimum_with_its_duals(seed, cap, grouping):
-    """One column per demand and shard a round, so it takes several rounds: the LP value is the
-    full LP's (and central column generation's); the duals price no option of any shard below
-    zero, respect their signs and give the same objective (strong duality); the bound of every
-    round lies below the optimum; the master's solution is feasible and costs its value."""
+def test_decomposed_lp_reaches_the_central_optimum_with_its_duals(seed, cap, grouping, bounded):
+    """One column per demand a round, so it takes several rounds: the LP value is the full
+    LP's (and central column generation's); the duals price no option of any shard below zero,
+    respect their signs and give the same objective (strong duality); the bound of every round
+    lies below the optimum; the master's solution is feasible and costs its value. With the
+    master's columns bounded by their counts or not."""
     p = tight_problem(seed, cap)
     shards = split_by_resource(p, GROUPINGS[grouping])
     solved = solve_decomposed(public_part(p), InProcessPricers(shards), EXACT, SafetyNet(60.0),
-                              per_round=1, initial=1)
+                              per_round=1, initial=1, bounded=bounded)
     optimum = central_lp(p)
     assert solved.complete, solved.message
     assert solved.objective_usd == pytest.approx(optimum, rel=1e-6)
@@ -131,8 +133,21 @@ def test_each_shard_prices_its_own_options_as_central_pricing_does(seed, cap):
     assert (np.isfinite(minima).sum(axis=0) >= 2).sum() >= p.n_demands // 2
     assert (minima.argmin(axis=0) != minima.argmin(axis=0)[0]).any()
     coordinator = Coordinator(public_part(p), layout.cells, EXACT)
-    assert coordinator.bound(Duals(y, mu, lam), offers) == pytest.approx(
-        lagrangian_bound(layout, mu, lam), rel=1e-12)
+    bound, bound_y = coordinator.bound(Duals(y, mu, lam), offers)
+    assert bound == pytest.approx(lagrangian_bound(layout, mu, lam), rel=1e-12)
+    np.testing.assert_allclose(bound_y, np.minimum(p.deferral_penalty_usd, central_min))
+
+    # columns the master holds at a negative reduced cost are not offered again: the next
+    # cheapest are, and the minima stay the shard's own
+    held = np.sort(np.concatenate([offer.option_index[::2] for offer in offers]))
+    for shard, group, offer in zip(shards, groups, offers, strict=True):
+        again = price_shard(shard, Duals(y, mu, lam, held), k)
+        mine = np.isin(p.option_resource, group)
+        mine[held] = False
+        expected = cheapest_per_demand(p, rc, k, among=mine & (rc < -RC_TOLERANCE))
+        assert np.array_equal(np.sort(again.option_index), expected)
+        assert not np.isin(again.option_index, held).any()
+        np.testing.assert_array_equal(again.min_priced_usd, offer.min_priced_usd)
 
 
 def test_a_rounds_budget_stops_early_with_a_valid_bound():
