@@ -36,9 +36,10 @@ from broker.planner import PlannerConfig, build_round_problem
 from broker.workload import SyntheticWorkload
 from optimization import SolverOptions, solve_allocation
 from optimization.allocation_matrix import allocation_matrix
-from optimization.column_generation import solve_lp_by_columns
+from optimization.column_generation import ADDED_PER_DEMAND_PER_ROUND, solve_lp_by_columns
 from optimization.decomposed import (
     DecomposedLP,
+    Duals,
     InProcessPricers,
     ShardPricers,
     public_part,
@@ -123,11 +124,14 @@ def lp_bound(problem, bounded: bool = True, presolve: bool = False) -> tuple[flo
 
 
 def decomposed_runs(federation: Federation, p, solver: SolverOptions, time_limit_s: float,
-                    workers: list[int], n_shards: int, label: str) -> None:
+                    workers: list[int], n_shards: int, label: str, repeats: int = 5) -> None:
     """The LP relaxation decomposed into ``n_shards`` shards of whole sites (the same shards for
     every worker count, so the runs differ only in where pricing runs), solved in-process and
     with the shards on 1, 2, ... Dask worker processes; one line per run, and the speed-up
-    against 1 worker measured in this run."""
+    against 1 worker measured in this run: of the whole solve (whose master LP runs in this
+    process whatever the workers), and of one pricing round alone (median of ``repeats`` at
+    fixed duals: the in-process run's last, each demand's balance dual raised by 1 USD so every
+    shard prices every option and offers its cheapest columns, as in the first rounds)."""
     from scenarios.dask_executor import open_dask_executor
     from scenarios.decomposed import dask_pricers
 
@@ -138,26 +142,39 @@ def decomposed_runs(federation: Federation, p, solver: SolverOptions, time_limit
     sizes = "/".join(str(len(s.option_index)) for s in shards)
     print(f"{label:>12} decomposed: {len(shards)} shards of whole sites ({sizes} options)")
     print(f"{'':>12} {'workers':>10} {'rounds':>6} {'LP value':>10} {'bound':>10} "
-          f"{'scatter s':>9} {'pricing s':>9} {'shard s':>8} {'master s':>8} {'total s':>8} "
-          f"{'speed-up':>8}")
+          f"{'scatter s':>9} {'pricing s':>9} {'master s':>8} {'total s':>8} {'speed-up':>8} "
+          f"{'round s':>8} {'speed-up':>8}")
 
     def solve(pricers: ShardPricers) -> DecomposedLP:
         return solve_decomposed(public, pricers, solver, SafetyNet(time_limit_s))
 
-    def report(name: str, run: DecomposedLP, scatter_s: float, speed_up: str) -> None:
-        shard_s = sum(r.shard_pricing_s for r in run.history)
-        state = "complete" if run.complete else run.message
-        print(f"{'':>12} {name:>10} {run.rounds:>6} {run.objective_usd:>10.2f} "
-              f"{run.bound_usd:>10.2f} {scatter_s:>9.2f} {run.pricing_s:>9.2f} {shard_s:>8.2f} "
-              f"{run.master_s:>8.2f} {run.total_s:>8.2f} {speed_up:>8}  {state}")
-
     local = solve(InProcessPricers(shards))
-    report("in-process", local, 0.0, "")
+    fixed = Duals(local.y + 1.0, local.mu, local.lam)
+
+    def pricing_round(pricers: ShardPricers) -> float:
+        took = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            pricers.price(fixed, ADDED_PER_DEMAND_PER_ROUND)
+            took.append(time.perf_counter() - started)
+        return float(np.median(took))
+
+    def report(name: str, run: DecomposedLP, scatter_s: float, round_s: float,
+               one: tuple[float, float] | None) -> None:
+        state = "complete" if run.complete else run.message
+        ratios = (f"{one[0] / run.total_s:>7.2f}x {round_s:>8.3f} {one[1] / round_s:>7.2f}x"
+                  if one else f"{'':>8} {round_s:>8.3f} {'':>8}")
+        print(f"{'':>12} {name:>10} {run.rounds:>6} {run.objective_usd:>10.2f} "
+              f"{run.bound_usd:>10.2f} {scatter_s:>9.2f} {run.pricing_s:>9.2f} "
+              f"{run.master_s:>8.2f} {run.total_s:>8.2f} {ratios}  {state}")
+
+    report("in-process", local, 0.0, pricing_round(InProcessPricers(shards)), None)
     for i, r in enumerate(local.history, start=1):  # convergence, the same at any worker count
         print(f"{'':>12} {'round ' + str(i):>10} master {r.master_usd:.2f}, bound "
               f"{r.bound_usd:.2f}, columns offered {r.columns_offered}, taken "
-              f"{r.columns_added}, pricing {r.pricing_s:.3f} s, master LP {r.master_s:.2f} s")
-    one_worker = np.nan
+              f"{r.columns_added}, pricing {r.pricing_s:.3f} s (slowest shard "
+              f"{r.shard_pricing_s:.3f} s), master LP {r.master_s:.2f} s")
+    one: tuple[float, float] | None = None
     for n in workers:
         with open_dask_executor(n, None, progress=None, connect_timeout_s=5.0,
                                 stream=sys.stderr) as executor:
@@ -165,10 +182,10 @@ def decomposed_runs(federation: Federation, p, solver: SolverOptions, time_limit
             with dask_pricers(executor.client, shards) as pricers:
                 scattered = time.perf_counter() - started
                 run = solve(pricers)
+                round_s = pricing_round(pricers)
         if n == 1:
-            one_worker = run.total_s
-        report(f"{n} Dask", run, scattered, f"{one_worker / run.total_s:.2f}x"
-               if np.isfinite(one_worker) else "-")
+            one = (run.total_s, round_s)
+        report(f"{n} Dask", run, scattered, round_s, one)
 
 
 def run_default_scenario() -> float:
