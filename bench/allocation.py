@@ -18,6 +18,9 @@ in the same run; it is skipped above --full-max-options (it takes minutes there)
         --master-bounds both --time-limit 120 --skip-lp-bound
                                                        # the master's option columns with and
                                                        # without x_o <= count_d
+    python bench/allocation.py --sizes 1000x12x24 --methods "" --decomposed-workers 1,2,4
+                                                       # the LP decomposed by site, pricing on
+                                                       # 1, 2 and 4 Dask workers, and in-process
 """
 
 from __future__ import annotations
@@ -37,7 +40,17 @@ from broker.planner import PlannerConfig, build_round_problem
 from broker.workload import SyntheticWorkload
 from optimization import SolverOptions, solve_allocation
 from optimization.allocation_matrix import allocation_matrix
-from optimization.column_generation import solve_lp_by_columns
+from optimization.column_generation import ADDED_PER_DEMAND_PER_ROUND, solve_lp_by_columns
+from optimization.decomposed import (
+    DecomposedLP,
+    Duals,
+    InProcessPricers,
+    ShardPricers,
+    public_part,
+    resource_groups,
+    solve_decomposed,
+    split_by_resource,
+)
 from optimization.solver import LP_METHODS, SafetyNet
 from sites import DEFAULT_GPUS, SiteSpec, SyntheticDiurnal, default_affinity
 
@@ -126,6 +139,71 @@ def lp_bound_by_columns(problem, limit_s: float) -> tuple[float, float]:
     return value, time.perf_counter() - started
 
 
+def decomposed_runs(federation: Federation, p, solver: SolverOptions, time_limit_s: float,
+                    workers: list[int], n_shards: int, label: str, repeats: int = 5) -> None:
+    """The LP relaxation decomposed into ``n_shards`` shards of whole sites (the same shards for
+    every worker count, so the runs differ only in where pricing runs), solved in-process and
+    with the shards on 1, 2, ... Dask worker processes; one line per run, and the speed-up
+    against 1 worker measured in this run: of the whole solve (whose master LP runs in this
+    process whatever the workers), and of one pricing round alone (median of ``repeats`` at
+    fixed duals: the in-process run's last, each demand's balance dual raised by 1 USD so every
+    shard prices every option and offers its cheapest columns, as in the first rounds)."""
+    from scenarios.dask_executor import open_dask_executor
+    from scenarios.decomposed import dask_pricers
+
+    groups = resource_groups(federation.resource_site,
+                             np.bincount(p.option_resource, minlength=p.n_resources), n_shards)
+    shards = split_by_resource(p, groups)
+    public = public_part(p)
+    sizes = "/".join(str(len(s.option_index)) for s in shards)
+    print(f"{label:>12} decomposed: {len(shards)} shards of whole sites ({sizes} options)")
+    print(f"{'':>12} {'workers':>10} {'rounds':>6} {'LP value':>10} {'bound':>10} "
+          f"{'scatter s':>9} {'pricing s':>9} {'master s':>8} {'total s':>8} {'speed-up':>8} "
+          f"{'round s':>8} {'speed-up':>8}")
+
+    def solve(pricers: ShardPricers) -> DecomposedLP:
+        return solve_decomposed(public, pricers, solver, SafetyNet(time_limit_s))
+
+    local = solve(InProcessPricers(shards))
+    fixed = Duals(local.y + 1.0, local.mu, local.lam)
+
+    def pricing_round(pricers: ShardPricers) -> float:
+        took = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            pricers.price(fixed, ADDED_PER_DEMAND_PER_ROUND)
+            took.append(time.perf_counter() - started)
+        return float(np.median(took))
+
+    def report(name: str, run: DecomposedLP, scatter_s: float, round_s: float,
+               one: tuple[float, float] | None) -> None:
+        state = "complete" if run.complete else run.message
+        ratios = (f"{one[0] / run.total_s:>7.2f}x {round_s:>8.3f} {one[1] / round_s:>7.2f}x"
+                  if one else f"{'':>8} {round_s:>8.3f} {'':>8}")
+        print(f"{'':>12} {name:>10} {run.rounds:>6} {run.objective_usd:>10.2f} "
+              f"{run.bound_usd:>10.2f} {scatter_s:>9.2f} {run.pricing_s:>9.2f} "
+              f"{run.master_s:>8.2f} {run.total_s:>8.2f} {ratios}  {state}")
+
+    report("in-process", local, 0.0, pricing_round(InProcessPricers(shards)), None)
+    for i, r in enumerate(local.history, start=1):  # convergence, the same at any worker count
+        print(f"{'':>12} {'round ' + str(i):>10} master {r.master_usd:.2f}, bound "
+              f"{r.bound_usd:.2f}, columns offered {r.columns_offered}, taken "
+              f"{r.columns_added}, pricing {r.pricing_s:.3f} s (slowest shard "
+              f"{r.shard_pricing_s:.3f} s), master LP {r.master_s:.2f} s")
+    one: tuple[float, float] | None = None
+    for n in workers:
+        with open_dask_executor(n, None, progress=None, connect_timeout_s=5.0,
+                                stream=sys.stderr) as executor:
+            started = time.perf_counter()
+            with dask_pricers(executor.client, shards) as pricers:
+                scattered = time.perf_counter() - started
+                run = solve(pricers)
+                round_s = pricing_round(pricers)
+        if n == 1:
+            one = (run.total_s, round_s)
+        report(f"{n} Dask", run, scattered, round_s, one)
+
+
 def run_default_scenario() -> float:
     """Wall time of ``carbonfed run default`` as a user runs it (a separate process)."""
     started = time.perf_counter()
@@ -165,6 +243,12 @@ def main() -> None:
                              "generation (same optimum) instead of the full matrix")
     parser.add_argument("--lp-bound-limit", type=float, default=600.0,
                         help="seconds the LP bound by column generation may take")
+    parser.add_argument("--decomposed-workers", default="",
+                        help="also solve the LP relaxation decomposed by site (pricing at the "
+                             "shards) on these numbers of Dask worker processes, e.g. 1,2,4, "
+                             "and in-process")
+    parser.add_argument("--decomposed-shards", type=int, default=0,
+                        help="shards of the decomposed LP (default: the largest worker count)")
     parser.add_argument("--skip-lp-bound", action="store_true",
                         help="do not solve the full LP (minutes at 5000x20x24)")
     args = parser.parse_args()
@@ -205,6 +289,10 @@ def main() -> None:
                       f"{'':>9}  column generation's LP {state}, Lagrangian bound "
                       f"{relaxation.bound_usd:.2f} ({relaxation.master.lp.num_cols} columns"
                       f"{'' if bounded else ', option columns unbounded'})")
+        workers = [int(w) for w in filter(None, args.decomposed_workers.split(","))]
+        if workers:
+            decomposed_runs(federation, p, solver, args.time_limit, workers,
+                            args.decomposed_shards or max(workers), size)
         if args.lp_bound_check:
             unbounded, unbounded_s = lp_bound(p, bounded=False, presolve=True)
             print(f"{size:>12} {'LP bound':>10} {p.n_options:>8} {nnz:>9} {'':>8} "

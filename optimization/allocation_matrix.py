@@ -52,11 +52,15 @@ def capacity_cells(problem: AllocationProblem) -> np.ndarray:
 
 
 class AllocationLayout:
-    """Rows and columns of one problem (module docstring); builds blocks and MatrixLPs."""
+    """Rows and columns of one problem (module docstring); builds blocks and MatrixLPs.
 
-    def __init__(self, problem: AllocationProblem) -> None:
+    ``cells``: the capacity rows' cells when the problem does not hold the options that occupy
+    them (a coordinator whose options live at the sites, ``optimization.decomposed``); by
+    default the cells of its own options."""
+
+    def __init__(self, problem: AllocationProblem, cells: np.ndarray | None = None) -> None:
         p = self.problem = problem
-        self.cells = capacity_cells(p)
+        self.cells = capacity_cells(p) if cells is None else np.asarray(cells, dtype=np.int64)
         self.n_demands = p.n_demands
         self.first_capacity_row = p.n_demands
         capped = p.carbon_cap_kg is not None

@@ -24,6 +24,7 @@ SLOW_MODULES = frozenset({
     "tests/api/test_schemathesis.py",
     "tests/docs/test_site.py",
     "tests/optimization/test_reproducible_under_load.py",
+    "tests/scenarios/test_decomposed.py",
     "tests/scenarios/test_examples.py",
     "tests/scenarios/test_html_report.py",
     "tests/scenarios/test_html_sweep_report.py",
