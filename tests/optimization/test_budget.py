@@ -12,6 +12,8 @@ import pytest
 
 from optimization import SolverOptions, SolveStatus, solve_allocation
 from optimization.column_generation import solve_lp_by_columns
+from optimization.lp_guided import incumbent_by_diving
+from optimization.problem import deferred_of, plan_cost_usd
 from optimization.solver import MatrixLP, SafetyNet
 from tests.optimization.helpers import assert_feasible, random_problem
 
@@ -48,6 +50,27 @@ def test_pricing_rounds_bound_column_generation():
     done = solve_lp_by_columns(p, SolverOptions(), SafetyNet(600.0))
     assert done.priced is not None and done.priced.complete
     assert done.priced.objective_usd <= one.priced.objective_usd + 1e-9
+
+
+@pytest.mark.parametrize("seed", [0, 6, 12])
+def test_a_dive_its_budget_ends_keeps_its_last_lp_rounded(seed):
+    """A dive stopped after 2 of the 6-9 re-solves it needs returns its last LP rounded: a
+    feasible plan costing at least the LP optimum, not nothing; with the default budget the
+    same dive ends integral."""
+    p = random_problem(seed, n_demands=12, n_resources=3, n_slots=8)
+    short = SolverOptions(time_limit_s=60.0, mip_gap=0.0, dive_steps=2)
+    relaxation = solve_lp_by_columns(p, short, SafetyNet(60.0))
+    assert relaxation.priced is not None and relaxation.priced.complete
+    lp_usd = relaxation.priced.objective_usd
+    dive = incumbent_by_diving(relaxation.master, relaxation.priced, SafetyNet(60.0))
+    assert not dive.finished and dive.option_count is not None
+    plan = dive.option_count
+    assert_feasible(p, plan, deferred_of(p, plan))
+    assert plan_cost_usd(p, plan, deferred_of(p, plan)) >= lp_usd - 1e-9
+    whole = solve_lp_by_columns(p, SolverOptions(time_limit_s=60.0, mip_gap=0.0),
+                                SafetyNet(60.0))
+    assert whole.priced is not None
+    assert incumbent_by_diving(whole.master, whole.priced, SafetyNet(60.0)).finished
 
 
 def knapsack(n: int, lp_options: SolverOptions) -> MatrixLP:
