@@ -1,0 +1,114 @@
+"""Benchmark: aggregation of near-identical demands (``optimization.aggregation``) on a round.
+
+For each tolerance it prints the demands and options before and after, the aggregation's
+time and proven bound (sum_j count_j delta_j), the LP relaxation of the aggregated problem by
+column generation (time, value), the original problem's Lagrangian bound at the aggregated
+LP's capacity duals (valid for any duals) and its distance to the original LP, the plan made
+by rounding the aggregated LP and handing its jobs back to the original demands
+(``disaggregate``), and the original LP warm-started from the aggregated LP's columns. The
+original LP by column generation is the baseline, measured in the same run.
+
+    python bench/aggregation.py                                   # 5000x20x24
+    python bench/aggregation.py --size 1000x12x24 --tolerances 0,0.2,inf
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import numpy as np
+from allocation import make_round  # bench/allocation.py: this script's folder is on sys.path
+
+from broker.planner import build_round_problem
+from optimization.aggregation import aggregate, disaggregate, original_bound
+from optimization.allocation_matrix import AllocationLayout
+from optimization.column_generation import solve_lp_by_columns
+from optimization.greedy import greedy_allocation
+from optimization.problem import deferred_of, plan_cost_usd
+from optimization.solver import SafetyNet
+
+INTEGRAL_TOLERANCE = 1e-6
+
+
+def lp(p, options, time_limit_s, initial_options=None):
+    """Column generation's LP: (relaxation, seconds)."""
+    started = time.perf_counter()
+    relaxation = solve_lp_by_columns(p, options, SafetyNet(time_limit_s),
+                                     initial_options=initial_options)
+    return relaxation, time.perf_counter() - started
+
+
+def describe(relaxation) -> str:
+    priced = relaxation.priced
+    if priced is None:
+        return "no LP"
+    state = "complete" if priced.complete else "not finished"
+    return f"{priced.objective_usd:.2f} ({state}, {relaxation.master.lp.num_cols} columns)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="5000x20x24")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tolerances", default="0.05,0.2,1,inf",
+                        help="aggregation tolerances (USD per job); inf: footprint alone")
+    parser.add_argument("--time-limit", type=float, default=120.0,
+                        help="safety net of each LP (s)")
+    parser.add_argument("--skip-original", action="store_true",
+                        help="do not solve the original LP (the baseline)")
+    args = parser.parse_args()
+    n_jobs, n_sites, horizon = map(int, args.size.split("x"))
+    federation, offers, jobs, config = make_round(n_jobs, n_sites, horizon, args.seed)
+    options = dataclasses.replace(config.solver, time_limit_s=args.time_limit)
+    started = time.perf_counter()
+    p = build_round_problem(federation, offers, jobs, config).problem
+    print(f"{args.size}: {p.n_demands} demands, {p.n_options} options, built in "
+          f"{time.perf_counter() - started:.1f} s")
+    layout = AllocationLayout(p)
+    baseline = np.nan
+    if not args.skip_original:
+        relaxation, took = lp(p, options, args.time_limit)
+        if relaxation.priced is not None and relaxation.priced.complete:
+            baseline = relaxation.priced.objective_usd
+        print(f"original LP: {took:.1f} s, {describe(relaxation)}, bound "
+              f"{relaxation.bound_usd:.2f}")
+    for text in args.tolerances.split(","):
+        tolerance = float(text)
+        started = time.perf_counter()
+        agg = aggregate(p, tolerance)
+        agg_s = time.perf_counter() - started
+        a = agg.problem
+        print(f"\ntolerance {tolerance} USD: demands {p.n_demands} -> {a.n_demands}, options "
+              f"{p.n_options} -> {a.n_options}, aggregation {agg_s:.2f} s, proven bound "
+              f"OPT <= OPT_agg + {agg.bound_usd:.2f}")
+        relaxation, took = lp(a, options, args.time_limit)
+        print(f"  aggregated LP: {took:.1f} s, {describe(relaxation)}")
+        priced = relaxation.priced
+        if priced is None:
+            continue
+        started = time.perf_counter()
+        bound = original_bound(agg, AllocationLayout(a), priced.row_duals, layout)
+        bound = max(bound, priced.objective_usd if priced.complete else -np.inf)
+        off = (baseline - bound) / abs(baseline)
+        print(f"  original's Lagrangian bound at its duals: {bound:.2f} "
+              f"({time.perf_counter() - started:.2f} s; {off:.2%} below the original LP)")
+        started = time.perf_counter()
+        rounded = greedy_allocation(a, start=np.floor(priced.option_x + INTEGRAL_TOLERANCE),
+                                    option_rank=priced.reduced_cost_usd)
+        plan = disaggregate(agg, rounded)
+        assert plan.aggregated_cost_usd == plan_cost_usd(a, rounded, deferred_of(a, rounded))
+        print(f"  LP rounded and disaggregated: {plan.cost_usd:.2f} (aggregated plan "
+              f"{plan.aggregated_cost_usd:.2f}; {time.perf_counter() - started:.2f} s), gap "
+              f"to that bound {(plan.cost_usd - bound) / abs(plan.cost_usd):.2%}")
+        if not args.skip_original:
+            support = np.flatnonzero(priced.option_x > 0)
+            initial = np.flatnonzero(np.isin(agg.option_map, support))
+            warm, took = lp(p, options, args.time_limit, initial_options=initial)
+            print(f"  original LP from its columns ({len(initial)} options): {took:.1f} s "
+                  f"(+ {agg_s:.1f} s aggregation), {describe(warm)}")
+
+
+if __name__ == "__main__":
+    main()
