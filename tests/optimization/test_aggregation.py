@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from broker.federation import Federation
+from broker.jobs import Job
 from broker.offers import RoundOffers
 from broker.planner import PlannerConfig, build_round_problem
 from broker.workload import SyntheticWorkload
@@ -256,7 +257,7 @@ def planner_round(n_jobs: int = 30, n_sites: int = 2, horizon: int = 6, seed: in
                                  gpu_counts=(1, 2), gpu_count_weights=(0.8, 0.2),
                                  median_runtime_h=1.5, runtime_sigma=0.4, max_runtime_h=3.0,
                                  deadline_fraction=0.0, median_dataset_gb=0.5)
-    jobs = []
+    jobs: list[Job] = []
     while len(jobs) < n_jobs:
         jobs += workload.generate(sites, affinity, 24.0, rng)
     jobs = [dataclasses.replace(j, submit_h=0.0) for j in jobs[:n_jobs]]
