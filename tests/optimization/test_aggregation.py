@@ -296,3 +296,28 @@ def test_planner_round_within_the_proven_bound():
     assert lp_agg <= lp + 1e-7 <= lp_agg + agg.bound_usd + 2e-7
     bound = original_bound(agg, AllocationLayout(a), duals)
     assert lp_agg - 1e-7 <= bound <= lp + 1e-7
+
+
+def test_perturbed_copies_under_a_cap_stay_within_the_bound():
+    # Copies of some demands with every cost raised by up to 0.3 and the penalty by 0.2
+    # (emissions equal: the cap's row sees the same footprint), aggregated at 0.3.
+    base = random_problem(5, n_demands=8, carbon_cap_kg=20.0)
+    p = duplicated(base, np.array([0, 2, 2, 5]))
+    rng = np.random.default_rng(0)
+    copy = p.option_demand >= base.n_demands
+    raised = p.option_energy_cost_usd + np.where(copy, rng.uniform(0, 0.3, p.n_options), 0)
+    penalty = p.deferral_penalty_usd + np.r_[np.zeros(8), [0.2, 0.0, 0.1, 0.2]]
+    p = dataclasses.replace(p, option_energy_cost_usd=raised, deferral_penalty_usd=penalty)
+    agg = aggregate(p, 0.3)
+    a = agg.problem
+    assert a.n_demands == base.n_demands and agg.bound_usd > 0
+    assert agg.delta_usd.max() <= 0.3 + TOL
+    best, best_agg = optimum(p), optimum(a)
+    assert best_agg <= best + 1e-7 <= best_agg + agg.bound_usd + 2e-7
+    plan = disaggregate(agg, optimal_plan(a))
+    assert_feasible(p, plan.option_count, plan.deferred_count)
+    assert best - 1e-7 <= plan.cost_usd <= best_agg + agg.bound_usd + 1e-7
+    lp, _ = lp_optimum(p)
+    lp_agg, duals = lp_optimum(a)
+    assert lp_agg <= lp + 1e-7 <= lp_agg + agg.bound_usd + 2e-7
+    assert lp_agg - 1e-7 <= original_bound(agg, AllocationLayout(a), duals) <= lp + 1e-7
