@@ -10,6 +10,8 @@ original LP by column generation is the baseline, measured in the same run.
 
     python bench/aggregation.py                                   # 5000x20x24
     python bench/aggregation.py --size 1000x12x24 --tolerances 0,0.2,inf
+    python bench/aggregation.py --sweep 10    # 500 jobs, each submitted 10 times with run
+                                              # times within +-2% (a parameter sweep)
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ import numpy as np
 from allocation import make_round  # bench/allocation.py: this script's folder is on sys.path
 
 from broker.planner import build_round_problem
+from optimization import solve_allocation
 from optimization.aggregation import aggregate, disaggregate, original_bound
 from optimization.allocation_matrix import AllocationLayout
 from optimization.column_generation import solve_lp_by_columns
 from optimization.greedy import greedy_allocation
 from optimization.problem import deferred_of, plan_cost_usd
 from optimization.solver import SafetyNet
+from optimization.status import relative_gap
 
 INTEGRAL_TOLERANCE = 1e-6
 
@@ -63,11 +67,23 @@ def main() -> None:
                         help="safety net of each LP (s)")
     parser.add_argument("--skip-original", action="store_true",
                         help="do not solve the original LP (the baseline)")
+    parser.add_argument("--sweep", type=int, default=1,
+                        help="each job submitted this many times with run times within "
+                             "+-2%% (a parameter sweep: near-identical, not identical)")
+    parser.add_argument("--solve", type=float, default=0.0, metavar="SECONDS",
+                        help="also plan the round with lp-guided (1%% gap) within this safety "
+                             "net: the original, and each aggregated problem disaggregated")
     parser.add_argument("--warm-start", action="store_true",
                         help="also solve the original LP from the aggregated LP's columns")
     args = parser.parse_args()
     n_jobs, n_sites, horizon = map(int, args.size.split("x"))
-    federation, offers, jobs, config = make_round(n_jobs, n_sites, horizon, args.seed)
+    federation, offers, jobs, config = make_round(n_jobs // args.sweep, n_sites, horizon,
+                                                  args.seed)
+    if args.sweep > 1:
+        rng = np.random.default_rng(args.seed)
+        jobs = [dataclasses.replace(job, id=f"{job.id}-{k}", work_steps=job.work_steps
+                                    * float(rng.uniform(0.98, 1.02)))
+                for job in jobs for k in range(args.sweep)]
     options = dataclasses.replace(config.solver, time_limit_s=args.time_limit)
     started = time.perf_counter()
     p = build_round_problem(federation, offers, jobs, config).problem
@@ -75,6 +91,12 @@ def main() -> None:
           f"{time.perf_counter() - started:.1f} s")
     layout = AllocationLayout(p)
     baseline = np.nan
+    planning = dataclasses.replace(options, time_limit_s=args.solve)
+    if args.solve:
+        wall, cpu = time.perf_counter(), time.process_time()
+        solution = solve_allocation(p, planning)
+        print(f"original, lp-guided: {solution.objective_usd:.2f} in {took_since(wall, cpu)}, "
+              f"proven gap {solution.gap:.2%} ({solution.message})")
     if not args.skip_original:
         relaxation, took = lp(p, options, args.time_limit)
         if relaxation.priced is not None and relaxation.priced.complete:
@@ -90,6 +112,15 @@ def main() -> None:
         print(f"\ntolerance {tolerance} USD: demands {p.n_demands} -> {a.n_demands}, options "
               f"{p.n_options} -> {a.n_options}, aggregation {agg_s}, proven bound "
               f"OPT <= OPT_agg + {agg.bound_usd:.2f}")
+        if args.solve:
+            wall, cpu = time.perf_counter(), time.process_time()
+            solution = solve_allocation(a, planning)
+            plan = disaggregate(agg, solution.option_count)
+            # the aggregated problem's bound is one of the original's (OPT_agg <= OPT)
+            gap = relative_gap(plan.cost_usd, solution.bound_usd)
+            print(f"  aggregated, lp-guided, disaggregated: {plan.cost_usd:.2f} (aggregated "
+                  f"{solution.objective_usd:.2f}) in {took_since(wall, cpu)} (+ aggregation), "
+                  f"proven gap {gap:.2%} ({solution.message})")
         relaxation, took = lp(a, options, args.time_limit)
         print(f"  aggregated LP: {took}, {describe(relaxation)}")
         priced = relaxation.priced
