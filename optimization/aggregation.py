@@ -317,7 +317,13 @@ def disaggregate(agg: Aggregation, option_count: np.ndarray) -> Disaggregated:
     ``agg.bound_usd`` of the aggregated plan's, and feasible whenever that one is)."""
     p, a = agg.original, agg.problem
     x_agg = np.rint(np.asarray(option_count, float)).astype(np.int64)
+    if x_agg.shape != (a.n_options,):
+        raise ValueError(f"option_count has shape {x_agg.shape}, expected ({a.n_options},): "
+                         f"one entry per option of the aggregated problem")
     deferred_agg = deferred_of(a, x_agg)
+    if (x_agg < 0).any() or (deferred_agg < 0).any():
+        raise ValueError("option_count must be >= 0 and assign each aggregated demand at most "
+                         "its count of jobs")
     g = p.demand_groups
     capped = _capped_costs(p)
     x = np.zeros(p.n_options, dtype=np.int64)

@@ -241,9 +241,14 @@ def test_tolerance_zero_merges_only_copies_and_changes_nothing(cap):
     assert plan.cost_usd == pytest.approx(best, abs=1e-7)
 
 
-def test_negative_tolerance_is_refused():
+def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="tolerance_usd must be >= 0"):
         aggregate(two_jobs(1), -0.1)
+    agg = aggregate(two_jobs(1), 0.5)  # one aggregated demand of 2 jobs, one option
+    with pytest.raises(ValueError, match=r"option_count has shape \(2,\), expected \(1,\)"):
+        disaggregate(agg, np.array([1, 0]))
+    with pytest.raises(ValueError, match="at most its count of jobs"):
+        disaggregate(agg, np.array([3]))
 
 
 def planner_round(n_jobs: int = 30, n_sites: int = 2, horizon: int = 6, seed: int = 1):
