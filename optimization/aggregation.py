@@ -2,9 +2,10 @@ r"""Aggregation of near-identical demands, with a proven bound on what it change
 
 Two demands (groups of identical jobs) are *near-identical* within a tolerance tau when
 
-* their **footprints** are identical: the same options in the same order, each on the same
-  resource, start, slots and GPUs (and, under a carbon cap, the same emissions, since those
-  sit in the cap's row), so a job of one uses exactly the capacity a job of the other would;
+* their **footprints** are identical: the same options (each demand's sorted by footprint,
+  ``OptionOrder``, and paired position by position), each on the same resource, start, slots
+  and GPUs (and, under a carbon cap, the same emissions, since those sit in the cap's row), so
+  a job of one uses exactly the capacity a job of the other would;
 * their **capped costs** differ by at most tau on every option, and their deferral penalties by
   at most tau. A job's capped cost of option o is
 
@@ -78,6 +79,7 @@ class Aggregation:
     group_of[j]     the aggregated demand of original demand j
     option_map[o]   the aggregated option of original option o (same position in its demand)
     delta_usd[j]    delta_j: what a job of j may cost above its cluster's price
+    order           the order in which footprints were compared (``OptionOrder``)
     """
 
     problem: AllocationProblem
@@ -86,6 +88,7 @@ class Aggregation:
     option_map: np.ndarray
     delta_usd: np.ndarray
     tolerance_usd: float
+    order: OptionOrder
 
     @property
     def bound_usd(self) -> float:
@@ -120,49 +123,72 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _footprint_keys(p: AllocationProblem) -> list[np.ndarray]:
-    """Per option (in demand-group order), arrays that are equal for two options exactly when
-    their footprints are: (resource, start, slots, gpus) packed into one integer when it fits
-    in 63 bits, each field apart otherwise; under a cap, emissions too (coefficients of the
-    cap's row)."""
-    g = p.demand_groups
-    fields = [np.asarray(g.grouped(getattr(p, name))) for name in _FOOTPRINT]
-    spans = [p.n_resources, p.n_slots + 1, p.n_slots + 1,
-             int(np.max(fields[3], initial=0)) + 1]
-    integral = all(f.dtype.kind in "iu" for f in fields)
-    if integral and all((f >= 0).all() for f in fields) and np.prod(
-            np.array(spans, dtype=float)) < 2.0**63:
-        packed = fields[0].astype(np.int64)
-        for field, span in zip(fields[1:], spans[1:], strict=True):
-            packed = packed * span + field
-        keys = [packed]
-    else:
+@dataclass(frozen=True)
+class OptionOrder:
+    """The options demand by demand, each demand's sorted by footprint (``order``; None when
+    they are listed so already), and their footprint keys in that order: two options have
+    the same footprint exactly when all their keys are equal. Footprints are compared
+    position by position in this order, whatever the order the options came in."""
+
+    order: np.ndarray | None
+    keys: tuple[np.ndarray, ...]
+
+    @classmethod
+    def of(cls, p: AllocationProblem) -> OptionOrder:
+        # (resource, start, slots, gpus) packed into one integer when it fits in 63 bits, each
+        # field apart otherwise; under a cap emissions too (coefficients of the cap's row).
+        fields = [np.asarray(getattr(p, name)) for name in _FOOTPRINT]
+        spans = [p.n_resources, p.n_slots + 1, p.n_slots + 1,
+                 int(np.max(fields[3], initial=0)) + 1]
+        packable = (all(f.dtype.kind in "iu" and (f >= 0).all() for f in fields)
+                    and np.prod(np.array(spans, dtype=float)) < 2.0**63)
         keys = fields
-    if p.carbon_cap_kg is not None:
-        keys.append(g.grouped(p.option_carbon_kg))
-    return keys
+        if packable:
+            packed = fields[0].astype(np.int64)
+            for field, span in zip(fields[1:], spans[1:], strict=True):
+                packed = packed * span + field
+            keys = [packed]
+        if p.carbon_cap_kg is not None:
+            keys.append(np.asarray(p.option_carbon_kg))
+        demand = np.asarray(p.option_demand)
+        same = demand[1:] == demand[:-1]
+        listed_so = packable and bool(
+            (demand[1:] >= demand[:-1]).all() and (~same | (keys[0][1:] > keys[0][:-1])).all())
+        if listed_so:
+            return cls(None, tuple(keys))
+        order = np.lexsort((*keys[::-1], demand))
+        return cls(order, tuple(key[order] for key in keys))
+
+    def take(self, values: np.ndarray) -> np.ndarray:
+        """``values`` (one per option) in this order."""
+        return values if self.order is None else np.asarray(values)[self.order]
+
+    def original(self, at: np.ndarray) -> np.ndarray:
+        """The options' own indices of positions ``at`` in this order."""
+        return at if self.order is None else self.order[at]
 
 
 def _positions(p: AllocationProblem) -> np.ndarray:
-    """Each option's position within its demand (in demand-group order)."""
+    """Each option's position within its demand (options demand by demand)."""
     g = p.demand_groups
     return np.arange(p.n_options) - np.repeat(g.bounds[:-1], g.sizes)
 
 
-def footprint_buckets(p: AllocationProblem) -> np.ndarray:
-    """A bucket id per demand: equal exactly when two demands' footprints are identical.
+def footprint_buckets(p: AllocationProblem, order: OptionOrder | None = None) -> np.ndarray:
+    """A bucket id per demand: equal exactly when two demands' footprints are identical
+    (the same options, compared in footprint order).
 
     Hashes every option's footprint with its position, sums per demand (with the option
     count beside), then checks each demand option by option against its bucket's first
     member: a hash collision could only split a bucket, never merge unequal footprints.
     """
+    order = OptionOrder.of(p) if order is None else order
     g = p.demand_groups
     sizes = g.sizes
     position = _positions(p)
-    keys = _footprint_keys(p)
     salt = _mix(np.arange(int(sizes.max(initial=0)), dtype=np.uint64) + np.uint64(1))
     h = salt[position]
-    for key in keys:
+    for key in order.keys:
         bits = np.ascontiguousarray(key)
         bits = (bits.astype(np.float64) if bits.dtype.kind == "f" else
                 bits.astype(np.int64)).view(np.uint64)
@@ -177,7 +203,7 @@ def footprint_buckets(p: AllocationProblem) -> np.ndarray:
     rep = first[bucket]  # the lowest-index demand of each bucket
     theirs = np.repeat(g.bounds[rep], sizes) + position
     differs = np.zeros(p.n_options, dtype=bool)
-    for key in keys:
+    for key in order.keys:
         differs |= key != key[theirs]
     bad = np.zeros(p.n_demands, dtype=bool)
     if has.any():
@@ -186,11 +212,10 @@ def footprint_buckets(p: AllocationProblem) -> np.ndarray:
     return bucket
 
 
-def _capped_costs(p: AllocationProblem) -> np.ndarray:
-    """\\hat c_j(o) = min(c_j(o), penalty_j) for every option, in demand-group order."""
-    g = p.demand_groups
-    return np.minimum(g.grouped(p.option_cost_usd),
-                      np.repeat(p.deferral_penalty_usd, g.sizes))
+def _capped_costs(p: AllocationProblem, order: OptionOrder) -> np.ndarray:
+    """\\hat c_j(o) = min(c_j(o), penalty_j) for every option, in ``order``."""
+    return np.minimum(order.take(p.option_cost_usd),
+                      np.repeat(p.deferral_penalty_usd, p.demand_groups.sizes))
 
 
 def _cluster(rows: np.ndarray, penalty: np.ndarray, tolerance: float) -> np.ndarray:
@@ -223,9 +248,10 @@ def aggregate(p: AllocationProblem, tolerance_usd: float) -> Aggregation:
         raise ValueError(f"tolerance_usd must be >= 0, got {tolerance_usd}")
     g = p.demand_groups
     bounds, sizes = g.bounds, g.sizes
-    bucket = footprint_buckets(p)
-    capped = _capped_costs(p)
-    cost = g.grouped(p.option_cost_usd)
+    order = OptionOrder.of(p)
+    bucket = footprint_buckets(p, order)
+    capped = _capped_costs(p, order)
+    cost = order.take(p.option_cost_usd)
     penalty = np.asarray(p.deferral_penalty_usd, float)
     label = np.zeros(p.n_demands, dtype=np.int64)  # cluster within its bucket
     delta = np.zeros(p.n_demands)  # 0 for a demand alone: capped cost <= its own cost
@@ -269,7 +295,7 @@ def aggregate(p: AllocationProblem, tolerance_usd: float) -> Aggregation:
     for first_member, options in cheapest.items():
         group = group_of[first_member]
         source[agg_bounds[group]: agg_bounds[group + 1]] = options
-    original_index = source if g.order is None else g.order[source]
+    original_index = order.original(source)
     columns: dict[str, object] = {name: np.asarray(getattr(p, name))[original_index]
                                   for name in _PER_OPTION}
     agg_penalty = np.full(n_groups, np.inf)
@@ -282,8 +308,8 @@ def aggregate(p: AllocationProblem, tolerance_usd: float) -> Aggregation:
         **columns)  # type: ignore[arg-type]
     option_map = np.empty(p.n_options, dtype=np.int64)
     mapped = np.repeat(agg_bounds[group_of], sizes) + _positions(p)
-    option_map[np.arange(p.n_options) if g.order is None else g.order] = mapped
-    return Aggregation(problem, p, group_of, option_map, delta, float(tolerance_usd))
+    option_map[order.original(np.arange(p.n_options))] = mapped
+    return Aggregation(problem, p, group_of, option_map, delta, float(tolerance_usd), order)
 
 
 def _split_jobs(cost: np.ndarray, member_jobs: np.ndarray, choice_jobs: np.ndarray) -> np.ndarray:
@@ -325,7 +351,7 @@ def disaggregate(agg: Aggregation, option_count: np.ndarray) -> Disaggregated:
         raise ValueError("option_count must be >= 0 and assign each aggregated demand at most "
                          "its count of jobs")
     g = p.demand_groups
-    capped = _capped_costs(p)
+    capped = _capped_costs(p, agg.order)
     x = np.zeros(p.n_options, dtype=np.int64)
     members = np.argsort(agg.group_of, kind="stable")
     first = np.searchsorted(agg.group_of[members], np.arange(a.n_demands + 1))
@@ -335,7 +361,7 @@ def disaggregate(agg: Aggregation, option_count: np.ndarray) -> Disaggregated:
         used = np.flatnonzero(x_agg[agg_bounds[group]: agg_bounds[group + 1]])
         if len(who) == 1:
             at = g.bounds[who[0]] + used
-            x[at if g.order is None else g.order[at]] += x_agg[agg_bounds[group] + used]
+            x[agg.order.original(at)] += x_agg[agg_bounds[group] + used]
             continue
         # choices: the used options, then deferral; costs per member: capped cost, penalty
         table = np.empty((len(who), len(used) + 1))
@@ -344,7 +370,7 @@ def disaggregate(agg: Aggregation, option_count: np.ndarray) -> Disaggregated:
         jobs = np.append(x_agg[agg_bounds[group] + used], deferred_agg[group])
         take = _split_jobs(table, np.asarray(p.demand_count)[who].astype(np.int64), jobs)
         at = g.bounds[who][:, None] + used[None, :]
-        at = at if g.order is None else g.order[at]
+        at = agg.order.original(at)
         np.add.at(x, at.reshape(-1), take[:, :-1].reshape(-1))
     # a job handed an option dearer than its deferral defers instead
     x[p.option_cost_usd > p.deferral_penalty_usd[p.option_demand]] = 0

@@ -303,19 +303,25 @@ def test_planner_round_within_the_proven_bound():
     assert lp_agg - 1e-7 <= bound <= lp + 1e-7
 
 
-def test_perturbed_copies_under_a_cap_stay_within_the_bound():
-    # Copies of some demands with every cost raised by up to 0.3 and the penalty by 0.2
-    # (emissions equal: the cap's row sees the same footprint), aggregated at 0.3.
+def perturbed_copies() -> AllocationProblem:
+    """random_problem(5) under a binding cap with demands 0, 2, 2, 5 copied, every copy's cost
+    raised by up to 0.3 and its penalty by up to 0.2 (emissions equal)."""
     base = random_problem(5, n_demands=8, carbon_cap_kg=20.0)
     p = duplicated(base, np.array([0, 2, 2, 5]))
     rng = np.random.default_rng(0)
     copy = p.option_demand >= base.n_demands
     raised = p.option_energy_cost_usd + np.where(copy, rng.uniform(0, 0.3, p.n_options), 0)
     penalty = p.deferral_penalty_usd + np.r_[np.zeros(8), [0.2, 0.0, 0.1, 0.2]]
-    p = dataclasses.replace(p, option_energy_cost_usd=raised, deferral_penalty_usd=penalty)
+    return dataclasses.replace(p, option_energy_cost_usd=raised, deferral_penalty_usd=penalty)
+
+
+def test_perturbed_copies_under_a_cap_stay_within_the_bound():
+    # Copies of some demands with every cost raised by up to 0.3 and the penalty by 0.2
+    # (emissions equal: the cap's row sees the same footprint), aggregated at 0.3.
+    p = perturbed_copies()
     agg = aggregate(p, 0.3)
     a = agg.problem
-    assert a.n_demands == base.n_demands and agg.bound_usd > 0
+    assert a.n_demands == 8 and agg.bound_usd > 0
     assert agg.delta_usd.max() <= 0.3 + TOL
     best, best_agg = optimum(p), optimum(a)
     assert best_agg <= best + 1e-7 <= best_agg + agg.bound_usd + 2e-7
@@ -326,3 +332,29 @@ def test_perturbed_copies_under_a_cap_stay_within_the_bound():
     lp_agg, duals = lp_optimum(a)
     assert lp_agg <= lp + 1e-7 <= lp_agg + agg.bound_usd + 2e-7
     assert lp_agg - 1e-7 <= original_bound(agg, AllocationLayout(a), duals) <= lp + 1e-7
+
+
+def test_options_in_any_order():
+    # The planner may list options out of demand order (interrupted runs come last): with the
+    # options shuffled, each maps to an aggregated option of its footprint and of no greater
+    # cost, and aggregation, optimum and disaggregated plan are the same.
+    p = perturbed_copies()
+    order = np.random.default_rng(1).permutation(p.n_options)
+    shuffled = dataclasses.replace(p, **{f.name: getattr(p, f.name)[order]
+                                         for f in dataclasses.fields(p)
+                                         if f.name.startswith("option_")})
+    results = []
+    for q in (p, shuffled):
+        agg = aggregate(q, 0.3)
+        a, at = agg.problem, agg.option_map
+        for name in ("option_resource", "option_start", "option_slots", "option_gpus",
+                     "option_carbon_kg"):
+            assert (getattr(a, name)[at] == getattr(q, name)).all()
+        assert (a.option_demand[at] == agg.group_of[q.option_demand]).all()
+        assert (a.option_cost_usd[at] <= q.option_cost_usd).all()
+        plan = disaggregate(agg, optimal_plan(a))
+        assert_feasible(q, plan.option_count, plan.deferred_count)
+        results.append((list(agg.group_of), agg.bound_usd, plan.cost_usd,
+                        plan.aggregated_cost_usd))
+    assert results[0][0] == results[1][0] == [*range(8), 0, 2, 2, 5]
+    assert results[0][1:] == pytest.approx(results[1][1:])
