@@ -21,7 +21,10 @@ penalties) stays within tau with it, else opens a cluster. Every cluster G is on
 the aggregated problem, with
 
     count_G = sum_{j in G} count_j,   penalty_G = min_{j in G} penalty_j,
-    c_G(o)  = min_{j in G} c_j(o)     (all cost parts and emissions of that cheapest member).
+    c_G(o)  = min_{j in G} c_j(o)
+
+(every cost part and the emissions of option o come from that cheapest member's option o, so
+the parts add up to c_G(o): a tighter price than the sum of per-part minima, and consistent).
 
 **Lower bound.** OPT_agg <= OPT_orig, for the MILP and for the LP relaxation. Any original
 plan x (integer or fluid) maps to the aggregated plan X_G(o) = sum_{j in G} x_j(o), deferring
@@ -29,9 +32,11 @@ U_G = sum_{j in G} u_j. It is feasible: the balance rows sum up, and the capacit
 rows see the same GPUs (and emissions) since the footprints are identical. It costs no more:
 c_G(o) <= c_j(o) and penalty_G <= penalty_j term by term. So the aggregated optimum bounds
 the original's from below. So does the Lagrangian bound of the *original* problem at the
-aggregated LP's capacity duals (``original_bound``: the cells are the same); it is at least
-the aggregated LP's value, since at fixed duals each original demand's best priced option
-costs at least its cluster's.
+aggregated LP's capacity duals (``original_bound``: the cells are the same, and
+``column_generation.lagrangian_bound`` is valid for any duals of the right signs). At the
+complete aggregated LP's duals it is at least that LP's value: at equal duals each original
+demand's best priced option (or deferral) costs at least its cluster's, and the aggregated
+problem's Lagrangian bound equals its LP optimum there (strong duality).
 
 **Upper bound.** Let delta_j = max(max_o (\hat c_j(o) - c_G(o)), penalty_j - penalty_G, 0)
 (at most tau: both ends lie in the cluster's range). ``disaggregate`` hands each cluster's
@@ -43,7 +48,10 @@ defers instead (less capacity, no more cost). A job of G on option o handed to j
     cost_orig(disaggregate(X)) <= cost_agg(X) + sum_j count_j delta_j,
 
 and with X an aggregated optimum, OPT_agg <= OPT_orig <= OPT_agg + sum_j count_j delta_j
-(``Aggregation.bound_usd``, at most tau times the number of jobs merged). A disaggregated
+(``Aggregation.bound_usd``, at most tau times the number of jobs merged). The same holds for
+the LP relaxation: split each fractional X_G(o) and U_G among the members in any proportions
+that give member j count_j in all (equal totals, so such a split exists); every unit of job
+still pays at most delta_j above its cluster's price. A disaggregated
 plan's own cost is an upper bound on OPT_orig too, usually much nearer: it pays only the
 excess of the options actually used. With tau = 0 only demands whose capped costs and
 penalties are equal merge, delta is 0, and the optimum is unchanged.
