@@ -360,17 +360,15 @@ def disaggregate(agg: Aggregation, option_count: np.ndarray) -> Disaggregated:
                          "its count of jobs")
     g = p.demand_groups
     capped = _capped_costs(p, agg.order)
-    x = np.zeros(p.n_options, dtype=np.int64)
     members = np.argsort(agg.group_of, kind="stable")
     first = np.searchsorted(agg.group_of[members], np.arange(a.n_demands + 1))
+    # a demand alone in its group takes its group's plan as it is (its options map one to one)
+    alone = (np.diff(first) == 1)[agg.group_of[p.option_demand]]
+    x = np.where(alone, x_agg[agg.option_map], 0)
     agg_bounds = a.demand_groups.bounds
-    for group in np.flatnonzero(np.diff(first)):
+    for group in np.flatnonzero(np.diff(first) > 1):
         who = members[first[group]: first[group + 1]]
         used = np.flatnonzero(x_agg[agg_bounds[group]: agg_bounds[group + 1]])
-        if len(who) == 1:
-            at = g.bounds[who[0]] + used
-            x[agg.order.original(at)] += x_agg[agg_bounds[group] + used]
-            continue
         # choices: the used options, then deferral; costs per member: capped cost, penalty
         table = np.empty((len(who), len(used) + 1))
         table[:, :-1] = capped[g.bounds[who][:, None] + used[None, :]]
