@@ -107,7 +107,7 @@ class Relaxation:
     bound_usd: float
 
 
-def _split_duals(layout: AllocationLayout, row_duals: np.ndarray):
+def split_duals(layout: AllocationLayout, row_duals: np.ndarray):
     """(balance y, capacity mu per flat cell <= 0, carbon lambda <= 0) from HiGHS row duals."""
     p = layout.problem
     n_d, first = p.n_demands, layout.first_capacity_row
@@ -131,7 +131,7 @@ def priced_costs(layout: AllocationLayout, mu: np.ndarray, lam: float) -> np.nda
 
 def reduced_costs(layout: AllocationLayout, row_duals: np.ndarray) -> np.ndarray:
     """rc_o for every option from the master's row duals (HiGHS: rc = c - A'y)."""
-    y, mu, lam = _split_duals(layout, row_duals)
+    y, mu, lam = split_duals(layout, row_duals)
     return priced_costs(layout, mu, lam) - y[layout.problem.option_demand]
 
 
@@ -225,7 +225,7 @@ def price_and_solve(master: Master, net: SafetyNet, bound_usd: float, *,
         net.note(solved.result)
         if solved.result.status is not SolveStatus.OPTIMAL:
             return last
-        y, mu, lam = _split_duals(layout, solved.row_duals)
+        y, mu, lam = split_duals(layout, solved.row_duals)
         priced = priced_costs(layout, mu, lam)
         bound_usd = max(bound_usd, lagrangian_bound(layout, mu, lam, priced))
         rc = priced

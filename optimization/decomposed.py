@@ -76,9 +76,9 @@ from optimization.column_generation import (
     INITIAL_OPTIONS_PER_DEMAND,
     MIN_SOLVE_BUDGET_S,
     RC_TOLERANCE,
-    _split_duals,
     cheapest_per_demand,
     priced_costs,
+    split_duals,
 )
 from optimization.problem import AllocationProblem
 from optimization.solver import SafetyNet, SolverOptions, SolveStatus
@@ -386,7 +386,7 @@ def solve_decomposed(public: AllocationProblem, pricers: ShardPricers, options: 
             message = f"master LP: {solved.result.message}"
             break
         last = solved
-        y, mu, lam = _split_duals(coordinator.layout, solved.row_duals)
+        y, mu, lam = split_duals(coordinator.layout, solved.row_duals)
         duals = Duals(y, mu, lam, coordinator.held_negative(y, mu, lam))
         priced_at = time.perf_counter()
         offers = pricers.price(duals, per_round)
