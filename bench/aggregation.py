@@ -28,12 +28,9 @@ from optimization import solve_allocation
 from optimization.aggregation import aggregate, disaggregate, original_bound
 from optimization.allocation_matrix import AllocationLayout
 from optimization.column_generation import solve_lp_by_columns
-from optimization.greedy import greedy_allocation
+from optimization.lp_guided import lp_rounding
 from optimization.problem import deferred_of, plan_cost_usd
 from optimization.solver import SafetyNet
-from optimization.status import relative_gap
-
-INTEGRAL_TOLERANCE = 1e-6
 
 
 def lp(p, options, time_limit_s, initial_options=None):
@@ -113,14 +110,13 @@ def main() -> None:
               f"{p.n_options} -> {a.n_options}, aggregation {agg_s}, proven bound "
               f"OPT <= OPT_agg + {agg.bound_usd:.2f}")
         if args.solve:
+            # as a user gets it: SolverOptions.aggregate_tolerance_usd, aggregation included
             wall, cpu = time.perf_counter(), time.process_time()
-            solution = solve_allocation(a, planning)
-            plan = disaggregate(agg, solution.option_count)
-            # the aggregated problem's bound is one of the original's (OPT_agg <= OPT)
-            gap = relative_gap(plan.cost_usd, solution.bound_usd)
-            print(f"  aggregated, lp-guided, disaggregated: {plan.cost_usd:.2f} (aggregated "
-                  f"{solution.objective_usd:.2f}) in {took_since(wall, cpu)} (+ aggregation), "
-                  f"proven gap {gap:.2%} ({solution.message})")
+            solution = solve_allocation(p, dataclasses.replace(
+                planning, aggregate_tolerance_usd=tolerance))
+            print(f"  lp-guided with aggregate_tolerance_usd={tolerance}: "
+                  f"{solution.objective_usd:.2f} in {took_since(wall, cpu)}, proven gap "
+                  f"{solution.gap:.2%} ({solution.message})")
         relaxation, took = lp(a, options, args.time_limit)
         print(f"  aggregated LP: {took}, {describe(relaxation)}")
         priced = relaxation.priced
@@ -135,8 +131,7 @@ def main() -> None:
         print(f"  original's Lagrangian bound at its last duals: {at_duals:.2f} in "
               f"{took_since(wall, cpu)}; with the aggregated bound {bound:.2f}, {off}")
         wall, cpu = time.perf_counter(), time.process_time()
-        rounded = greedy_allocation(a, start=np.floor(priced.option_x + INTEGRAL_TOLERANCE),
-                                    option_rank=priced.reduced_cost_usd)
+        rounded = lp_rounding(a, priced)
         plan = disaggregate(agg, rounded)
         assert plan.aggregated_cost_usd == plan_cost_usd(a, rounded, deferred_of(a, rounded))
         print(f"  LP rounded and disaggregated: {plan.cost_usd:.2f} (aggregated plan "

@@ -249,6 +249,9 @@ def main() -> None:
                              "and in-process")
     parser.add_argument("--decomposed-shards", type=int, default=0,
                         help="shards of the decomposed LP (default: the largest worker count)")
+    parser.add_argument("--aggregate-usd", type=float, default=0.0,
+                        help="lp-guided merges near-identical demands within this many USD a "
+                             "job (SolverOptions.aggregate_tolerance_usd; 0: none)")
     parser.add_argument("--skip-lp-bound", action="store_true",
                         help="do not solve the full LP (minutes at 5000x20x24)")
     args = parser.parse_args()
@@ -258,7 +261,8 @@ def main() -> None:
         n_jobs, n_sites, horizon = map(int, size.split("x"))
         federation, offers, jobs, config = make_round(n_jobs, n_sites, horizon, args.seed,
                                                       args.moldable)
-        solver = SolverOptions(args.time_limit, args.mip_gap, config.solver.threads)
+        solver = SolverOptions(args.time_limit, args.mip_gap, config.solver.threads,
+                               aggregate_tolerance_usd=args.aggregate_usd)
         started = time.perf_counter()
         p = build_round_problem(federation, offers, jobs, config).problem
         options_s = time.perf_counter() - started

@@ -89,6 +89,9 @@ class SolverOptions:
       allocation solve (:mod:`optimization.lp_guided`);
     * ``threads``: 1 by default, so that HiGHS's path never depends on thread scheduling;
     * ``lp_method``: HiGHS's algorithm for LP solves (``LP_METHODS``; dual simplex);
+    * ``aggregate_tolerance_usd``: when > 0, ``lp-guided`` merges near-identical demands
+      within this many USD a job (:mod:`optimization.aggregation`), solves the smaller round
+      and hands the jobs back, its bound still proven; 0 (the default) merges nothing;
     * ``presolve``: HiGHS's presolve, on by default. It reduces nothing on a full allocation LP
       (the broker's presolve already did) and costs 1 of the 1000x12x24 bound LP's 10 s, 9 of
       the moldable round's 28 s, so ``bench/allocation.py``'s LP bound turns it off.
@@ -116,6 +119,7 @@ class SolverOptions:
     restricted_mips: int = 8
     presolve: bool = True
     lp_method: str = "dual"
+    aggregate_tolerance_usd: float = 0.0
 
     def __post_init__(self) -> None:
         if self.lp_method not in LP_METHODS:
@@ -123,6 +127,9 @@ class SolverOptions:
                              f"got {self.lp_method!r}")
         if not self.time_limit_s > 0:
             raise ValueError(f"time_limit_s must be > 0, got {self.time_limit_s}")
+        if not self.aggregate_tolerance_usd >= 0:
+            raise ValueError(f"aggregate_tolerance_usd must be >= 0, "
+                             f"got {self.aggregate_tolerance_usd}")
         if not 0 <= self.mip_gap < 1:
             raise ValueError(f"mip_gap must be in [0, 1), got {self.mip_gap}")
         if self.threads < 1:

@@ -358,3 +358,29 @@ def test_options_in_any_order():
                         plan.aggregated_cost_usd))
     assert results[0][0] == results[1][0] == [*range(8), 0, 2, 2, 5]
     assert results[0][1:] == pytest.approx(results[1][1:])
+
+
+def test_lp_guided_with_a_tolerance_solves_the_aggregated_round_and_keeps_a_proof():
+    """``SolverOptions.aggregate_tolerance_usd``: lp-guided solves the 8-demand aggregate of the
+    12 perturbed copies, hands the jobs back (a feasible plan) and reports a bound that is
+    still below the original round's optimum; the plan costs at least that optimum and at
+    most the aggregate's optimum plus the proven bound. A round of distinct demands (aggregated
+    by no more than AGGREGATION_WORTH) is solved as it is."""
+    p = perturbed_copies()
+    agg = aggregate(p, 0.3)
+    options = SolverOptions(time_limit_s=60.0, mip_gap=0.0, aggregate_tolerance_usd=0.3)
+    solution = solve_allocation(p, options, "lp-guided")
+    assert "12 demands aggregated into 8" in solution.message
+    assert_feasible(p, solution.option_count, solution.deferred_count)
+    best = optimum(p)
+    assert solution.bound_usd <= best + 1e-7
+    assert best - 1e-7 <= solution.objective_usd <= optimum(agg.problem) + agg.bound_usd + 1e-7
+    distinct = random_problem(5, n_demands=8, carbon_cap_kg=20.0)
+    alone = solve_allocation(distinct, options, "lp-guided")
+    assert "aggregated" not in alone.message
+    assert alone.objective_usd == pytest.approx(optimum(distinct), abs=1e-7)
+
+
+def test_a_negative_tolerance_is_refused():
+    with pytest.raises(ValueError, match="aggregate_tolerance_usd must be >= 0"):
+        SolverOptions(aggregate_tolerance_usd=-0.1)
