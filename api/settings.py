@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     solver_mip_gap: float = Field(SolverOptions().mip_gap, ge=0, lt=1,
                                   description="relative MIP gap")
     solver_threads: int = Field(SolverOptions().threads, ge=1, description="HiGHS threads")
+    solver_aggregate_tolerance_usd: float = Field(
+        SolverOptions().aggregate_tolerance_usd, ge=0,
+        description="merge queued jobs that differ by at most this many USD a job on every "
+        "option (same pools, starts and GPUs; a parameter sweep, say) before a round is "
+        "solved, and hand the plan back (optimization.aggregation: the round's bound stays "
+        "proven); 0 merges none")
     planner_process: bool = Field(
         True, description="solve planning rounds in a worker process at a lower priority, so "
         "requests are answered while a round is solved (false: on the API process's planning "

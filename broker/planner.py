@@ -59,14 +59,16 @@ class PlannerConfig:
     @classmethod
     def build(cls, *, carbon_price_usd_per_t: float, delay_cost_usd_per_gpu_h: float,
               method: str, time_limit_s: float, mip_gap: float, threads: int,
-              max_wait_h: float = 24.0, carbon_cap_kg: float | None = None) -> PlannerConfig:
+              aggregate_tolerance_usd: float, max_wait_h: float = 24.0,
+              carbon_cap_kg: float | None = None) -> PlannerConfig:
         """The one factory from flat settings (a scenario file, the live broker's settings)."""
         return cls(
             carbon_price_usd_per_t=carbon_price_usd_per_t,
             delay_cost_usd_per_gpu_h=delay_cost_usd_per_gpu_h,
             carbon_cap_kg=carbon_cap_kg,
             max_wait_h=max_wait_h,
-            solver=SolverOptions(time_limit_s, mip_gap, threads),
+            solver=SolverOptions(time_limit_s, mip_gap, threads,
+                                 aggregate_tolerance_usd=aggregate_tolerance_usd),
             method=method,
         )
 

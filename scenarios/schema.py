@@ -147,6 +147,11 @@ class SolverSpec(Strict):
     time_limit_s: float = Field(SOLVER_DEFAULTS.time_limit_s, gt=0)
     mip_gap: float = Field(SOLVER_DEFAULTS.mip_gap, ge=0, lt=1)
     threads: int = Field(SOLVER_DEFAULTS.threads, ge=1)
+    aggregate_tolerance_usd: float = Field(
+        SOLVER_DEFAULTS.aggregate_tolerance_usd, ge=0,
+        description="merge queued jobs that differ by at most this many USD a job on every "
+        "option (same pools, starts and GPUs) before a round is solved, and hand the plan back "
+        "(optimization.aggregation: the round's bound stays proven); 0 merges none")
 
 
 
@@ -216,4 +221,5 @@ class Scenario(Strict):
             time_limit_s=self.solver.time_limit_s,
             mip_gap=self.solver.mip_gap,
             threads=self.solver.threads,
+            aggregate_tolerance_usd=self.solver.aggregate_tolerance_usd,
         )

@@ -73,7 +73,7 @@ def planner_config(st: Settings) -> PlannerConfig:
         carbon_price_usd_per_t=st.carbon_price_usd_per_t,
         delay_cost_usd_per_gpu_h=st.delay_cost_usd_per_gpu_h, method=st.solver_method,
         time_limit_s=st.solver_time_limit_s, mip_gap=st.solver_mip_gap,
-        threads=st.solver_threads,
+        threads=st.solver_threads, aggregate_tolerance_usd=st.solver_aggregate_tolerance_usd,
     )
 
 

@@ -18,6 +18,7 @@ from api.clock import Clock
 from api.db import Database
 from api.schemas import JobIn, OfferIn, SiteRegistration
 from api.services import Principal, Services
+from api.services.planning import planner_config
 from api.settings import Settings
 from broker.offers import RoundOffers
 from broker.planner import MilpPlanner
@@ -134,3 +135,14 @@ def test_live_round_offers_equal_the_simulators(tiny, tmp_path):
     np.testing.assert_array_equal(got.free_gpus, offers.free_gpus)
     np.testing.assert_array_equal(got.price_usd_per_mwh, offers.price_usd_per_mwh)
     np.testing.assert_array_equal(got.carbon_g_per_kwh, offers.carbon_g_per_kwh)
+
+
+def test_the_aggregate_tolerance_setting_reaches_the_live_rounds(monkeypatch):
+    """``CARBONFED_SOLVER_AGGREGATE_TOLERANCE_USD`` is the tolerance the live broker's rounds
+    solve with; a negative one is refused at start, naming the setting."""
+    assert planner_config(Settings()).solver.aggregate_tolerance_usd == 0.0
+    monkeypatch.setenv("CARBONFED_SOLVER_AGGREGATE_TOLERANCE_USD", "0.05")
+    assert planner_config(Settings()).solver.aggregate_tolerance_usd == 0.05
+    monkeypatch.setenv("CARBONFED_SOLVER_AGGREGATE_TOLERANCE_USD", "-1")
+    with pytest.raises(ValueError, match="solver_aggregate_tolerance_usd"):
+        Settings()

@@ -95,6 +95,9 @@ CASES = [
      "workload.jobs[0]", "checkpoint_gb needs preemptible: true"),
     ("negative-checkpoint-gb", "seed: 7", "seed: 7\npreemptible: {checkpoint_gb: -1}",
      "preemptible.checkpoint_gb", "greater than or equal to 0"),
+    ("negative-aggregate-tolerance", "seed: 7",
+     "seed: 7\nsolver: {aggregate_tolerance_usd: -0.5}", "solver.aggregate_tolerance_usd",
+     "greater than or equal to 0"),
 ]
 
 

@@ -188,3 +188,13 @@ def test_a_year_on_lwa_germany_runs_with_an_explicit_fill(tmp_path):
     filled = run(", fill: ffill, max_gap_h: 0.25")
     assert filled.returncode == 0, filled.stderr
     assert "isolated" in filled.stdout
+
+
+def test_solver_aggregate_tolerance_reaches_the_rounds(tmp_path):
+    """``solver.aggregate_tolerance_usd`` in a scenario is the tolerance every planning round
+    solves with (0, merging none, when absent)."""
+    plain = parse_scenario(BASE_SCENARIO, "base", tmp_path).scenario
+    assert plain.planner_config().solver.aggregate_tolerance_usd == 0.0
+    text = BASE_SCENARIO + "solver: {aggregate_tolerance_usd: 0.05}\n"
+    asked = parse_scenario(text, "base", tmp_path).scenario
+    assert asked.planner_config().solver.aggregate_tolerance_usd == 0.05
