@@ -21,6 +21,7 @@ from broker.workload import SyntheticWorkload
 from optimization import AllocationProblem, SolverOptions, solve_allocation
 from optimization.aggregation import (
     ASSIGNMENT_MAX_JOBS,
+    Aggregation,
     aggregate,
     disaggregate,
     original_bound,
@@ -286,21 +287,25 @@ def test_planner_round_within_the_proven_bound():
     agg = aggregate(p, 0.05)
     a = agg.problem
     assert a.n_demands < p.n_demands and agg.bound_usd > 0
-    # MILP: OPT_agg <= OPT <= OPT_agg + bound, and the disaggregated plan in between
-    best, best_agg = optimum(p), optimum(a)
-    assert best_agg <= best + 1e-7
-    assert best <= best_agg + agg.bound_usd + 1e-7
+    best, best_agg = assert_within_the_proven_bound(p, agg)
     assert best_agg < best  # the aggregation changed something: the bound is not vacuous
+
+
+def assert_within_the_proven_bound(p: AllocationProblem, agg: Aggregation) -> tuple[float, float]:
+    """MILP: OPT_agg <= OPT <= OPT_agg + bound, and the disaggregated plan in between; LP: the
+    same sandwich, and the original's Lagrangian bound at the aggregated duals between the
+    aggregated LP and the original LP. Returns (OPT, OPT_agg)."""
+    a = agg.problem
+    best, best_agg = optimum(p), optimum(a)
+    assert best_agg <= best + 1e-7 <= best_agg + agg.bound_usd + 2e-7
     plan = disaggregate(agg, optimal_plan(a))
     assert_feasible(p, plan.option_count, plan.deferred_count)
     assert best - 1e-7 <= plan.cost_usd <= best_agg + agg.bound_usd + 1e-7
-    # LP: the same sandwich, and the original's Lagrangian bound at the aggregated duals
-    # lies between the aggregated LP and the original LP
     lp, _ = lp_optimum(p)
     lp_agg, duals = lp_optimum(a)
     assert lp_agg <= lp + 1e-7 <= lp_agg + agg.bound_usd + 2e-7
-    bound = original_bound(agg, AllocationLayout(a), duals)
-    assert lp_agg - 1e-7 <= bound <= lp + 1e-7
+    assert lp_agg - 1e-7 <= original_bound(agg, AllocationLayout(a), duals) <= lp + 1e-7
+    return best, best_agg
 
 
 def perturbed_copies() -> AllocationProblem:
@@ -323,15 +328,7 @@ def test_perturbed_copies_under_a_cap_stay_within_the_bound():
     a = agg.problem
     assert a.n_demands == 8 and agg.bound_usd > 0
     assert agg.delta_usd.max() <= 0.3 + TOL
-    best, best_agg = optimum(p), optimum(a)
-    assert best_agg <= best + 1e-7 <= best_agg + agg.bound_usd + 2e-7
-    plan = disaggregate(agg, optimal_plan(a))
-    assert_feasible(p, plan.option_count, plan.deferred_count)
-    assert best - 1e-7 <= plan.cost_usd <= best_agg + agg.bound_usd + 1e-7
-    lp, _ = lp_optimum(p)
-    lp_agg, duals = lp_optimum(a)
-    assert lp_agg <= lp + 1e-7 <= lp_agg + agg.bound_usd + 2e-7
-    assert lp_agg - 1e-7 <= original_bound(agg, AllocationLayout(a), duals) <= lp + 1e-7
+    assert_within_the_proven_bound(p, agg)
 
 
 def test_options_in_any_order():
