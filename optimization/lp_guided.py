@@ -12,8 +12,10 @@ demands, its bound still proven for the original round.
 
 0. A greedy plan (:mod:`optimization.greedy`): feasible, in milliseconds, the first incumbent.
 1. Column generation (:mod:`optimization.column_generation`) solves the LP relaxation over
-   *all* options while holding few. Every pricing round yields a Lagrangian lower bound; the
-   complete LP optimum LB bounds the MILP.
+   *all* options while holding few, starting from each demand's cheapest options and the
+   greedy plan's (a spread of jobs that fits: the first master defers less, and needs fewer
+   pricing rounds). Every pricing round yields a Lagrangian lower bound; the complete LP
+   optimum LB bounds the MILP.
 2. LP rounding: the LP's whole jobs (floor of x_LP, which fits where x_LP does), the rest
    placed greedily in order of reduced cost. Then LP diving: round fractional jobs up onto
    the option the LP likes best wherever the fixed jobs' GPUs still fit (and, under a carbon
@@ -254,7 +256,8 @@ def solve_allocation_lp_guided(p: AllocationProblem, options: SolverOptions) -> 
         return make_solution(p, status, x, floor, time.perf_counter() - started, 0.0,
                              "plan from greedy; wall-clock safety net hit before the LP",
                              wall_clock_hit=True)
-    relaxation = solve_lp_by_columns(p, options, net, layout)
+    relaxation = solve_lp_by_columns(p, options, net, layout,
+                                     initial_options=np.flatnonzero(x))
     bound, priced, master = relaxation.bound_usd, relaxation.priced, relaxation.master
 
     def proven() -> bool:
