@@ -8,6 +8,9 @@ in the same run; it is skipped above --full-max-options (it takes minutes there)
     python bench/allocation.py                         # 200x5x24 and 1000x12x24
     python bench/allocation.py --full-max-options 0    # lp-guided only
     python bench/allocation.py --moldable              # every job may run on 1 to 8 GPUs
+    python bench/allocation.py --sizes 5000x20x24,20000x100x24 --methods lp-guided \
+        --time-limit 10 --skip-lp-bound                # the second is skipped, saying why:
+                                                       # its options would not fit (--max-options)
     python bench/allocation.py --sizes 1000x12x24 --methods "" --lp-bound-check
                                                        # the LP bound with and without the
                                                        # options' upper bounds
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import resource
 import subprocess
 import sys
 import time
@@ -55,6 +59,9 @@ from optimization.solver import LP_METHODS, SafetyNet
 from sites import DEFAULT_GPUS, SiteSpec, SyntheticDiurnal, default_affinity
 
 GPU_TYPES = ("K80", "P100", "V100")
+# Peak memory per option while a round's options are built: 2.09 GiB for the 13.85M options
+# of 2000x100x24 (measured 2026-12-03), about 160 bytes each.
+BYTES_PER_OPTION = 160
 
 
 def make_round(n_jobs: int, n_sites: int, horizon: int, seed: int = 0, moldable: bool = False):
@@ -204,6 +211,11 @@ def decomposed_runs(federation: Federation, p, solver: SolverOptions, time_limit
         report(f"{n} Dask", run, scattered, round_s, one)
 
 
+def peak_rss_gib() -> float:
+    """This process's peak resident memory so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 def run_default_scenario() -> float:
     """Wall time of ``carbonfed run default`` as a user runs it (a separate process)."""
     started = time.perf_counter()
@@ -252,6 +264,9 @@ def main() -> None:
     parser.add_argument("--aggregate-usd", type=float, default=0.0,
                         help="lp-guided merges near-identical demands within this many USD a "
                              "job (SolverOptions.aggregate_tolerance_usd; 0: none)")
+    parser.add_argument("--max-options", type=int, default=40_000_000,
+                        help="skip a size whose options could exceed this (jobs x pools x "
+                             "starts): building them takes ~150 bytes each")
     parser.add_argument("--skip-lp-bound", action="store_true",
                         help="do not solve the full LP (minutes at 5000x20x24)")
     args = parser.parse_args()
@@ -259,6 +274,15 @@ def main() -> None:
           f"{'HiGHS s':>8} {'total s':>8} {'objective':>10} {'gap to LP':>9}  status")
     for size in args.sizes.split(","):
         n_jobs, n_sites, horizon = map(int, size.split("x"))
+        # every job on every pool (3 a site) at every start; moldable jobs at up to 4 counts
+        most = n_jobs * n_sites * len(GPU_TYPES) * horizon * (4 if args.moldable else 1)
+        if most > args.max_options:
+            print(f"{size:>12} skipped: up to {most:,} options, above --max-options "
+                  f"{args.max_options:,}; at ~{BYTES_PER_OPTION} bytes an option while they "
+                  f"are built (2000x100x24: 13.85M options, 2.09 GiB peak), "
+                  f"~{most * BYTES_PER_OPTION / 2**30:.0f} GiB: rounds this size need options "
+                  f"kept implicit (issue 22)")
+            continue
         federation, offers, jobs, config = make_round(n_jobs, n_sites, horizon, args.seed,
                                                       args.moldable)
         solver = SolverOptions(args.time_limit, args.mip_gap, config.solver.threads,
@@ -318,7 +342,7 @@ def main() -> None:
             print(f"{size:>12} {method:>10} {p.n_options:>8} {nnz:>9} {build:>8.2f} "
                   f"{solution.solve_time_s:>8.2f} {total:>8.2f} {solution.objective_usd:>10.2f} "
                   f"{gap_text}  {solution.status} (own gap {solution.gap:.3%}; "
-                  f"{solution.message})")
+                  f"{solution.message}; peak RSS so far {peak_rss_gib():.2f} GiB)")
         if "full" in totals and "lp-guided" in totals:
             print(f"{size:>12} {'speed-up':>10} lp-guided is "
                   f"{totals['full'] / totals['lp-guided']:.1f}x faster than the Pyomo model")
