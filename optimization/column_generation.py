@@ -142,9 +142,16 @@ def lagrangian_bound(layout: AllocationLayout, mu: np.ndarray, lam: float,
     p = layout.problem
     if priced is None:
         priced = priced_costs(layout, mu, lam)
-    per_demand = p.demand_groups.minimum(priced, initial=p.deferral_penalty_usd)
+    return lagrangian_value(p, mu, lam,
+                            p.demand_groups.minimum(priced, initial=p.deferral_penalty_usd))
+
+
+def lagrangian_value(p: AllocationProblem, mu: np.ndarray, lam: float,
+                     least_usd: np.ndarray) -> float:
+    """L(mu, lambda) from each demand's least priced way, min(penalty_d, min_o priced_o)
+    (``least_usd``; pricing at the sites gathers it from every shard's minima)."""
     cap = 0.0 if p.carbon_cap_kg is None else float(p.carbon_cap_kg) * lam
-    return float(p.capacity_gpus.reshape(-1) @ mu + cap + p.demand_count @ per_demand)
+    return float(p.capacity_gpus.reshape(-1) @ mu + cap + p.demand_count @ least_usd)
 
 
 # Above this many padded entries per option, ``cheapest_per_demand`` sorts instead of

@@ -77,6 +77,7 @@ from optimization.column_generation import (
     MIN_SOLVE_BUDGET_S,
     RC_TOLERANCE,
     cheapest_per_demand,
+    lagrangian_value,
     priced_costs,
     split_duals,
 )
@@ -344,8 +345,7 @@ class Coordinator:
         p = self.public
         least = np.minimum.reduce([offer.min_priced_usd for offer in offers])
         y = np.minimum(p.deferral_penalty_usd, least)
-        cap = 0.0 if p.carbon_cap_kg is None else float(p.carbon_cap_kg) * duals.lam
-        return float(p.capacity_gpus.reshape(-1) @ duals.mu + cap + p.demand_count @ y), y
+        return lagrangian_value(p, duals.mu, duals.lam, y), y
 
 
 def solve_decomposed(public: AllocationProblem, pricers: ShardPricers, options: SolverOptions,

@@ -333,9 +333,10 @@ def _solve_aggregated(agg: Aggregation, options: SolverOptions, net: SafetyNet,
     inner = solve_allocation_lp_guided(
         agg.problem, dataclasses.replace(options, aggregate_tolerance_usd=0.0,
                                          time_limit_s=max(net.left_s(), MIN_SOLVE_BUDGET_S)))
-    plan = disaggregate(agg, inner.option_count).option_count
-    value = plan_cost_usd(p, plan, deferred_of(p, plan))
-    status = (SolveStatus.OPTIMAL if relative_gap(value, inner.bound_usd) <= options.mip_gap
+    handed_back = disaggregate(agg, inner.option_count)
+    plan = handed_back.option_count
+    status = (SolveStatus.OPTIMAL
+              if relative_gap(handed_back.cost_usd, inner.bound_usd) <= options.mip_gap
               else SolveStatus.FEASIBLE)
     elapsed = time.perf_counter() - started
     note = (f"{p.n_demands} demands aggregated into {agg.problem.n_demands} (within "
