@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from broker.costs import cost_per_kwh_usd, delay_cost_usd
+from broker.demands import group_identical_jobs
 from broker.federation import Federation
 from broker.jobs import Job
 from broker.offers import RoundOffers
@@ -30,7 +31,6 @@ from broker.planner import (
     RoundProblem,
     assignments_from_counts,
     build_round_problem,
-    group_identical_jobs,
 )
 from optimization import SolveStatus, relative_gap
 from optimization.problem import trivial_lower_bound

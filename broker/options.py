@@ -39,7 +39,13 @@ from broker.costs import (
 from broker.federation import Federation
 from broker.jobs import Job
 from sites.scaling import runtime_h
-from sites.timegrid import slot_index, slot_overlaps, slots_until, window_means
+from sites.timegrid import (
+    slot_index,
+    slot_overlaps,
+    slots_until,
+    start_grid_means,
+    window_means,
+)
 
 # A completion this close after a deadline (hours) still meets it: sums of hours carry noise.
 DEADLINE_TOLERANCE_H = 1e-9
@@ -199,6 +205,8 @@ def job_runs(federation: Federation, jobs: Sequence[Job]) -> Runs:
         empty = np.zeros(0, dtype=int)
         return runs_on(federation, jobs, empty, empty, empty)
     job, gpus, resource, at_boundary = (np.concatenate(a) for a in zip(*parts, strict=True))
+    if len(parts) == 1:  # one count, no boundary run: np.nonzero's order already
+        return runs_on(federation, jobs, job, resource, gpus, at_boundary)
     order = np.lexsort((resource, gpus, ~at_boundary, job))
     return runs_on(federation, jobs, job[order], resource[order], gpus[order],
                    at_boundary[order])
@@ -338,6 +346,41 @@ def price_options(options: Options, price_usd_per_mwh: np.ndarray,
         delay_cost_usd=delay_cost_usd(base.gpus[run], run_to - reference,
                                       delay_cost_usd_per_gpu_h),
     )
+
+
+@dataclass(frozen=True)
+class PricedGrid:
+    """Every run at every start slot of a grid, as (runs, starts) tables: entry [i, s] is
+    option (run i, ``starts[s]``), listed or not. ``cost_usd``: its objective coefficient,
+    what ``price_options`` and ``PricedOptions.problem_columns`` make of it (energy, carbon at
+    its price, transfer, delay: ``optimization.AllocationProblem.option_cost_usd``);
+    ``carbon_kg``: its emissions, when asked for."""
+
+    cost_usd: np.ndarray
+    carbon_kg: np.ndarray | None
+
+
+def price_start_grid(runs: Runs, starts: np.ndarray, price_usd_per_mwh: np.ndarray,
+                     carbon_g_per_kwh: np.ndarray, slot_h: float, carbon_price_usd_per_t: float,
+                     delay_cost_usd_per_gpu_h: float, with_carbon: bool = False) -> PricedGrid:
+    """``price_options`` of ``at_starts(runs, starts, slot_h)`` on a round's frame (delay
+    from now), without listing the options: one mean per entry, of the cost of a kWh with
+    carbon priced in (``cost_per_kwh_usd``: the mean of a sum is the sum of the means), where
+    the parts take two (``start_grid_means``)."""
+    starts = np.asarray(starts, dtype=np.int64)
+    kwh_usd = cost_per_kwh_usd(price_usd_per_mwh, carbon_g_per_kwh, carbon_price_usd_per_t)
+    (cost,) = start_grid_means((kwh_usd,), runs.site, runs.transfer_h, runs.occupy_h, starts,
+                               slot_h)
+    cost *= runs.energy_kwh[:, None]
+    cost += runs.transfer_cost_usd[:, None]
+    completion_h = starts[None, :] * slot_h + runs.occupy_h[:, None]
+    cost += delay_cost_usd(runs.gpus[:, None], completion_h, delay_cost_usd_per_gpu_h)
+    carbon = None
+    if with_carbon:
+        (mean,) = start_grid_means((carbon_g_per_kwh,), runs.site, runs.transfer_h,
+                                   runs.occupy_h, starts, slot_h)
+        carbon = emissions_kg(runs.energy_kwh[:, None], mean)
+    return PricedGrid(cost, carbon)
 
 
 # --- interrupted runs (preemptible jobs) ---------------------------------------------------

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from broker.costs import waiting_prices
+from broker.demands import group_identical_jobs, must_run_penalties
 from broker.federation import Federation
 from broker.jobs import Job
 from broker.offers import RoundOffers
@@ -26,6 +27,7 @@ from broker.options import (
     job_runs,
     price_options,
 )
+from broker.round_grid import build_round_grid, listed_options_estimate
 from optimization import (
     SOLVE_METHODS,
     AllocationProblem,
@@ -36,7 +38,8 @@ from optimization import (
     relative_gap,
     solve_allocation,
 )
-from optimization.column_generation import cheapest_per_demand
+from optimization.column_generation import MIN_SOLVE_BUDGET_S, cheapest_per_demand
+from optimization.grid_solve import solve_option_grid
 from optimization.problem import breakdown_usd, deferred_of, plan_cost_usd
 from sites.units import usd_per_t_to_usd_per_kg
 
@@ -50,6 +53,10 @@ class PlannerConfig:
     max_wait_h: float = 24.0  # how long the temporal baseline lets a job without deadline wait
     solver: SolverOptions = field(default_factory=SolverOptions)
     method: str = "auto"
+    # Above this many options (``listed_options_estimate``) a round keeps them as a grid of
+    # runs x starts (``broker.round_grid``) instead of listing them: 2000x100x24's 13.85M listed
+    # options peaked at 2.09 GiB, and 20000x100x24's 138M would need ~21 GiB.
+    max_listed_options: int = 20_000_000
 
     def __post_init__(self) -> None:
         if self.method not in SOLVE_METHODS:
@@ -124,21 +131,6 @@ class RoundProblem:
     boundary: frozenset[int] = frozenset()
 
 
-def _demand_key(job: Job) -> tuple:
-    return (job.home_site, job.job_type, job.gpus, job.work_steps, job.deadline_h, job.dataset_gb,
-            job.gpu_types, job.min_gpus, job.max_gpus, job.preemptible, job.checkpoint_overhead_h,
-            job.checkpoint_gb, job.elastic, job.resize_overhead_h, job.state, job.excluded_sites,
-            job.allowed_sites)
-
-
-def group_identical_jobs(queue: Sequence[Job]) -> tuple[tuple[Job, ...], ...]:
-    """Jobs with equal options and costs form one demand solved as an integer count."""
-    groups: dict[tuple, list[Job]] = {}
-    for job in sorted(queue, key=lambda j: (j.submit_h, j.id)):
-        groups.setdefault(_demand_key(job), []).append(job)
-    return tuple(tuple(g) for g in groups.values())
-
-
 def build_round_problem(
     federation: Federation, offers: RoundOffers, queue: Sequence[Job], config: PlannerConfig
 ) -> RoundProblem:
@@ -188,25 +180,13 @@ def build_round_problem(
         horizon * offers.slot_h, config.delay_cost_usd_per_gpu_h)
     problem = dataclasses.replace(
         problem, deferral_penalty_usd=must_run_penalties(
-            problem, waiting.deferral_penalty_usd,
+            float(np.abs(problem.option_cost_usd).sum()), waiting.deferral_penalty_usd,
             np.array([j.state is not None and not j.preemptible for j in reps], dtype=bool)),
         option_delay_cost_usd=problem.option_delay_cost_usd + waiting.option_lateness_usd)
     schedules = {len(options) + i: sch for i, sch in enumerate(interrupted.schedules)}
     return RoundProblem(problem=problem, demands=demands, schedules=schedules,
                         boundary=frozenset(np.flatnonzero(
                             options.base.boundary[options.run]).tolist()))
-
-
-def must_run_penalties(problem: AllocationProblem, penalty_usd: np.ndarray,
-                       must_run: np.ndarray) -> np.ndarray:
-    """Deferral penalties with the ``must_run`` demands' (running jobs that may not pause)
-    above what any plan can save by deferring them: more than every option and every other
-    deferral together, so an optimal plan (and the greedy one, which starts the costliest
-    deferrals first) runs them."""
-    if not must_run.any():
-        return penalty_usd
-    most = float(np.abs(problem.option_cost_usd).sum() + penalty_usd[~must_run].sum())
-    return np.where(must_run, 2.0 * most + 1.0, penalty_usd)
 
 
 # The most the rest of a round may be let off (see ``_rest_options``): where the settled jobs
@@ -409,8 +389,44 @@ class MilpPlanner:
         self.config = config
 
     def plan(self, offers: RoundOffers, queue: Sequence[Job]) -> Plan:
+        """The round's plan: its options listed, or held as a grid above
+        ``PlannerConfig.max_listed_options`` (``plan_grid``)."""
+        if listed_options_estimate(self.federation, offers, queue,
+                                   self.config.start_offsets) > self.config.max_listed_options:
+            return self.plan_grid(offers, queue)
         return self.plan_problem(
             offers, build_round_problem(self.federation, offers, queue, self.config))
+
+    def plan_grid(self, offers: RoundOffers, queue: Sequence[Job]) -> Plan:
+        """A round held as a grid (``broker.round_grid``), solved by
+        ``optimization.grid_solve`` (greedy, column generation, LP rounding) within the
+        solver's budget, building included; method ``greedy`` stops at the greedy plan."""
+        started = time.perf_counter()
+        round_grid = build_round_grid(self.federation, offers, queue, self.config)
+        built_s = time.perf_counter() - started
+        solver = self.config.solver
+        solved = solve_option_grid(round_grid.grid, dataclasses.replace(
+            solver, time_limit_s=max(solver.time_limit_s - built_s, MIN_SOLVE_BUDGET_S)),
+            lp=self.config.method != "greedy")
+        boundary = np.flatnonzero(round_grid.boundary(solved.option_index))
+        listed = RoundProblem(problem=solved.problem, demands=round_grid.demands,
+                              boundary=frozenset(boundary.tolist()))
+        solution = solved.solution
+        assignments, deferred = assignments_from_counts(
+            self.federation, offers, listed, solution.option_count)
+        return Plan(
+            assignments=tuple(assignments),
+            deferred=tuple(deferred),
+            status=SolveStatus(solution.status),
+            message=solution.message,
+            objective_usd=solution.objective_usd,
+            bound_usd=solution.bound_usd,
+            cost_breakdown_usd=solution.cost_breakdown_usd,
+            n_options=round_grid.grid.n_options,
+            build_time_s=built_s + solution.build_time_s,
+            solve_time_s=solution.solve_time_s,
+            wall_clock_hit=solution.wall_clock_hit,
+        )
 
     def plan_problem(self, offers: RoundOffers, round_problem: RoundProblem) -> Plan:
         """``plan`` of a round already built (the live broker's anytime round builds it once

@@ -63,7 +63,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
@@ -82,7 +82,7 @@ from optimization.column_generation import (
     split_duals,
 )
 from optimization.problem import AllocationProblem
-from optimization.solver import SafetyNet, SolverOptions, SolveStatus
+from optimization.solver import MatrixSolution, SafetyNet, SolverOptions, SolveStatus
 
 # The option arrays of AllocationProblem, read from the dataclass itself (one list, not a copy).
 OPTION_FIELDS = tuple(f.name for f in dataclasses.fields(AllocationProblem)
@@ -297,6 +297,11 @@ class Coordinator:
         self.option_index = np.zeros(0, dtype=np.int64)
         self._held = np.zeros(0, dtype=np.int64)  # option_index, sorted
         self._batches: list[AllocationProblem] = []  # the held columns' data, in column order
+        self.bound_usd = -np.inf  # the best Lagrangian bound so far, and its duals
+        self.best = Duals(None, np.zeros(public.n_resources * public.n_slots), 0.0)
+        self.stopped = ""  # why the last pricing rounds ended before pricing was complete
+        self.setup_s = 0.0
+        self.last: MatrixSolution | None = None  # the master's last optimal solve
 
     def add(self, offers: Sequence[ShardOffer], k: int) -> int:
         """Append, of the offered columns not yet held, each demand's ``k`` lowest-scoring
@@ -324,16 +329,21 @@ class Coordinator:
         self._batches.append(taken)
         return len(chosen)
 
+    def held(self) -> AllocationProblem:
+        """The round with the held columns as its options, in column order."""
+        if len(self._batches) != 1:  # one problem of every held column, in column order
+            self._batches = [with_options(self.public, {
+                name: np.concatenate([getattr(self.public, name)[:0],
+                                      *(getattr(b, name) for b in self._batches)])
+                for name in OPTION_FIELDS})]
+        return self._batches[0]
+
     def held_negative(self, y: np.ndarray, mu: np.ndarray, lam: float) -> np.ndarray:
         """Round indices of the held columns whose reduced cost is below -tol at these duals
         (priced from the columns' own data, as a shard prices them), sorted."""
         if not self._batches:
             return np.zeros(0, dtype=np.int64)
-        if len(self._batches) > 1:  # one problem of every held column, in column order
-            self._batches = [with_options(self.public, {
-                name: np.concatenate([getattr(b, name) for b in self._batches])
-                for name in OPTION_FIELDS})]
-        held = self._batches[0]
+        held = self.held()
         rc = priced_costs(AllocationLayout(held, cells=self.layout.cells), mu, lam)
         rc -= y[held.option_demand]
         return np.sort(self.option_index[rc < -RC_TOLERANCE])
@@ -346,6 +356,45 @@ class Coordinator:
         least = np.minimum.reduce([offer.min_priced_usd for offer in offers])
         y = np.minimum(p.deferral_penalty_usd, least)
         return lagrangian_value(p, duals.mu, duals.lam, y), y
+
+
+@dataclass(frozen=True)
+class PricedRound:
+    """One round of :func:`pricing_rounds`: the master's solution, its duals, the offers."""
+
+    solved: MatrixSolution
+    duals: Duals
+    offers: list[ShardOffer]
+    added: int
+    pricing_s: float
+
+
+def pricing_rounds(coordinator: Coordinator, pricers: ShardPricers, options: SolverOptions,
+                   net: SafetyNet, per_round: int) -> Iterator[PricedRound]:
+    """Solve the master, price at its duals, add the offered columns; again, for at most
+    ``options.pricing_rounds`` rounds. The last round yielded added nothing when pricing is
+    complete; otherwise ``coordinator.stopped`` says why it ended (the safety net, the
+    master's own failure, the rounds budget)."""
+    coordinator.stopped = f"stopped after {options.pricing_rounds} pricing rounds"
+    for k in range(options.pricing_rounds):
+        if k and net.expired():
+            coordinator.stopped = "stopped by the wall-clock safety net"
+            return
+        solved = coordinator.lp.solve(max(net.left_s(), MIN_SOLVE_BUDGET_S))
+        net.note(solved.result)
+        if solved.result.status is not SolveStatus.OPTIMAL:
+            coordinator.stopped = f"master LP: {solved.result.message}"
+            return
+        y, mu, lam = split_duals(coordinator.layout, solved.row_duals)
+        duals = Duals(y, mu, lam, coordinator.held_negative(y, mu, lam))
+        priced_at = time.perf_counter()
+        offers = pricers.price(duals, per_round)
+        took = time.perf_counter() - priced_at
+        added = coordinator.add(offers, per_round)
+        yield PricedRound(solved, duals, offers, added, took)
+        if not added:
+            coordinator.stopped = ""
+            return
 
 
 def solve_decomposed(public: AllocationProblem, pricers: ShardPricers, options: SolverOptions,
@@ -362,59 +411,64 @@ def solve_decomposed(public: AllocationProblem, pricers: ShardPricers, options: 
     pivoting them). A column at its upper bound may then price below zero at the master's own
     y, so the duals returned are the bound's (``Coordinator.bound``), dual feasible either way.
     """
+    return solve_with_coordinator(open_coordinator(public, pricers, options, bounded, initial),
+                                  pricers, options, net, per_round)
+
+
+def open_coordinator(public: AllocationProblem, pricers: ShardPricers, options: SolverOptions,
+                     bounded: bool = True,
+                     initial: int = INITIAL_OPTIONS_PER_DEMAND) -> Coordinator:
+    """A coordinator holding each demand's ``initial`` cheapest options of every shard, with
+    the trivial bound L(0, 0) (``Coordinator.bound_usd``)."""
     started = time.perf_counter()
     cells = np.unique(np.concatenate([np.zeros(0, dtype=np.int64), *pricers.cells()]))
     coordinator = Coordinator(public, cells, options, bounded)
     zero = Duals(None, np.zeros(public.n_resources * public.n_slots), 0.0)
     first = pricers.price(zero, initial)
-    bound, best_y = coordinator.bound(zero, first)  # the trivial bound, L(0, 0)
-    best = Duals(best_y, zero.mu, zero.lam)
+    coordinator.bound_usd, best_y = coordinator.bound(zero, first)
+    coordinator.best = Duals(best_y, zero.mu, zero.lam)
     coordinator.add(first, initial)
-    setup_s = time.perf_counter() - started
+    coordinator.setup_s = time.perf_counter() - started
+    return coordinator
+
+
+def solve_with_coordinator(coordinator: Coordinator, pricers: ShardPricers,
+                           options: SolverOptions, net: SafetyNet,
+                           per_round: int = ADDED_PER_DEMAND_PER_ROUND) -> DecomposedLP:
+    """:func:`solve_decomposed` from an opened coordinator: pricing rounds, the best
+    Lagrangian bound kept (``Coordinator.bound_usd``, its duals ``Coordinator.best``)."""
+    started = time.perf_counter() - coordinator.setup_s
+    public = coordinator.public
     history: list[RoundRecord] = []
     pricing_s = 0.0
     last = None
     complete = False
-    message = ""
-    for _ in range(options.pricing_rounds):
-        if last is not None and net.expired():
-            message = "stopped by the wall-clock safety net"
-            break
-        solved = coordinator.lp.solve(max(net.left_s(), MIN_SOLVE_BUDGET_S))
-        net.note(solved.result)
-        if solved.result.status is not SolveStatus.OPTIMAL:
-            message = f"master LP: {solved.result.message}"
-            break
-        last = solved
-        y, mu, lam = split_duals(coordinator.layout, solved.row_duals)
-        duals = Duals(y, mu, lam, coordinator.held_negative(y, mu, lam))
-        priced_at = time.perf_counter()
-        offers = pricers.price(duals, per_round)
-        took = time.perf_counter() - priced_at
-        pricing_s += took
-        at, at_y = coordinator.bound(duals, offers)
-        if at > bound:
-            bound, best = at, Duals(at_y, mu, lam)
-        added = coordinator.add(offers, per_round)
-        history.append(RoundRecord(solved.result.objective, bound,
-                                   sum(len(offer.option_index) for offer in offers), added, took,
-                                   max(offer.pricing_s for offer in offers),
-                                   solved.result.solve_time_s))
-        if not added:
+    for round_ in pricing_rounds(coordinator, pricers, options, net, per_round):
+        last = coordinator.last = round_.solved
+        pricing_s += round_.pricing_s
+        duals = round_.duals
+        at, at_y = coordinator.bound(duals, round_.offers)
+        if at > coordinator.bound_usd:
+            coordinator.bound_usd, coordinator.best = at, Duals(at_y, duals.mu, duals.lam)
+        history.append(RoundRecord(last.result.objective, coordinator.bound_usd,
+                                   sum(len(offer.option_index) for offer in round_.offers),
+                                   round_.added, round_.pricing_s,
+                                   max(offer.pricing_s for offer in round_.offers),
+                                   last.result.solve_time_s))
+        if not round_.added:
             complete = True
-            bound = max(bound, solved.result.objective)
-            break
-    else:
-        message = f"stopped after {options.pricing_rounds} pricing rounds"
+            coordinator.bound_usd = max(coordinator.bound_usd, last.result.objective)
+    message = coordinator.stopped
+    bound, best = coordinator.bound_usd, coordinator.best
     n_d = public.n_demands
     assert best.y is not None
     if last is None:
         return DecomposedLP(np.nan, bound, False, best.y, best.mu, best.lam,
                             np.zeros(0, dtype=np.int64), np.zeros(0), public.demand_count * 1.0,
-                            history, setup_s, pricing_s, coordinator.lp.solve_s,
+                            history, coordinator.setup_s, pricing_s, coordinator.lp.solve_s,
                             time.perf_counter() - started, message or "no master LP solved")
     x = last.x  # columns added after the last solve are not in it
     return DecomposedLP(last.result.objective, bound, complete, best.y, best.mu, best.lam,
                         coordinator.option_index[:len(x) - n_d], x[n_d:].copy(), x[:n_d].copy(),
-                        history, setup_s, pricing_s, coordinator.lp.solve_s,
+                        history, coordinator.setup_s, pricing_s, coordinator.lp.solve_s,
                         time.perf_counter() - started, message)

@@ -63,6 +63,31 @@ class WindowRoom:
         self._build(resource)
 
 
+def fill_demand(room: WindowRoom, jobs: int, resource: np.ndarray, begin: np.ndarray,
+                slots: np.ndarray, gpus: np.ndarray, rank: np.ndarray, carbon: np.ndarray,
+                carbon_left: float) -> list[tuple[int, int]]:
+    """One demand's ``jobs``, each on the best-ranked of its options (the arrays, one entry
+    each; the lowest index on ties) whose window still has room for its GPUs and whose
+    emissions fit ``carbon_left``: (option, jobs) pairs, the room taken as it goes. Jobs left
+    when nothing fits are deferred."""
+    taken: list[tuple[int, int]] = []
+    while jobs > 0:
+        fits = np.floor((room.least(resource, begin, slots) + FIT_TOLERANCE) / gpus)
+        if np.isfinite(carbon_left):
+            by_carbon = np.floor((carbon_left + FIT_TOLERANCE) / np.maximum(carbon, 1e-300))
+            fits = np.minimum(fits, np.where(carbon > 0, by_carbon, np.inf))
+        candidates = np.flatnonzero(fits >= 1)
+        if not len(candidates):
+            break
+        i = int(candidates[np.argmin(rank[candidates])])
+        k = int(min(jobs, fits[i]))
+        taken.append((i, k))
+        room.take(int(resource[i]), int(begin[i]), int(slots[i]), k * gpus[i])
+        carbon_left -= k * float(carbon[i])
+        jobs -= k
+    return taken
+
+
 def greedy_allocation(p: AllocationProblem, start: np.ndarray | None = None,
                       option_rank: np.ndarray | None = None) -> np.ndarray:
     """Jobs of each demand on each option (integer, per option) of the greedy plan.
@@ -111,25 +136,12 @@ def greedy_allocation(p: AllocationProblem, start: np.ndarray | None = None,
     tried_slots, tried_gpus = p.option_slots[tried], p.option_gpus[tried].astype(float)
     tried_rank, tried_carbon = rank[tried], p.option_carbon_kg[tried]
     for d in np.argsort(-priority, kind="stable"):
-        remaining = int(left[d])
         lo, hi = tried_bounds[d], tried_bounds[d + 1]
-        if remaining == 0 or lo == hi:
+        if left[d] == 0 or lo == hi:
             continue
-        own = tried[lo:hi]
-        resource, begin, slots = tried_resource[lo:hi], tried_start[lo:hi], tried_slots[lo:hi]
-        gpus, own_rank, carbon = tried_gpus[lo:hi], tried_rank[lo:hi], tried_carbon[lo:hi]
-        while remaining > 0:
-            fits = np.floor((room.least(resource, begin, slots) + FIT_TOLERANCE) / gpus)
-            if np.isfinite(carbon_left):
-                by_carbon = np.floor((carbon_left + FIT_TOLERANCE) / np.maximum(carbon, 1e-300))
-                fits = np.minimum(fits, np.where(carbon > 0, by_carbon, np.inf))
-            candidates = np.flatnonzero(fits >= 1)
-            if not len(candidates):
-                break
-            i = candidates[np.argmin(own_rank[candidates])]
-            k = int(min(remaining, fits[i]))
-            x[own[i]] += k
-            room.take(int(resource[i]), int(begin[i]), int(slots[i]), k * gpus[i])
-            carbon_left -= k * float(carbon[i])
-            remaining -= k
+        for i, k in fill_demand(room, int(left[d]), tried_resource[lo:hi], tried_start[lo:hi],
+                                tried_slots[lo:hi], tried_gpus[lo:hi], tried_rank[lo:hi],
+                                tried_carbon[lo:hi], carbon_left):
+            x[tried[lo + i]] += k
+            carbon_left -= k * float(tried_carbon[lo + i])
     return x

@@ -91,6 +91,70 @@ def window_means(
     return means
 
 
+def start_grid_means(
+    signals: Sequence[np.ndarray], row: np.ndarray, from_h: np.ndarray, to_h: np.ndarray,
+    starts: np.ndarray, slot_h: float
+) -> list[np.ndarray]:
+    """``window_means`` of the windows [s slot_h + from_h[i], s slot_h + to_h[i]) for every
+    row i of runs and every start slot s of ``starts``: (runs, starts) tables, the same means.
+
+    A run's windows all lie the same hours into their slots, so each end is found on the grid
+    once per run: k slots on from the start slot, ``into`` hours in. F there, for every start
+    at once, is one row of a small table ``at[row, k, s]`` = F at slot k + starts[s] (F
+    extended past the horizon with the row's mean, ``window_means``' assumption), plus
+    ``into`` times the slot's value from a table alike: a row gather per run and end, no
+    search and no per-entry slot arithmetic. This is what prices millions of options without
+    listing them.
+    """
+    row = np.asarray(row, dtype=np.int64)
+    starts = np.asarray(starts, dtype=np.int64)
+    from_h, to_h = np.asarray(from_h, dtype=float), np.asarray(to_h, dtype=float)
+    width = to_h - from_h
+    per_hour = np.divide(1.0, width, out=np.zeros_like(width), where=width > 0)[:, None]
+    n_slots = np.shape(np.atleast_2d(signals[0]))[1] if len(signals) else 0
+    ends = [_RunEnds(at, slot_h, n_slots) for at in (to_h, from_h)]
+    means = []
+    for values in signals:
+        values = np.atleast_2d(np.asarray(values, dtype=float))
+        tail_mean = values.mean(axis=1)
+        # F and the value at slots 0 .. n_slots + the last start, then read at k + starts[s]
+        past = np.arange(1, int(starts.max(initial=0)) + 1) * slot_h
+        integral = running_integral(values, slot_h)
+        integral = np.hstack([integral, integral[:, -1:] + past * tail_mean[:, None]])
+        value = np.hstack([values, np.repeat(tail_mean[:, None], len(past) + 1, axis=1)])
+        k_s = np.arange(n_slots + 1)[:, None] + starts[None, :]
+        # (rows x k, starts) tables, small; a run's end reads one row of each
+        at = integral[:, k_s].reshape(-1, len(starts))
+        slope = value[:, k_s].reshape(-1, len(starts))
+        out = ends[0].integral(at, slope, row, tail_mean)
+        out -= ends[1].integral(at, slope, row, tail_mean)
+        out *= per_hour
+        means.append(out)
+    return means
+
+
+class _RunEnds:
+    """One end of each run's window, ``at_h`` hours after its start slot: k slots on (at
+    most the horizon's; the hours beyond it read at the row's mean) and ``into_h`` hours into
+    that slot, the same for every start."""
+
+    def __init__(self, at_h: np.ndarray, slot_h: float, n_slots: int) -> None:
+        at = np.maximum(at_h, 0.0)
+        k = np.floor(at / slot_h).astype(np.int64)
+        self.into_h = at - k * slot_h
+        self.k = np.minimum(k, n_slots)
+        self.past_h = (k - self.k) * slot_h
+        self.n_k = n_slots + 1
+
+    def integral(self, at: np.ndarray, slope: np.ndarray, row: np.ndarray,
+                 tail_mean: np.ndarray) -> np.ndarray:
+        line = row * self.n_k + self.k
+        out = np.take(at, line, axis=0)
+        out += self.into_h[:, None] * np.take(slope, line, axis=0)
+        out += (self.past_h * tail_mean[row])[:, None]
+        return out
+
+
 class _GridPoints:
     """Times ``at_h`` on rows ``row`` of a (rows, slots) grid: the slot each falls in and the
     hours into it (times past the horizon: the last slot's end, and the hours past it)."""

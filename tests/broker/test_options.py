@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from broker.baselines import _Placer
+from broker.demands import group_identical_jobs
 from broker.live import estimate_run
 from broker.metering import Meter
 from broker.offers import RoundOffers
@@ -30,7 +31,7 @@ from broker.options import (
     run_of,
 )
 from broker.period_plan import PeriodPlanSettings, build_period_problem
-from broker.planner import PlannerConfig, build_round_problem, group_identical_jobs
+from broker.planner import PlannerConfig, build_round_problem
 from broker.simulation import SimulationSetup
 from scenarios.build import build_run
 from scenarios.loader import load_scenario

@@ -38,8 +38,18 @@ def offers(fed: Federation, carbon: list[list[float]], price: list[list[float]])
 
 
 def plan(fed, round_offers, jobs, **config):
+    """The listed round's plan (the Pyomo model), after checking that the same round held as
+    a grid (``broker.round_grid``: every round above ``max_listed_options``) plans the same
+    jobs at the same cost."""
     planner = MilpPlanner(fed, PlannerConfig(solver=EXACT, method="full", **config))
-    return planner.plan(round_offers, jobs)
+    listed = planner.plan(round_offers, jobs)
+    grid = MilpPlanner(fed, PlannerConfig(solver=EXACT, max_listed_options=0, **config))
+    held = grid.plan(round_offers, jobs)
+    assert "held as a grid" in held.message
+    assert held.objective_usd == pytest.approx(listed.objective_usd, rel=1e-9, abs=1e-12)
+    assert sorted(held.deferred) == sorted(listed.deferred)
+    assert held.n_options == listed.n_options
+    return listed
 
 
 TWO_SITES = (

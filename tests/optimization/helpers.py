@@ -49,3 +49,34 @@ def random_problem(seed: int, n_demands: int = 12, n_resources: int = 4, n_slots
         option_delay_cost_usd=0.1 * t * gpus_of[d], carbon_price_usd_per_kg=0.1,
         carbon_cap_kg=carbon_cap_kg,
     )
+
+
+def grid_of(p: AllocationProblem, seed: int | None = None):
+    """The round ``p`` (``random_problem``'s: every (demand, resource) pair a run at every
+    start, run-major) as an ``OptionGrid``, and the listed round it holds. With ``seed``, each
+    run keeps a random number of its leading starts (as deadlines cut them), the listed round
+    only those options."""
+    from optimization.decomposed import OPTION_FIELDS, with_options
+    from optimization.option_grid import OptionGrid
+
+    n_slots = p.n_slots
+    runs = p.n_options // n_slots
+    assert (p.option_start.reshape(runs, n_slots) == np.arange(n_slots)).all()
+    first = np.arange(runs) * n_slots
+    run_starts = np.full(runs, n_slots)
+    if seed is not None:
+        run_starts = np.random.default_rng(seed).integers(0, n_slots + 1, size=runs)
+    kept = np.flatnonzero(np.arange(n_slots)[None, :] < run_starts[:, None])
+    listed = with_options(p, {name: getattr(p, name)[kept] for name in OPTION_FIELDS})
+
+    def lister(index: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: getattr(p, name)[index] for name in OPTION_FIELDS}
+
+    grid = OptionGrid(
+        public=with_options(p, {name: getattr(p, name)[:0] for name in OPTION_FIELDS}),
+        run_demand=p.option_demand[first], run_resource=p.option_resource[first],
+        run_gpus=p.option_gpus[first], run_slots=p.option_slots[first],
+        starts=np.arange(n_slots), run_starts=run_starts,
+        cost_usd=p.option_cost_usd.reshape(runs, n_slots),
+        carbon_kg=p.option_carbon_kg.reshape(runs, n_slots), lister=lister)
+    return grid, listed, kept

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sites.timegrid import running_integral, window_mean
+from sites.timegrid import running_integral, start_grid_means, window_mean, window_means
 
 VALUES = np.array([[10.0, 20.0, 30.0],
                    [100.0, 0.0, 50.0]])
@@ -60,3 +60,28 @@ def test_vectorised_over_rows_and_windows_and_zero_width():
                       np.array([1.0, 2.0, 2.5, 1.0]), 1.0)
     # row 1 [0,1): 100; row 0 [0.5,2): 16.667; row 1 [1.5,2.5): 0.5 x 0 + 0.5 x 50 = 25; width 0
     np.testing.assert_allclose(out, [100.0, 25 / 1.5, 25.0, 0.0])
+
+
+@pytest.mark.parametrize("slot_h", [1.0, 0.25])
+def test_start_grid_means_are_window_means_at_every_start(slot_h):
+    """Each run's windows at every start of a grid, as ``window_means`` prices them one by
+    one: runs with and without a lead-in, windows ending past the horizon or starting past it
+    (the row's mean there), zero-width windows (mean 0), starts not evenly spaced."""
+    rng = np.random.default_rng(3)
+    signals = [rng.normal(50, 20, (4, 16)), rng.uniform(0, 500, (4, 16))]
+    n = 400
+    row = rng.integers(0, 4, n)
+    from_h = np.where(rng.random(n) < 0.3, 0.0, rng.uniform(0, 3, n)) * slot_h * 4
+    to_h = from_h + rng.uniform(0.1, 30, n) * slot_h
+    to_h[:5] = from_h[:5]
+    from_h[5:10] = 20 * slot_h  # the whole window past the horizon
+    to_h[5:10] = from_h[5:10] + 2.5 * slot_h
+    starts = np.array([0, 1, 2, 5, 9, 15])
+    got = start_grid_means(signals, row, from_h, to_h, starts, slot_h)
+    at = np.repeat(np.arange(n), len(starts))
+    begin = np.tile(starts, n) * slot_h
+    want = window_means(signals, row[at], begin + from_h[at], begin + to_h[at], slot_h)
+    for g, w in zip(got, want, strict=True):
+        assert g.shape == (n, len(starts))
+        np.testing.assert_allclose(g.reshape(-1), w, rtol=1e-12, atol=1e-10)
+    assert (got[0][:5] == 0).all()

@@ -1,0 +1,208 @@
+"""A round held as an option grid, solved within its budget: a plan at once, then the LP.
+
+1. **The greedy plan** (``option_grid.grid_greedy``): feasible, in seconds at 144M options.
+2. **The LP relaxation by column generation** (``optimization.decomposed.solve_decomposed``
+   with the grid as its one pricing shard, ``option_grid.GridPricers``), within what is left of
+   the budget. Every pricing round gives a Lagrangian bound, valid whether or not the LP
+   finishes; the best one is the plan's proof.
+3. **LP rounding**: the master's last solution, whole jobs kept, completed greedily in order of
+   reduced cost (``lp_guided.lp_rounding``'s rule), on the listed columns.
+
+The cheaper of the two plans is returned with the best bound: OPTIMAL when within the MIP gap,
+else FEASIBLE. The plan lives on a small listed round (``GridSolution.problem``: the options
+the plan and the master hold, priced by the broker's own code), which the planner reads as any
+round.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from optimization.allocation_matrix import AllocationLayout
+from optimization.column_generation import (
+    ADDED_PER_DEMAND_PER_ROUND,
+    MIN_SOLVE_BUDGET_S,
+    split_duals,
+)
+from optimization.decomposed import (
+    Coordinator,
+    Duals,
+    open_coordinator,
+    pricing_rounds,
+    solve_with_coordinator,
+)
+from optimization.lp_guided import FIT_TOLERANCE, goal_usd, solve_restricted_mip
+from optimization.option_grid import (
+    GridPlan,
+    GridPricers,
+    OptionGrid,
+    grid_greedy,
+    trivial_bound,
+)
+from optimization.problem import (
+    AllocationProblem,
+    AllocationSolution,
+    deferred_of,
+    make_solution,
+    plan_cost_usd,
+)
+from optimization.solver import MatrixSolution, SafetyNet, SolverOptions
+from optimization.status import SolveStatus, relative_gap
+
+# Share of the budget kept for rounding the LP after column generation stops.
+ROUNDING_SHARE = 0.15
+INTEGRAL_TOLERANCE = 1e-6
+
+
+def grid_dive(grid: OptionGrid, coordinator: Coordinator, pricers: GridPricers,
+              last: MatrixSolution, options: SolverOptions, net: SafetyNet) -> GridPlan | None:
+    """``lp_guided.incumbent_by_diving`` on the grid's master: for every demand still
+    fractional, one more job fixed onto the column the LP likes best (highest value) while the
+    fixed jobs' GPUs fit and their emissions stay under the cap; re-solve and re-price over
+    the whole grid (``decomposed.pricing_rounds``), until the LP is integral (its plan) or
+    ``dive_steps`` re-solves or the safety net end it (its last LP rounded: whole jobs kept,
+    the rest by the greedy in order of reduced cost). None when not one re-solve was made."""
+    p = coordinator.public
+    n_d = p.n_demands
+    capacity = p.capacity_gpus.reshape(-1)
+    used = np.zeros(len(capacity))
+    carbon_left = np.inf if p.carbon_cap_kg is None else float(p.carbon_cap_kg)
+    fixed: dict[int, int] = {}  # column -> jobs fixed onto it
+    fixed_per_demand = np.zeros(n_d)
+    for step in range(options.dive_steps + 1):
+        x = last.x[n_d:]
+        held = coordinator.held()
+        frac = np.abs(x - np.rint(x)) > INTEGRAL_TOLERANCE
+        if not frac.any():
+            whole = np.flatnonzero(np.rint(x) > 0)
+            order = np.argsort(coordinator.option_index[whole])
+            return GridPlan(coordinator.option_index[whole][order],
+                            np.rint(x[whole][order]).astype(np.int64))
+        if step == options.dive_steps or net.expired():
+            return _rounded(grid, coordinator, last) if step else None
+        candidates = np.flatnonzero(frac)
+        candidates = candidates[np.argsort(-x[candidates], kind="stable")]
+        progressed = False
+        for o in candidates:
+            d = held.option_demand[o]
+            if fixed_per_demand[d] >= p.demand_count[d] or fixed.get(int(o), 0) >= np.ceil(x[o]):
+                continue
+            cells = held.option_cells(o)
+            if (used[cells] + held.option_gpus[o] > capacity[cells] + FIT_TOLERANCE).any():
+                continue
+            if held.option_carbon_kg[o] > carbon_left + FIT_TOLERANCE:
+                continue
+            used[cells] += held.option_gpus[o]
+            carbon_left -= held.option_carbon_kg[o]
+            fixed[int(o)] = fixed.get(int(o), 0) + 1
+            fixed_per_demand[d] += 1
+            progressed = True
+        if progressed:
+            chosen = np.array(sorted(fixed), dtype=np.int64)
+            lower = np.array([fixed[int(o)] for o in chosen], dtype=float)
+            upper = p.demand_count[held.option_demand[chosen]].astype(float)
+        else:  # every fractional column is blocked by the jobs fixed so far: forbid them
+            chosen = candidates
+            lower = upper = np.zeros(len(chosen))
+        coordinator.lp.change_column_bounds(n_d + chosen, lower, upper)
+        solved = None
+        for round_ in pricing_rounds(coordinator, pricers, options, net,
+                                     ADDED_PER_DEMAND_PER_ROUND):
+            solved = round_.solved
+        if solved is None:
+            return _rounded(grid, coordinator, last)
+        last = solved
+    return _rounded(grid, coordinator, last)
+
+
+def _rounded(grid: OptionGrid, coordinator: Coordinator, solved: MatrixSolution) -> GridPlan:
+    """A master solution's whole jobs, completed by the grid's greedy in order of reduced cost
+    at its duals (``lp_guided.lp_rounding``'s rule)."""
+    n_d = coordinator.public.n_demands
+    whole = np.floor(solved.x[n_d:] + INTEGRAL_TOLERANCE).astype(np.int64)
+    kept = np.flatnonzero(whole > 0)
+    index = coordinator.option_index[kept]
+    order = np.argsort(index)
+    y, mu, lam = split_duals(coordinator.layout, solved.row_duals)
+    return grid_greedy(grid, start=GridPlan(index[order], whole[kept][order]),
+                       duals=Duals(y, mu, lam))
+
+
+@dataclass(frozen=True)
+class GridSolution:
+    """The plan on ``problem`` (the listed options: ``option_index`` in the grid), with the
+    bound and status of the whole round, and how the time went."""
+
+    problem: AllocationProblem
+    option_index: np.ndarray
+    solution: AllocationSolution
+    greedy_s: float
+    lp_rounds: int
+    lp_s: float  # column generation's time, the first master included
+
+
+def solve_option_grid(grid: OptionGrid, options: SolverOptions, lp: bool = True) -> GridSolution:
+    """Greedy, column generation, LP rounding and diving within the budget (module
+    docstring); ``lp=False``: the greedy plan alone, with the trivial bound."""
+    started = time.perf_counter()
+    net = SafetyNet(options.time_limit_s)
+    plans = [(grid_greedy(grid), "greedy")]
+    greedy_s = time.perf_counter() - started
+    bound = trivial_bound(grid)
+    relaxation, rounds = None, 0
+    work_net = SafetyNet(max(net.left_s() - ROUNDING_SHARE * options.time_limit_s, 0.0))
+    if lp and not work_net.expired():
+        pricers = GridPricers(grid)
+        coordinator = open_coordinator(grid.public, pricers, options)
+        relaxation = solve_with_coordinator(coordinator, pricers, options, work_net)
+        bound, rounds = max(bound, relaxation.bound_usd), relaxation.rounds
+        last = coordinator.last
+        if last is not None:
+            plans.append((_rounded(grid, coordinator, last), "LP rounding"))
+            if not work_net.expired():
+                dive = grid_dive(grid, coordinator, pricers, last, options, work_net)
+                if dive is not None:
+                    plans.append((dive, "LP diving"))
+    held = np.zeros(0, dtype=np.int64) if relaxation is None else coordinator.option_index
+    index = np.unique(np.concatenate([held, *(plan.index for plan, _ in plans)]))
+    p = grid.listed(index)
+    upper, x, source = np.inf, np.zeros(p.n_options, dtype=np.int64), "greedy"
+    for plan, name in plans:
+        counts = np.zeros(p.n_options, dtype=np.int64)
+        counts[np.searchsorted(index, plan.index)] = plan.count
+        value = plan_cost_usd(p, counts, deferred_of(p, counts))
+        if value < upper:
+            upper, x, source = value, counts, name
+    for _ in range(options.restricted_mips if len(held) else 0):
+        # a MILP over the master's columns and the plans' options, warm-started from the
+        # best plan: its plans are the round's, its bound is not (the grid's bound stands)
+        if relative_gap(upper, bound) <= options.mip_gap or net.left_s() < MIN_SOLVE_BUDGET_S:
+            break
+        solved = solve_restricted_mip(AllocationLayout(p), np.arange(p.n_options), options,
+                                      net, x, goal_usd(bound, options.mip_gap))
+        if solved is None:
+            break
+        value = plan_cost_usd(p, solved.option_count, deferred_of(p, solved.option_count))
+        if value < upper:
+            upper, x, source = value, solved.option_count, "restricted MILP"
+        break  # the same set again would end where this one did
+    status = (SolveStatus.OPTIMAL if relative_gap(upper, bound) <= options.mip_gap
+              else SolveStatus.FEASIBLE)
+    if relaxation is None:
+        lp_note = "no time for the LP" if lp else "greedy only"
+    else:
+        lp_note = (f"LP {'complete' if relaxation.complete else 'not finished'} after "
+                   f"{relaxation.rounds} pricing rounds")
+    hit = net.expired() or work_net.hit
+    elapsed = time.perf_counter() - started
+    master_s = 0.0 if relaxation is None else coordinator.lp.solve_s
+    solution = make_solution(
+        p, status, x, bound, elapsed - master_s, master_s,
+        message=f"plan from {source} over {grid.n_options:,} options held as a grid; "
+                f"{lp_note}" + ("; wall-clock safety net hit" if hit else ""),
+        wall_clock_hit=hit)
+    return GridSolution(p, index, solution, greedy_s, rounds,
+                        0.0 if relaxation is None else relaxation.total_s)
