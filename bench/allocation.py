@@ -8,9 +8,10 @@ in the same run; it is skipped above --full-max-options (it takes minutes there)
     python bench/allocation.py                         # 200x5x24 and 1000x12x24
     python bench/allocation.py --full-max-options 0    # lp-guided only
     python bench/allocation.py --moldable              # every job may run on 1 to 8 GPUs
-    python bench/allocation.py --sizes 5000x20x24,20000x100x24 --methods lp-guided \
-        --time-limit 10 --skip-lp-bound                # the second is skipped, saying why:
-                                                       # its options would not fit (--max-options)
+    python bench/allocation.py --sizes 5000x20x24,20000x100x24 --methods lp-guided,grid \
+        --time-limit 10 --skip-lp-bound                # lp-guided is skipped at the second,
+                                                       # saying why (--max-options); the grid
+                                                       # (options held as runs x starts) runs
     python bench/allocation.py --sizes 1000x12x24 --methods "" --lp-bound-check
                                                        # the LP bound with and without the
                                                        # options' upper bounds
@@ -41,6 +42,7 @@ import pandas as pd
 from broker.federation import Federation
 from broker.offers import RoundOffers
 from broker.planner import PlannerConfig, build_round_problem
+from broker.round_grid import build_round_grid
 from broker.workload import SyntheticWorkload
 from optimization import SolverOptions, solve_allocation
 from optimization.allocation_matrix import allocation_matrix
@@ -55,6 +57,7 @@ from optimization.decomposed import (
     solve_decomposed,
     split_by_resource,
 )
+from optimization.grid_solve import solve_option_grid
 from optimization.solver import LP_METHODS, SafetyNet
 from sites import DEFAULT_GPUS, SiteSpec, SyntheticDiurnal, default_affinity
 
@@ -211,6 +214,28 @@ def decomposed_runs(federation: Federation, p, solver: SolverOptions, time_limit
         report(f"{n} Dask", run, scattered, round_s, one)
 
 
+def grid_run(federation: Federation, offers: RoundOffers, jobs, config: PlannerConfig,
+             solver: SolverOptions, bound: float, size: str) -> None:
+    """The round held as a grid (``broker.round_grid``) and solved by ``optimization.
+    grid_solve`` within the time limit, building included, as the planner does above
+    ``PlannerConfig.max_listed_options``: one line, with the greedy plan's and the LP's time."""
+    started = time.perf_counter()
+    grid = build_round_grid(federation, offers, jobs, config).grid
+    build_s = time.perf_counter() - started
+    solved = solve_option_grid(grid, dataclasses.replace(
+        solver, time_limit_s=max(solver.time_limit_s - build_s, 0.05)))
+    total = time.perf_counter() - started
+    solution = solved.solution
+    gap = (solution.objective_usd - bound) / abs(solution.objective_usd)
+    gap_text = f"{gap:>9.3%}" if np.isfinite(gap) else f"{'-':>9}"
+    print(f"{size:>12} {'grid':>10} {grid.n_options:>8} {'-':>9} {build_s:>8.2f} "
+          f"{solution.solve_time_s:>8.2f} {total:>8.2f} {solution.objective_usd:>10.2f} "
+          f"{gap_text}  {solution.status} (own gap {solution.gap:.3%}, bound "
+          f"{solution.bound_usd:.2f}; greedy plan after {build_s + solved.greedy_s:.2f} s, "
+          f"LP {solved.lp_s:.2f} s; {solution.message}; peak RSS so far "
+          f"{peak_rss_gib():.2f} GiB)")
+
+
 def peak_rss_gib() -> float:
     """This process's peak resident memory so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -228,7 +253,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="200x5x24,1000x12x24")
     parser.add_argument("--methods", default="lp-guided,full",
-                        help="methods to run (full = the Pyomo model, the baseline)")
+                        help="methods to run (full = the Pyomo model, the baseline; grid = "
+                             "the round held as a grid of runs x starts, as the planner "
+                             "holds rounds above PlannerConfig.max_listed_options)")
     parser.add_argument("--full-max-options", type=int, default=100_000,
                         help="skip the Pyomo baseline above this many options (minutes)")
     parser.add_argument("--seed", type=int, default=0)
@@ -276,12 +303,19 @@ def main() -> None:
         n_jobs, n_sites, horizon = map(int, size.split("x"))
         # every job on every pool (3 a site) at every start; moldable jobs at up to 4 counts
         most = n_jobs * n_sites * len(GPU_TYPES) * horizon * (4 if args.moldable else 1)
+        methods = list(filter(None, args.methods.split(",")))
         if most > args.max_options:
-            print(f"{size:>12} skipped: up to {most:,} options, above --max-options "
-                  f"{args.max_options:,}; at ~{BYTES_PER_OPTION} bytes an option while they "
-                  f"are built (2000x100x24: 13.85M options, 2.09 GiB peak), "
-                  f"~{most * BYTES_PER_OPTION / 2**30:.0f} GiB: rounds this size need options "
-                  f"kept implicit (issue 22)")
+            print(f"{size:>12} listed methods and the LP bound skipped: up to {most:,} options, "
+                  f"above --max-options {args.max_options:,}; at ~{BYTES_PER_OPTION} bytes an "
+                  f"option while they are built (2000x100x24: 13.85M options, 2.09 GiB peak), "
+                  f"~{most * BYTES_PER_OPTION / 2**30:.0f} GiB; --methods grid holds them as a "
+                  f"grid of runs x starts")
+            if "grid" in methods:
+                federation, offers, jobs, config = make_round(n_jobs, n_sites, horizon,
+                                                              args.seed, args.moldable)
+                grid_run(federation, offers, jobs, config,
+                         SolverOptions(args.time_limit, args.mip_gap, config.solver.threads),
+                         np.nan, size)
             continue
         federation, offers, jobs, config = make_round(n_jobs, n_sites, horizon, args.seed,
                                                       args.moldable)
@@ -327,7 +361,10 @@ def main() -> None:
                   f"{unbounded_s:>8.2f} {'':>8} {unbounded:>10.2f} {'':>9}  the same LP "
                   f"without the options' upper bounds, presolve on (before 2026-12-03)")
         totals = {}
-        for method in filter(None, args.methods.split(",")):
+        for method in methods:
+            if method == "grid":
+                grid_run(federation, offers, jobs, config, solver, bound, size)
+                continue
             if method == "full" and p.n_options > args.full_max_options:
                 print(f"{size:>12} {method:>10}  skipped: {p.n_options} options > "
                       f"--full-max-options {args.full_max_options}")

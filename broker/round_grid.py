@@ -21,6 +21,7 @@ minutes at 6M runs).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -126,7 +127,11 @@ def build_round_grid(federation: Federation, offers: RoundOffers, queue: Sequenc
     has = bounds[1:] > bounds[:-1]
     on_time = np.flatnonzero(priced.meets_somewhere & has)
     extremes = []
-    for ufunc, per_run, empty in ((np.minimum, priced.run_least_usd, np.inf),
+    cheapest = priced.cheapest_start
+    run_least = np.full(len(runs), np.inf)
+    has_start = np.flatnonzero(cheapest >= 0)
+    run_least[has_start] = cost[has_start, cheapest[has_start]]
+    for ufunc, per_run, empty in ((np.minimum, run_least, np.inf),
                                   (np.maximum, priced.run_most_usd, -np.inf)):
         per_demand = np.full(len(reps), empty)
         per_demand[has] = ufunc.reduceat(per_run, bounds[:-1][has])
@@ -146,6 +151,9 @@ def build_round_grid(federation: Federation, offers: RoundOffers, queue: Sequenc
     late_usd = np.zeros((len(late_runs), len(offsets)))
     late_usd[late_row, late_s] = waiting.option_lateness_usd[2 * len(on_time):]
     cost[late_runs] += late_usd
+    if len(late_runs):  # lateness moves a late run's cheapest start
+        late_valid = np.arange(len(offsets))[None, :] < run_starts[late_runs, None]
+        cheapest[late_runs] = np.where(late_valid, cost[late_runs], np.inf).argmin(axis=1)
     penalty = must_run_penalties(priced.abs_cost_usd, waiting.deferral_penalty_usd, must_run)
     public = AllocationProblem(
         capacity_gpus=np.asarray(offers.free_gpus, dtype=float).reshape(
@@ -161,7 +169,8 @@ def build_round_grid(federation: Federation, offers: RoundOffers, queue: Sequenc
         run_slots=np.maximum(slots_until(runs.occupy_h, slot_h), 1), starts=offsets,
         run_starts=run_starts, cost_usd=cost, carbon_kg=priced.carbon_kg,
         lister=_Lister(runs, offsets, offers, config.delay_cost_usd_per_gpu_h, late_runs,
-                       late_usd))
+                       late_usd),
+        known_cheapest_start=cheapest)
     return RoundGrid(grid, demands, runs)
 
 
@@ -172,7 +181,7 @@ class _GridPrices:
     cost_usd: np.ndarray  # (runs, starts), before lateness
     carbon_kg: np.ndarray | None  # (runs, starts), under a carbon cap only
     run_starts: np.ndarray  # per run: its leading starts that are options
-    run_least_usd: np.ndarray  # per run: its cheapest option (+inf: none)
+    cheapest_start: np.ndarray  # per run: its cheapest option's start index (-1: none)
     run_most_usd: np.ndarray  # per run: its dearest option (-inf: none)
     abs_cost_usd: float  # sum of |cost| over every option (0 unless a job must run)
     meets_somewhere: np.ndarray  # per job: some option meets its deadline
@@ -184,23 +193,33 @@ def _price_grid(runs: Runs, n_jobs: int, offsets: np.ndarray, offers: RoundOffer
     with ``deadline_options``' test: the starts that meet a deadline, or every start of a job
     that meets it nowhere (completion grows with the start, so the starts kept lead); a run
     that goes on where its job runs has start 0 only. ``must_run``: the round has a job that
-    must run (the sum of |cost| is then needed, ``must_run_penalties``)."""
+    must run (the sum of |cost| is then needed, ``must_run_penalties``).
+
+    Chunks are independent and write disjoint rows, so ``config.solver.threads`` threads
+    price them (numpy releases the GIL): the same tables whatever the threads."""
     n_runs, n_starts = len(runs), len(offsets)
     cost = np.empty((n_runs, n_starts))
     carbon = np.empty((n_runs, n_starts)) if config.carbon_cap_kg is not None else None
     run_starts = np.zeros(n_runs, dtype=np.int64)
-    least, most = np.full(n_runs, np.inf), np.full(n_runs, -np.inf)
+    cheapest = np.full(n_runs, -1, dtype=np.int64)
+    most = np.full(n_runs, -np.inf)
     meets_somewhere = np.zeros(n_jobs, dtype=bool)
-    abs_cost_usd = 0.0
     start_h = offsets * offers.slot_h
     first_start = 1 if n_starts and offsets[0] == 0 else 0
     bounds = np.searchsorted(runs.job, np.arange(n_jobs + 1))
     per_chunk = max(1, CHUNK_ENTRIES // max(1, n_starts))
+    chunks = []
     j = 0
     while j < n_jobs:
         j_end = min(n_jobs, max(j + 1, int(np.searchsorted(bounds, bounds[j] + per_chunk,
                                                               "right")) - 1))
-        lo, hi = int(bounds[j]), int(bounds[j_end])
+        chunks.append((int(bounds[j]), int(bounds[j_end])))
+        j = j_end
+
+    def price(chunk: tuple[int, int]) -> float:
+        """Price runs lo:hi (whole jobs); the sum of |cost| over their options (0 unless a
+        job must run)."""
+        lo, hi = chunk
         part = runs.take(np.arange(lo, hi))
         priced = price_start_grid(part, offsets, offers.price_usd_per_mwh,
                                   offers.carbon_g_per_kwh, offers.slot_h,
@@ -220,14 +239,20 @@ def _price_grid(runs: Runs, n_jobs: int, offsets: np.ndarray, offers: RoundOffer
         starts = np.where(meets_somewhere[part.job], meets, n_starts)
         starts = np.where(part.boundary, np.minimum(starts, first_start), starts)
         run_starts[lo:hi] = starts
-        least[lo:hi], most[lo:hi] = block.min(axis=1), block.max(axis=1)
+        cheapest[lo:hi] = block.argmin(axis=1)
+        most[lo:hi] = block.max(axis=1)
         cut = np.flatnonzero(starts < n_starts)  # runs with fewer starts: masked
         if len(cut):
-            valid = np.arange(n_starts)[None, :] < starts[cut, None]
-            least[lo + cut] = np.where(valid, block[cut], np.inf).min(axis=1)
-            most[lo + cut] = np.where(valid, block[cut], -np.inf).max(axis=1)
-        if must_run:
-            valid = np.arange(n_starts)[None, :] < starts[:, None]
-            abs_cost_usd += float(np.abs(block, where=valid, out=np.zeros_like(block)).sum())
-        j = j_end
-    return _GridPrices(cost, carbon, run_starts, least, most, abs_cost_usd, meets_somewhere)
+            masked = np.where(np.arange(n_starts)[None, :] < starts[cut, None], block[cut],
+                              np.inf)
+            cheapest[lo + cut] = np.where(starts[cut] > 0, masked.argmin(axis=1), -1)
+            masked[~np.isfinite(masked)] = -np.inf
+            most[lo + cut] = masked.max(axis=1)
+        if not must_run:
+            return 0.0
+        valid = np.arange(n_starts)[None, :] < starts[:, None]
+        return float(np.abs(block, where=valid, out=np.zeros_like(block)).sum())
+
+    with ThreadPoolExecutor(max(1, config.solver.threads)) as pool:
+        abs_cost_usd = sum(pool.map(price, chunks))  # summed in chunk order, as one thread
+    return _GridPrices(cost, carbon, run_starts, cheapest, most, abs_cost_usd, meets_somewhere)

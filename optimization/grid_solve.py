@@ -1,17 +1,21 @@
 """A round held as an option grid, solved within its budget: a plan at once, then the LP.
 
-1. **The greedy plan** (``option_grid.grid_greedy``): feasible, in seconds at 144M options.
-2. **The LP relaxation by column generation** (``optimization.decomposed.solve_decomposed``
-   with the grid as its one pricing shard, ``option_grid.GridPricers``), within what is left of
-   the budget. Every pricing round gives a Lagrangian bound, valid whether or not the LP
-   finishes; the best one is the plan's proof.
-3. **LP rounding**: the master's last solution, whole jobs kept, completed greedily in order of
-   reduced cost (``lp_guided.lp_rounding``'s rule), on the listed columns.
+1. **The greedy plan** (``option_grid.grid_greedy``): feasible, in seconds at 138M options.
+2. **The LP relaxation by column generation** (the decomposed LP's coordinator,
+   ``optimization.decomposed``, with the grid as its one pricing shard,
+   ``option_grid.GridPricers``), within what is left of the budget less ``ROUNDING_SHARE``.
+   Every pricing round gives a Lagrangian bound, valid whether or not the LP finishes; the
+   best one is the plan's proof.
+3. **LP rounding**: the master's last solution, whole jobs kept, completed by the grid's greedy
+   in order of reduced cost (``lp_guided.lp_rounding``'s rule) over every option.
+4. **LP diving** (``grid_dive``, ``lp_guided.incumbent_by_diving``'s rule): jobs fixed onto the
+   columns the LP likes best, the master re-solved and re-priced over the whole grid.
+5. **A restricted MILP** over the master's columns and the plans' options, warm-started from
+   the best plan, when the gap is still open: its plans are the round's, its bound is not.
 
-The cheaper of the two plans is returned with the best bound: OPTIMAL when within the MIP gap,
-else FEASIBLE. The plan lives on a small listed round (``GridSolution.problem``: the options
-the plan and the master hold, priced by the broker's own code), which the planner reads as any
-round.
+The cheapest plan is returned with the best bound: OPTIMAL when within the MIP gap, else
+FEASIBLE. It lives on a small listed round (``GridSolution.problem``: the options the plans and
+the master hold, priced by the broker's own code), which the planner reads as any round.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from optimization.column_generation import (
 from optimization.decomposed import (
     Coordinator,
     Duals,
+    ShardOffer,
     open_coordinator,
     pricing_rounds,
     solve_with_coordinator,
@@ -54,6 +59,10 @@ from optimization.status import SolveStatus, relative_gap
 
 # Share of the budget kept for rounding the LP after column generation stops.
 ROUNDING_SHARE = 0.15
+# Column generation starts only when what is left of the budget holds this many passes over
+# the grid's table (timed on the trivial bound's): its first pricing and master cannot stop
+# midway, and at 138M options they take seconds.
+LP_START_PASSES = 6
 INTEGRAL_TOLERANCE = 1e-6
 
 
@@ -149,14 +158,23 @@ def solve_option_grid(grid: OptionGrid, options: SolverOptions, lp: bool = True)
     docstring); ``lp=False``: the greedy plan alone, with the trivial bound."""
     started = time.perf_counter()
     net = SafetyNet(options.time_limit_s)
-    plans = [(grid_greedy(grid), "greedy")]
+    greedy = grid_greedy(grid, net=net)
+    plans = [(greedy, "greedy" if not greedy.unplanned else
+              f"greedy, cut by the safety net with {greedy.unplanned} demands not reached")]
     greedy_s = time.perf_counter() - started
     bound = trivial_bound(grid)
+    pass_s = time.perf_counter() - started - greedy_s  # one pass over the grid's table
     relaxation, rounds = None, 0
     work_net = SafetyNet(max(net.left_s() - ROUNDING_SHARE * options.time_limit_s, 0.0))
-    if lp and not work_net.expired():
+    if lp and work_net.left_s() > LP_START_PASSES * pass_s:
         pricers = GridPricers(grid)
         coordinator = open_coordinator(grid.public, pricers, options)
+        # the greedy plan's options too, as lp-guided's first master holds them: a spread of
+        # jobs that fits, so the first master defers less
+        columns = grid.lister(greedy.index)
+        coordinator.add([ShardOffer(np.zeros(0), greedy.index, columns,
+                                    np.zeros(len(greedy.index)), 0.0)],
+                        int(grid.public.demand_count.max(initial=1)))
         relaxation = solve_with_coordinator(coordinator, pricers, options, work_net)
         bound, rounds = max(bound, relaxation.bound_usd), relaxation.rounds
         last = coordinator.last
@@ -176,19 +194,16 @@ def solve_option_grid(grid: OptionGrid, options: SolverOptions, lp: bool = True)
         value = plan_cost_usd(p, counts, deferred_of(p, counts))
         if value < upper:
             upper, x, source = value, counts, name
-    for _ in range(options.restricted_mips if len(held) else 0):
+    if (len(held) and options.restricted_mips and relative_gap(upper, bound) > options.mip_gap
+            and net.left_s() > MIN_SOLVE_BUDGET_S):
         # a MILP over the master's columns and the plans' options, warm-started from the
         # best plan: its plans are the round's, its bound is not (the grid's bound stands)
-        if relative_gap(upper, bound) <= options.mip_gap or net.left_s() < MIN_SOLVE_BUDGET_S:
-            break
         solved = solve_restricted_mip(AllocationLayout(p), np.arange(p.n_options), options,
                                       net, x, goal_usd(bound, options.mip_gap))
-        if solved is None:
-            break
-        value = plan_cost_usd(p, solved.option_count, deferred_of(p, solved.option_count))
-        if value < upper:
-            upper, x, source = value, solved.option_count, "restricted MILP"
-        break  # the same set again would end where this one did
+        if solved is not None:
+            value = plan_cost_usd(p, solved.option_count, deferred_of(p, solved.option_count))
+            if value < upper:
+                upper, x, source = value, solved.option_count, "restricted MILP"
     status = (SolveStatus.OPTIMAL if relative_gap(upper, bound) <= options.mip_gap
               else SolveStatus.FEASIBLE)
     if relaxation is None:

@@ -39,6 +39,7 @@ from optimization.column_generation import RC_TOLERANCE, lagrangian_value
 from optimization.decomposed import Duals, ShardOffer, with_options
 from optimization.greedy import WindowRoom, fill_demand
 from optimization.problem import AllocationProblem
+from optimization.solver import SafetyNet
 
 # (run, start) entries priced at a time: a few tables of 16 MB each.
 CHUNK_ENTRIES = 2_000_000
@@ -68,6 +69,9 @@ class OptionGrid:
     cost_usd: np.ndarray
     carbon_kg: np.ndarray | None
     lister: Lister
+    # per run, the start index of its cheapest option (the first on ties; -1: none), when the
+    # builder found it on its way (``cheapest_start`` computes it otherwise)
+    known_cheapest_start: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.run_demand)
@@ -118,6 +122,17 @@ class OptionGrid:
         """Slots each option holds within the horizon (``option_slots``)."""
         room = self.public.n_slots - self.starts
         return np.minimum(self.run_slots[lo:hi, None], room[None, :])
+
+    @cached_property
+    def cheapest_start(self) -> np.ndarray:
+        """Per run, the start index of its cheapest option (the first on ties; -1: none)."""
+        if self.known_cheapest_start is not None:
+            return self.known_cheapest_start
+        out = np.full(self.n_runs, -1, dtype=np.int64)
+        for lo, hi, _, _ in self.chunks():
+            table = np.where(self.valid(lo, hi), self.cost_usd[lo:hi], np.inf)
+            out[lo:hi] = np.where(self.run_starts[lo:hi] > 0, table.argmin(axis=1), -1)
+        return out
 
     def index(self, run: np.ndarray, s: np.ndarray) -> np.ndarray:
         return np.asarray(run, dtype=np.int64) * self.n_starts + s
@@ -255,19 +270,23 @@ def trivial_bound(grid: OptionGrid) -> float:
 
 @dataclass(frozen=True)
 class GridPlan:
-    """Jobs on options of the grid: ``count[j]`` jobs on option ``index[j]`` (sorted)."""
+    """Jobs on options of the grid: ``count[j]`` jobs on option ``index[j]`` (sorted).
+    ``unplanned``: demands a safety net left deferred before the greedy reached them."""
 
     index: np.ndarray
     count: np.ndarray
+    unplanned: int = 0
 
 
-def grid_greedy(grid: OptionGrid, start: GridPlan | None = None,
-                duals: Duals | None = None) -> GridPlan:
+def grid_greedy(grid: OptionGrid, start: GridPlan | None = None, duals: Duals | None = None,
+                net: SafetyNet | None = None) -> GridPlan:
     """``optimization.greedy.greedy_allocation`` of the listed round, on the grid: the same
     priorities (saving density of a demand's best-ranked option worth taking, the lowest
     index on ties), then each demand's jobs on the best-ranked of its options that fit
     (``fill_demand``). ``start``: a feasible partial plan to complete (its jobs keep their
-    options); ``duals``: rank by reduced cost at these duals (default: by cost).
+    options); ``duals``: rank by reduced cost at these duals (default: by cost); ``net``: a
+    safety net that, once expired, leaves the demands not yet reached deferred (a feasible
+    plan by the budget, however big the round).
 
     A demand first tries only its options ranked below ``tau_d``, the k-th least of its runs'
     best ranks (a few runs' rows; k the first of ``GREEDY_CANDIDATE_RUNS``): while one of those
@@ -284,24 +303,10 @@ def grid_greedy(grid: OptionGrid, start: GridPlan | None = None,
         assert duals.y is not None
         return grid.priced_rows(runs, windows, duals.lam) - duals.y[grid.run_demand[runs], None]
 
-    best = np.full(p.n_demands, np.inf)
-    held = np.ones(p.n_demands)
-    run_least = np.full(grid.n_runs, np.inf)  # per run: its best rank worth taking
-    for lo, hi, d_lo, d_hi in grid.chunks():
-        cost = grid.cost_usd[lo:hi]
-        worth = grid.valid(lo, hi) & (cost < penalty[grid.run_demand[lo:hi], None])
-        table = np.where(worth, ranks(np.arange(lo, hi)), np.inf)
-        run_least[lo:hi] = table.min(axis=1, initial=np.inf)
-        least = demand_minima(grid, table, lo, d_lo, d_hi)
-        # each demand's lead: the lowest flat index at its least rank
-        row, s = np.nonzero(table == least[grid.run_demand[lo:hi] - d_lo, None])
-        keep = np.isfinite(table[row, s])
-        row, s = row[keep], s[keep]
-        demand = grid.run_demand[lo + row]
-        first = np.unique(demand, return_index=True)[1]
-        row, s, demand = row[first], s[first], demand[first]
-        best[demand] = cost[row, s]
-        held[demand] = grid.run_gpus[lo + row] * grid.held_slots(lo, hi)[row, s]
+    if duals is None:
+        best, held, run_least = _leads_by_cost(grid)
+    else:
+        best, held, run_least = _leads(grid, ranks)
     priority = (penalty - best) / held
     taus = [_kth_least_per_demand(grid, run_least, k) for k in GREEDY_CANDIDATE_RUNS]
     room = WindowRoom(p.capacity_gpus)
@@ -319,13 +324,21 @@ def grid_greedy(grid: OptionGrid, start: GridPlan | None = None,
         if grid.carbon_kg is not None:
             carbon_left -= float(grid.carbon_kg[run, s] @ start.count)
     bounds = grid.demand_bounds
-    for d in np.argsort(-priority, kind="stable"):
+    order = np.argsort(-priority, kind="stable")
+    unplanned = 0
+    for k, d in enumerate(order):
+        if net is not None and k % NET_CHECK_DEMANDS == 0 and net.expired():
+            unplanned = len(order) - k
+            break
         lo, hi = int(bounds[d]), int(bounds[d + 1])
         jobs = int(left[d])
         if jobs <= 0 or lo == hi or not np.isfinite(best[d]):
             continue
-        tiers = [(lo + np.flatnonzero(run_least[lo:hi] < tau[d]), tau[d]) for tau in taus]
-        for runs, below in (*tiers, (np.arange(lo, hi), np.inf)):
+        for tau in (*taus, None):
+            if tau is None:
+                runs, below = np.arange(lo, hi), np.inf
+            else:
+                runs, below = lo + np.flatnonzero(run_least[lo:hi] < tau[d]), tau[d]
             rank = ranks(runs)
             row, s = np.nonzero((np.arange(grid.n_starts)[None, :] < grid.run_starts[runs, None])
                                 & (grid.cost_usd[runs] < penalty[d]) & (rank < below))
@@ -344,7 +357,62 @@ def grid_greedy(grid: OptionGrid, start: GridPlan | None = None,
             if jobs == 0:
                 break
     index = np.array(sorted(taken), dtype=np.int64)
-    return GridPlan(index, np.array([taken[int(o)] for o in index], dtype=np.int64))
+    return GridPlan(index, np.array([taken[int(o)] for o in index], dtype=np.int64), unplanned)
+
+
+# The greedy asks its safety net every this many demands (a demand takes ~0.1 ms).
+NET_CHECK_DEMANDS = 64
+
+
+def _leads(grid: OptionGrid, ranks: Callable[[np.ndarray], np.ndarray]
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per demand, the cost of its lead (its best-ranked option worth taking, the lowest index
+    on ties; +inf: none) and the GPU-slots the lead holds; per run, its best rank worth
+    taking. One pass over the grid."""
+    p = grid.public
+    penalty = p.deferral_penalty_usd
+    best = np.full(p.n_demands, np.inf)
+    held = np.ones(p.n_demands)
+    run_least = np.full(grid.n_runs, np.inf)
+    for lo, hi, d_lo, d_hi in grid.chunks():
+        cost = grid.cost_usd[lo:hi]
+        worth = grid.valid(lo, hi) & (cost < penalty[grid.run_demand[lo:hi], None])
+        table = np.where(worth, ranks(np.arange(lo, hi)), np.inf)
+        run_least[lo:hi] = table.min(axis=1, initial=np.inf)
+        least = demand_minima(grid, table, lo, d_lo, d_hi)
+        row, s = np.nonzero(table == least[grid.run_demand[lo:hi] - d_lo, None])
+        keep = np.isfinite(table[row, s])
+        row, s = row[keep], s[keep]
+        demand = grid.run_demand[lo + row]
+        first = np.unique(demand, return_index=True)[1]
+        row, s, demand = row[first], s[first], demand[first]
+        best[demand] = cost[row, s]
+        held[demand] = grid.run_gpus[lo + row] * grid.held_slots(lo, hi)[row, s]
+    return best, held, run_least
+
+
+def _leads_by_cost(grid: OptionGrid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``_leads`` ranking by cost, from each run's cheapest option (``cheapest_start``): a
+    pass over the runs, not the options (an option worth taking costs less than deferring,
+    so a run's cheapest option is its best worth taking, if it has one)."""
+    p = grid.public
+    start = grid.cheapest_start
+    has = start >= 0
+    runs = np.flatnonzero(has)
+    run_least = np.full(grid.n_runs, np.inf)
+    run_least[runs] = grid.cost_usd[runs, start[runs]]
+    run_least[run_least >= p.deferral_penalty_usd[grid.run_demand]] = np.inf
+    bounds = grid.demand_bounds
+    nonempty = bounds[1:] > bounds[:-1]
+    best = np.full(p.n_demands, np.inf)
+    best[nonempty] = np.minimum.reduceat(run_least, bounds[:-1][nonempty])
+    lead = np.flatnonzero(np.isfinite(run_least) & (run_least == best[grid.run_demand]))
+    demand, first = np.unique(grid.run_demand[lead], return_index=True)
+    lead = lead[first]
+    held = np.ones(p.n_demands)
+    slots = np.minimum(grid.run_slots[lead], p.n_slots - grid.starts[start[lead]])
+    held[demand] = grid.run_gpus[lead] * slots
+    return best, held, run_least
 
 
 # How many of its runs' rows a demand's jobs try first, then next, in the greedy plan

@@ -92,6 +92,8 @@ def test_the_grid_holds_the_listed_rounds_options_at_their_prices(seed, config):
                                rtol=1e-9)
     assert grid.public.carbon_cap_kg == p.carbon_cap_kg
     np.testing.assert_array_equal(grid.public.capacity_gpus, p.capacity_gpus)
+    recomputed = dataclasses.replace(grid, known_cheapest_start=None).cheapest_start
+    np.testing.assert_array_equal(grid.cheapest_start, recomputed)
     boundary = np.flatnonzero(held.boundary(index))
     assert set(boundary.tolist()) == set(listed.boundary)
     assert len(boundary) == 2  # the two running jobs go on where they run

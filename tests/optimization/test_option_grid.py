@@ -194,16 +194,40 @@ def test_the_grid_solve_against_the_listed_milp(seed, cap):
         assert got.solution.gap <= 0.01 + 1e-12
 
 
-def test_a_budget_too_small_for_the_lp_still_returns_the_greedy_plan():
-    """No time at all (a nanosecond): the greedy plan, feasible, with the trivial bound and
-    the safety net reported."""
-    grid, listed, kept = grid_of(tight(1), 1)
+def test_a_budget_too_small_for_anything_still_returns_a_feasible_plan():
+    """No time at all (a nanosecond): the greedy stops before its first demand, so every job
+    is deferred, a feasible plan; the trivial bound, the gap and the safety net reported."""
+    grid, listed, _ = grid_of(tight(1), 1)
     got = solve_option_grid(grid, dataclasses.replace(EXACT, time_limit_s=1e-9))
     solved = got.solution
-    assert solved.wall_clock_hit
-    assert "plan from greedy" in solved.message and "no time for the LP" in solved.message
+    assert solved.wall_clock_hit and solved.status is SolveStatus.FEASIBLE
+    assert f"cut by the safety net with {listed.n_demands} demands not reached" in solved.message
+    assert "no time for the LP" in solved.message
     assert solved.bound_usd == pytest.approx(trivial_lower_bound(listed))
-    x = on_listed(kept, GridPlan(got.option_index, solved.option_count))
-    np.testing.assert_array_equal(x, greedy_allocation(listed))
-    assert solved.status is (SolveStatus.OPTIMAL if solved.gap <= EXACT.mip_gap
-                             else SolveStatus.FEASIBLE)
+    assert solved.option_count.sum() == 0
+    assert solved.objective_usd == pytest.approx(listed.demand_count @ listed.deferral_penalty_usd)
+    assert solved.gap > 0
+
+
+def test_a_greedy_cut_by_its_net_keeps_the_demands_it_planned():
+    """A net that expires after the first demands: those keep the greedy's choices, the
+    rest are deferred, and the plan stays feasible."""
+    grid, listed, kept = grid_of(tight(2), 2)
+
+    class After:  # expires once asked more than ``n`` times (the greedy asks every 64)
+        def __init__(self, n: int) -> None:
+            self.asked, self.n, self.hit = 0, n, False
+
+        def expired(self) -> bool:
+            self.asked += 1
+            self.hit = self.asked > self.n
+            return self.hit
+
+    full = grid_greedy(grid)
+    cut = grid_greedy(grid, net=After(0))
+    assert cut.unplanned == listed.n_demands and cut.count.sum() == 0
+    uncut = grid_greedy(grid, net=After(1))  # 9 demands: asked once, at the first
+    np.testing.assert_array_equal(uncut.index, full.index)
+    assert uncut.unplanned == 0
+    x = on_listed(kept, cut)
+    assert_feasible(listed, x, deferred_of(listed, x))
