@@ -416,17 +416,20 @@ def solve_decomposed(public: AllocationProblem, pricers: ShardPricers, options: 
 
 
 def open_coordinator(public: AllocationProblem, pricers: ShardPricers, options: SolverOptions,
-                     bounded: bool = True,
-                     initial: int = INITIAL_OPTIONS_PER_DEMAND) -> Coordinator:
+                     bounded: bool = True, initial: int = INITIAL_OPTIONS_PER_DEMAND,
+                     prices: Duals | None = None) -> Coordinator:
     """A coordinator holding each demand's ``initial`` cheapest options of every shard, with
-    the trivial bound L(0, 0) (``Coordinator.bound_usd``)."""
+    the trivial bound L(0, 0) (``Coordinator.bound_usd``). ``prices``: capacity and carbon
+    duals to price the first columns at instead of 0 (an estimate of the LP's, a sample's
+    say): each demand's ``initial`` cheapest *priced* options, and the bound L(mu, lambda)."""
     started = time.perf_counter()
     cells = np.unique(np.concatenate([np.zeros(0, dtype=np.int64), *pricers.cells()]))
     coordinator = Coordinator(public, cells, options, bounded)
     zero = Duals(None, np.zeros(public.n_resources * public.n_slots), 0.0)
-    first = pricers.price(zero, initial)
-    coordinator.bound_usd, best_y = coordinator.bound(zero, first)
-    coordinator.best = Duals(best_y, zero.mu, zero.lam)
+    at = zero if prices is None else Duals(None, prices.mu, prices.lam)
+    first = pricers.price(at, initial)
+    coordinator.bound_usd, best_y = coordinator.bound(at, first)
+    coordinator.best = Duals(best_y, at.mu, at.lam)
     coordinator.add(first, initial)
     coordinator.setup_s = time.perf_counter() - started
     return coordinator

@@ -28,6 +28,7 @@ round it picks what the greedy picks on the listed round.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -102,6 +103,38 @@ class OptionGrid:
     def demand_bounds(self) -> np.ndarray:
         """Demand d's runs are ``bounds[d]:bounds[d + 1]``."""
         return np.searchsorted(self.run_demand, np.arange(self.public.n_demands + 1))
+
+    def sample(self, every: int) -> OptionGrid:
+        """Every ``every``-th demand (from the first), its runs and costs, on the free GPUs
+        scaled by the share of jobs kept: a small round whose LP prices capacity about as the
+        whole round's does. Its duals are an estimate only; any mu <= 0, lambda <= 0 gives a
+        valid Lagrangian bound (weak duality), so pricing the whole grid at them is safe."""
+        p = self.public
+        chosen = np.arange(0, p.n_demands, every)
+        share = p.demand_count[chosen].sum() / max(p.demand_count.sum(), 1)
+        bounds = self.demand_bounds
+        sizes = bounds[chosen + 1] - bounds[chosen]
+        runs = np.repeat(bounds[chosen] - np.cumsum(sizes) + sizes, sizes) + np.arange(
+            sizes.sum())
+        demand = np.repeat(np.arange(len(chosen)), sizes)
+        n_starts, parent = self.n_starts, self.lister
+
+        def lister(index: np.ndarray) -> dict[str, np.ndarray]:
+            run, s = np.divmod(np.asarray(index, dtype=np.int64), n_starts)
+            columns = parent(runs[run] * n_starts + s)
+            columns["option_demand"] = demand[run]
+            return columns
+
+        public = dataclasses.replace(
+            p, capacity_gpus=p.capacity_gpus * share, demand_count=p.demand_count[chosen],
+            deferral_penalty_usd=p.deferral_penalty_usd[chosen],
+            carbon_cap_kg=None if p.carbon_cap_kg is None else p.carbon_cap_kg * share)
+        cheapest = None if self.known_cheapest_start is None else self.known_cheapest_start[runs]
+        return OptionGrid(public, demand, self.run_resource[runs], self.run_gpus[runs],
+                          self.run_slots[runs], self.starts, self.run_starts[runs],
+                          self.cost_usd[runs],
+                          None if self.carbon_kg is None else self.carbon_kg[runs], lister,
+                          cheapest)
 
     def chunks(self) -> Iterator[tuple[int, int, int, int]]:
         """(first run, end run, first demand, end demand) of consecutive stretches of whole

@@ -231,3 +231,33 @@ def test_a_greedy_cut_by_its_net_keeps_the_demands_it_planned():
     assert uncut.unplanned == 0
     x = on_listed(kept, cut)
     assert_feasible(listed, x, deferred_of(listed, x))
+
+
+def test_a_sample_holds_every_kth_demand_on_scaled_capacity():
+    """``OptionGrid.sample(3)``: demands 0, 3, 6 renumbered 0, 1, 2, with their runs, costs
+    and listed columns, on the free GPUs times the share of jobs kept."""
+    grid, listed, _ = grid_of(tight(4), 4)
+    sub = grid.sample(3)
+    chosen = np.array([0, 3, 6])
+    share = listed.demand_count[chosen].sum() / listed.demand_count.sum()
+    np.testing.assert_array_equal(sub.public.demand_count, listed.demand_count[chosen])
+    np.testing.assert_allclose(sub.public.capacity_gpus, listed.capacity_gpus * share)
+    run, s = np.nonzero(np.arange(sub.n_starts)[None, :] < sub.run_starts[:, None])
+    columns = sub.lister(sub.index(run, s))
+    mine = np.flatnonzero(np.isin(listed.option_demand, chosen))
+    np.testing.assert_array_equal(columns["option_demand"],
+                                  np.searchsorted(chosen, listed.option_demand[mine]))
+    for name in ("option_resource", "option_start", "option_slots", "option_gpus"):
+        np.testing.assert_array_equal(columns[name], getattr(listed, name)[mine])
+    np.testing.assert_allclose(sub.cost_usd[run, s], listed.option_cost_usd[mine])
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_prices_from_a_sample_change_how_fast_not_where_the_lp_ends(seed):
+    """With a sample's prices for its first columns (every round of at least 2 x 3 demands
+    here), the LP still ends at the full LP's optimum, which bounds the plan."""
+    grid, listed, _ = grid_of(tight(seed), seed)
+    full = allocation_matrix(listed).new_lp(EXACT).solve().result.objective
+    got = solve_option_grid(grid, EXACT, sample_demands=3)
+    assert "LP complete" in got.solution.message
+    assert got.solution.bound_usd == pytest.approx(full, rel=1e-9, abs=1e-9)
