@@ -152,6 +152,12 @@ class SolverSpec(Strict):
         description="merge queued jobs that differ by at most this many USD a job on every "
         "option (same pools, starts and GPUs) before a round is solved, and hand the plan back "
         "(optimization.aggregation: the round's bound stays proven); 0 merges none")
+    max_listed_options: int = Field(
+        PLANNER_DEFAULTS.max_listed_options, ge=0,
+        description="above this many options (jobs x GPU counts x pools x starts, estimated "
+        "before anything is built) a round holds them as a grid of runs x starts instead of "
+        "listing each (broker.round_grid: the same options and prices, built in a tenth of "
+        "the time and memory; preemptible jobs then run contiguously); 0: every round")
 
 
 
@@ -222,4 +228,5 @@ class Scenario(Strict):
             mip_gap=self.solver.mip_gap,
             threads=self.solver.threads,
             aggregate_tolerance_usd=self.solver.aggregate_tolerance_usd,
+            max_listed_options=self.solver.max_listed_options,
         )

@@ -98,6 +98,8 @@ CASES = [
     ("negative-aggregate-tolerance", "seed: 7",
      "seed: 7\nsolver: {aggregate_tolerance_usd: -0.5}", "solver.aggregate_tolerance_usd",
      "greater than or equal to 0"),
+    ("negative-max-listed-options", "seed: 7", "seed: 7\nsolver: {max_listed_options: -1}",
+     "solver.max_listed_options", "greater than or equal to 0"),
 ]
 
 

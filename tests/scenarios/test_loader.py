@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from broker.planner import PLANNER_DEFAULTS
 from scenarios.build import build_run
 from scenarios.loader import builtin_scenarios, load_scenario, parse_scenario
 from sites import InputError, default_affinity
@@ -198,3 +199,13 @@ def test_solver_aggregate_tolerance_reaches_the_rounds(tmp_path):
     text = BASE_SCENARIO + "solver: {aggregate_tolerance_usd: 0.05}\n"
     asked = parse_scenario(text, "base", tmp_path).scenario
     assert asked.planner_config().solver.aggregate_tolerance_usd == 0.05
+
+
+def test_solver_max_listed_options_reaches_the_rounds(tmp_path):
+    """``solver.max_listed_options`` is where the scenario's rounds switch to a grid (the
+    planner's default when absent)."""
+    plain = parse_scenario(BASE_SCENARIO, "base", tmp_path).scenario
+    assert plain.planner_config().max_listed_options == PLANNER_DEFAULTS.max_listed_options
+    text = BASE_SCENARIO + "solver: {max_listed_options: 0}\n"
+    assert parse_scenario(text, "base", tmp_path).scenario.planner_config(
+    ).max_listed_options == 0
