@@ -32,6 +32,7 @@ from broker.planner import (
     assignments_from_counts,
     build_round_problem,
 )
+from broker.round_grid import listed_options_estimate
 from optimization import SolveStatus, relative_gap
 from optimization.problem import trivial_lower_bound
 from sites.affinity import AffinityMatrix
@@ -483,6 +484,19 @@ class AnytimePlan:
     status: str  # the MILP's status, or "greedy (<the MILP's status or why it did not run>)"
 
 
+def _grid_plan(federation: Federation, offers: RoundOffers, queue: Sequence[Job],
+               config: PlannerConfig, budget_s: float) -> AnytimePlan:
+    """A round above ``PlannerConfig.max_listed_options`` held as a grid (``MilpPlanner.
+    plan_grid``: its greedy plan first, then the LP within the budget less what mapping the
+    plan back takes, ``AFTER_PLAN_SHARE``)."""
+    after = AFTER_PLAN_SHARE * budget_s if math.isfinite(budget_s) and budget_s > 0 else 0.0
+    solver = replace(config.solver, time_limit_s=max(budget_s - after, MIN_SOLVER_S))
+    plan = MilpPlanner(federation, replace(config, solver=solver)).plan_grid(offers, queue)
+    method = GREEDY if "plan from greedy" in plan.message else "milp"
+    return AnytimePlan(plan, method, plan.status.value if method == "milp"
+                       else f"{GREEDY} ({plan.status.value})")
+
+
 def anytime_plan(
     federation: Federation, offers: RoundOffers, queue: Sequence[Job], config: PlannerConfig,
     budget_s: float,
@@ -494,6 +508,9 @@ def anytime_plan(
     kept over a MILP answer reports the MILP's status as ``greedy (<status>)`` and its bound.
     """
     begun = time.perf_counter()
+    if listed_options_estimate(federation, offers, queue,
+                               config.start_offsets) > config.max_listed_options:
+        return _grid_plan(federation, offers, queue, config, budget_s)
     greedy, rp = _greedy(federation, offers, queue, config)
     spent = time.perf_counter() - begun
     after = AFTER_PLAN_SHARE * budget_s if math.isfinite(budget_s) and budget_s > 0 else 0.0

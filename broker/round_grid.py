@@ -61,9 +61,13 @@ def start_offsets(offers: RoundOffers, offsets: Sequence[int] | None) -> np.ndar
 def listed_options_estimate(federation: Federation, offers: RoundOffers, jobs: Sequence[Job],
                             offsets: Sequence[int] | None) -> int:
     """At most how many options listing the round would give (each job at each GPU count it
-    may run on, on every pool, at every start): cheap, before anything is built."""
-    counts = sum(len(job.gpu_counts) for job in jobs)
-    return counts * len(federation.resources) * len(start_offsets(offers, offsets))
+    may run on, on every pool it is not barred from, at every start): cheap, before anything
+    is built."""
+    n_pools = len(federation.resources)
+    pools = sum(len(job.gpu_counts) * (
+        n_pools - int(federation.barred_pools(job).sum())
+        if job.excluded_sites or job.allowed_sites is not None else n_pools) for job in jobs)
+    return pools * len(start_offsets(offers, offsets))
 
 
 @dataclass(frozen=True)

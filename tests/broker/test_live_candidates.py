@@ -17,6 +17,7 @@ from broker.live import (
     round_offers,
 )
 from broker.planner import MilpPlanner, PlannerConfig
+from broker.round_grid import listed_options_estimate
 from optimization import SolverOptions
 from sites import DEFAULT_GPUS, SiteSpec, default_affinity
 
@@ -112,3 +113,35 @@ def test_the_greedy_plan_has_a_bound_tight_with_room_and_below_when_capacity_bin
     bound = greedy_plan(fed, offers, crowded, CONFIG).bound_usd
     assert bound < best.plan.objective_usd - 1e-6  # everyone wants s0: the bound is below
     assert best.plan.bound_usd >= bound  # the round keeps the better of its bounds
+
+
+def test_a_live_round_above_the_listing_limit_is_planned_as_a_grid():
+    """``anytime_plan`` holds a round above ``max_listed_options`` (here 0) as a grid: the
+    same optimum as the listed round on the fill-and-spares round above, each job at one of
+    its candidate sites, a refused site never used, within the budget's plan."""
+    fed, offers = world([2, 1, 2, 2, 2, 2, 2, 2])
+    queue = [job(f"a{i}", "s7") for i in range(3)]
+    queue.append(dataclasses.replace(job("b", "s7", hours=5.5), submit_h=0.5,
+                                     excluded_sites=frozenset({"s4"})))
+    reduced = candidate_sites(fed, offers, queue, CONFIG, spare_sites=1)
+    listed = anytime_plan(fed, offers, reduced, CONFIG, budget_s=30.0)
+    grid = anytime_plan(fed, offers, reduced, dataclasses.replace(CONFIG, max_listed_options=0),
+                        budget_s=30.0)
+    assert "held as a grid" in grid.plan.message and "held as a grid" not in listed.plan.message
+    assert grid.plan.objective_usd == pytest.approx(listed.plan.objective_usd, rel=1e-9)
+    where = {a.job_id: a.site_id for a in grid.plan.assignments}
+    assert set(where) == {j.id for j in queue}
+    for j in reduced:
+        assert where[j.id] in j.allowed_sites and where[j.id] not in j.excluded_sites
+
+
+def test_the_listing_estimate_counts_only_the_pools_a_job_may_use():
+    """One pool a site, 6 starts: a job with candidate sites counts theirs, less a refused
+    one; a job with none counts every site."""
+    fed, offers = world([2, 1, 2, 2, 2, 2, 2, 2])
+    free = job("f", "s7")
+    some = job("c", "s7", allowed_sites=frozenset({"s0", "s2", "s7"}),
+               excluded_sites=frozenset({"s2"}))
+    assert listed_options_estimate(fed, offers, [free], None) == 8 * SLOTS
+    assert listed_options_estimate(fed, offers, [some], None) == 2 * SLOTS
+    assert listed_options_estimate(fed, offers, [free, some], (0, 2, 4)) == (8 + 2) * 3
