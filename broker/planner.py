@@ -404,7 +404,7 @@ class MilpPlanner:
 
     def plan_grid(self, offers: RoundOffers, queue: Sequence[Job]) -> Plan:
         """A round held as a grid (``broker.round_grid``), solved by
-        ``optimization.grid_solve`` (greedy, column generation, LP rounding) within the
+        ``optimization.grid_solve`` (greedy, column generation, rounding, diving) within the
         solver's budget, building included; method ``greedy`` stops at the greedy plan."""
         started = time.perf_counter()
         round_grid = build_round_grid(self.federation, offers, queue, self.config)
@@ -416,28 +416,20 @@ class MilpPlanner:
         boundary = np.flatnonzero(round_grid.boundary(solved.option_index))
         listed = RoundProblem(problem=solved.problem, demands=round_grid.demands,
                               boundary=frozenset(boundary.tolist()))
-        solution = solved.solution
-        assignments, deferred = assignments_from_counts(
-            self.federation, offers, listed, solution.option_count)
-        return Plan(
-            assignments=tuple(assignments),
-            deferred=tuple(deferred),
-            status=SolveStatus(solution.status),
-            message=solution.message,
-            objective_usd=solution.objective_usd,
-            bound_usd=solution.bound_usd,
-            cost_breakdown_usd=solution.cost_breakdown_usd,
-            n_options=round_grid.grid.n_options,
-            build_time_s=built_s + solution.build_time_s,
-            solve_time_s=solution.solve_time_s,
-            wall_clock_hit=solution.wall_clock_hit,
-        )
+        return self._plan_of(offers, listed, solved.solution, round_grid.grid.n_options,
+                             built_s)
 
     def plan_problem(self, offers: RoundOffers, round_problem: RoundProblem) -> Plan:
         """``plan`` of a round already built (the live broker's anytime round builds it once
         for its greedy plan and its MILP)."""
         p = round_problem.problem
         solution = solve_round(p, self.config.solver, self.config.method)
+        return self._plan_of(offers, round_problem, solution, p.n_options, 0.0)
+
+    def _plan_of(self, offers: RoundOffers, round_problem: RoundProblem,
+                 solution: AllocationSolution, n_options: int, built_s: float) -> Plan:
+        """The ``Plan`` of a solution on a round's listed options (``built_s``: building a
+        grid before it)."""
         assignments, deferred = assignments_from_counts(
             self.federation, offers, round_problem, solution.option_count)
         return Plan(
@@ -448,8 +440,8 @@ class MilpPlanner:
             objective_usd=solution.objective_usd,
             bound_usd=solution.bound_usd,
             cost_breakdown_usd=solution.cost_breakdown_usd,
-            n_options=p.n_options,
-            build_time_s=solution.build_time_s,
+            n_options=n_options,
+            build_time_s=built_s + solution.build_time_s,
             solve_time_s=solution.solve_time_s,
             wall_clock_hit=solution.wall_clock_hit,
         )

@@ -40,7 +40,7 @@ from optimization.decomposed import (
     solve_decomposed,
     solve_with_coordinator,
 )
-from optimization.lp_guided import FIT_TOLERANCE, goal_usd, solve_restricted_mip
+from optimization.lp_guided import fix_one_more, goal_usd, solve_restricted_mip
 from optimization.option_grid import (
     GridPlan,
     GridPricers,
@@ -109,14 +109,14 @@ def grid_dive(grid: OptionGrid, coordinator: Coordinator, pricers: GridPricers,
     the rest by the greedy in order of reduced cost). None when not one re-solve was made."""
     p = coordinator.public
     n_d = p.n_demands
-    capacity = p.capacity_gpus.reshape(-1)
-    used = np.zeros(len(capacity))
+    used = np.zeros(p.n_resources * p.n_slots)
     carbon_left = np.inf if p.carbon_cap_kg is None else float(p.carbon_cap_kg)
-    fixed: dict[int, int] = {}  # column -> jobs fixed onto it
+    fixed = np.zeros(0)  # jobs fixed onto each column (the master only grows)
     fixed_per_demand = np.zeros(n_d)
     for step in range(options.dive_steps + 1):
         x = last.x[n_d:]
         held = coordinator.held()
+        fixed = np.concatenate([fixed, np.zeros(held.n_options - len(fixed))])
         frac = np.abs(x - np.rint(x)) > INTEGRAL_TOLERANCE
         if not frac.any():
             whole = np.flatnonzero(np.rint(x) > 0)
@@ -127,25 +127,13 @@ def grid_dive(grid: OptionGrid, coordinator: Coordinator, pricers: GridPricers,
             return _rounded(grid, coordinator, last) if step else None
         candidates = np.flatnonzero(frac)
         candidates = candidates[np.argsort(-x[candidates], kind="stable")]
-        progressed = False
-        for o in candidates:
-            d = held.option_demand[o]
-            if fixed_per_demand[d] >= p.demand_count[d] or fixed.get(int(o), 0) >= np.ceil(x[o]):
-                continue
-            cells = held.option_cells(o)
-            if (used[cells] + held.option_gpus[o] > capacity[cells] + FIT_TOLERANCE).any():
-                continue
-            if held.option_carbon_kg[o] > carbon_left + FIT_TOLERANCE:
-                continue
-            used[cells] += held.option_gpus[o]
-            carbon_left -= held.option_carbon_kg[o]
-            fixed[int(o)] = fixed.get(int(o), 0) + 1
-            fixed_per_demand[d] += 1
-            progressed = True
+        progressed, carbon_left = fix_one_more(held, candidates, x, fixed, fixed_per_demand,
+                                               used, carbon_left)
         if progressed:
-            chosen = np.array(sorted(fixed), dtype=np.int64)
-            lower = np.array([fixed[int(o)] for o in chosen], dtype=float)
-            upper = p.demand_count[held.option_demand[chosen]].astype(float)
+            chosen = np.flatnonzero(fixed > 0)
+            lower = fixed[chosen]
+            upper = (p.demand_count[held.option_demand[chosen]].astype(float)
+                     if coordinator.bounded else np.full(len(chosen), np.inf))
         else:  # every fractional column is blocked by the jobs fixed so far: forbid them
             chosen = candidates
             lower = upper = np.zeros(len(chosen))

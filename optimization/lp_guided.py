@@ -111,6 +111,33 @@ class RestrictedSolve:
     result: SolveResult
 
 
+def fix_one_more(p: AllocationProblem, candidates: np.ndarray, option_x: np.ndarray,
+                 fixed: np.ndarray, fixed_per_demand: np.ndarray, used: np.ndarray,
+                 carbon_left: float) -> tuple[bool, float]:
+    """A dive's step (``incumbent_by_diving``): one more job fixed onto each of the
+    ``candidates`` in order, where its demand has jobs left to fix, the option holds fewer than
+    ceil(x) fixed jobs, the GPUs of every fixed job still fit in each cell, and its emissions
+    under what is left of the cap. ``fixed`` (per option), ``fixed_per_demand`` and ``used``
+    (GPUs per flat cell) are updated in place; whether anything was fixed, and the cap left."""
+    capacity = p.capacity_gpus.reshape(-1)
+    progressed = False
+    for o in candidates:
+        d = p.option_demand[o]
+        if fixed_per_demand[d] >= p.demand_count[d] or fixed[o] >= np.ceil(option_x[o]):
+            continue
+        cells_o = p.option_cells(o)
+        if (used[cells_o] + p.option_gpus[o] > capacity[cells_o] + FIT_TOLERANCE).any():
+            continue
+        if p.option_carbon_kg[o] > carbon_left + FIT_TOLERANCE:
+            continue
+        used[cells_o] += p.option_gpus[o]
+        carbon_left -= p.option_carbon_kg[o]
+        fixed[o] += 1
+        fixed_per_demand[d] += 1
+        progressed = True
+    return progressed, carbon_left
+
+
 def incumbent_by_diving(master: Master, priced: PricedLP, net: SafetyNet) -> Dive:
     """LP diving: round up fractional jobs where capacity (and the cap) allow, re-optimise.
 
@@ -127,7 +154,6 @@ def incumbent_by_diving(master: Master, priced: PricedLP, net: SafetyNet) -> Div
     fixed = np.zeros(p.n_options)  # jobs fixed onto each option
     fixed_per_demand = np.zeros(p.n_demands)
     used = np.zeros(p.n_resources * p.n_slots)
-    capacity = p.capacity_gpus.reshape(-1)
     carbon_left = np.inf if p.carbon_cap_kg is None else float(p.carbon_cap_kg)
     last, bound = priced, priced.bound_usd
     step = 0
@@ -140,21 +166,8 @@ def incumbent_by_diving(master: Master, priced: PricedLP, net: SafetyNet) -> Div
             return Dive(lp_rounding(p, last) if step else None, bound)
         candidates = np.flatnonzero(frac)
         candidates = candidates[np.argsort(-option_x[candidates], kind="stable")]
-        progressed = False
-        for o in candidates:
-            d = p.option_demand[o]
-            if fixed_per_demand[d] >= p.demand_count[d] or fixed[o] >= np.ceil(option_x[o]):
-                continue
-            cells_o = p.option_cells(o)
-            if (used[cells_o] + p.option_gpus[o] > capacity[cells_o] + FIT_TOLERANCE).any():
-                continue
-            if p.option_carbon_kg[o] > carbon_left + FIT_TOLERANCE:
-                continue
-            used[cells_o] += p.option_gpus[o]
-            carbon_left -= p.option_carbon_kg[o]
-            fixed[o] += 1
-            fixed_per_demand[d] += 1
-            progressed = True
+        progressed, carbon_left = fix_one_more(p, candidates, option_x, fixed, fixed_per_demand,
+                                               used, carbon_left)
         if progressed:
             chosen = np.flatnonzero(fixed > 0)
             lower, upper = fixed[chosen], master.upper_of(chosen)
