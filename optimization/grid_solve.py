@@ -92,8 +92,9 @@ def _sample_prices(grid: OptionGrid, options: SolverOptions, net: SafetyNet,
     sample = grid.sample(n // sample_demands)
     if sample.n_options > SAMPLE_MAX_OPTIONS:
         return None
-    sampled = solve_decomposed(sample.public, GridPricers(sample), options,
-                               SafetyNet(SAMPLE_SHARE * net.left_s()))
+    sample_net = SafetyNet(SAMPLE_SHARE * net.left_s())
+    sampled = solve_decomposed(sample.public, GridPricers(sample), options, sample_net)
+    net.hit = net.hit or sample_net.hit  # prices cut by the clock depend on the load
     if not np.isfinite(sampled.objective_usd):
         return None
     return Duals(None, sampled.mu, sampled.lam)
@@ -189,7 +190,9 @@ def solve_option_grid(grid: OptionGrid, options: SolverOptions, lp: bool = True,
     pass_s = time.perf_counter() - started - greedy_s  # one pass over the grid's table
     relaxation, rounds = None, 0
     work_net = SafetyNet(max(net.left_s() - ROUNDING_SHARE * options.time_limit_s, 0.0))
-    if lp and work_net.left_s() > LP_START_PASSES * pass_s:
+    if lp and work_net.left_s() <= LP_START_PASSES * pass_s:
+        work_net.hit = True  # the clock, not the work budget, kept the LP out: say so
+    elif lp:
         prices = _sample_prices(grid, options, work_net, sample_demands)
         pricers = GridPricers(grid)
         coordinator = open_coordinator(grid.public, pricers, options, prices=prices)
